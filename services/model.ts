@@ -1,0 +1,136 @@
+// The words of the domain, shared by every layer. Nothing here does I/O.
+
+/** The cloud (or inventory) an instance comes from. */
+export type ProviderKind = 'static' | 'aws' | 'gcp' | 'azure';
+
+/** A provider's instance state, normalized across clouds. */
+export type InstanceState = 'pending' | 'running' | 'stopping' | 'stopped' | 'terminated';
+
+export const INSTANCE_STATES: readonly InstanceState[] = ['pending', 'running', 'stopping', 'stopped', 'terminated'];
+
+/** A virtual machine as a provider saw it, with nothing cloud-specific left. */
+export interface Instance {
+  provider: ProviderKind;
+  /** AWS account id, GCP project id, Azure subscription id, or the static inventory's name. */
+  account: string;
+  region: string;
+  /** Availability zone; empty when the machine has none (an Azure VM without a zone). */
+  zone: string;
+  /** The provider's id of the instance (i-0abc…, a GCP numeric id, an Azure VM resource id). */
+  id: string;
+  name: string;
+  state: InstanceState;
+  privateIPv4s: string[];
+  publicIPv4s: string[];
+  ipv6s: string[];
+  /** VPC / VPC network / VNet id, when known. */
+  networkId?: string;
+  subnetId?: string;
+  /** Tags, GCP labels and Azure tags; keys as the cloud spells them. */
+  tags: Record<string, string>;
+  /** When the provider observed this state (RFC 3339, UTC, with milliseconds). */
+  observedAt: string;
+}
+
+/** Enough to find one instance again (from a webhook event). */
+export interface InstanceRef {
+  provider: ProviderKind;
+  account: string;
+  region?: string;
+  zone?: string;
+  id: string;
+}
+
+/** One unit of discovery: AWS account × region, a GCP project, an Azure subscription, a static file. */
+export interface Scope {
+  /** Stable and unique, e.g. `aws:prod:123456789012:us-east-1` or `static:onprem`. */
+  key: string;
+  provider: ProviderKind;
+  /** The name of the provider block in the config this scope belongs to. */
+  source: string;
+  account: string;
+  region?: string;
+}
+
+/** What a provider returns for one scope. An incomplete listing never leads to deletes. */
+export interface Listing {
+  scope: Scope;
+  instances: Instance[];
+  /** False when part of the scope could not be read (a failed page, an unreachable zone, a truncated answer). */
+  complete: boolean;
+  /** Why the listing is incomplete, or entries of the inventory that were left out; readable sentences with codes. */
+  problems: Problem[];
+}
+
+/** Something wrong with input that was set aside, with a stable code and where it was found. */
+export interface Problem {
+  code: string;
+  message: string;
+  /** Where: an inventory position (`machines[3]`), a zone, a page. */
+  at?: string;
+}
+
+/** The result of describing one referenced instance: `instance` is null when the provider says it is gone. */
+export interface Described {
+  ref: InstanceRef;
+  instance: Instance | null;
+}
+
+/** Istio's WorkloadEntry spec as we write it (networking.istio.io/v1). */
+export interface WorkloadEntrySpec {
+  address?: string;
+  ports?: Record<string, number>;
+  labels?: Record<string, string>;
+  serviceAccount?: string;
+  network?: string;
+  locality?: string;
+  weight?: number;
+}
+
+/** A WorkloadEntry object, as desired by mapping or as read from the cluster. */
+export interface WorkloadEntry {
+  apiVersion: 'networking.istio.io/v1';
+  kind: 'WorkloadEntry';
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+    resourceVersion?: string;
+    uid?: string;
+  };
+  spec: WorkloadEntrySpec;
+}
+
+/** Why an instance gets no WorkloadEntry: a stable code and a sentence a cloud engineer understands. */
+export interface Skip {
+  instance: InstanceRef & { name: string };
+  /** The scope the instance was listed in. */
+  scopeKey: string;
+  code: string;
+  reason: string;
+}
+
+/** Mapping's answer for one instance. */
+export type MapResult = { kind: 'entry'; entry: WorkloadEntry } | { kind: 'skip'; skip: Skip };
+
+/** `namespace/name` of an entry: the unit of coalescing and ordering. */
+export type EntryKey = string;
+
+/** One change to the cluster. Changes for one key converge to the newest `observedAt`. */
+export type Change =
+  | { op: 'upsert'; key: EntryKey; entry: WorkloadEntry; observedAt: string }
+  | { op: 'delete'; key: EntryKey; namespace: string; name: string; observedAt: string };
+
+/** Labels and annotations that mark an entry as ours and say where it came from. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'vm-mesh-sync';
+export const OWNER_LABEL = 'vm-mesh-sync.io/owner';
+export const SOURCE_ANNOTATION = 'vm-mesh-sync.io/source';
+export const SCOPE_ANNOTATION = 'vm-mesh-sync.io/scope';
+export const OBSERVED_AT_ANNOTATION = 'vm-mesh-sync.io/observed-at';
+
+/** The key of an entry. */
+export function entryKey(namespace: string, name: string): EntryKey {
+  return `${namespace}/${name}`;
+}
