@@ -1,0 +1,445 @@
+// The plan: desired entries × the entries we own in the cluster × a policy give the changes, in the
+// manner of external-dns's plan.Calculate. Pure: no I/O and no clock; the time of deletes comes in
+// as `now`. Everything here works through Maps and Sets and one sort per output list, so a plan of
+// a hundred thousand entries costs O(n log n).
+import type { EntryKey, Problem, Scope, WorkloadEntry } from '../model.ts';
+import {
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  OBSERVED_AT_ANNOTATION,
+  OWNER_LABEL,
+  SCOPE_ANNOTATION,
+  SOURCE_ANNOTATION,
+  entryKey,
+} from '../model.ts';
+import { VmsError } from '../errors.ts';
+import { entriesEqual } from './compare.ts';
+import type { CandidateChanges, DeleteChange, PolicyName, UpsertChange } from './policy.ts';
+import { POLICIES, isPolicyName } from './policy.ts';
+
+/** Mapping's result for one scope: the entries it wants and whether the listing behind them was whole. */
+export interface DesiredScope {
+  scope: Scope;
+  /** False when the listing was incomplete or the provider call failed: nothing in the scope is deleted. */
+  complete: boolean;
+  problems: Problem[];
+  entries: WorkloadEntry[];
+}
+
+/** When a plan's deletes in one scope look like an outage rather than real removals. */
+export interface DeleteGuard {
+  /** Hold when deletes / owned entries of the scope exceed this fraction (0..1)… */
+  maxDeleteFraction: number;
+  /** …and the deletes are more than this many; small scopes can always lose a few entries. */
+  allowDeletesUpTo: number;
+}
+
+/** How to plan. */
+export interface PlanOptions {
+  /** The owner id of this installation; objects carrying another one are never touched. */
+  ownerId: string;
+  policy: PolicyName;
+  guard: DeleteGuard;
+  /** Operator override: deletes the guard would hold go through (and are listed in `forced`). */
+  force: boolean;
+  /** RFC 3339 time of this plan; the observation time of its deletes. */
+  now: string;
+  /**
+   * Scope keys this plan covers; defaults to the scopes in `desired`. A planned scope without a
+   * DesiredScope counts as incomplete: its entries are kept.
+   */
+  scopes?: Iterable<string>;
+  /**
+   * Scope keys in the config, planned or not; defaults to the planned ones. Owned entries of
+   * configured but unplanned scopes are left out of this plan; owned entries of a scope that is
+   * not configured at all are reported as orphaned and kept.
+   */
+  configuredScopes?: Iterable<string>;
+}
+
+/** What planning reads. */
+export interface PlanInput {
+  desired: readonly DesiredScope[];
+  /** Entries in the cluster selected by our owner labels; anything not ours in here is treated as foreign. */
+  owned: readonly WorkloadEntry[];
+  /** Entries (or their keys) that exist in the cluster without our ownership; a desired entry with such a key is a conflict. */
+  foreign?: Iterable<EntryKey | WorkloadEntry>;
+}
+
+/** Deletes of one scope that the guard kept back (or that `force` let through). */
+export interface HeldDeletes {
+  scopeKey: string;
+  deletes: DeleteChange[];
+  /** Entries we own in the scope before the plan, the denominator of the guard. */
+  ownedInScope: number;
+  reason: string;
+}
+
+/** A desired entry planning would not write as asked. */
+export interface Conflict {
+  key: EntryKey;
+  /** `not-owned`: the object exists and is not ours, nothing is written. `duplicate`: several instances want the key, one wins. */
+  kind: 'not-owned' | 'duplicate';
+  reason: string;
+}
+
+/** An entry we own that no configured scope accounts for; it is kept, never deleted. */
+export interface Orphan {
+  key: EntryKey;
+  /** The scope named by the entry's annotation; empty when it has none. */
+  scopeKey: string;
+  reason: string;
+}
+
+/** A planned scope whose listing was not complete, so its deletes were suppressed. */
+export interface SkippedScope {
+  scopeKey: string;
+  reason: string;
+  problems: Problem[];
+  /** Owned entries of the scope that no listing accounted for and that were kept for that reason. */
+  suppressedDeletes: number;
+}
+
+/** Counts for humans and metrics. */
+export interface PlanSummary {
+  create: number;
+  update: number;
+  delete: number;
+  /** Desired entries the cluster already has as desired. */
+  unchanged: number;
+  /** Deletes the guard held back. */
+  held: number;
+  /** Changes the policy left out (deletes under `upsert-only`, updates and deletes under `create-only`). */
+  dropped: number;
+}
+
+/** The result of planning: what to change and everything that was deliberately not changed. */
+export interface Plan {
+  /** Upserts sorted by key, then deletes sorted by key: replacements show before removals. */
+  changes: Array<UpsertChange | DeleteChange>;
+  /** By scope key. */
+  held: HeldDeletes[];
+  /** Guard trips that `force` released; their deletes are in `changes`. By scope key. */
+  forced: HeldDeletes[];
+  /** By key, then kind. */
+  conflicts: Conflict[];
+  /** By key. */
+  orphaned: Orphan[];
+  /** By scope key. */
+  skippedScopes: SkippedScope[];
+  summary: PlanSummary;
+}
+
+/** True when the object carries both of our ownership labels with this owner id. */
+export function isOwned(entry: WorkloadEntry, ownerId: string): boolean {
+  const labels = entry.metadata?.labels;
+  return labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && labels[OWNER_LABEL] === ownerId;
+}
+
+interface DesiredCandidate {
+  entry: WorkloadEntry;
+  scopeKey: string;
+  observedAt: string;
+}
+
+interface ScopeState {
+  complete: boolean;
+  problems: Problem[];
+}
+
+/**
+ * Computes the plan. Rules, in order:
+ * - objects without both our labels and our owner id are never changed;
+ * - a desired key that exists without our ownership is a `not-owned` conflict and is not written;
+ * - a desired entry that is absent is created, one that differs (see entriesEqual) is updated;
+ *   an entry that moved to another scope differs in its scope annotation and is updated;
+ * - an owned entry no scope wants is deleted only when its scope was planned and listed completely;
+ *   when its scope is not configured at all it is orphaned and kept, because a config edit that
+ *   drops a scope by mistake must not empty it;
+ * - the policy then drops kinds of change, and the guard holds a scope's deletes when they are
+ *   both more than `allowDeletesUpTo` and more than `maxDeleteFraction` of what we own there.
+ * Inputs are not modified; the order of every input list does not matter.
+ */
+export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
+  checkOptions(options);
+  const { ownerId } = options;
+
+  const scopeStates = new Map<string, ScopeState>();
+  for (const d of input.desired) {
+    const known = scopeStates.get(d.scope.key);
+    if (known) {
+      known.complete &&= d.complete;
+      known.problems = [...known.problems, ...d.problems];
+    } else {
+      scopeStates.set(d.scope.key, { complete: d.complete, problems: d.problems });
+    }
+  }
+  const planned = new Set<string>(options.scopes ?? []);
+  for (const key of scopeStates.keys()) planned.add(key);
+  const configured = new Set<string>(options.configuredScopes ?? []);
+  for (const key of planned) configured.add(key);
+
+  const foreign = new Set<EntryKey>();
+  for (const item of input.foreign ?? []) {
+    foreign.add(typeof item === 'string' ? item : keyOf(item));
+  }
+  const ours = new Map<EntryKey, WorkloadEntry>();
+  for (const entry of input.owned) {
+    const key = keyOf(entry);
+    if (isOwned(entry, ownerId)) ours.set(key, entry);
+    else foreign.add(key);
+  }
+
+  const conflicts: Conflict[] = [];
+  const wanted = pickDesired(input.desired, options.now, conflicts);
+
+  const candidates: CandidateChanges = { creates: [], updates: [], deletes: [] };
+  let unchanged = 0;
+  for (const [key, want] of wanted) {
+    if (foreign.has(key)) {
+      conflicts.push({
+        key,
+        kind: 'not-owned',
+        reason: `${key} exists and is not managed by vm-mesh-sync with owner "${ownerId}"; it is left alone`,
+      });
+      continue;
+    }
+    const live = ours.get(key);
+    if (live && entriesEqual(want.entry, live)) {
+      unchanged++;
+      continue;
+    }
+    const change: UpsertChange = { op: 'upsert', key, entry: want.entry, observedAt: want.observedAt };
+    (live ? candidates.updates : candidates.creates).push(change);
+  }
+
+  const ownedInScope = new Map<string, number>();
+  const deleteScope = new Map<EntryKey, string>();
+  const suppressed = new Map<string, number>();
+  const orphaned: Orphan[] = [];
+  for (const [key, live] of ours) {
+    const scopeKey = live.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
+    if (scopeKey !== '') ownedInScope.set(scopeKey, (ownedInScope.get(scopeKey) ?? 0) + 1);
+    if (wanted.has(key) || foreign.has(key)) continue;
+    if (scopeKey === '') {
+      orphaned.push({ key, scopeKey, reason: `${key} has no ${SCOPE_ANNOTATION} annotation; it is kept, delete it by hand if it is stale` });
+    } else if (!configured.has(scopeKey)) {
+      orphaned.push({
+        key,
+        scopeKey,
+        reason: `scope ${scopeKey} is not configured; ${key} is kept, delete it by hand if the scope was removed on purpose`,
+      });
+    } else if (!planned.has(scopeKey)) {
+      // Configured but outside this plan (a partial resync): its own plan decides.
+    } else if (scopeStates.get(scopeKey)?.complete !== true) {
+      suppressed.set(scopeKey, (suppressed.get(scopeKey) ?? 0) + 1);
+    } else {
+      const { namespace, name } = live.metadata;
+      candidates.deletes.push({ op: 'delete', key, namespace, name, observedAt: options.now });
+      deleteScope.set(key, scopeKey);
+    }
+  }
+
+  const skippedScopes: SkippedScope[] = [];
+  for (const scopeKey of planned) {
+    const state = scopeStates.get(scopeKey);
+    if (state?.complete) continue;
+    skippedScopes.push({
+      scopeKey,
+      reason: state
+        ? `the listing of scope ${scopeKey} was incomplete; nothing in it is deleted until a complete listing`
+        : `no listing of scope ${scopeKey} was given; nothing in it is deleted`,
+      problems: state?.problems ?? [],
+      suppressedDeletes: suppressed.get(scopeKey) ?? 0,
+    });
+  }
+
+  const allowed = POLICIES[options.policy](candidates);
+  const dropped =
+    candidates.creates.length +
+    candidates.updates.length +
+    candidates.deletes.length -
+    (allowed.creates.length + allowed.updates.length + allowed.deletes.length);
+
+  const { deletes, held, forced } = guardDeletes(allowed.deletes, deleteScope, ownedInScope, options);
+
+  const upserts = [...allowed.creates, ...allowed.updates].sort(byKey);
+  deletes.sort(byKey);
+  conflicts.sort((a, b) => compareStrings(a.key, b.key) || compareStrings(a.kind, b.kind));
+  orphaned.sort(byKey);
+  skippedScopes.sort(byScopeKey);
+
+  return {
+    changes: [...upserts, ...deletes],
+    held,
+    forced,
+    conflicts,
+    orphaned,
+    skippedScopes,
+    summary: {
+      create: allowed.creates.length,
+      update: allowed.updates.length,
+      delete: deletes.length,
+      unchanged,
+      held: held.reduce((n, h) => n + h.deletes.length, 0),
+      dropped,
+    },
+  };
+}
+
+/**
+ * One desired entry per key. When several instances or scopes want the same key, the newest
+ * observation wins, then the smaller scope key, then the smaller source, so the answer does not
+ * depend on input order; the others are reported as a `duplicate` conflict.
+ */
+function pickDesired(desired: readonly DesiredScope[], now: string, conflicts: Conflict[]): Map<EntryKey, DesiredCandidate> {
+  const wanted = new Map<EntryKey, DesiredCandidate>();
+  const contenders = new Map<EntryKey, DesiredCandidate[]>();
+  for (const d of desired) {
+    for (const entry of d.entries) {
+      const key = keyOf(entry);
+      // Mapping always stamps the observation; `now` only keeps a hand-made entry orderable.
+      const candidate = { entry, scopeKey: d.scope.key, observedAt: entry.metadata.annotations?.[OBSERVED_AT_ANNOTATION] ?? now };
+      const current = wanted.get(key);
+      if (!current) {
+        wanted.set(key, candidate);
+        continue;
+      }
+      const list = contenders.get(key) ?? [current];
+      list.push(candidate);
+      contenders.set(key, list);
+      if (beats(candidate, current)) wanted.set(key, candidate);
+    }
+  }
+  for (const [key, list] of contenders) {
+    const winner = wanted.get(key);
+    if (!winner) continue;
+    const names = list.map(describeCandidate).sort();
+    conflicts.push({
+      key,
+      kind: 'duplicate',
+      reason: `${key} is wanted ${list.length} times (${names.join(', ')}); the one from ${describeCandidate(winner)} is used`,
+    });
+  }
+  return wanted;
+}
+
+function beats(a: DesiredCandidate, b: DesiredCandidate): boolean {
+  const byTime = compareTimes(a.observedAt, b.observedAt);
+  if (byTime !== 0) return byTime > 0;
+  const byScope = compareStrings(a.scopeKey, b.scopeKey);
+  if (byScope !== 0) return byScope < 0;
+  const bySource = compareStrings(sourceOf(a.entry), sourceOf(b.entry));
+  if (bySource !== 0) return bySource < 0;
+  // Same instance listed twice in one scope at the same moment: keep the smaller content.
+  return compareStrings(canonicalJson(a.entry), canonicalJson(b.entry)) < 0;
+}
+
+function describeCandidate(c: DesiredCandidate): string {
+  const source = sourceOf(c.entry);
+  return `${c.scopeKey}${source ? ` ${source}` : ''} at ${c.observedAt}`;
+}
+
+function sourceOf(entry: WorkloadEntry): string {
+  return entry.metadata.annotations?.[SOURCE_ANNOTATION] ?? '';
+}
+
+function compareTimes(a: string, b: string): number {
+  const ta = Date.parse(a);
+  const tb = Date.parse(b);
+  if (Number.isNaN(ta) || Number.isNaN(tb) || ta === tb) return compareStrings(a, b);
+  return ta < tb ? -1 : 1;
+}
+
+/** Splits deletes into those that go through and those the guard holds, per scope. */
+function guardDeletes(
+  deletes: readonly DeleteChange[],
+  deleteScope: ReadonlyMap<EntryKey, string>,
+  ownedInScope: ReadonlyMap<string, number>,
+  options: PlanOptions,
+): { deletes: DeleteChange[]; held: HeldDeletes[]; forced: HeldDeletes[] } {
+  const byScope = new Map<string, DeleteChange[]>();
+  for (const change of deletes) {
+    const scopeKey = deleteScope.get(change.key) ?? '';
+    const list = byScope.get(scopeKey);
+    if (list) list.push(change);
+    else byScope.set(scopeKey, [change]);
+  }
+  const { maxDeleteFraction, allowDeletesUpTo } = options.guard;
+  const through: DeleteChange[] = [];
+  const held: HeldDeletes[] = [];
+  const forced: HeldDeletes[] = [];
+  for (const [scopeKey, list] of byScope) {
+    const owned = ownedInScope.get(scopeKey) ?? list.length;
+    const fraction = list.length / owned;
+    if (list.length <= allowDeletesUpTo || fraction <= maxDeleteFraction) {
+      through.push(...list);
+      continue;
+    }
+    list.sort(byKey);
+    const percent = (x: number): string => `${Math.round(x * 1000) / 10}%`;
+    const trip: HeldDeletes = {
+      scopeKey,
+      deletes: list,
+      ownedInScope: owned,
+      reason:
+        `the plan would delete ${list.length} of ${owned} entries in scope ${scopeKey} (${percent(fraction)}), ` +
+        `more than ${percent(maxDeleteFraction)} and more than ${allowDeletesUpTo}; ` +
+        (options.force ? 'deleted anyway because the plan is forced' : 'they are held back until the plan is forced'),
+    };
+    if (options.force) {
+      through.push(...list);
+      forced.push(trip);
+    } else {
+      held.push(trip);
+    }
+  }
+  held.sort(byScopeKey);
+  forced.sort(byScopeKey);
+  return { deletes: through, held, forced };
+}
+
+function checkOptions(options: PlanOptions): void {
+  if (!isPolicyName(options.policy)) {
+    throw new VmsError('VMS_ERR_CONFIG_INVALID', `unknown policy "${String(options.policy)}"`, { policy: options.policy });
+  }
+  if (typeof options.ownerId !== 'string' || options.ownerId === '') {
+    throw new VmsError('VMS_ERR_CONFIG_INVALID', 'the owner id is empty', { ownerId: options.ownerId });
+  }
+  const { maxDeleteFraction, allowDeletesUpTo } = options.guard;
+  if (!(maxDeleteFraction >= 0 && maxDeleteFraction <= 1)) {
+    throw new VmsError('VMS_ERR_CONFIG_INVALID', `the delete guard fraction must be between 0 and 1, got ${maxDeleteFraction}`, {
+      maxDeleteFraction,
+    });
+  }
+  if (!(Number.isInteger(allowDeletesUpTo) && allowDeletesUpTo >= 0)) {
+    throw new VmsError('VMS_ERR_CONFIG_INVALID', `the delete guard count must be a whole number of at least 0, got ${allowDeletesUpTo}`, {
+      allowDeletesUpTo,
+    });
+  }
+}
+
+function keyOf(entry: WorkloadEntry): EntryKey {
+  return entryKey(entry.metadata.namespace, entry.metadata.name);
+}
+
+/** Code-unit order: the same on every machine, unlike localeCompare. */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function byKey(a: { key: string }, b: { key: string }): number {
+  return compareStrings(a.key, b.key);
+}
+
+function byScopeKey(a: { scopeKey: string }, b: { scopeKey: string }): number {
+  return compareStrings(a.scopeKey, b.scopeKey);
+}
+
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => compareStrings(a, b)))
+      : v,
+  );
+}
