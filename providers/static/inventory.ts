@@ -1,0 +1,345 @@
+// The inventory file of the static provider: machines written down by hand or by a script
+// (on-prem and bare-metal servers, local runs, tests), with the same fields a cloud API gives.
+//
+// Format: YAML or JSON (told apart by content; JSON is read as YAML).
+//
+//   machines:
+//     - id: pg-1                    # required; unique in the file; text without spaces
+//       name: postgres-1            # optional; defaults to the id
+//       region: us-east-1           # optional; '' when left out
+//       zone: us-east-1a            # optional; '' when left out
+//       state: running              # optional; pending | running | stopping | stopped | terminated; default running
+//       privateIPv4: 10.0.1.10      # optional; one address or a list: [10.0.1.10, 10.0.1.11]
+//       publicIPv4: [203.0.113.10]  # optional; one address or a list
+//       ipv6: [2001:db8::10]        # optional; one address or a list
+//       network: vpc-onprem         # optional; the network id that mapping.network.byNetworkId matches
+//       subnet: rack-12             # optional
+//       tags:                       # optional; tag key -> value
+//         mesh: "true"
+//         mesh-app: postgres
+//         mesh-ports: postgres:5432
+//
+// - The file may also be a bare list of machines (without `machines:`); positions are then `[3]`.
+// - Every value is text. Numbers and booleans are kept exactly as written (`mesh-version: 1.10`
+//   is the tag value "1.10", `mesh: true` is "true"), so quoting is never required.
+// - An empty value (`zone:` or `null`) is the same as leaving the key out; an empty tag value is ''.
+// - Addresses are checked: privateIPv4 and publicIPv4 take IPv4 only, ipv6 takes IPv6 only.
+// - Keys are exact: an unknown key (`privateIPv4s`, `ip`, `labels`) makes the entry malformed.
+// - `machines: []` means "no machines". An empty file, or `machines:` with nothing after it, is
+//   treated as an unreadable inventory: a half-written file must not empty the mesh.
+//
+// What goes wrong is reported, never thrown:
+// - missing or unreadable file   -> VMS_ERR_INVENTORY_NOT_FOUND, no machines, incomplete
+// - YAML/JSON syntax or shape    -> VMS_ERR_INVENTORY_PARSE (line and column), no machines, incomplete
+// - one malformed or duplicate entry -> VMS_ERR_INVENTORY_ENTRY at `machines[3] (id pg-9), line 42`;
+//   that entry is skipped, the others are read, and the inventory is still incomplete, so that a
+//   machine whose entry breaks keeps its WorkloadEntry until the file is fixed.
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
+import { z } from 'zod';
+import { INSTANCE_STATES, type Instance, type InstanceState, type Problem } from '../../services/model.ts';
+
+/** One machine of an inventory: an Instance without the parts the provider adds (provider, account, observedAt). */
+export type InventoryMachine = Omit<Instance, 'provider' | 'account' | 'observedAt'>;
+
+/** What an inventory file yields. */
+export interface ParsedInventory {
+  /** The valid machines, in file order; duplicates and malformed entries left out. */
+  machines: InventoryMachine[];
+  /** Why the file could not be read, and each entry that was left out. */
+  problems: Problem[];
+  /** True only when every entry of a readable file was used; anything less must not lead to deletes. */
+  complete: boolean;
+}
+
+/** The keys a machine entry may have, in the order the docs list them. */
+export const MACHINE_KEYS = ['id', 'name', 'region', 'zone', 'state', 'privateIPv4', 'publicIPv4', 'ipv6', 'network', 'subnet', 'tags'] as const;
+
+// Names people reach for (from cloud APIs or the Instance model) and the key this format uses.
+const KEY_ALIASES: Record<string, (typeof MACHINE_KEYS)[number]> = {
+  instanceid: 'id',
+  hostname: 'name',
+  status: 'state',
+  ip: 'privateIPv4',
+  ipv4: 'privateIPv4',
+  address: 'privateIPv4',
+  privateip: 'privateIPv4',
+  privateaddress: 'privateIPv4',
+  publicip: 'publicIPv4',
+  publicaddress: 'publicIPv4',
+  ipv6address: 'ipv6',
+  networkid: 'network',
+  vpc: 'network',
+  vpcid: 'network',
+  vnet: 'network',
+  subnetid: 'subnet',
+  labels: 'tags',
+  availabilityzone: 'zone',
+};
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (value === null) return 'empty';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return JSON.stringify(value);
+}
+
+const text = (what: string) => z.string({ error: (iss) => `must be ${what}, not ${describeValue(iss.input)}` });
+const optionalText = text('text')
+  .nullish()
+  .transform((v) => v ?? '');
+
+function addressList(family: 4 | 6) {
+  const name = family === 4 ? 'IPv4' : 'IPv6';
+  const key = family === 4 ? 'privateIPv4 or publicIPv4' : 'ipv6';
+  return z
+    .union([z.string(), z.array(z.unknown())], {
+      error: (iss) => `must be an ${name} address or a list of them, not ${describeValue(iss.input)}`,
+    })
+    .nullish()
+    .transform((v) => (v == null ? [] : typeof v === 'string' ? [v] : v))
+    .pipe(
+      z.array(
+        text(`an ${name} address`).refine((ip) => isIP(ip) === family, {
+          error: (iss) => {
+            const ip = String(iss.input);
+            const other = isIP(ip);
+            if (other !== 0) return `"${ip}" is an IPv${other} address; ${other === 6 ? 'list it under ipv6' : 'list it under privateIPv4 or publicIPv4'}`;
+            return `"${ip}" is not an ${name} address (write ${family === 4 ? 'four numbers 0-255 such as 10.0.1.10' : 'a form such as 2001:db8::10'}; only ${name} belongs under ${key})`;
+          },
+        }),
+      ),
+    )
+    .transform((list) => [...new Set(list)]);
+}
+
+/** One machine entry as written in the file (after every scalar became text); strict: unknown keys are errors. */
+export const machineSchema = z
+  .strictObject(
+    {
+      id: z
+        .string({
+          error: (iss) =>
+            iss.input === undefined || iss.input === null
+              ? 'missing; every machine needs an id, unique in the file'
+              : `must be text, not ${describeValue(iss.input)}`,
+        })
+        .min(1, 'must not be empty')
+        .max(255, 'must be at most 255 characters')
+        .regex(/^\S*$/, 'must not contain spaces'),
+      name: optionalText,
+      region: optionalText,
+      zone: optionalText,
+      state: z
+        .enum(INSTANCE_STATES, {
+          error: (iss) => `must be one of ${INSTANCE_STATES.join(', ')}, not ${describeValue(iss.input)}`,
+        })
+        .nullish()
+        .transform((v): InstanceState => v ?? 'running'),
+      privateIPv4: addressList(4),
+      publicIPv4: addressList(4),
+      ipv6: addressList(6),
+      network: optionalText,
+      subnet: optionalText,
+      tags: z
+        .record(
+          z.string().min(1),
+          text('text')
+            .nullable()
+            .transform((v) => v ?? ''),
+          { error: (iss) => `must be a mapping of tag keys to values, not ${describeValue(iss.input)}` },
+        )
+        .nullish()
+        .transform((v) => v ?? {}),
+    },
+    { error: (iss) => (iss.code === 'invalid_type' ? `must be a mapping with at least an id, not ${describeValue(iss.input)}` : undefined) },
+  )
+  .transform((m): InventoryMachine => {
+    const machine: InventoryMachine = {
+      id: m.id,
+      name: m.name || m.id,
+      region: m.region,
+      zone: m.zone,
+      state: m.state,
+      privateIPv4s: m.privateIPv4,
+      publicIPv4s: m.publicIPv4,
+      ipv6s: m.ipv6,
+      tags: m.tags,
+    };
+    if (m.network) machine.networkId = m.network;
+    if (m.subnet) machine.subnetId = m.subnet;
+    return machine;
+  });
+
+/** Reads and parses an inventory file; a missing or unreadable file is a problem, not a throw (an abort still rejects). */
+export async function readInventory(file: string, signal?: AbortSignal): Promise<ParsedInventory> {
+  let content: string;
+  try {
+    content = await readFile(file, { encoding: 'utf8', signal });
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a folder, not a file' : `cannot be read (${code})`;
+    return unreadable({
+      code: 'VMS_ERR_INVENTORY_NOT_FOUND',
+      message: `inventory file ${file} ${why}; check the inventory path of the static provider block (a relative path is resolved against the config file's folder)`,
+      at: file,
+    });
+  }
+  return parseInventory(content, file);
+}
+
+/** Parses inventory text (YAML or JSON); pure, so that every rule of the format is testable without files. */
+export function parseInventory(content: string, file = 'inventory'): ParsedInventory {
+  const lines = new LineCounter();
+  const doc = parseDocument(content.replace(/^\uFEFF/, ''), { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
+  const syntax = doc.errors[0];
+  if (syntax) {
+    const pos = syntax.linePos?.[0];
+    const what =
+      syntax.code === 'MULTIPLE_DOCS'
+        ? 'the file holds more than one YAML document (a second `---`); an inventory is one document'
+        : syntax.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    return unreadable({
+      code: 'VMS_ERR_INVENTORY_PARSE',
+      message: `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: ${what}; fix the syntax there (no machine of this inventory is read until then)`,
+      ...(pos ? { at: `line ${pos.line}, column ${pos.col}` } : {}),
+    });
+  }
+
+  // Every scalar becomes text as written, so `1.10` stays "1.10" and `0x1F` stays "0x1F".
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'number' || typeof node.value === 'boolean' || typeof node.value === 'bigint') {
+        node.value = node.source ?? String(node.value);
+      }
+    },
+  });
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 1000 });
+  } catch (err) {
+    return unreadable({ code: 'VMS_ERR_INVENTORY_PARSE', message: `${file}: ${(err as Error).message}; fix the aliases (*name) of the inventory` });
+  }
+
+  const lineOf = (node: unknown): number | undefined => {
+    const range = (node as Node | null | undefined)?.range;
+    return range ? lines.linePos(range[0]).line : undefined;
+  };
+
+  const problems: Problem[] = [];
+  let entries: unknown[];
+  let items: unknown[];
+  let base: string;
+  if (value === null || value === undefined) {
+    return unreadable({
+      code: 'VMS_ERR_INVENTORY_PARSE',
+      message: `${file} is empty; list the machines under \`machines:\`, or write \`machines: []\` for an inventory with no machines`,
+    });
+  } else if (Array.isArray(value) && isSeq(doc.contents)) {
+    entries = value;
+    items = doc.contents.items;
+    base = '';
+  } else if (typeof value === 'object' && !Array.isArray(value) && isMap(doc.contents)) {
+    const top = value as Record<string, unknown>;
+    for (const key of Object.keys(top)) {
+      if (key === 'machines') continue;
+      const pair = doc.contents.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+      const line = lineOf(pair?.key);
+      problems.push({
+        code: 'VMS_ERR_INVENTORY_PARSE',
+        message: `${file}: unknown top-level key "${key}" (${suggest(key, ['machines']) || 'an inventory has only `machines:`'})`,
+        ...(line ? { at: `line ${line}` } : {}),
+      });
+    }
+    const list = top.machines;
+    const node = doc.contents.get('machines', true);
+    if (list === undefined || list === null) {
+      return unreadable(...problems, {
+        code: 'VMS_ERR_INVENTORY_PARSE',
+        message: `${file} has no machines: list them under \`machines:\`, or write \`machines: []\` for an inventory with no machines`,
+        ...(lineOf(node) ? { at: `line ${lineOf(node)}` } : {}),
+      });
+    }
+    if (!Array.isArray(list) || !(isSeq(node) || isAlias(node))) {
+      return unreadable(...problems, {
+        code: 'VMS_ERR_INVENTORY_PARSE',
+        message: `${file}: \`machines\` must be a list of machines (each item starting with \`- id: ...\`), not ${describeValue(list)}`,
+        ...(lineOf(node) ? { at: `line ${lineOf(node)}` } : {}),
+      });
+    }
+    entries = list;
+    const resolved = isAlias(node) ? node.resolve(doc) : node;
+    items = isSeq(resolved) ? resolved.items : [];
+    base = 'machines';
+  } else {
+    return unreadable({
+      code: 'VMS_ERR_INVENTORY_PARSE',
+      message: `${file}: the top level must be \`machines:\` with a list of machines (or a bare list), not ${describeValue(value)}`,
+    });
+  }
+
+  const machines: InventoryMachine[] = [];
+  const seen = new Map<string, string>();
+  entries.forEach((entry, i) => {
+    const rawId = entry && typeof entry === 'object' && !Array.isArray(entry) ? (entry as Record<string, unknown>).id : undefined;
+    const line = lineOf(items[i]);
+    const at = `${base}[${i}]${typeof rawId === 'string' && rawId !== '' ? ` (id ${rawId})` : ''}${line ? `, line ${line}` : ''}`;
+    const parsed = machineSchema.safeParse(entry);
+    if (!parsed.success) {
+      const what = parsed.error.issues.map(formatIssue).join('; ');
+      problems.push({ code: 'VMS_ERR_INVENTORY_ENTRY', message: `${file}: machine skipped: ${what}`, at });
+      return;
+    }
+    const first = seen.get(parsed.data.id);
+    if (first !== undefined) {
+      problems.push({
+        code: 'VMS_ERR_INVENTORY_ENTRY',
+        message: `${file}: machine skipped: id "${parsed.data.id}" is already used by ${first}; ids must be unique, so rename or remove one of them`,
+        at,
+      });
+      return;
+    }
+    seen.set(parsed.data.id, `${base}[${i}]${line ? ` (line ${line})` : ''}`);
+    machines.push(parsed.data);
+  });
+  return { machines, problems, complete: problems.length === 0 };
+}
+
+function unreadable(...problems: Problem[]): ParsedInventory {
+  return { machines: [], problems, complete: false };
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string {
+  const where = formatPath(issue.path);
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys
+      .map((k) => `${where ? `${where}: ` : ''}unknown key "${k}" (${suggest(k, MACHINE_KEYS) || `known keys: ${MACHINE_KEYS.join(', ')}`})`)
+      .join('; ');
+  }
+  if (issue.code === 'invalid_key') return `${where}: tag keys must not be empty`;
+  return where ? `${where}: ${issue.message}` : issue.message;
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path
+    .map((k, i) => {
+      if (typeof k === 'number') return `[${k}]`;
+      const key = String(k);
+      if (!/^[A-Za-z0-9_-]+$/.test(key)) return `[${JSON.stringify(key)}]`;
+      return i === 0 ? key : `.${key}`;
+    })
+    .join('');
+}
+
+// The key that was probably meant: same letters without case, punctuation or a plural `s`, or a known alias.
+function suggest(key: string, known: readonly string[]): string {
+  const flat = (k: string) => k.toLowerCase().replace(/[^a-z0-9]/g, '');
+  const norm = (k: string) => flat(k).replace(/s$/, '');
+  const forms = [flat(key), norm(key), flat(key).replace(/es$/, '')];
+  const alias = known === MACHINE_KEYS ? forms.map((f) => KEY_ALIASES[f]).find((k) => k !== undefined) : undefined;
+  const match = known.find((k) => norm(k) === norm(key)) ?? alias;
+  return match && match !== key ? `did you mean "${match}"?` : '';
+}
