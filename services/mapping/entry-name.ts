@@ -1,0 +1,34 @@
+// The WorkloadEntry name of an instance. It must be a DNS-1123 subdomain, stable across polls, and
+// different for different instances, even when their ids are long or full of characters
+// Kubernetes does not allow (Azure resource ids, free-form static inventory ids).
+import { createHash } from 'node:crypto';
+import type { Instance } from '../model.ts';
+
+/** Longest Kubernetes object name. */
+const MAX_NAME = 253;
+/** Hex digits of the hash suffix: 40 bits, enough that two ids of one cluster never share one. */
+const HASH_LENGTH = 10;
+
+/**
+ * `<provider>-<instance id>` as a DNS-1123 subdomain, by these rules:
+ * 1. ASCII letters lowercased (ids are treated as case-insensitive, as Azure resource ids and DNS are);
+ * 2. every character other than `a-z`, `0-9` and `-` (dots and slashes included) becomes `-`;
+ * 3. runs of `-` collapse to one, and leading or trailing `-` are dropped;
+ * 4. when step 2 or 3 changed anything, or the name is longer than 253 characters, the name is cut
+ *    to leave room and `-` plus the first 10 hex digits of the SHA-256 of the step-1 (UTF-16LE)
+ *    `<provider>-<id>` is appended, so ids that differ only in punctuation do not collide.
+ * AWS ids (`i-0abc…`), GCP numeric ids and Azure vmId GUIDs never get a hash; Azure resource ids
+ * (`/subscriptions/…`) always do.
+ */
+export function entryName(instance: Pick<Instance, 'provider' | 'id'>): string {
+  // ASCII only: Unicode case mapping turns some non-ASCII letters (the Kelvin sign) into ASCII ones.
+  const raw = `${instance.provider}-${instance.id}`.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const clean = raw
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/-+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  if (clean === raw && clean.length <= MAX_NAME) return clean;
+  const hash = createHash('sha256').update(raw, 'utf16le').digest('hex').slice(0, HASH_LENGTH);
+  const head = clean.slice(0, MAX_NAME - HASH_LENGTH - 1).replace(/-+$/, '');
+  return `${head}-${hash}`;
+}

@@ -1,0 +1,260 @@
+// Instance × mapping rules → WorkloadEntry or Skip. Pure: no I/O, no clock; the same input always
+// gives the same output, which is what lets planning compare desired and current entries.
+import type { MappingConfig } from '../../config/schema.ts';
+import {
+  entryKey,
+  instanceSource,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  OBSERVED_AT_ANNOTATION,
+  OWNER_LABEL,
+  SCOPE_ANNOTATION,
+  SOURCE_ANNOTATION,
+  type Instance,
+  type MapResult,
+  type Skip,
+  type WorkloadEntry,
+  type WorkloadEntrySpec,
+} from '../model.ts';
+import { chooseAddress } from './address.ts';
+import { entryName } from './entry-name.ts';
+import { buildLabels } from './labels.ts';
+import { checkPortMap, parsePorts, type Ports } from './ports.ts';
+import { skipKeepsEntry, type SkipCode } from './skip-codes.ts';
+import { fail, ok, quote, readTag, type Step } from './step.ts';
+import { isDns1123Label, isDns1123Subdomain, isLabelValue, MAX_LOCALITY, MAX_WEIGHT } from './syntax.ts';
+
+/** What mapping needs to know about the caller: whose entries these are and which scope listed the instance. */
+export interface MapContext {
+  /** The installation's owner id (config `ownerId`), written as OWNER_LABEL. */
+  ownerId: string;
+  /** The scope the instance was listed in, written as SCOPE_ANNOTATION and carried by skips. */
+  scopeKey: string;
+}
+
+/**
+ * Maps one instance. Checks run in this order and the first failure is the skip: selector, state,
+ * namespace, labels, service account, ports, address tag and address, network, locality, weight.
+ */
+export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapContext): MapResult {
+  const skip = (code: SkipCode, reason: string): MapResult => ({ kind: 'skip', skip: makeSkip(instance, ctx, code, reason) });
+
+  const { tag: selectorTag, value: selectorWanted } = rules.selector;
+  const selectorValue = readTag(instance.tags, selectorTag);
+  if (!isSelected(selectorValue, selectorWanted)) {
+    if (selectorWanted.trim() === '*') return skip('VMS_SKIP_NOT_SELECTED', `has no ${selectorTag} tag; only instances with one get an entry`);
+    const has = selectorValue === undefined ? '' : ` (its ${selectorTag} tag is ${quote(selectorValue)})`;
+    return skip('VMS_SKIP_NOT_SELECTED', `not tagged ${selectorTag}=${selectorWanted}${has}; only instances tagged so get an entry`);
+  }
+  if (instance.state !== 'running') {
+    return skip('VMS_SKIP_NOT_RUNNING', `the instance is ${instance.state}, not running; it gets an entry again when it runs`);
+  }
+
+  const namespace = chooseNamespace(instance.tags, rules.namespace);
+  if (!namespace.ok) return skip(namespace.code, namespace.reason);
+  const labels = buildLabels(instance.tags, rules);
+  if (!labels.ok) return skip(labels.code, labels.reason);
+  const serviceAccount = chooseServiceAccount(instance.tags, rules.serviceAccount);
+  if (!serviceAccount.ok) return skip(serviceAccount.code, serviceAccount.reason);
+  const ports = choosePorts(instance.tags, rules.ports);
+  if (!ports.ok) return skip(ports.code, ports.reason);
+  const address = chooseAddress(instance, rules.address);
+  if (!address.ok) return skip(address.code, address.reason);
+  const network = chooseNetwork(instance, rules.network);
+  if (!network.ok) return skip(network.code, network.reason);
+  const locality = rules.locality.enabled ? makeLocality(instance.region, instance.zone) : ok(undefined);
+  if (!locality.ok) return skip(locality.code, locality.reason);
+  const weight = chooseWeight(instance.tags, rules.weight.tag);
+  if (!weight.ok) return skip(weight.code, weight.reason);
+
+  // Fixed field order, so printed plans and diffs read the same for every entry.
+  const spec: WorkloadEntrySpec = { address: address.value };
+  if (ports.value !== undefined) spec.ports = ports.value;
+  if (labels.value !== undefined) spec.labels = labels.value;
+  if (serviceAccount.value !== undefined) spec.serviceAccount = serviceAccount.value;
+  if (network.value !== undefined) spec.network = network.value;
+  if (locality.value !== undefined) spec.locality = locality.value;
+  if (weight.value !== undefined) spec.weight = weight.value;
+
+  const entry: WorkloadEntry = {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'WorkloadEntry',
+    metadata: {
+      name: entryName(instance),
+      namespace: namespace.value,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ctx.ownerId },
+      annotations: {
+        [SOURCE_ANNOTATION]: instanceSource(instance),
+        [SCOPE_ANNOTATION]: ctx.scopeKey,
+        [OBSERVED_AT_ANNOTATION]: instance.observedAt,
+      },
+    },
+    spec,
+  };
+  return { kind: 'entry', entry };
+}
+
+/**
+ * Maps a listing. Two entries with the same `namespace/name` cannot both exist: the one whose
+ * source (`instanceSource`) sorts first keeps the name, whatever order the provider listed them
+ * in, and every other gets VMS_SKIP_DUPLICATE_NAME. Entries and skips keep the input order.
+ */
+export function mapInstances(instances: Instance[], rules: MappingConfig, ctx: MapContext): { entries: WorkloadEntry[]; skips: Skip[] } {
+  const results = instances.map((instance) => mapInstance(instance, rules, ctx));
+  const owners = new Map<string, { index: number; source: string }>();
+  results.forEach((result, index) => {
+    if (result.kind !== 'entry') return;
+    const key = entryKey(result.entry.metadata.namespace, result.entry.metadata.name);
+    const source = result.entry.metadata.annotations[SOURCE_ANNOTATION] ?? '';
+    const current = owners.get(key);
+    if (current === undefined || source < current.source) owners.set(key, { index, source });
+  });
+
+  const entries: WorkloadEntry[] = [];
+  const skips: Skip[] = [];
+  results.forEach((result, index) => {
+    if (result.kind === 'skip') {
+      skips.push(result.skip);
+      return;
+    }
+    const key = entryKey(result.entry.metadata.namespace, result.entry.metadata.name);
+    const owner = owners.get(key);
+    if (owner === undefined || owner.index === index) {
+      entries.push(result.entry);
+      return;
+    }
+    const instance = instances[index];
+    if (instance === undefined) return;
+    skips.push(
+      makeSkip(
+        instance,
+        ctx,
+        'VMS_SKIP_DUPLICATE_NAME',
+        `its entry ${key} is already taken by ${quote(owner.source)}, listed in the same scope ` +
+          `(ids that differ only in letter case or punctuation give the same name); give one of them another ${rules.namespace.tag} tag`,
+      ),
+    );
+  });
+  return { entries, skips };
+}
+
+function makeSkip(instance: Instance, ctx: MapContext, code: SkipCode, reason: string): Skip {
+  return {
+    instance: {
+      provider: instance.provider,
+      account: instance.account,
+      region: instance.region,
+      zone: instance.zone,
+      id: instance.id,
+      name: instance.name,
+    },
+    scopeKey: ctx.scopeKey,
+    source: instanceSource(instance),
+    code,
+    reason,
+    keepsEntry: skipKeepsEntry(code),
+  };
+}
+
+/** Selector values compare trimmed and without regard to case; `*` accepts any value of a present tag. */
+function isSelected(tagValue: string | undefined, wanted: string): boolean {
+  if (tagValue === undefined) return false;
+  if (wanted.trim() === '*') return true;
+  return tagValue.trim().toLowerCase() === wanted.trim().toLowerCase();
+}
+
+/**
+ * The namespace: the tag's value, or `namespace.default` when the tag is absent or blank (an entry
+ * cannot be in no namespace). Lowercased, trimmed, whitespace runs → `-`; then a DNS-1123 label.
+ */
+function chooseNamespace(tags: Record<string, string>, rules: MappingConfig['namespace']): Step<string> {
+  const tagged = readTag(tags, rules.tag);
+  const fromTag = tagged !== undefined && tagged.trim() !== '';
+  const raw = fromTag ? tagged : rules.default;
+  const namespace = raw.trim().toLowerCase().replace(/\s+/gu, '-');
+  if (isDns1123Label(namespace)) return ok(namespace);
+  const where = fromTag ? `tag ${rules.tag}` : 'mapping.namespace.default';
+  return fail(
+    'VMS_SKIP_BAD_NAMESPACE',
+    `${where}: ${quote(raw)} is not a namespace name ` +
+      "(use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)",
+  );
+}
+
+/**
+ * The service account: the tag's value, or `serviceAccount.default` when the tag is absent.
+ * Lowercased and trimmed; blank means no serviceAccount field; otherwise a DNS-1123 subdomain.
+ */
+function chooseServiceAccount(tags: Record<string, string>, rules: MappingConfig['serviceAccount']): Step<string | undefined> {
+  const tagged = readTag(tags, rules.tag);
+  const raw = tagged ?? rules.default;
+  const account = raw.trim().toLowerCase();
+  if (account === '') return ok(undefined);
+  if (isDns1123Subdomain(account)) return ok(account);
+  const where = tagged !== undefined ? `tag ${rules.tag}` : 'mapping.serviceAccount.default';
+  return fail(
+    'VMS_SKIP_BAD_SERVICE_ACCOUNT',
+    `${where}: ${quote(raw)} is not a service account name ` +
+      "(use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)",
+  );
+}
+
+/** The ports: the tag (blank means none) or, when the tag is absent, `ports.default`. */
+function choosePorts(tags: Record<string, string>, rules: MappingConfig['ports']): Step<Ports> {
+  const tagged = readTag(tags, rules.tag);
+  if (tagged !== undefined) return parsePorts(tagged, `tag ${rules.tag}`);
+  return checkPortMap(rules.default, 'mapping.ports.default');
+}
+
+/**
+ * The network: the tag (trimmed; blank means none) wins, then `byNetworkId[instance.networkId]`,
+ * then `network.name`, else none. Istio matches it against the `topology.istio.io/network` label,
+ * so it must be a valid label value (at most 63 characters); it is not rewritten, since a
+ * rewritten name would silently be another network.
+ */
+function chooseNetwork(instance: Instance, rules: MappingConfig['network']): Step<string | undefined> {
+  const tagged = readTag(instance.tags, rules.tag);
+  let raw: string;
+  let where: string;
+  if (tagged !== undefined) {
+    raw = tagged;
+    where = `tag ${rules.tag}`;
+  } else if (instance.networkId !== undefined && Object.hasOwn(rules.byNetworkId, instance.networkId)) {
+    raw = rules.byNetworkId[instance.networkId] ?? '';
+    where = `mapping.network.byNetworkId[${quote(instance.networkId)}]`;
+  } else {
+    raw = rules.name;
+    where = 'mapping.network.name';
+  }
+  const network = raw.trim();
+  if (network === '') return ok(undefined);
+  if (isLabelValue(network)) return ok(network);
+  return fail(
+    'VMS_SKIP_BAD_NETWORK',
+    `${where}: ${quote(raw)} is not a network name ` +
+      "(use up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit, as in the topology.istio.io/network label)",
+  );
+}
+
+/**
+ * Istio's locality `region/zone` (Istio's form is region/zone/subzone, so a `/` inside a value
+ * would shift the parts: it becomes `-`). No zone → `region`; no region → no locality.
+ */
+function makeLocality(region: string, zone: string): Step<string | undefined> {
+  const r = region.trim().replaceAll('/', '-');
+  const z = zone.trim().replaceAll('/', '-');
+  if (r === '') return ok(undefined);
+  const locality = z === '' ? r : `${r}/${z}`;
+  if (locality.length <= MAX_LOCALITY) return ok(locality);
+  return fail('VMS_SKIP_BAD_LOCALITY', `region ${quote(region)} and zone ${quote(zone)} give a locality longer than ${MAX_LOCALITY} characters`);
+}
+
+/** The weight: a decimal whole number 1..4294967295 from the tag (trimmed); absent or blank → none. */
+function chooseWeight(tags: Record<string, string>, tag: string): Step<number | undefined> {
+  const raw = readTag(tags, tag);
+  if (raw === undefined || raw.trim() === '') return ok(undefined);
+  const text = raw.trim();
+  const weight = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  if (weight >= 1 && weight <= MAX_WEIGHT) return ok(weight);
+  return fail('VMS_SKIP_BAD_WEIGHT', `tag ${tag}: ${quote(raw)} is not a weight (use a whole number from 1 to ${MAX_WEIGHT})`);
+}

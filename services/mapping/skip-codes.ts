@@ -1,0 +1,31 @@
+// Why an instance gets no WorkloadEntry. Codes are stable: a user searches for them, dashboards
+// count them; a new reason gets a new code.
+
+/** Every skip code mapping reports, with a short description for docs and `explain`. */
+export const SKIP_CODES = {
+  VMS_SKIP_NOT_SELECTED: 'the instance does not carry the selector tag (mesh=true by default); its entry is removed',
+  VMS_SKIP_NOT_RUNNING: 'the instance is not running (pending, stopping, stopped, terminated); its entry is removed',
+  VMS_SKIP_NO_ADDRESS: 'the instance has no usable address of the kind chosen by address.prefer or the address tag',
+  VMS_SKIP_BAD_ADDRESS_TAG: 'the address tag is not one of private-ipv4, public-ipv4, ipv6, first-available',
+  VMS_SKIP_BAD_PORTS:
+    'the ports tag (or ports.default) has an item that is not name:port with a valid name and a port from 1 to 65535, a repeated name, or more than 128 ports',
+  VMS_SKIP_BAD_LABEL: 'a label tag cannot become a Kubernetes label (bad key, a value with nothing usable, or more than 256 labels)',
+  VMS_SKIP_BAD_NAMESPACE: 'the namespace tag (or namespace.default) is not a DNS-1123 label of at most 63 characters',
+  VMS_SKIP_BAD_SERVICE_ACCOUNT: 'the service account tag (or serviceAccount.default) is not a DNS-1123 subdomain of at most 253 characters',
+  VMS_SKIP_BAD_NETWORK: 'the network (tag, network.byNetworkId or network.name) is not a label-value-like name of at most 63 characters',
+  VMS_SKIP_BAD_LOCALITY: 'the region and zone together are longer than the 2048 characters a locality may have',
+  VMS_SKIP_BAD_WEIGHT: 'the weight tag is not a whole number from 1 to 4294967295',
+  VMS_SKIP_DUPLICATE_NAME: 'another instance in the same listing maps to the same namespace/name; the one whose source sorts first keeps it',
+} as const;
+
+/** A stable skip code. */
+export type SkipCode = keyof typeof SKIP_CODES;
+
+/**
+ * Whether an existing entry survives a skip with this code. Only "not selected" and "not running"
+ * say the VM should leave the mesh; every other code is a value we cannot use, and a typo in a tag
+ * must not take a serving VM out of the mesh.
+ */
+export function skipKeepsEntry(code: SkipCode): boolean {
+  return code !== 'VMS_SKIP_NOT_SELECTED' && code !== 'VMS_SKIP_NOT_RUNNING';
+}
