@@ -19,3 +19,40 @@ export interface Provider {
   /** Releases clients and sockets. */
   close?(): Promise<void>;
 }
+
+/** A provider that can also take events from its cloud's event bus. */
+export interface ProviderWithWebhook extends Provider {
+  readonly webhook: WebhookReceiver;
+}
+
+/** An incoming webhook request, as the HTTP layer hands it to a provider's receiver. */
+export interface WebhookRequest {
+  method: string;
+  /** Header names in lower case. */
+  headers: Record<string, string | string[] | undefined>;
+  query: Record<string, string | undefined>;
+  /** The body parsed as JSON (undefined when empty). */
+  body: unknown;
+  /** The body exactly as received, for signature checks. */
+  rawBody: string;
+}
+
+/** What a webhook request amounts to. */
+export type WebhookOutcome =
+  /** Instances to describe again and re-plan now, without waiting for the next resync. */
+  | { kind: 'refresh'; refs: InstanceRef[]; ignored: number }
+  /** Understood and acknowledged, but nothing to do (another event type, a welcome message). */
+  | { kind: 'ignored'; reason: string }
+  /** A protocol handshake answered directly (Event Grid validation, CloudEvents OPTIONS). */
+  | { kind: 'reply'; status: number; body?: unknown; headers?: Record<string, string> };
+
+/**
+ * A provider's webhook receiver, mounted at `/webhooks/<provider kind>`. It never calls a cloud
+ * API or the cluster: it checks credentials and turns the body into instance references.
+ */
+export interface WebhookReceiver {
+  /** Throws VmsError VMS_ERR_WEBHOOK_UNAUTHORIZED when credentials are missing or wrong (compared in constant time). */
+  authenticate(req: WebhookRequest): Promise<void>;
+  /** Throws VmsError VMS_ERR_WEBHOOK_BODY, with a reason, when the body is malformed. */
+  handle(req: WebhookRequest): WebhookOutcome;
+}

@@ -11,7 +11,7 @@ export const ERROR_CODES = {
 
   // Inventories and cloud answers (reported, the rest still syncs)
   VMS_ERR_INVENTORY_NOT_FOUND: 'the inventory file does not exist or cannot be read; check the path in the static provider block',
-  VMS_ERR_INVENTORY_PARSE: 'the inventory file is not valid YAML or JSON; fix the syntax at the position shown',
+  VMS_ERR_INVENTORY_PARSE: 'the inventory file is not valid YAML or JSON, or not a list of machines; fix it at the position shown',
   VMS_ERR_INVENTORY_ENTRY: 'one machine in the inventory is malformed; it is skipped and the others still sync',
   VMS_ERR_PROVIDER_FAILED: 'the provider could not list a scope; nothing in that scope is deleted until it can',
   VMS_ERR_PROVIDER_ANSWER: 'the cloud API answered with something unexpected; the instance is skipped',
@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   VMS_ERR_KUBE_REJECTED: 'the Kubernetes API rejected the object; the server reason says which field',
   VMS_ERR_KUBE_NAMESPACE_MISSING: 'the target namespace does not exist; create it or change the namespace tag/default',
   VMS_ERR_KUBE_FORBIDDEN: 'the service account lacks a permission; apply the ClusterRole in deploy/',
+  VMS_ERR_KUBE_UNAUTHORIZED: 'the Kubernetes API rejected the credentials; check the kubeconfig user or the in-cluster service account token',
   VMS_ERR_KUBE_TRANSIENT: 'the Kubernetes API failed in a way that is retried (429, 5xx, conflict, network)',
   VMS_ERR_KUBE_UNREACHABLE: 'the Kubernetes API cannot be reached; check the kubeconfig or in-cluster service account',
   VMS_ERR_NOT_OWNED: 'the entry exists but is not ours (missing or foreign owner label); it is left alone',
@@ -32,6 +33,11 @@ export const ERROR_CODES = {
   VMS_ERR_WEBHOOK_BODY: 'the webhook body is malformed; the reason says which part',
   VMS_ERR_WEBHOOK_TOO_LARGE: 'the webhook body exceeds the size limit',
   VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER: 'no webhook receiver is configured for this provider',
+
+  // HTTP server
+  VMS_ERR_HTTP_REQUEST: 'the HTTP request matches no route or is malformed; the server answers GET /healthz, /readyz, /metrics, /status and POST /webhooks/<provider>',
+  VMS_ERR_SHUTTING_DOWN: 'this replica is shutting down; retry the request, another replica takes it',
+  VMS_ERR_INTERNAL: 'an unexpected failure inside vm-mesh-sync; the log line with the same request id has the details',
 
   // Commands
   VMS_ERR_USAGE: 'the command line is wrong; run vm-mesh-sync --help',

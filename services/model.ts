@@ -107,8 +107,16 @@ export interface Skip {
   instance: InstanceRef & { name: string };
   /** The scope the instance was listed in. */
   scopeKey: string;
+  /** The instance's source (`instanceSource`), which owned entries carry in SOURCE_ANNOTATION. */
+  source: string;
   code: string;
   reason: string;
+  /**
+   * True when the skip comes from a value that cannot be used (a bad tag, no address), as opposed
+   * to an instance that is not selected or not running. An existing entry for such an instance is
+   * kept as it is rather than deleted: a typo in a tag must not take a VM out of the mesh.
+   */
+  keepsEntry: boolean;
 }
 
 /** Mapping's answer for one instance. */
@@ -129,6 +137,11 @@ export const OWNER_LABEL = 'vm-mesh-sync.io/owner';
 export const SOURCE_ANNOTATION = 'vm-mesh-sync.io/source';
 export const SCOPE_ANNOTATION = 'vm-mesh-sync.io/scope';
 export const OBSERVED_AT_ANNOTATION = 'vm-mesh-sync.io/observed-at';
+
+/** Where an instance came from, as written in SOURCE_ANNOTATION: `aws:<account>:<region>:<id>`. */
+export function instanceSource(instance: Pick<Instance, 'provider' | 'account' | 'region' | 'id'>): string {
+  return `${instance.provider}:${instance.account}:${instance.region}:${instance.id}`;
+}
 
 /** The key of an entry. */
 export function entryKey(namespace: string, name: string): EntryKey {

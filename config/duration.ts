@@ -1,0 +1,15 @@
+import { z } from 'zod';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** A duration written as `500ms`, `30s`, `5m`, `1h` or a number of milliseconds; parsed to milliseconds. */
+export const duration = z
+  .union([
+    z.number().int().nonnegative(),
+    z.string().regex(/^\d+(\.\d+)?(ms|s|m|h)$/, 'must be a duration such as 500ms, 30s, 5m or 1h'),
+  ])
+  .transform((value) => {
+    if (typeof value === 'number') return value;
+    const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value)!;
+    return Math.round(Number(match[1]) * UNITS[match[2]!]!);
+  });
