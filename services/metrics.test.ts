@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { Metrics } from './metrics.ts';
+import { sampleValue } from './server/metrics-sample.test-helper.ts';
+
+const SCOPE = 'aws:prod:123456789012:eu-west-1';
+
+function skips(...codes: string[]): Array<{ code: string }> {
+  return codes.map((code) => ({ code }));
+}
+
+describe('Metrics', () => {
+  it('records a complete resync of a scope', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    metrics.recordResync(SCOPE, {
+      ok: true,
+      provider: 'aws',
+      durationMs: 1500,
+      instances: 12,
+      desired: 9,
+      skips: skips('VMS_SKIP_NOT_RUNNING', 'VMS_SKIP_NOT_RUNNING', 'VMS_SKIP_BAD_PORTS'),
+      heldDeletes: 3,
+      finishedAt: Date.UTC(2025, 0, 1, 0, 0, 0, 900),
+    });
+    const text = await metrics.text();
+    expect(sampleValue(text, 'vms_instances_seen', { provider: 'aws', scope: SCOPE })).toBe(12);
+    expect(sampleValue(text, 'vms_entries_desired', { scope: SCOPE })).toBe(9);
+    expect(sampleValue(text, 'vms_skips', { scope: SCOPE, code: 'VMS_SKIP_NOT_RUNNING' })).toBe(2);
+    expect(sampleValue(text, 'vms_skips', { scope: SCOPE, code: 'VMS_SKIP_BAD_PORTS' })).toBe(1);
+    expect(sampleValue(text, 'vms_deletes_held', { scope: SCOPE })).toBe(3);
+    expect(sampleValue(text, 'vms_resync_last_success_timestamp_seconds', { scope: SCOPE })).toBe(Date.UTC(2025, 0, 1) / 1000);
+    expect(sampleValue(text, 'vms_resync_duration_seconds_count', { scope: SCOPE })).toBe(1);
+    expect(sampleValue(text, 'vms_resync_duration_seconds_sum', { scope: SCOPE })).toBe(1.5);
+    expect(sampleValue(text, 'vms_resync_duration_seconds_bucket', { scope: SCOPE, le: '1' })).toBe(0);
+    expect(sampleValue(text, 'vms_resync_duration_seconds_bucket', { scope: SCOPE, le: '2.5' })).toBe(1);
+    expect(sampleValue(text, 'vms_resync_failures_total', { scope: SCOPE })).toBe(0);
+  });
+
+  it('replaces the skip series of a scope on its next resync and leaves other scopes alone', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const base = { ok: true as const, provider: 'static', durationMs: 10, instances: 3, desired: 1, heldDeletes: 0 };
+    metrics.recordResync('static:a', { ...base, skips: skips('VMS_SKIP_BAD_PORTS', 'VMS_SKIP_NOT_SELECTED') });
+    metrics.recordResync('static:b', { ...base, skips: skips('VMS_SKIP_BAD_PORTS') });
+    metrics.recordResync('static:a', { ...base, skips: skips('VMS_SKIP_NOT_SELECTED', 'VMS_SKIP_NOT_SELECTED') });
+    const text = await metrics.text();
+    expect(sampleValue(text, 'vms_skips', { scope: 'static:a', code: 'VMS_SKIP_BAD_PORTS' })).toBeUndefined();
+    expect(sampleValue(text, 'vms_skips', { scope: 'static:a', code: 'VMS_SKIP_NOT_SELECTED' })).toBe(2);
+    expect(sampleValue(text, 'vms_skips', { scope: 'static:b', code: 'VMS_SKIP_BAD_PORTS' })).toBe(1);
+  });
+
+  it('counts a failed resync and keeps the last good picture of the scope', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    metrics.recordResync(SCOPE, { ok: true, provider: 'aws', durationMs: 100, instances: 5, desired: 5, skips: [], heldDeletes: 0, finishedAt: 1_000_000 });
+    metrics.recordResync(SCOPE, { ok: false, durationMs: 120_000 });
+    metrics.recordResync(SCOPE, { ok: false, durationMs: 120_000 });
+    const text = await metrics.text();
+    expect(sampleValue(text, 'vms_resync_failures_total', { scope: SCOPE })).toBe(2);
+    expect(sampleValue(text, 'vms_instances_seen', { provider: 'aws', scope: SCOPE })).toBe(5);
+    expect(sampleValue(text, 'vms_resync_last_success_timestamp_seconds', { scope: SCOPE })).toBe(1000);
+    expect(sampleValue(text, 'vms_resync_duration_seconds_count', { scope: SCOPE })).toBe(3);
+  });
+
+  it('counts changes enqueued and applied, starting from 0 for every op and result', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    expect(sampleValue(await metrics.text(), 'vms_changes_applied_total', { result: 'stale' })).toBe(0);
+    metrics.recordEnqueued('create', 3);
+    metrics.recordEnqueued('delete');
+    metrics.recordApply('created');
+    metrics.recordApply('created');
+    metrics.recordApply('absent');
+    metrics.recordWriteFailure('VMS_ERR_KUBE_REJECTED');
+    metrics.setOwnedEntries(42);
+    const text = await metrics.text();
+    expect(sampleValue(text, 'vms_changes_enqueued_total', { op: 'create' })).toBe(3);
+    expect(sampleValue(text, 'vms_changes_enqueued_total', { op: 'update' })).toBe(0);
+    expect(sampleValue(text, 'vms_changes_enqueued_total', { op: 'delete' })).toBe(1);
+    expect(sampleValue(text, 'vms_changes_applied_total', { result: 'created' })).toBe(2);
+    expect(sampleValue(text, 'vms_changes_applied_total', { result: 'absent' })).toBe(1);
+    expect(sampleValue(text, 'vms_write_failures_total', { code: 'VMS_ERR_KUBE_REJECTED' })).toBe(1);
+    expect(sampleValue(text, 'vms_entries_owned')).toBe(42);
+  });
+
+  it('counts webhooks by provider and outcome, and rejections by code', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    metrics.recordWebhook('azure', 'reply');
+    metrics.recordWebhook('azure', 'refresh');
+    metrics.recordWebhook('azure', 'refresh');
+    metrics.recordWebhookRejected('azure', 'VMS_ERR_WEBHOOK_UNAUTHORIZED');
+    const text = await metrics.text();
+    expect(sampleValue(text, 'vms_webhook_events_total', { provider: 'azure', outcome: 'refresh' })).toBe(2);
+    expect(sampleValue(text, 'vms_webhook_events_total', { provider: 'azure', outcome: 'reply' })).toBe(1);
+    expect(sampleValue(text, 'vms_webhook_rejected_total', { provider: 'azure', code: 'VMS_ERR_WEBHOOK_UNAUTHORIZED' })).toBe(1);
+  });
+
+  it('reads the queue depth from its source at each scrape', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    expect(sampleValue(await metrics.text(), 'vms_queue_depth', { state: 'waiting' })).toBeUndefined();
+    let depths: Record<string, number> = { waiting: 4, active: 2, failed: 1 };
+    metrics.setQueueDepthSource(async () => depths);
+    let text = await metrics.text();
+    expect(sampleValue(text, 'vms_queue_depth', { state: 'waiting' })).toBe(4);
+    expect(sampleValue(text, 'vms_queue_depth', { state: 'active' })).toBe(2);
+    depths = { waiting: 0 };
+    text = await metrics.text();
+    expect(sampleValue(text, 'vms_queue_depth', { state: 'waiting' })).toBe(0);
+    expect(sampleValue(text, 'vms_queue_depth', { state: 'active' })).toBeUndefined();
+  });
+
+  it('still answers a scrape when the queue depth fails or hangs, and counts it', async () => {
+    const metrics = new Metrics({ defaultMetrics: false, queueDepthTimeoutMs: 50 });
+    metrics.setQueueDepthSource(async () => ({ waiting: 1 }));
+    await metrics.text();
+    metrics.setQueueDepthSource(() => Promise.reject(new Error('ECONNREFUSED')));
+    let text = await metrics.text();
+    expect(sampleValue(text, 'vms_queue_depth', { state: 'waiting' })).toBeUndefined();
+    expect(sampleValue(text, 'vms_queue_depth_errors_total')).toBe(1);
+    metrics.setQueueDepthSource(() => new Promise(() => {}));
+    text = await metrics.text();
+    expect(sampleValue(text, 'vms_queue_depth_errors_total')).toBe(2);
+  });
+
+  it('keeps each instance in its own registry, process metrics included', async () => {
+    const one = new Metrics();
+    const two = new Metrics();
+    one.recordApply('updated');
+    expect(sampleValue(await one.text(), 'vms_changes_applied_total', { result: 'updated' })).toBe(1);
+    const other = await two.text();
+    expect(sampleValue(other, 'vms_changes_applied_total', { result: 'updated' })).toBe(0);
+    expect(sampleValue(other, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(one.contentType).toMatch(/^text\/plain/);
+  });
+});
