@@ -1,0 +1,64 @@
+// `vm-mesh-sync plan`: what would change. Reads the cluster when one is reachable, else plans
+// against an empty one and says so; never needs Redis and never writes.
+import { isVmsError } from '../errors.ts';
+import { entryKey, type WorkloadEntry } from '../model.ts';
+import { observeScopes } from '../sync/observe.ts';
+import { allSkips, planScopes } from '../sync/plan-scopes.ts';
+import { openCluster } from './cluster.ts';
+import { closeProviders, configuredScopeKeys, loadContext } from './context.ts';
+import { EXIT, type CliIO, reportError } from './main.ts';
+import { renderDiff, renderJson, renderYaml, type PlanReport } from './render.ts';
+
+/** Options of `plan`. */
+export interface PlanCommandOptions {
+  config?: string;
+  output: 'yaml' | 'json' | 'diff';
+  force: boolean;
+  /** False with --no-cluster. */
+  cluster: boolean;
+}
+
+/** Runs `plan` and resolves to the exit code. */
+export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<number> {
+  let ctx;
+  try {
+    ctx = loadContext(opts.config, io, { logLevel: 'warn' });
+  } catch (err) {
+    return reportError(err, io);
+  }
+  try {
+    const { config, providers } = ctx;
+    const observed = await observeScopes(providers, { mapping: config.mapping, ownerId: config.ownerId, timeoutMs: config.resync.timeout });
+    let owned: WorkloadEntry[] = [];
+    let clusterNote = 'cluster: not read (--no-cluster); planned against an empty cluster';
+    if (opts.cluster) {
+      const cluster = openCluster(config, { optional: true });
+      if (cluster.ok) {
+        try {
+          owned = await cluster.writer.listOwned();
+          clusterNote = `cluster: ${cluster.server}, ${owned.length} entries owned by ${config.ownerId}`;
+        } catch (err) {
+          if (!isVmsError(err, 'VMS_ERR_KUBE_UNREACHABLE', 'VMS_ERR_KUBE_TRANSIENT')) throw err;
+          clusterNote = `cluster: ${cluster.server} did not answer (${err.message}); planned against an empty cluster`;
+        }
+      } else {
+        clusterNote = `cluster: ${cluster.reason}; planned against an empty cluster`;
+      }
+    }
+    const plan = planScopes(config, observed, owned, { force: opts.force, now: new Date().toISOString(), configuredScopes: configuredScopeKeys(providers) });
+    const report: PlanReport = {
+      plan,
+      observed,
+      skips: allSkips(observed),
+      live: new Map(owned.map((e) => [entryKey(e.metadata.namespace, e.metadata.name), e])),
+      clusterNote,
+    };
+    const render = opts.output === 'json' ? renderJson : opts.output === 'diff' ? renderDiff : renderYaml;
+    io.stdout.write(render(report));
+    return EXIT.ok;
+  } catch (err) {
+    return reportError(err, io);
+  } finally {
+    await closeProviders(ctx.providers);
+  }
+}

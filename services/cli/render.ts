@@ -1,0 +1,124 @@
+// How a plan is shown: YAML (a stream kubectl could apply, with the rest as comments), JSON (for
+// machines), or a diff (for people reviewing a change). Pure: strings in, strings out.
+import { stringify } from 'yaml';
+import type { Plan } from '../planning/index.ts';
+import { diffEntries } from '../planning/index.ts';
+import type { Skip, WorkloadEntry } from '../model.ts';
+import type { ObservedScope } from '../sync/plan-scopes.ts';
+
+/** Everything a plan report shows. */
+export interface PlanReport {
+  plan: Plan;
+  observed: readonly ObservedScope[];
+  skips: readonly Skip[];
+  /** The owned entries planned against, by key, for diffs. */
+  live: ReadonlyMap<string, WorkloadEntry>;
+  /** How the cluster was read: `cluster` or why an empty one was assumed. */
+  clusterNote: string;
+}
+
+function summaryLine(r: PlanReport): string {
+  const s = r.plan.summary;
+  return `${s.create} to create, ${s.update} to update, ${s.delete} to delete, ${s.unchanged} unchanged, ${s.held} held back, ${r.skips.length} instances skipped`;
+}
+
+function comment(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `# ${l}`.trimEnd())
+    .join('\n');
+}
+
+function scopeLines(r: PlanReport): string[] {
+  return r.observed.map((o) => {
+    const state = o.listing.complete ? 'complete' : 'INCOMPLETE (nothing in it is deleted)';
+    return `scope ${o.scope.key}: ${o.listing.instances.length} instances, ${o.entries.length} entries, listing ${state}`;
+  });
+}
+
+function problemLines(r: PlanReport): string[] {
+  return r.observed.flatMap((o) => o.listing.problems.map((p) => `problem in ${o.scope.key}${p.at ? ` at ${p.at}` : ''}: ${p.code}: ${p.message}`));
+}
+
+function skipLine(s: Skip): string {
+  return `skipped ${s.instance.provider}:${s.instance.id} (${s.instance.name}) ${s.code}: ${s.reason}`;
+}
+
+function cleanEntry(entry: WorkloadEntry): WorkloadEntry {
+  const { resourceVersion: _rv, uid: _uid, ...metadata } = entry.metadata;
+  return { ...entry, metadata };
+}
+
+/** The plan as a YAML stream: the entries to write as documents, everything else as comments. */
+export function renderYaml(r: PlanReport): string {
+  const head = [
+    `vm-mesh-sync plan: ${summaryLine(r)}`,
+    r.clusterNote,
+    ...scopeLines(r),
+    ...problemLines(r),
+    ...r.plan.held.map((h) => `held back in ${h.scopeKey}: ${h.deletes.length} deletes: ${h.reason}`),
+    ...r.plan.conflicts.map((c) => `conflict ${c.key}: ${c.reason}`),
+    ...r.plan.orphaned.map((o) => `kept ${o.key}: ${o.reason}`),
+    ...r.skips.map(skipLine),
+  ];
+  const docs: string[] = [comment(head.join('\n'))];
+  for (const change of r.plan.changes) {
+    if (change.op === 'upsert') {
+      const verb = r.live.has(change.key) ? 'update' : 'create';
+      docs.push(`# ${verb} ${change.key}\n${stringify(cleanEntry(change.entry)).trimEnd()}`);
+    } else {
+      docs.push(`# delete ${change.key}`);
+    }
+  }
+  return `${docs.join('\n---\n')}\n`;
+}
+
+/** The plan as one JSON document. */
+export function renderJson(r: PlanReport): string {
+  return `${JSON.stringify(
+    {
+      summary: r.plan.summary,
+      cluster: r.clusterNote,
+      scopes: r.observed.map((o) => ({
+        scope: o.scope.key,
+        complete: o.listing.complete,
+        instances: o.listing.instances.length,
+        entries: o.entries.length,
+        problems: o.listing.problems,
+      })),
+      changes: r.plan.changes.map((c) =>
+        c.op === 'upsert'
+          ? { op: r.live.has(c.key) ? 'update' : 'create', key: c.key, entry: cleanEntry(c.entry) }
+          : { op: 'delete', key: c.key },
+      ),
+      held: r.plan.held,
+      conflicts: r.plan.conflicts,
+      orphaned: r.plan.orphaned,
+      skipped: r.skips,
+    },
+    null,
+    2,
+  )}\n`;
+}
+
+/** The plan as a readable diff: `+` create, `~` update with changed paths, `-` delete. */
+export function renderDiff(r: PlanReport): string {
+  const lines = [`# ${summaryLine(r)}`, `# ${r.clusterNote}`];
+  for (const change of r.plan.changes) {
+    if (change.op === 'delete') {
+      lines.push(`- ${change.key}`);
+      continue;
+    }
+    const live = r.live.get(change.key);
+    if (!live) {
+      lines.push(`+ ${change.key}`);
+      for (const l of stringify(cleanEntry(change.entry).spec).trimEnd().split('\n')) lines.push(`+     ${l}`);
+      continue;
+    }
+    lines.push(`~ ${change.key}`);
+    for (const d of diffEntries(change.entry, live)) lines.push(`~     ${d.path}: ${JSON.stringify(d.live)} -> ${JSON.stringify(d.desired)}`);
+  }
+  for (const h of r.plan.held) for (const d of h.deletes) lines.push(`! ${d.key} (delete held back: ${h.reason})`);
+  for (const s of r.skips) lines.push(`  ${skipLine(s)}`);
+  return `${lines.join('\n')}\n`;
+}

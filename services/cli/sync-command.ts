@@ -1,0 +1,62 @@
+// `vm-mesh-sync sync --once`: one resync of every scope, applied directly by the writer in this
+// process (no Redis), then exit non-zero if a scope or a change failed.
+import { isVmsError } from '../errors.ts';
+import { observeScopes } from '../sync/observe.ts';
+import { allSkips, planScopes } from '../sync/plan-scopes.ts';
+import { applyChanges } from '../sync/apply.ts';
+import { openCluster } from './cluster.ts';
+import { closeProviders, configuredScopeKeys, loadContext } from './context.ts';
+import { EXIT, type CliIO, reportError } from './main.ts';
+
+/** Options of `sync`. */
+export interface SyncCommandOptions {
+  config?: string;
+  force: boolean;
+}
+
+/** Runs `sync --once` and resolves to the exit code. */
+export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<number> {
+  let ctx;
+  try {
+    ctx = loadContext(opts.config, io);
+  } catch (err) {
+    return reportError(err, io);
+  }
+  const { config, providers, logger } = ctx;
+  try {
+    const cluster = openCluster(config, { optional: false, logger });
+    if (!cluster.ok) throw new Error(cluster.reason);
+    const observed = await observeScopes(providers, { mapping: config.mapping, ownerId: config.ownerId, timeoutMs: config.resync.timeout });
+    const owned = await cluster.writer.listOwned();
+    const plan = planScopes(config, observed, owned, { force: opts.force, now: new Date().toISOString(), configuredScopes: configuredScopeKeys(providers) });
+    const outcome = await applyChanges(cluster.writer, plan.changes, {
+      concurrency: config.queue.concurrency,
+      maxAttempts: config.queue.attempts,
+      baseDelayMs: config.queue.backoff,
+    });
+
+    const incomplete = observed.filter((o) => !o.listing.complete);
+    for (const o of observed) {
+      for (const p of o.listing.problems) logger.warn({ scope: o.scope.key, code: p.code, at: p.at }, p.message);
+    }
+    for (const h of plan.held) logger.warn({ scope: h.scopeKey, deletes: h.deletes.length, ownedInScope: h.ownedInScope }, `deletes held back: ${h.reason}`);
+    for (const c of plan.conflicts) logger.warn({ key: c.key, kind: c.kind }, c.reason);
+    for (const f of outcome.failed) logger.error({ key: f.change.key, op: f.change.op, code: isVmsError(f.error) ? f.error.code : undefined }, f.error.message);
+
+    const summary = {
+      scopes: observed.length,
+      incompleteScopes: incomplete.map((o) => o.scope.key),
+      skipped: allSkips(observed).length,
+      held: plan.summary.held,
+      results: outcome.results,
+      failed: outcome.failed.map((f) => ({ key: f.change.key, op: f.change.op, error: f.error.message })),
+    };
+    io.stdout.write(`${JSON.stringify(summary)}\n`);
+    logger.info(summary, 'sync finished');
+    return outcome.failed.length > 0 || incomplete.length > 0 ? EXIT.failed : EXIT.ok;
+  } catch (err) {
+    return reportError(err, io);
+  } finally {
+    await closeProviders(providers);
+  }
+}

@@ -1,0 +1,69 @@
+// Joins observations with what the cluster holds and plans. Pure: no I/O, time comes in.
+import type { Config } from '../../config/schema.ts';
+import { type DesiredScope, type Plan, calculatePlan } from '../planning/index.ts';
+import { SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
+import type { ScopeObservation } from './observe.ts';
+
+/** What planning needs from an observation, without the provider object. */
+export type ObservedScope = Pick<ScopeObservation, 'scope' | 'listing' | 'entries' | 'skips'>;
+
+/**
+ * The desired scopes for planning. An instance skipped for a value that cannot be used (a bad tag,
+ * no address) keeps the entry it already has: the live entry is desired as it is, so a typo in a
+ * tag never takes a VM out of the mesh.
+ */
+export function desiredScopes(observed: readonly ObservedScope[], owned: readonly WorkloadEntry[]): DesiredScope[] {
+  const bySource = new Map<string, WorkloadEntry[]>();
+  for (const entry of owned) {
+    const source = entry.metadata.annotations?.[SOURCE_ANNOTATION];
+    if (!source) continue;
+    const list = bySource.get(source);
+    if (list) list.push(entry);
+    else bySource.set(source, [entry]);
+  }
+  return observed.map((o) => {
+    const kept = o.skips.filter((s) => s.keepsEntry).flatMap((s) => bySource.get(s.source) ?? []);
+    return {
+      scope: o.scope,
+      complete: o.listing.complete,
+      problems: o.listing.problems,
+      entries: kept.length > 0 ? [...o.entries, ...kept] : o.entries,
+    };
+  });
+}
+
+/** Options of one planning run. */
+export interface PlanRunOptions {
+  /** Let held deletes through. */
+  force?: boolean;
+  /** RFC 3339 time of the plan. */
+  now: string;
+  /** Every scope in the config; owned entries of other scopes are orphans and are kept. */
+  configuredScopes: Iterable<string>;
+}
+
+/** Plans every observed scope against the owned entries with the config's policy and guard. */
+export function planScopes(
+  config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard'>,
+  observed: readonly ObservedScope[],
+  owned: readonly WorkloadEntry[],
+  options: PlanRunOptions,
+): Plan {
+  return calculatePlan(
+    { desired: desiredScopes(observed, owned), owned },
+    {
+      ownerId: config.ownerId,
+      policy: config.policy,
+      guard: config.deletionGuard,
+      force: options.force ?? false,
+      now: options.now,
+      scopes: observed.map((o) => o.scope.key),
+      configuredScopes: options.configuredScopes,
+    },
+  );
+}
+
+/** Every skip of the observations, in scope order. */
+export function allSkips(observed: readonly ObservedScope[]): Skip[] {
+  return observed.flatMap((o) => o.skips);
+}

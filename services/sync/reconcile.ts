@@ -1,0 +1,142 @@
+// The two ways a change comes about in `serve`: a resync of a whole scope (periodic) and a
+// refresh of a few instances (an event). Both end in a plan whose changes are handed to `enqueue`;
+// neither writes to the cluster itself.
+import type { Config } from '../../config/schema.ts';
+import type { Provider } from '../../providers/provider.ts';
+import { entryName, mapInstance } from '../mapping/index.ts';
+import type { Change, InstanceRef, Scope, Skip, WorkloadEntry } from '../model.ts';
+import type { Plan } from '../planning/index.ts';
+import { listScope, mapListing, type ScopeObservation } from './observe.ts';
+import { type ObservedScope, planScopes } from './plan-scopes.ts';
+
+/** What reconciling needs from the cluster and the queue. */
+export interface ReconcileDeps {
+  config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard' | 'mapping' | 'resync'>;
+  providers: readonly Provider[];
+  /** Every entry we own (all namespaces). */
+  listOwned: () => Promise<WorkloadEntry[]>;
+  /** Our entries with this name, in any namespace. */
+  findOwnedByName: (name: string) => Promise<WorkloadEntry[]>;
+  /** Hands changes to the writer (through the queue in `serve`). */
+  enqueue: (changes: Change[]) => Promise<unknown>;
+  /** RFC 3339 now. */
+  now?: () => string;
+}
+
+/** The outcome of one scope's resync. */
+export interface ResyncResult {
+  observation: ScopeObservation;
+  plan: Plan;
+  owned: number;
+}
+
+/** Finds the provider and scope for a scope key. */
+export function findScope(providers: readonly Provider[], scopeKey: string): { provider: Provider; scope: Scope } | undefined {
+  for (const provider of providers) {
+    const scope = provider.scopes().find((s) => s.key === scopeKey);
+    if (scope) return { provider, scope };
+  }
+  return undefined;
+}
+
+/** The scope an instance reference belongs to: same provider kind, account and (when scoped by region) region. */
+export function scopeOfRef(providers: readonly Provider[], ref: InstanceRef): { provider: Provider; scope: Scope } | undefined {
+  for (const provider of providers) {
+    if (provider.kind !== ref.provider) continue;
+    const scope = provider.scopes().find((s) => s.account === ref.account && (s.region === undefined || s.region === ref.region));
+    if (scope) return { provider, scope };
+  }
+  return undefined;
+}
+
+function configuredScopes(providers: readonly Provider[]): string[] {
+  return providers.flatMap((p) => p.scopes().map((s) => s.key));
+}
+
+/** Lists one scope, plans it against what we own in it, and enqueues the changes. */
+export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options: { force?: boolean } = {}): Promise<ResyncResult> {
+  const found = findScope(deps.providers, scopeKey);
+  if (!found) throw new Error(`scope ${scopeKey} is not configured`);
+  const started = performance.now();
+  const listing = await listScope(found.provider, found.scope, deps.config.resync.timeout);
+  const observation = mapListing(found.provider, listing, deps.config.mapping, deps.config.ownerId, performance.now() - started);
+  const owned = await deps.listOwned();
+  const plan = planScopes(deps.config, [observation], owned, {
+    force: options.force ?? false,
+    now: deps.now?.() ?? new Date().toISOString(),
+    configuredScopes: configuredScopes(deps.providers),
+  });
+  if (plan.changes.length > 0) await deps.enqueue(plan.changes);
+  return { observation, plan, owned: owned.length };
+}
+
+/** The outcome of refreshing a few instances. */
+export interface RefreshResult {
+  plan: Plan;
+  skips: Skip[];
+  /** References no configured scope covers; they are left alone. */
+  unknown: InstanceRef[];
+}
+
+/**
+ * Describes the referenced instances, maps them and plans only their entries: a running, tagged
+ * instance is upserted; one that is gone, stopped or untagged loses its entry (ours only).
+ */
+export async function refreshInstances(deps: ReconcileDeps, refs: readonly InstanceRef[]): Promise<RefreshResult> {
+  const now = deps.now?.() ?? new Date().toISOString();
+  const groups = new Map<string, { provider: Provider; scope: Scope; refs: InstanceRef[] }>();
+  const unknown: InstanceRef[] = [];
+  for (const ref of refs) {
+    const found = scopeOfRef(deps.providers, ref);
+    if (!found) {
+      unknown.push(ref);
+      continue;
+    }
+    const group = groups.get(found.scope.key) ?? { ...found, refs: [] };
+    group.refs.push(ref);
+    groups.set(found.scope.key, group);
+  }
+
+  const observed: ObservedScope[] = [];
+  const owned: WorkloadEntry[] = [];
+  for (const { provider, scope, refs: scopeRefs } of groups.values()) {
+    const described = await provider.describe(scopeRefs);
+    const entries: WorkloadEntry[] = [];
+    const skips: Skip[] = [];
+    const names = new Set<string>();
+    for (const d of described) {
+      names.add(entryName(d.ref));
+      if (!d.instance) continue;
+      const result = mapInstance(d.instance, deps.config.mapping, { ownerId: deps.config.ownerId, scopeKey: scope.key });
+      if (result.kind === 'entry') {
+        entries.push(result.entry);
+        names.add(result.entry.metadata.name);
+      } else {
+        skips.push(result.skip);
+      }
+    }
+    for (const name of names) owned.push(...(await deps.findOwnedByName(name)));
+    observed.push({
+      scope,
+      listing: { scope, instances: described.flatMap((d) => (d.instance ? [d.instance] : [])), complete: true, problems: [] },
+      entries,
+      skips,
+    });
+  }
+  // Only the entries of the referenced instances were read, so only they can be deleted; a
+  // whole-scope guard makes no sense for a handful of events.
+  const plan = planScopes(
+    { ...deps.config, deletionGuard: { maxDeleteFraction: 1, allowDeletesUpTo: Number.MAX_SAFE_INTEGER } },
+    observed,
+    dedupe(owned),
+    { now, configuredScopes: configuredScopes(deps.providers) },
+  );
+  if (plan.changes.length > 0) await deps.enqueue(plan.changes);
+  return { plan, skips: observed.flatMap((o) => o.skips), unknown };
+}
+
+function dedupe(entries: WorkloadEntry[]): WorkloadEntry[] {
+  const seen = new Map<string, WorkloadEntry>();
+  for (const e of entries) seen.set(`${e.metadata.namespace}/${e.metadata.name}`, e);
+  return [...seen.values()];
+}
