@@ -1,0 +1,317 @@
+// The queue end to end: real Redis, real BullMQ, the real writer and client against the fake API
+// server. Each test has its own queue prefix and namespace and removes its Redis keys afterwards.
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { FakeKubeApiServer } from '../../test/fakes/kube-api-server.ts';
+import type { Change, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, entryKey } from '../model.ts';
+import { createKubeApi } from '../writer/kube-api.ts';
+import { TransientKubeError } from '../writer/transient-kube-error.ts';
+import { Writer } from '../writer/writer.ts';
+import { startApplyWorker } from './apply-worker.ts';
+import type { ApplyOutcome, ApplyOutcomeInfo, ApplyWorker } from './apply-worker.ts';
+import { ChangeQueue, deduplicationId } from './change-queue.ts';
+import { MemoryDesiredStore, RedisDesiredStore } from './desired-store.ts';
+import type { DesiredStore } from './desired-store.ts';
+import { createRedis, maskRedisUrl } from './redis.ts';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const OWNER = 'q-owner';
+const WE = 'workloadentries';
+
+let server: FakeKubeApiServer;
+let ns: string;
+let prefix: string;
+let producer: Redis;
+let storeConn: Redis;
+const cleanups: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  server = new FakeKubeApiServer();
+  await server.start();
+});
+
+afterAll(async () => {
+  await server.close();
+});
+
+beforeEach(() => {
+  const id = randomUUID().slice(0, 8);
+  ns = `q-${id}`;
+  prefix = `{vmstest-${id}}`;
+  server.createNamespace(ns);
+  server.reset();
+  server.latencyMs = 0;
+  producer = createRedis(REDIS_URL, { role: 'producer' });
+  storeConn = createRedis(REDIS_URL, { role: 'worker' });
+});
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  // Every key this test made starts with its prefix.
+  let cursor = '0';
+  do {
+    const [next, keys] = await storeConn.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await storeConn.del(...keys);
+  } while (cursor !== '0');
+  await producer.quit();
+  await storeConn.quit();
+});
+
+function entry(name: string, spec: Partial<WorkloadEntrySpec> = {}): WorkloadEntry {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'WorkloadEntry',
+    metadata: { name, namespace: ns, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: OWNER }, annotations: {} },
+    spec: { address: '10.0.0.1', ports: { http: 8080 }, ...spec },
+  };
+}
+
+/** Observation i, a millisecond apart. */
+function at(i: number): string {
+  return new Date(Date.UTC(2025, 0, 1) + i).toISOString();
+}
+
+function upsert(name: string, i: number, spec: Partial<WorkloadEntrySpec> = {}): Change {
+  return { op: 'upsert', key: entryKey(ns, name), entry: entry(name, { address: `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`, ...spec }), observedAt: at(i) };
+}
+
+function del(name: string, i: number): Change {
+  return { op: 'delete', key: entryKey(ns, name), namespace: ns, name, observedAt: at(i) };
+}
+
+function live(name: string): Record<string, any> | undefined {
+  return server.get(WE, ns, name) as Record<string, any> | undefined;
+}
+
+function newWriter(): Writer {
+  return new Writer({ api: createKubeApi(server.kubeConfig()), ownerId: OWNER, fieldManager: 'vm-mesh-sync', ensureServiceAccounts: true });
+}
+
+function newStore(): RedisDesiredStore {
+  return new RedisDesiredStore(storeConn, prefix);
+}
+
+function newQueue(store: DesiredStore, options: { attempts?: number; backoffMs?: number } = {}): ChangeQueue {
+  const queue = new ChangeQueue({
+    connection: producer,
+    prefix,
+    store,
+    attempts: options.attempts ?? 5,
+    backoffMs: options.backoffMs ?? 10,
+    keepFailed: 100,
+  });
+  cleanups.push(() => queue.close());
+  return queue;
+}
+
+function newWorker(
+  store: DesiredStore,
+  options: { concurrency?: number; onResult?: (key: string, outcome: ApplyOutcome, info: ApplyOutcomeInfo) => void } = {},
+): ApplyWorker {
+  const handle = startApplyWorker({
+    connection: REDIS_URL,
+    prefix,
+    store,
+    writer: newWriter(),
+    concurrency: options.concurrency ?? 4,
+    ...(options.onResult ? { onResult: options.onResult } : {}),
+  });
+  cleanups.push(() => handle.close());
+  return handle;
+}
+
+async function waitFor(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function drained(queue: ChangeQueue): Promise<boolean> {
+  const c = await queue.counts();
+  return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) === 0;
+}
+
+/** A deterministic shuffle (mulberry32), so a failure can be replayed. */
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  let a = seed >>> 0;
+  const random = (): number => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+describe.each([
+  ['RedisDesiredStore', (): DesiredStore => newStore()],
+  ['MemoryDesiredStore', (): DesiredStore => new MemoryDesiredStore()],
+])('%s', (_name, makeStore) => {
+  it('keeps the newest observation whatever the order of records', async () => {
+    const store = makeStore();
+    expect(await store.record(upsert('vm-1', 5))).toBe(true);
+    expect(await store.record(upsert('vm-1', 3))).toBe(false);
+    expect((await store.get(entryKey(ns, 'vm-1')))?.observedAt).toBe(at(5));
+    expect(await store.record(del('vm-1', 7))).toBe(true);
+    expect((await store.get(entryKey(ns, 'vm-1')))?.op).toBe('delete');
+    expect(await store.get(entryKey(ns, 'nothing'))).toBeNull();
+  });
+
+  it('lets the later record win on equal observation times, and compares instants, not spellings', async () => {
+    const store = makeStore();
+    await store.record({ ...upsert('vm-1', 0, { address: '10.1.1.1' }), observedAt: '2025-01-01T00:00:00Z' });
+    expect(await store.record({ ...upsert('vm-1', 0, { address: '10.2.2.2' }), observedAt: '2025-01-01T00:00:00.000Z' })).toBe(true);
+    const got = await store.get(entryKey(ns, 'vm-1'));
+    expect(got?.op === 'upsert' && got.entry.spec.address).toBe('10.2.2.2');
+    // '…:00.5Z' sorts before '…:00Z' as text, but is the later instant.
+    expect(await store.record({ ...upsert('vm-1', 0), observedAt: '2025-01-01T00:00:00.5Z' })).toBe(true);
+    expect(await store.record({ ...upsert('vm-1', 0), observedAt: '2025-01-01T00:00:00Z' })).toBe(false);
+  });
+});
+
+describe('RedisDesiredStore', () => {
+  it('records expire after their TTL, refreshed on each record', async () => {
+    const store = new RedisDesiredStore(storeConn, prefix, { ttlMs: 60_000 });
+    await store.record(upsert('vm-1', 1));
+    const ttl = await storeConn.pttl(store.keyOf(entryKey(ns, 'vm-1')));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+});
+
+describe('queue helpers', () => {
+  it('makes deduplication ids without colons, and masks Redis passwords', () => {
+    expect(deduplicationId('ns/a:b')).toBe('ns/a%3Ab');
+    expect(deduplicationId('ns/a%3Ab')).not.toBe(deduplicationId('ns/a:b'));
+    expect(maskRedisUrl('redis://user:s3cret@redis:6379/0')).not.toContain('s3cret');
+  });
+});
+
+describe('ChangeQueue and apply workers', () => {
+  it('coalesces a burst of 50 changes to one entry into a few writes, ending at the newest', async () => {
+    const store = newStore();
+    const queue = newQueue(store);
+    // Before any worker runs: 50 enqueues leave one waiting job.
+    for (let i = 0; i < 50; i++) await queue.enqueue([upsert('vm-1', i)]);
+    expect((await queue.counts()).waiting).toBe(1);
+    newWorker(store);
+    await waitFor('first burst applied', async () => live('vm-1')?.metadata.annotations[OBSERVED_AT_ANNOTATION] === at(49) && (await drained(queue)));
+    expect(server.writes(WE)).toBe(1);
+
+    // While a worker is busy: each write is slow, so most observations are overtaken while queued.
+    server.reset();
+    server.latencyMs = 25;
+    for (let i = 50; i < 100; i++) await queue.enqueue([upsert('vm-1', i)]);
+    await waitFor('second burst applied', async () => live('vm-1')?.metadata.annotations[OBSERVED_AT_ANNOTATION] === at(99) && (await drained(queue)));
+    expect(server.writes(WE)).toBeLessThan(15);
+    const newest = upsert('vm-1', 99);
+    expect(live('vm-1')?.spec.address).toBe(newest.op === 'upsert' ? newest.entry.spec.address : undefined);
+  });
+
+  it('ends at the newest observation of every entry when changes arrive shuffled, with two workers of concurrency 4', async () => {
+    const store = newStore();
+    const queue = newQueue(store);
+    const names = Array.from({ length: 12 }, (_, i) => `vm-${i}`);
+    const changes: Change[] = [];
+    names.forEach((name, n) => {
+      for (let i = 0; i < 10; i++) {
+        // Every third entry's newest observation is its removal.
+        changes.push(n % 3 === 0 && i === 9 ? del(name, n * 100 + i) : upsert(name, n * 100 + i));
+      }
+    });
+    const newest = new Map(names.map((name, n) => [name, changes[n * 10 + 9] as Change]));
+    newWorker(store, { concurrency: 4 });
+    newWorker(store, { concurrency: 4 });
+    const order = shuffled(changes, 42);
+    let superseded = 0;
+    for (let i = 0; i < order.length; i += 7) {
+      const result = await queue.enqueue(order.slice(i, i + 7));
+      superseded += result.superseded;
+    }
+    expect(superseded).toBeGreaterThan(0);
+    const converged = (): boolean =>
+      names.every((name) => {
+        const want = newest.get(name)!;
+        const obj = live(name);
+        return want.op === 'delete' ? obj === undefined : obj?.metadata.annotations[OBSERVED_AT_ANNOTATION] === want.observedAt;
+      });
+    await waitFor('every entry at its newest observation', async () => converged() && (await drained(queue)));
+    for (const name of names) {
+      const want = newest.get(name)!;
+      if (want.op === 'upsert') expect(live(name)?.spec.address).toBe(want.entry.spec.address);
+      else expect(live(name)).toBeUndefined();
+    }
+    // Every superseded or coalesced change saved a write.
+    expect(server.writes(WE)).toBeLessThan(changes.length);
+  });
+
+  it('fails a permanently rejected change once, keeps it, and reports the error', async () => {
+    const store = newStore();
+    const queue = newQueue(store, { attempts: 5 });
+    const outcomes: Array<[ApplyOutcome, boolean]> = [];
+    newWorker(store, { onResult: (_key, outcome, info) => outcomes.push([outcome, info.final]) });
+    await queue.enqueue([upsert('vm-bad', 1, { ports: { http: 70000 } })]);
+    await waitFor('job failed', async () => (await queue.counts()).failed === 1);
+    const [failed] = await queue.queue.getFailed();
+    expect(failed?.attemptsMade).toBe(1);
+    expect(failed?.failedReason).toMatch(/^VMS_ERR_KUBE_REJECTED: .*port must be between 1-65535/);
+    expect(server.counts.of(WE).create).toBe(1);
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]?.[0]).toBeInstanceOf(Error);
+    expect(outcomes[0]?.[1]).toBe(true);
+  });
+
+  it('retries transient 500s until the change is applied', async () => {
+    const store = newStore();
+    const queue = newQueue(store, { attempts: 5, backoffMs: 10 });
+    const outcomes: Array<[ApplyOutcome, boolean]> = [];
+    newWorker(store, { onResult: (_key, outcome, info) => outcomes.push([outcome, info.final]) });
+    server.faults.push({ match: { verb: 'create', resource: WE }, status: 500, count: 2 });
+    await queue.enqueue([upsert('vm-1', 1)]);
+    await waitFor('entry created', async () => live('vm-1') !== undefined && (await drained(queue)));
+    expect(server.counts.of(WE).create).toBe(3);
+    expect((await queue.counts()).failed).toBe(0);
+    expect(outcomes.map(([o, final]) => [o instanceof TransientKubeError ? 'transient' : o, final])).toEqual([
+      ['transient', false],
+      ['transient', false],
+      ['created', true],
+    ]);
+  });
+
+  it('pauses for a 429 without using up an attempt', async () => {
+    const store = newStore();
+    // One attempt only: had the 429 counted as a failure, the job would be failed for good.
+    const queue = newQueue(store, { attempts: 1 });
+    newWorker(store);
+    server.faults.push({ match: { verb: 'create', resource: WE }, status: 429, retryAfterSeconds: 1, count: 1 });
+    await queue.enqueue([upsert('vm-1', 1)]);
+    await waitFor('entry created', async () => live('vm-1') !== undefined && (await drained(queue)));
+    expect(server.requests.filter((r) => r.verb === 'create').map((r) => r.status)).toEqual([429, 201]);
+    expect((await queue.counts()).failed).toBe(0);
+  });
+
+  it('close() waits for the job in flight to finish', async () => {
+    const store = newStore();
+    const queue = newQueue(store);
+    const handle = newWorker(store);
+    server.latencyMs = 150;
+    await queue.enqueue([upsert('vm-1', 1)]);
+    await waitFor('job active', async () => (await queue.counts()).active === 1);
+    await handle.close();
+    expect(live('vm-1')).toBeDefined();
+    const counts = await queue.counts();
+    expect(counts.active).toBe(0);
+    expect(counts.waiting).toBe(0);
+  });
+});

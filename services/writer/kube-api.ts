@@ -1,0 +1,391 @@
+// The subset of the Kubernetes API vm-mesh-sync uses, behind one small interface, so that the
+// writer's rules can be read without the client library's details and the RBAC ClusterRole can be
+// read off this file: workloadentries get/list/create/patch (apply and merge patch)/delete, serviceaccounts get/create,
+// events create.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  Observable,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import type { ConfigurationOptions, CoreV1Event, ObservableMiddleware, V1ServiceAccount } from '@kubernetes/client-node';
+import { VmsError } from '../errors.ts';
+import type { WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
+import { parseKubeStatus, translateKubeError } from './kube-errors.ts';
+import type { KubeCallContext } from './kube-errors.ts';
+import { TransientKubeError } from './transient-kube-error.ts';
+
+/** Where WorkloadEntries live in the API. */
+export const WORKLOAD_ENTRY_API = { group: 'networking.istio.io', version: 'v1', plural: 'workloadentries' } as const;
+
+/** A service account as far as we care: whether it exists and who made it. */
+export interface ServiceAccountInfo {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** Guards a delete against removing an object that changed or was replaced since it was read. */
+export interface DeletePreconditions {
+  resourceVersion?: string;
+  uid?: string;
+}
+
+/** A core/v1 Event about one object (an entry that could not be written, say). */
+export interface KubeEventInput {
+  involvedObject: { apiVersion: string; kind: string; namespace: string; name: string; uid?: string; resourceVersion?: string };
+  /** UpperCamelCase, short and stable: `NotOwned`, `NamespaceMissing`, `Rejected`. */
+  reason: string;
+  message: string;
+  type: 'Normal' | 'Warning';
+  /** The component that reports, shown by `kubectl describe`. */
+  reportingComponent?: string;
+  /** This process (pod name), to tell replicas apart. */
+  reportingInstance?: string;
+}
+
+/** The calls the writer and the runtime make. Errors are TransientKubeError or VmsError. */
+export interface KubeApi {
+  /** The live entry, or null when there is none. */
+  getEntry(namespace: string, name: string): Promise<WorkloadEntry | null>;
+  /**
+   * Entries of all namespaces matching the label selector (and the field selector, e.g.
+   * `metadata.name=x`, when given), following `continue` page by page.
+   */
+  listOwnedEntries(labelSelector: string, pageSize: number, options?: { fieldSelector?: string }): Promise<WorkloadEntry[]>;
+  /** Creates the entry; a 409 AlreadyExists is a TransientKubeError (someone was faster). */
+  createEntry(entry: WorkloadEntry, options?: { fieldManager?: string }): Promise<WorkloadEntry>;
+  /**
+   * Server-side apply with force. When `entry.metadata.resourceVersion` is set the server
+   * refuses (409) if the object changed since then.
+   */
+  applyEntry(entry: WorkloadEntry, options: { fieldManager: string }): Promise<WorkloadEntry>;
+  /**
+   * A JSON merge patch, for removing fields that server-side apply leaves in place because another
+   * manager (or our own create) also owns them. `metadata.resourceVersion` in the patch is a
+   * precondition (409 when the object changed).
+   */
+  mergePatchEntry(namespace: string, name: string, patch: Record<string, unknown>, options: { fieldManager: string }): Promise<WorkloadEntry>;
+  /** Deletes under preconditions; false when the entry was already gone. */
+  deleteEntry(namespace: string, name: string, preconditions: DeletePreconditions): Promise<boolean>;
+  getServiceAccount(namespace: string, name: string): Promise<ServiceAccountInfo | null>;
+  /** Creates a service account; false when it already existed. */
+  createServiceAccount(namespace: string, name: string, labels: Record<string, string>): Promise<boolean>;
+  createEvent(event: KubeEventInput): Promise<void>;
+}
+
+/** Tuning of the real client. */
+export interface KubeApiOptions {
+  /** A request that takes longer is abandoned and counts as transient (default 30 s). */
+  requestTimeoutMs?: number;
+  /** `source.component` of the events we create. */
+  component?: string;
+}
+
+/** Where to read cluster access from; empty strings mean "not given", as in the config file. */
+export interface LoadKubeConfigOptions {
+  /** An explicit kubeconfig path; wins over everything. */
+  kubeconfig?: string;
+  /** A context of that kubeconfig; empty: its current context. */
+  context?: string;
+  /** For tests: the environment and home directory to look in. */
+  env?: NodeJS.ProcessEnv;
+  homeDir?: string;
+}
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * Cluster access in the order the config documents: an explicit path, $KUBECONFIG, the in-cluster
+ * service account, ~/.kube/config. Unlike the client's own default it never falls back to
+ * http://localhost:8080, which would turn a missing kubeconfig into confusing connection errors.
+ */
+export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig {
+  const env = options.env ?? process.env;
+  const kc = new KubeConfig();
+  const explicit = options.kubeconfig ?? '';
+  const envPaths = (env.KUBECONFIG ?? '').split(path.delimiter).filter((p) => p !== '');
+  const home = options.homeDir ?? os.homedir();
+  const homeConfig = path.join(home, '.kube', 'config');
+  try {
+    if (explicit !== '') {
+      kc.loadFromFile(explicit);
+    } else if (envPaths.length > 0) {
+      const [first, ...rest] = envPaths as [string, ...string[]];
+      kc.loadFromFile(first);
+      for (const file of rest) {
+        const more = new KubeConfig();
+        more.loadFromFile(file);
+        kc.mergeConfig(more);
+      }
+    } else if (env.KUBERNETES_SERVICE_HOST && fs.existsSync(IN_CLUSTER_TOKEN)) {
+      kc.loadFromCluster();
+    } else if (fs.existsSync(homeConfig)) {
+      kc.loadFromFile(homeConfig);
+    } else {
+      throw new Error('no kubeconfig given, $KUBECONFIG unset, not in a cluster, and no ~/.kube/config');
+    }
+  } catch (err) {
+    throw new VmsError('VMS_ERR_KUBE_UNREACHABLE', `cannot load cluster access: ${(err as Error).message}`, undefined, { cause: err });
+  }
+  const context = options.context ?? '';
+  if (context !== '') {
+    if (!kc.getContexts().some((c) => c.name === context)) {
+      const known = kc.getContexts().map((c) => c.name).join(', ') || 'none';
+      throw new VmsError('VMS_ERR_KUBE_UNREACHABLE', `kubeconfig has no context "${context}" (contexts: ${known})`);
+    }
+    kc.setCurrentContext(context);
+  }
+  if (!kc.getCurrentCluster()) {
+    throw new VmsError('VMS_ERR_KUBE_UNREACHABLE', 'the kubeconfig names no cluster for its current context');
+  }
+  return kc;
+}
+
+/** The real KubeApi over @kubernetes/client-node. */
+export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): KubeApi {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const timeoutMs = options.requestTimeoutMs ?? 30_000;
+  const component = options.component ?? 'vm-mesh-sync';
+  const { group, version, plural } = WORKLOAD_ENTRY_API;
+
+  // client-node sets no timeout of its own: a hung connection would hold a job forever.
+  const timeout: ObservableMiddleware = {
+    pre: (ctx) => {
+      ctx.setSignal(AbortSignal.timeout(timeoutMs));
+      return new Observable(Promise.resolve(ctx));
+    },
+    post: (ctx) => new Observable(Promise.resolve(ctx)),
+  };
+  const plain: ConfigurationOptions<ObservableMiddleware> = { middleware: [timeout], middlewareMergeStrategy: 'append' };
+  const apply = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply, plain);
+  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch, plain);
+
+  async function call<T>(context: KubeCallContext, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw translateKubeError(err, context);
+    }
+  }
+
+  /** A 404 about the object itself (not its namespace); those mean "absent" to get and delete. */
+  function isObjectNotFound(err: unknown): boolean {
+    return err instanceof ApiException && err.code === 404 && parseKubeStatus(err.body).details?.kind !== 'namespaces';
+  }
+
+  function resourceMissing(context: KubeCallContext, err: TransientKubeError): VmsError {
+    return new VmsError(
+      'VMS_ERR_KUBE_REJECTED',
+      `${context.verb} ${context.what}: the API server does not serve ${plural}.${group}/${version} (is Istio installed?): ${err.message}`,
+      { status: 404 },
+      { cause: err },
+    );
+  }
+
+  return {
+    async getEntry(namespace, name) {
+      const context: KubeCallContext = { verb: 'get', what: `WorkloadEntry ${namespace}/${name}` };
+      try {
+        const obj: unknown = await custom.getNamespacedCustomObject({ group, version, plural, namespace, name }, plain);
+        return toEntry(obj);
+      } catch (err) {
+        if (isObjectNotFound(err)) return null;
+        throw translateKubeError(err, context);
+      }
+    },
+
+    async listOwnedEntries(labelSelector, pageSize, listOptions = {}) {
+      const fieldSelector = listOptions.fieldSelector;
+      const context: KubeCallContext = { verb: 'list', what: `WorkloadEntries (${[labelSelector, fieldSelector].filter(Boolean).join(' ')})` };
+      // An expired continue token (410) means the listing must start over; a few times at most.
+      for (let restart = 0; ; restart++) {
+        const out: WorkloadEntry[] = [];
+        let token: string | undefined;
+        try {
+          do {
+            const page = (await custom.listCustomObjectForAllNamespaces(
+              {
+                group,
+                version,
+                resourcePlural: plural,
+                labelSelector,
+                limit: pageSize,
+                ...(fieldSelector ? { fieldSelector } : {}),
+                ...(token ? { _continue: token } : {}),
+              },
+              plain,
+            )) as { items?: unknown[]; metadata?: { continue?: string } };
+            for (const item of page.items ?? []) out.push(toEntry(item));
+            token = page.metadata?.continue || undefined;
+          } while (token !== undefined);
+          return out;
+        } catch (err) {
+          if (err instanceof ApiException && err.code === 410 && restart < 3) continue;
+          const translated = translateKubeError(err, context);
+          if (translated instanceof TransientKubeError && translated.status === 404) throw resourceMissing(context, translated);
+          throw translated;
+        }
+      }
+    },
+
+    async createEntry(entry, createOptions = {}) {
+      const { namespace, name } = entry.metadata;
+      const context: KubeCallContext = { verb: 'create', what: `WorkloadEntry ${namespace}/${name}` };
+      try {
+        const created: unknown = await custom.createNamespacedCustomObject(
+          {
+            group,
+            version,
+            plural,
+            namespace,
+            body: entryBody(entry, false),
+            ...(createOptions.fieldManager ? { fieldManager: createOptions.fieldManager } : {}),
+          },
+          plain,
+        );
+        return toEntry(created);
+      } catch (err) {
+        const translated = translateKubeError(err, context);
+        if (translated instanceof TransientKubeError && translated.status === 404) throw resourceMissing(context, translated);
+        throw translated;
+      }
+    },
+
+    async applyEntry(entry, applyOptions) {
+      const { namespace, name } = entry.metadata;
+      const context: KubeCallContext = { verb: 'apply', what: `WorkloadEntry ${namespace}/${name}` };
+      return call(context, async () =>
+        toEntry(
+          await custom.patchNamespacedCustomObject(
+            { group, version, plural, namespace, name, body: entryBody(entry, true), fieldManager: applyOptions.fieldManager, force: true },
+            apply,
+          ),
+        ),
+      );
+    },
+
+    async mergePatchEntry(namespace, name, patch, patchOptions) {
+      const context: KubeCallContext = { verb: 'patch', what: `WorkloadEntry ${namespace}/${name}` };
+      return call(context, async () =>
+        toEntry(
+          await custom.patchNamespacedCustomObject(
+            { group, version, plural, namespace, name, body: patch, fieldManager: patchOptions.fieldManager },
+            mergePatch,
+          ),
+        ),
+      );
+    },
+
+    async deleteEntry(namespace, name, preconditions) {
+      const context: KubeCallContext = { verb: 'delete', what: `WorkloadEntry ${namespace}/${name}` };
+      const pre = {
+        ...(preconditions.resourceVersion ? { resourceVersion: preconditions.resourceVersion } : {}),
+        ...(preconditions.uid ? { uid: preconditions.uid } : {}),
+      };
+      try {
+        await custom.deleteNamespacedCustomObject(
+          { group, version, plural, namespace, name, body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: pre } },
+          plain,
+        );
+        return true;
+      } catch (err) {
+        if (isObjectNotFound(err)) return false;
+        throw translateKubeError(err, context);
+      }
+    },
+
+    async getServiceAccount(namespace, name) {
+      const context: KubeCallContext = { verb: 'get', what: `ServiceAccount ${namespace}/${name}` };
+      try {
+        const sa: V1ServiceAccount = await core.readNamespacedServiceAccount({ namespace, name }, plain);
+        return { namespace, name, labels: { ...(sa.metadata?.labels ?? {}) } };
+      } catch (err) {
+        if (isObjectNotFound(err)) return null;
+        throw translateKubeError(err, context);
+      }
+    },
+
+    async createServiceAccount(namespace, name, labels) {
+      const context: KubeCallContext = { verb: 'create', what: `ServiceAccount ${namespace}/${name}` };
+      try {
+        await core.createNamespacedServiceAccount(
+          { namespace, body: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace, labels: { ...labels } } } },
+          plain,
+        );
+        return true;
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 409) return false;
+        throw translateKubeError(err, context);
+      }
+    },
+
+    async createEvent(event) {
+      const { involvedObject: obj } = event;
+      const context: KubeCallContext = { verb: 'create', what: `Event in ${obj.namespace}` };
+      const now = new Date();
+      const body: CoreV1Event = {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { generateName: `${obj.name}.`, namespace: obj.namespace },
+        involvedObject: { ...obj },
+        reason: event.reason,
+        message: event.message.slice(0, 1024),
+        type: event.type,
+        source: { component: event.reportingComponent ?? component },
+        reportingComponent: event.reportingComponent ?? component,
+        reportingInstance: event.reportingInstance ?? os.hostname(),
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      };
+      await call(context, () => core.createNamespacedEvent({ namespace: obj.namespace, body }, plain));
+    },
+  };
+}
+
+/** What we send: only the fields we own, so server-side apply claims nothing else. */
+function entryBody(entry: WorkloadEntry, withResourceVersion: boolean): Record<string, unknown> {
+  const { name, namespace, labels, annotations, resourceVersion } = entry.metadata;
+  return {
+    apiVersion: entry.apiVersion,
+    kind: entry.kind,
+    metadata: {
+      name,
+      namespace,
+      labels: { ...labels },
+      annotations: { ...annotations },
+      ...(withResourceVersion && resourceVersion ? { resourceVersion } : {}),
+    },
+    spec: { ...entry.spec },
+  };
+}
+
+/** A WorkloadEntry from the server's JSON, with the maps the model promises always present. */
+function toEntry(obj: unknown): WorkloadEntry {
+  const o = (obj ?? {}) as {
+    metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; resourceVersion?: string; uid?: string };
+    spec?: WorkloadEntrySpec;
+  };
+  const m = o.metadata ?? {};
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'WorkloadEntry',
+    metadata: {
+      name: m.name ?? '',
+      namespace: m.namespace ?? '',
+      labels: { ...(m.labels ?? {}) },
+      annotations: { ...(m.annotations ?? {}) },
+      ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+      ...(m.uid !== undefined ? { uid: m.uid } : {}),
+    },
+    spec: { ...(o.spec ?? {}) },
+  };
+}

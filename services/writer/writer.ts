@@ -1,0 +1,304 @@
+// Applies one Change to the cluster so that doing it twice, late, or at the same time as another
+// worker leaves the same result: ownership is checked on every write, an older observation never
+// replaces a newer one, nothing is sent when nothing changed, and every write carries the
+// resourceVersion (or uid) it was decided on, so a concurrent writer turns into a retry instead of
+// a lost update.
+import type { BaseLogger } from 'pino';
+import { VmsError } from '../errors.ts';
+import type { Change, WorkloadEntry } from '../model.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL } from '../model.ts';
+import { entriesEqual, isOwned } from '../planning/index.ts';
+import type { KubeApi } from './kube-api.ts';
+import { PresenceCache } from './presence-cache.ts';
+import { removalPatch } from './removals.ts';
+import { TransientKubeError } from './transient-kube-error.ts';
+
+/** What applying one change did. */
+export type ApplyResult = 'created' | 'updated' | 'unchanged' | 'stale' | 'deleted' | 'absent';
+
+/** The logger calls the writer makes; a pino logger fits. */
+export type WriterLogger = Pick<BaseLogger, 'debug' | 'info' | 'warn'>;
+
+/** How a Writer talks to the cluster and whose entries it may touch. */
+export interface WriterOptions {
+  api: KubeApi;
+  /** Only entries labelled with this owner id (and managed-by vm-mesh-sync) are ever changed. */
+  ownerId: string;
+  /** Server-side apply field manager. */
+  fieldManager: string;
+  /** Create the service account an entry names when its namespace lacks it. */
+  ensureServiceAccounts: boolean;
+  logger?: WriterLogger;
+  /** Re-reads after a 409 before giving up with a TransientKubeError (default 5). */
+  maxConflicts?: number;
+  /** Page size of listOwned (default 500). */
+  pageSize?: number;
+  /** How long a service account seen present is not looked up again (default 5 min). */
+  serviceAccountTtlMs?: number;
+  /** How many present service accounts are remembered (default 10,000). */
+  serviceAccountCacheSize?: number;
+  /** For tests: the clock, the pause between retries and the jitter source. */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+/** How applyWithRetry retries transient failures. */
+export interface RetryOptions {
+  /** Tries in all, the first included (default 5). */
+  maxAttempts?: number;
+  /** First pause; doubles on each retry, with jitter (default 500 ms). */
+  baseDelayMs?: number;
+  /** Longest pause between tries, Retry-After included (default 60 s). */
+  maxDelayMs?: number;
+}
+
+const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Applies changes to WorkloadEntries (and the service accounts they name) idempotently. */
+export class Writer {
+  readonly #api: KubeApi;
+  readonly #ownerId: string;
+  readonly #fieldManager: string;
+  readonly #ensureServiceAccounts: boolean;
+  readonly #logger: WriterLogger | undefined;
+  readonly #maxConflicts: number;
+  readonly #pageSize: number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #random: () => number;
+  readonly #knownServiceAccounts: PresenceCache;
+  /** Lookups in flight, so that concurrent changes naming one account share one GET. */
+  readonly #pendingServiceAccounts = new Map<string, Promise<void>>();
+
+  constructor(options: WriterOptions) {
+    this.#api = options.api;
+    this.#ownerId = options.ownerId;
+    this.#fieldManager = options.fieldManager;
+    this.#ensureServiceAccounts = options.ensureServiceAccounts;
+    this.#logger = options.logger;
+    this.#maxConflicts = options.maxConflicts ?? 5;
+    this.#pageSize = options.pageSize ?? 500;
+    this.#sleep = options.sleep ?? defaultSleep;
+    this.#random = options.random ?? Math.random;
+    this.#knownServiceAccounts = new PresenceCache({
+      ttlMs: options.serviceAccountTtlMs ?? 5 * 60_000,
+      maxSize: options.serviceAccountCacheSize ?? 10_000,
+      ...(options.now ? { now: options.now } : {}),
+    });
+  }
+
+  /** The label selector of the entries this installation owns. */
+  get ownerSelector(): string {
+    return `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE},${OWNER_LABEL}=${this.#ownerId}`;
+  }
+
+  /** Applies one change. Throws TransientKubeError (retry) or VmsError (permanent). */
+  async apply(change: Change): Promise<ApplyResult> {
+    return change.op === 'upsert' ? this.#upsert(change) : this.#delete(change);
+  }
+
+  /**
+   * apply() with retries of transient failures, for `sync --once` where no queue retries for us:
+   * exponential backoff with jitter, or the server's Retry-After when it sent one. Permanent
+   * errors are thrown at once.
+   */
+  async applyWithRetry(change: Change, options: RetryOptions = {}): Promise<ApplyResult> {
+    const maxAttempts = Math.max(1, options.maxAttempts ?? 5);
+    const baseDelayMs = options.baseDelayMs ?? 500;
+    const maxDelayMs = options.maxDelayMs ?? 60_000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.apply(change);
+      } catch (err) {
+        if (!(err instanceof TransientKubeError) || attempt >= maxAttempts) throw err;
+        const delay = Math.min(maxDelayMs, this.#retryDelay(err, attempt, baseDelayMs));
+        this.#logger?.debug({ key: change.key, attempt, delayMs: delay, reason: err.reason }, 'transient Kubernetes error, retrying');
+        await this.#sleep(delay);
+      }
+    }
+  }
+
+  /** Every entry this installation owns, in all namespaces. */
+  async listOwned(): Promise<WorkloadEntry[]> {
+    return this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize);
+  }
+
+  /** This owner's entries named `name`, in any namespace (an instance's entry wherever its namespace tag put it). */
+  async findOwnedByName(name: string): Promise<WorkloadEntry[]> {
+    return this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { fieldSelector: `metadata.name=${name}` });
+  }
+
+  #retryDelay(err: TransientKubeError, attempt: number, baseDelayMs: number): number {
+    if (err.retryAfterMs !== undefined) {
+      // At least what the server asked for; a little more so that replicas do not return together.
+      return err.retryAfterMs + Math.floor(this.#random() * Math.min(1000, err.retryAfterMs * 0.1 + 1));
+    }
+    const ceiling = baseDelayMs * 2 ** (attempt - 1);
+    return Math.floor(ceiling / 2 + this.#random() * (ceiling / 2));
+  }
+
+  async #upsert(change: Extract<Change, { op: 'upsert' }>): Promise<ApplyResult> {
+    const desired = this.#desired(change);
+    const { namespace, name } = desired.metadata;
+    for (let conflicts = 0; conflicts <= this.#maxConflicts; conflicts++) {
+      const live = await this.#api.getEntry(namespace, name);
+      if (live) {
+        this.#assertOwned(live);
+        if (isNewer(live.metadata.annotations[OBSERVED_AT_ANNOTATION], change.observedAt)) return 'stale';
+        if (entriesEqual(desired, live)) return 'unchanged';
+      }
+      await this.#ensureServiceAccount(desired);
+      try {
+        if (!live) {
+          await this.#api.createEntry(desired, { fieldManager: this.#fieldManager });
+          return 'created';
+        }
+        const removals = removalPatch(desired, live);
+        if (removals) {
+          await this.#api.mergePatchEntry(namespace, name, mergePatchBody(desired, removals, live.metadata.resourceVersion), {
+            fieldManager: this.#fieldManager,
+          });
+          return 'updated';
+        }
+        const guarded: WorkloadEntry = { ...desired, metadata: { ...desired.metadata } };
+        if (live.metadata.resourceVersion) guarded.metadata.resourceVersion = live.metadata.resourceVersion;
+        await this.#api.applyEntry(guarded, { fieldManager: this.#fieldManager });
+        return 'updated';
+      } catch (err) {
+        // 409: created or changed meanwhile; 404 on apply: deleted meanwhile. Read again and decide again.
+        if (!isRaceLost(err)) throw err;
+        this.#logger?.debug({ key: change.key, reason: (err as TransientKubeError).reason }, 'entry changed meanwhile, reading it again');
+      }
+    }
+    throw this.#tooManyConflicts(change);
+  }
+
+  async #delete(change: Extract<Change, { op: 'delete' }>): Promise<ApplyResult> {
+    const { namespace, name } = change;
+    for (let conflicts = 0; conflicts <= this.#maxConflicts; conflicts++) {
+      const live = await this.#api.getEntry(namespace, name);
+      if (!live) return 'absent';
+      this.#assertOwned(live);
+      if (isNewer(live.metadata.annotations[OBSERVED_AT_ANNOTATION], change.observedAt)) return 'stale';
+      try {
+        const preconditions = {
+          ...(live.metadata.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
+          ...(live.metadata.uid ? { uid: live.metadata.uid } : {}),
+        };
+        return (await this.#api.deleteEntry(namespace, name, preconditions)) ? 'deleted' : 'absent';
+      } catch (err) {
+        if (!isRaceLost(err)) throw err;
+        this.#logger?.debug({ key: change.key }, 'entry changed before delete, reading it again');
+      }
+    }
+    throw this.#tooManyConflicts(change);
+  }
+
+  /** The entry as we write it: marked as ours and stamped with the observation it comes from. */
+  #desired(change: Extract<Change, { op: 'upsert' }>): WorkloadEntry {
+    const { metadata } = change.entry;
+    return {
+      apiVersion: change.entry.apiVersion,
+      kind: change.entry.kind,
+      metadata: {
+        name: metadata.name,
+        namespace: metadata.namespace,
+        labels: { ...metadata.labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: this.#ownerId },
+        annotations: { ...metadata.annotations, [OBSERVED_AT_ANNOTATION]: change.observedAt },
+      },
+      spec: change.entry.spec,
+    };
+  }
+
+  #assertOwned(live: WorkloadEntry): void {
+    if (isOwned(live, this.#ownerId)) return;
+    const labels = live.metadata.labels;
+    const managedBy = labels[MANAGED_BY_LABEL];
+    const owner = labels[OWNER_LABEL];
+    const why =
+      managedBy !== MANAGED_BY_VALUE
+        ? `it is not labelled ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}${managedBy ? ` (managed by "${managedBy}")` : ''}`
+        : `it belongs to owner id "${owner ?? ''}", not "${this.#ownerId}"`;
+    throw new VmsError('VMS_ERR_NOT_OWNED', `WorkloadEntry ${live.metadata.namespace}/${live.metadata.name} exists and ${why}`, {
+      namespace: live.metadata.namespace,
+      name: live.metadata.name,
+      managedBy,
+      owner,
+    });
+  }
+
+  #tooManyConflicts(change: Change): TransientKubeError {
+    return new TransientKubeError(`${change.op} ${change.key}: still conflicting after ${this.#maxConflicts + 1} tries`, {
+      status: 409,
+      reason: 'Conflict',
+    });
+  }
+
+  async #ensureServiceAccount(entry: WorkloadEntry): Promise<void> {
+    const name = entry.spec.serviceAccount;
+    if (!this.#ensureServiceAccounts || !name) return;
+    const namespace = entry.metadata.namespace;
+    const key = `${namespace}/${name}`;
+    if (this.#knownServiceAccounts.has(key)) return;
+    let pending = this.#pendingServiceAccounts.get(key);
+    if (!pending) {
+      pending = this.#lookUpOrCreateServiceAccount(namespace, name).finally(() => this.#pendingServiceAccounts.delete(key));
+      this.#pendingServiceAccounts.set(key, pending);
+    }
+    await pending;
+    this.#knownServiceAccounts.add(key);
+  }
+
+  async #lookUpOrCreateServiceAccount(namespace: string, name: string): Promise<void> {
+    // An existing account is left exactly as it is, whoever made it.
+    if (await this.#api.getServiceAccount(namespace, name)) return;
+    const created = await this.#api.createServiceAccount(namespace, name, {
+      [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+      [OWNER_LABEL]: this.#ownerId,
+    });
+    if (created) this.#logger?.info({ namespace, serviceAccount: name }, 'created service account');
+  }
+}
+
+/** The desired entry as a merge patch, with the removals' nulls and the resourceVersion precondition. */
+function mergePatchBody(desired: WorkloadEntry, removals: Record<string, unknown>, resourceVersion: string | undefined): Record<string, unknown> {
+  const body = mergeDeep(
+    {
+      metadata: { labels: desired.metadata.labels, annotations: desired.metadata.annotations },
+      spec: desired.spec,
+    },
+    removals,
+  );
+  if (resourceVersion) (body.metadata as Record<string, unknown>).resourceVersion = resourceVersion;
+  return body;
+}
+
+function mergeDeep(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    out[key] =
+      value !== null && typeof value === 'object' && current !== null && typeof current === 'object'
+        ? mergeDeep(current as Record<string, unknown>, value as Record<string, unknown>)
+        : value;
+  }
+  return out;
+}
+
+/** A 409, or a 404 from a guarded write: another writer got there first. */
+function isRaceLost(err: unknown): boolean {
+  return err instanceof TransientKubeError && (err.status === 409 || err.status === 404);
+}
+
+/**
+ * True when observation time `live` is later than `incoming`. Times are compared as instants
+ * (`…:00Z` equals `…:00.000Z`); unreadable ones fall back to comparing the strings. A missing
+ * live time is never newer.
+ */
+export function isNewer(live: string | undefined, incoming: string): boolean {
+  if (live === undefined || live === '') return false;
+  const a = Date.parse(live);
+  const b = Date.parse(incoming);
+  if (!Number.isNaN(a) && !Number.isNaN(b)) return a > b;
+  return live > incoming;
+}
