@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   VMS_ERR_WEBHOOK_BODY: 'the webhook body is malformed; the reason says which part',
   VMS_ERR_WEBHOOK_TOO_LARGE: 'the webhook body exceeds the size limit',
   VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER: 'no webhook receiver is configured for this provider',
+  VMS_ERR_WEBHOOK_KEYS_UNAVAILABLE:
+    'the public keys that verify webhook tokens cannot be fetched; check egress to the certificate URL (gcp webhook.certsUrl); the delivery is answered 500 so the sender retries it',
 
   // HTTP server
   VMS_ERR_HTTP_REQUEST: 'the HTTP request matches no route or is malformed; the server answers GET /healthz, /readyz, /metrics, /status and POST /webhooks/<provider>',

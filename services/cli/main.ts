@@ -5,6 +5,7 @@ import { isVmsError } from '../errors.ts';
 import { runPlan } from './plan-command.ts';
 import { runSync } from './sync-command.ts';
 import { runServe } from './serve-command.ts';
+import { runExplain } from './explain-command.ts';
 
 /** Exit codes of every command. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -57,6 +58,16 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     .addOption(configOption())
     .action(async (opts: { config?: string }) => {
       code = await runServe(opts, io);
+    });
+
+  program
+    .command('explain')
+    .description('say whether a VM is in the mesh, and if not, why')
+    .argument('<instance>', 'provider:instance-id, for example aws:i-0abc123 or static:pg-1')
+    .addOption(configOption())
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (instance: string, opts: { config?: string; output: 'text' | 'json' }) => {
+      code = await runExplain(instance, opts, io);
     });
 
   try {

@@ -2,8 +2,8 @@
 // (queue workers, periodic resync). SIGTERM stops taking webhooks, lets jobs in flight finish
 // within a bound, closes Redis and exits 0.
 import os from 'node:os';
-import type { WebhookReceiver } from '../../providers/provider.ts';
 import { Metrics } from '../metrics.ts';
+import { webhookReceivers } from '../runtime/receivers.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { buildServer } from '../server/server.ts';
 import { openCluster } from './cluster.ts';
@@ -34,12 +34,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
     const instanceName = io.env.POD_NAME ?? os.hostname();
     const runtime = await Runtime.start({ config, providers, api: cluster.api, writer: cluster.writer, metrics, logger, instanceName });
 
-    const receivers = new Map<string, WebhookReceiver>();
-    for (const p of providers) {
-      const webhook = (p as { webhook?: WebhookReceiver }).webhook;
-      // One receiver per provider kind: the first block of a kind that configures a webhook.
-      if (webhook && !receivers.has(p.kind)) receivers.set(p.kind, webhook);
-    }
+    const receivers = webhookReceivers(providers);
     const server = buildServer({
       logger,
       metrics,

@@ -1,0 +1,345 @@
+// What `serve` runs besides the HTTP server: the apply workers, one job scheduler per scope for the
+// periodic resync, the resync/refresh workers, and the shared status. Redis is the only state
+// shared between replicas, so any number of them can run side by side.
+import { type Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../../config/schema.ts';
+import type { Provider } from '../../providers/provider.ts';
+import { isVmsError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { InstanceRef, WorkloadEntry } from '../model.ts';
+import { type ApplyWorker, startApplyWorker } from '../queue/apply-worker.ts';
+import { ChangeQueue } from '../queue/change-queue.ts';
+import { RedisDesiredStore } from '../queue/desired-store.ts';
+import { createRedis } from '../queue/redis.ts';
+import type { Readiness } from '../server/server.ts';
+import { type ReconcileDeps, refreshInstances, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
+import type { KubeApi } from '../writer/kube-api.ts';
+import type { Writer } from '../writer/writer.ts';
+import { EventRecorder } from './event-recorder.ts';
+import { type ScopeStatus, StatusStore } from './status-store.ts';
+
+/** The queue of resync and refresh jobs. */
+export const RESYNC_QUEUE_NAME = 'vms-resync';
+
+/** The data of the jobs on the resync queue. */
+export type ResyncJobData = { scopeKey: string } | { refs: InstanceRef[] };
+
+/** The collaborators of a runtime. */
+export interface RuntimeOptions {
+  config: Readonly<Config>;
+  providers: readonly Provider[];
+  api: KubeApi;
+  writer: Writer;
+  metrics: Metrics;
+  logger: Logger;
+  /** This replica's name (the pod name), for Events and /status. */
+  instanceName?: string;
+}
+
+/** A scheduler id for a scope: scope keys contain ':', which BullMQ ids may not. */
+export function schedulerId(scopeKey: string): string {
+  return `resync-${scopeKey.replaceAll('%', '%25').replaceAll(':', '%3A')}`;
+}
+
+const KUBE_CHECK_TTL_MS = 10_000;
+
+/** The running workers and schedulers of one `serve` process. */
+export class Runtime {
+  readonly #options: RuntimeOptions;
+  readonly #producer: Redis;
+  readonly #workerConnection: Redis;
+  readonly #changes: ChangeQueue;
+  readonly #resyncQueue: Queue<ResyncJobData>;
+  readonly #status: StatusStore;
+  readonly #events: EventRecorder;
+  readonly #deps: ReconcileDeps;
+  #applyWorker: ApplyWorker | undefined;
+  #resyncWorker: Worker<ResyncJobData> | undefined;
+  #kubeCheck: { at: number; ok: boolean; detail: string } = { at: 0, ok: false, detail: 'not checked yet' };
+
+  private constructor(options: RuntimeOptions) {
+    this.#options = options;
+    const { config, logger } = options;
+    this.#producer = createRedis(config.redis.url, { role: 'producer', connectionName: 'vms-producer', logger });
+    this.#workerConnection = createRedis(config.redis.url, { role: 'worker', connectionName: 'vms-worker', logger });
+    const store = new RedisDesiredStore(this.#producer, config.redis.prefix);
+    this.#changes = new ChangeQueue({
+      connection: this.#producer,
+      prefix: config.redis.prefix,
+      store,
+      attempts: config.queue.attempts,
+      backoffMs: config.queue.backoff,
+      keepFailed: config.queue.keepFailed,
+      logger,
+    });
+    this.#resyncQueue = new Queue<ResyncJobData>(RESYNC_QUEUE_NAME, { connection: this.#producer, prefix: config.redis.prefix });
+    this.#resyncQueue.on('error', (err) => logger.error({ err: err.message }, 'resync queue error'));
+    this.#status = new StatusStore(this.#producer, config.redis.prefix);
+    this.#events = new EventRecorder(options.api, {
+      logger,
+      defaultNamespace: config.mapping.namespace.default,
+      ...(options.instanceName ? { instance: options.instanceName } : {}),
+    });
+    this.#deps = {
+      config,
+      providers: options.providers,
+      listOwned: async () => {
+        const owned = await options.writer.listOwned();
+        options.metrics.setOwnedEntries(owned.length);
+        return owned;
+      },
+      findOwnedByName: (name) => options.writer.findOwnedByName(name),
+      enqueue: (changes) => this.#changes.enqueue(changes),
+    };
+    options.metrics.setQueueDepthSource(() => this.#changes.counts());
+  }
+
+  /** Starts workers and makes sure every scope has its scheduler. */
+  static async start(options: RuntimeOptions): Promise<Runtime> {
+    const runtime = new Runtime(options);
+    await runtime.#startWorkers();
+    await runtime.#ensureSchedulers();
+    return runtime;
+  }
+
+  async #startWorkers(): Promise<void> {
+    const { config, writer, metrics, logger } = this.#options;
+    this.#applyWorker = startApplyWorker({
+      connection: config.redis.url,
+      prefix: config.redis.prefix,
+      // The worker's store rides the worker connection, which queues commands through a Redis
+      // outage instead of failing them (and using up the job's attempts).
+      store: new RedisDesiredStore(this.#workerConnection, config.redis.prefix),
+      writer,
+      concurrency: config.queue.concurrency,
+      logger,
+      onResult: (key, outcome, info) => {
+        if (outcome instanceof Error) {
+          // Failures BullMQ will retry are not news yet; the last one is.
+          if (!info.final) return;
+          const code = isVmsError(outcome) ? outcome.code : 'VMS_ERR_INTERNAL';
+          metrics.recordWriteFailure(code);
+          void this.#status.putWriteError({ key, code, message: outcome.message, at: new Date().toISOString() }).catch(() => {});
+          this.#events.writeFailed(key, code, outcome.message);
+        } else {
+          metrics.recordApply(outcome);
+          void this.#status.clearWriteError(key).catch(() => {});
+        }
+      },
+    });
+    this.#resyncWorker = new Worker<ResyncJobData>(RESYNC_QUEUE_NAME, (job) => this.#process(job), {
+      connection: this.#workerConnection,
+      prefix: config.redis.prefix,
+      concurrency: 2,
+    });
+    this.#resyncWorker.on('error', (err) => logger.error({ err: err.message }, 'resync worker error'));
+  }
+
+  /** One scheduler per configured scope; schedulers of scopes no longer configured are removed. */
+  async #ensureSchedulers(): Promise<void> {
+    const { config, providers } = this.#options;
+    const wanted = new Map<string, string>();
+    for (const p of providers) for (const s of p.scopes()) wanted.set(schedulerId(s.key), s.key);
+    for (const [id, scopeKey] of wanted) {
+      await this.#resyncQueue.upsertJobScheduler(
+        id,
+        { every: config.resync.interval },
+        { name: 'resync', data: { scopeKey }, opts: { attempts: 1, removeOnComplete: true, removeOnFail: 100 } },
+      );
+    }
+    const existing = await this.#resyncQueue.getJobSchedulers();
+    for (const s of existing) {
+      if (s.key.startsWith('resync-') && !wanted.has(s.key)) await this.#resyncQueue.removeJobScheduler(s.key);
+    }
+    await this.#status.pruneScopes(new Set(wanted.values()));
+  }
+
+  async #process(job: Job<ResyncJobData>): Promise<unknown> {
+    if ('scopeKey' in job.data) return this.#resync(job.data.scopeKey);
+    const result = await refreshInstances(this.#deps, job.data.refs);
+    this.#countEnqueued(result.plan.summary);
+    for (const s of result.skips) this.#events.skipped(s);
+    return { changes: result.plan.changes.length, skips: result.skips.length, unknown: result.unknown.length };
+  }
+
+  async #resync(scopeKey: string): Promise<unknown> {
+    const { metrics, logger } = this.#options;
+    const started = performance.now();
+    let result: ResyncResult;
+    try {
+      result = await resyncScope(this.#deps, scopeKey);
+    } catch (err) {
+      const durationMs = performance.now() - started;
+      metrics.recordResync(scopeKey, { ok: false, durationMs });
+      const previous = (await this.#status.scopes()).get(scopeKey);
+      await this.#status.putScope({
+        ...(previous ?? emptyStatus(scopeKey)),
+        lastResyncAt: new Date().toISOString(),
+        durationMs,
+        error: (err as Error).message,
+      });
+      logger.error({ scope: scopeKey, err: (err as Error).message }, 'resync failed');
+      throw err;
+    }
+    const { observation, plan } = result;
+    const durationMs = performance.now() - started;
+    const held = plan.held.reduce((n, h) => n + h.deletes.length, 0);
+    metrics.recordResync(scopeKey, {
+      ok: true,
+      provider: observation.scope.provider,
+      durationMs,
+      instances: observation.listing.instances.length,
+      desired: observation.entries.length,
+      skips: observation.skips,
+      heldDeletes: held,
+    });
+    this.#countEnqueued(plan.summary);
+    const now = new Date().toISOString();
+    const previous = (await this.#status.scopes()).get(scopeKey);
+    await this.#status.putScope({
+      scopeKey,
+      lastResyncAt: now,
+      lastSuccessAt: observation.listing.complete ? now : (previous?.lastSuccessAt ?? ''),
+      durationMs,
+      complete: observation.listing.complete,
+      instances: observation.listing.instances.length,
+      entries: observation.entries.length,
+      owned: result.owned,
+      changes: plan.changes.length,
+      held: plan.held.map((h) => ({ deletes: h.deletes.length, reason: h.reason })),
+      problems: observation.listing.problems,
+      skips: observation.skips,
+      skipCount: observation.skips.length,
+      error: '',
+    });
+    for (const h of plan.held) logger.warn({ scope: scopeKey, deletes: h.deletes.length }, h.reason);
+    for (const p of observation.listing.problems) logger.warn({ scope: scopeKey, code: p.code, at: p.at }, p.message);
+    for (const s of observation.skips) this.#events.skipped(s);
+    return { scope: scopeKey, ...plan.summary };
+  }
+
+  #countEnqueued(summary: { create: number; update: number; delete: number }): void {
+    const { metrics } = this.#options;
+    if (summary.create > 0) metrics.recordEnqueued('create', summary.create);
+    if (summary.update > 0) metrics.recordEnqueued('update', summary.update);
+    if (summary.delete > 0) metrics.recordEnqueued('delete', summary.delete);
+  }
+
+  /** Queues a refresh of a few instances (from a webhook); fast, no cloud or cluster call. */
+  async refresh(_provider: string, refs: InstanceRef[]): Promise<void> {
+    await this.#resyncQueue.add('refresh', { refs }, {
+      attempts: 5,
+      backoff: { type: 'exponential', delay: this.#options.config.queue.backoff },
+      removeOnComplete: true,
+      removeOnFail: 100,
+    });
+  }
+
+  /** Runs a resync of one scope now, through the queue (any replica takes it). */
+  async resyncNow(scopeKey: string): Promise<void> {
+    await this.#resyncQueue.add('resync', { scopeKey }, { attempts: 1, removeOnComplete: true, removeOnFail: 100 });
+  }
+
+  /** Redis answers, the Kubernetes API answers, every scope has resynced or said why not. */
+  async readiness(): Promise<Readiness> {
+    const checks: Readiness['checks'] = {};
+    try {
+      await this.#producer.ping();
+      checks.redis = { ok: true };
+    } catch (err) {
+      checks.redis = { ok: false, detail: (err as Error).message };
+    }
+    checks.kubernetes = await this.#checkKube();
+    if (checks.redis.ok) {
+      const statuses = await this.#status.scopes();
+      const pending = this.#scopeKeys().filter((k) => !statuses.has(k));
+      checks.scopes = pending.length === 0 ? { ok: true } : { ok: false, detail: `no resync yet: ${pending.join(', ')}` };
+    } else {
+      checks.scopes = { ok: false, detail: 'unknown while Redis is unreachable' };
+    }
+    return { ready: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  async #checkKube(): Promise<{ ok: boolean; detail?: string }> {
+    const now = Date.now();
+    if (now - this.#kubeCheck.at > KUBE_CHECK_TTL_MS) {
+      try {
+        // A GET of an entry that need not exist: a 404 proves the API answers and we may read.
+        await this.#options.api.getEntry('default', 'vm-mesh-sync-readiness-probe');
+        this.#kubeCheck = { at: now, ok: true, detail: '' };
+      } catch (err) {
+        this.#kubeCheck = { at: now, ok: false, detail: (err as Error).message };
+      }
+    }
+    return this.#kubeCheck.ok ? { ok: true } : { ok: false, detail: this.#kubeCheck.detail };
+  }
+
+  #scopeKeys(): string[] {
+    return this.#options.providers.flatMap((p) => p.scopes().map((s) => s.key));
+  }
+
+  /** The /status document. */
+  async status(): Promise<unknown> {
+    const { config, instanceName } = this.#options;
+    const [scopes, queue, writeErrors] = await Promise.all([
+      this.#status.scopes(),
+      this.#changes.counts().catch((err: Error) => ({ error: err.message })),
+      this.#status.writeErrors(),
+    ]);
+    return {
+      ownerId: config.ownerId,
+      policy: config.policy,
+      replica: instanceName ?? null,
+      queue,
+      scopes: this.#scopeKeys().map((k) => scopes.get(k) ?? { scopeKey: k, lastResyncAt: '', error: 'no resync yet' }),
+      writeErrors: writeErrors.slice(0, 100),
+      writeErrorCount: writeErrors.length,
+    };
+  }
+
+  /** The shared status store, for `explain`. */
+  get statusStore(): StatusStore {
+    return this.#status;
+  }
+
+  /** Stops taking jobs, lets jobs in flight finish (up to `timeoutMs`), closes Redis. */
+  async close(timeoutMs = 30_000): Promise<void> {
+    const graceful = Promise.all([this.#applyWorker?.close(), this.#resyncWorker?.close()]);
+    const timedOut = await Promise.race([graceful.then(() => false), sleep(timeoutMs).then(() => true)]);
+    if (timedOut) {
+      this.#options.logger.warn({ timeoutMs }, 'jobs still running at shutdown; they will be picked up again by another replica');
+      await Promise.allSettled([this.#applyWorker?.worker.close(true), this.#resyncWorker?.close(true)]);
+    }
+    this.#events.close();
+    await Promise.allSettled([this.#resyncQueue.close(), this.#changes.close()]);
+    await Promise.allSettled([this.#producer.quit(), this.#workerConnection.quit()]);
+  }
+}
+
+function emptyStatus(scopeKey: string): ScopeStatus {
+  return {
+    scopeKey,
+    lastResyncAt: '',
+    lastSuccessAt: '',
+    durationMs: 0,
+    complete: false,
+    instances: 0,
+    entries: 0,
+    owned: 0,
+    changes: 0,
+    held: [],
+    problems: [],
+    skips: [],
+    skipCount: 0,
+    error: '',
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Entries as the status shows them. */
+export type StatusEntry = Pick<WorkloadEntry, 'metadata'>;

@@ -1,0 +1,96 @@
+// The picture every replica shares, in Redis: per scope the last resync and what it found, and
+// per entry the last write error. `/status`, `/readyz` and `explain` read it; any replica may
+// have done the work.
+import type { Redis } from 'ioredis';
+import type { Problem, Skip } from '../model.ts';
+
+/** What the last resync of one scope found. */
+export interface ScopeStatus {
+  scopeKey: string;
+  /** RFC 3339 time the last resync (successful or not) ended. */
+  lastResyncAt: string;
+  /** RFC 3339 time of the last resync whose listing was complete; empty when none was. */
+  lastSuccessAt: string;
+  durationMs: number;
+  complete: boolean;
+  instances: number;
+  entries: number;
+  owned: number;
+  changes: number;
+  held: Array<{ deletes: number; reason: string }>;
+  problems: Problem[];
+  /** Skipped instances (at most MAX_SKIPS kept), and how many there were in all. */
+  skips: Skip[];
+  skipCount: number;
+  /** Why the resync failed outright (provider error, cluster unreachable); empty when it ran. */
+  error: string;
+}
+
+/** The last failure to write one entry. */
+export interface WriteError {
+  key: string;
+  code: string;
+  message: string;
+  at: string;
+}
+
+/** Skips kept per scope; the rest are counted only, so a huge scope cannot bloat Redis. */
+export const MAX_SKIPS = 1000;
+/** Write errors kept in all. */
+export const MAX_WRITE_ERRORS = 10_000;
+
+/** Scope statuses and write errors shared through Redis. */
+export class StatusStore {
+  readonly #redis: Redis;
+  readonly #scopes: string;
+  readonly #errors: string;
+
+  constructor(redis: Redis, prefix: string) {
+    this.#redis = redis;
+    this.#scopes = `${prefix}:status:scopes`;
+    this.#errors = `${prefix}:status:write-errors`;
+  }
+
+  /** Records a scope's resync. */
+  async putScope(status: ScopeStatus): Promise<void> {
+    const stored: ScopeStatus = { ...status, skips: status.skips.slice(0, MAX_SKIPS) };
+    await this.#redis.hset(this.#scopes, status.scopeKey, JSON.stringify(stored));
+  }
+
+  /** Every scope's last status, by scope key. */
+  async scopes(): Promise<Map<string, ScopeStatus>> {
+    const all = await this.#redis.hgetall(this.#scopes);
+    return new Map(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as ScopeStatus]));
+  }
+
+  /** Removes scopes that are no longer configured. */
+  async pruneScopes(keep: ReadonlySet<string>): Promise<void> {
+    const keys = await this.#redis.hkeys(this.#scopes);
+    const stale = keys.filter((k) => !keep.has(k));
+    if (stale.length > 0) await this.#redis.hdel(this.#scopes, ...stale);
+  }
+
+  /** Remembers why an entry could not be written. */
+  async putWriteError(error: WriteError): Promise<void> {
+    const count = await this.#redis.hlen(this.#errors);
+    if (count >= MAX_WRITE_ERRORS) return;
+    await this.#redis.hset(this.#errors, error.key, JSON.stringify(error));
+  }
+
+  /** Forgets an entry's error once a write succeeded. */
+  async clearWriteError(key: string): Promise<void> {
+    await this.#redis.hdel(this.#errors, key);
+  }
+
+  /** The last write error of an entry, if any. */
+  async writeError(key: string): Promise<WriteError | null> {
+    const value = await this.#redis.hget(this.#errors, key);
+    return value ? (JSON.parse(value) as WriteError) : null;
+  }
+
+  /** All remembered write errors. */
+  async writeErrors(): Promise<WriteError[]> {
+    const all = await this.#redis.hvals(this.#errors);
+    return all.map((v) => JSON.parse(v) as WriteError);
+  }
+}
