@@ -126,7 +126,8 @@ describe('skip codes', () => {
     {
       name: 'bad service account default',
       instance: vm(),
-      rules: rules({ serviceAccount: { default: 'Bad Account' } }),
+      // The config schema refuses this value; mapping still guards against it.
+      rules: { ...rules({}), serviceAccount: { ...rules({}).serviceAccount, default: 'Bad Account' } },
       code: 'VMS_SKIP_BAD_SERVICE_ACCOUNT',
       reason: "mapping.serviceAccount.default: 'Bad Account'",
     },
@@ -135,7 +136,8 @@ describe('skip codes', () => {
     {
       name: 'bad network from byNetworkId',
       instance: vm({ networkId: 'vpc-9' }),
-      rules: rules({ network: { byNetworkId: { 'vpc-9': 'net/west' } } }),
+      // The config schema refuses this value; mapping still guards against it.
+      rules: { ...rules({}), network: { ...rules({}).network, byNetworkId: { 'vpc-9': 'net/west' } } },
       code: 'VMS_SKIP_BAD_NETWORK',
       reason: "mapping.network.byNetworkId['vpc-9']: 'net/west'",
     },
