@@ -100,7 +100,7 @@ export const mappingSchema = z.strictObject({
 });
 
 /** The provider blocks; each cloud adds its schema to this union. */
-export const providerSchema = z.discriminatedUnion('type', [staticProviderSchema, awsProviderSchema]);
+export const providerSchema = z.discriminatedUnion('type', [staticProviderSchema, awsProviderSchema, gcpProviderSchema]);
 
 /** The whole configuration file. */
 export const configSchema = z.strictObject({

@@ -44,6 +44,11 @@ export interface ApplyWorkerOptions {
   maxPasses?: number;
   /** Longest queue-wide pause a 429's Retry-After may impose (default 60 s). */
   maxRateLimitMs?: number;
+  /**
+   * How long a job stays locked to a worker that stopped renewing it (a crashed process) before
+   * another worker takes it over (BullMQ's lockDuration and stalledInterval; default 30 s).
+   */
+  lockDurationMs?: number;
 }
 
 /** A running apply worker. */
@@ -108,6 +113,7 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
       prefix: options.prefix,
       concurrency: options.concurrency,
       limiter: PASS_THROUGH_LIMITER,
+      ...(options.lockDurationMs ? { lockDuration: options.lockDurationMs, stalledInterval: options.lockDurationMs } : {}),
     },
   );
   worker.on('error', (err: Error) => logger?.error({ err: err.message }, 'apply worker error'));

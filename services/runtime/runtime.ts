@@ -114,6 +114,7 @@ export class Runtime {
       store: new RedisDesiredStore(this.#workerConnection, config.redis.prefix),
       writer,
       concurrency: config.queue.concurrency,
+      lockDurationMs: config.queue.stalledAfter,
       logger,
       onResult: (key, outcome, info) => {
         if (outcome instanceof Error) {
@@ -133,6 +134,8 @@ export class Runtime {
       connection: this.#workerConnection,
       prefix: config.redis.prefix,
       concurrency: 2,
+      lockDuration: config.queue.stalledAfter,
+      stalledInterval: config.queue.stalledAfter,
     });
     this.#resyncWorker.on('error', (err) => logger.error({ err: err.message }, 'resync worker error'));
   }

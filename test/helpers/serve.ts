@@ -1,0 +1,112 @@
+// Runs `vm-mesh-sync serve` as a real child process, as a Deployment would, and talks to it over HTTP.
+import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../bin/vm-mesh-sync.js', import.meta.url));
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A `serve` process. */
+export class ServeProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  output = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(configFile: string, port: number, env: NodeJS.ProcessEnv = {}) {
+    this.port = port;
+    this.child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], {
+      cwd: path.dirname(path.dirname(BIN)),
+      env: { PATH: process.env.PATH, HOME: '/nonexistent', VMS_PORT: String(port), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  /** GET a path; resolves to status and parsed body (text for non-JSON). */
+  async get(pathname: string): Promise<{ status: number; body: unknown }> {
+    const res = await fetch(`http://127.0.0.1:${this.port}${pathname}`);
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Prometheus text stays text.
+    }
+    return { status: res.status, body };
+  }
+
+  /** POST a JSON body with headers. */
+  async post(pathname: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+    const res = await fetch(`http://127.0.0.1:${this.port}${pathname}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  /** Resolves once /healthz answers. */
+  async started(timeoutMs = 30_000): Promise<void> {
+    await waitFor(async () => {
+      if (this.child.exitCode !== null) throw new Error(`serve exited early:\n${this.output}`);
+      try {
+        return (await this.get('/healthz')).status === 200;
+      } catch {
+        return false;
+      }
+    }, timeoutMs, () => `serve did not start:\n${this.output}`);
+  }
+
+  /** Sends a signal and waits for the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** Polls `check` until it is true; throws with `describe()` after `timeoutMs`. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 30_000, describe: () => string = () => 'condition not met'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out: ${describe()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A Redis key prefix of its own for one test (with a hash tag, as for Redis Cluster). */
+export function uniquePrefix(name: string): string {
+  return `{vms-test-${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}}`;
+}
+
+/** Removes every Redis key of a test's prefix. */
+export async function cleanupPrefix(prefix: string, url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,124 @@
+// `serve` as a real process against real Redis and the fake API server: it converges, survives a
+// SIGKILL with changes queued, drains on SIGTERM, and several replicas share the work.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { WorkloadEntry } from '../../services/model.ts';
+import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
+import { type Machine, meshMachine, Workspace } from '../helpers/cli.ts';
+import { cleanupPrefix, freePort, ServeProcess, uniquePrefix, waitFor } from '../helpers/serve.ts';
+
+const WE = 'workloadentries';
+
+function machines(n: number, third = 1): Machine[] {
+  return Array.from({ length: n }, (_, i) => meshMachine(`vm-${i}`, `10.${third}.${Math.floor(i / 250)}.${(i % 250) + 1}`));
+}
+
+describe('serve', () => {
+  let server: FakeKubeApiServer;
+  let ws: Workspace;
+  let prefix: string;
+  const procs: ServeProcess[] = [];
+
+  const start = async (extraEnv: NodeJS.ProcessEnv = {}): Promise<ServeProcess> => {
+    const proc = new ServeProcess(ws.configFile, await freePort(), extraEnv);
+    procs.push(proc);
+    await proc.started();
+    return proc;
+  };
+  const entries = () => server.objects(WE, 'default') as unknown as WorkloadEntry[];
+  /** True when the cluster holds exactly the inventory's machines with the inventory's addresses. */
+  const converged = (inventory: Machine[]) => {
+    const live = new Map(entries().map((e) => [e.metadata.name, e.spec.address]));
+    return live.size === inventory.length && inventory.every((m) => live.get(`static-${m.id}`) === m.privateIPv4);
+  };
+
+  beforeEach(async () => {
+    server = new FakeKubeApiServer();
+    await server.start();
+    ws = new Workspace();
+    prefix = uniquePrefix('serve');
+    ws.writeConfig({
+      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+      redis: { prefix },
+      resync: { interval: '1s' },
+      // The tests below replace whole inventories on purpose.
+      deletionGuard: { maxDeleteFraction: 1 },
+      queue: { concurrency: 4, backoff: '100ms', stalledAfter: '3s' },
+      log: { level: 'warn' },
+    });
+  });
+  afterEach(async () => {
+    await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
+    await server.close();
+    await cleanupPrefix(prefix);
+    ws.remove();
+  });
+
+  it('converges to the inventory, answers health, readiness, metrics and status, and exits 0 on SIGTERM', async () => {
+    const inventory = machines(50);
+    ws.writeInventory(inventory);
+    const proc = await start();
+    await waitFor(() => converged(inventory), 60_000, () => `${entries().length} entries`);
+    await waitFor(async () => (await proc.get('/readyz')).status === 200, 30_000, () => proc.output);
+
+    const metrics = (await proc.get('/metrics')).body as string;
+    expect(metrics).toMatch(/vms_changes_applied_total\{result="created"\} 50/);
+    expect(metrics).toMatch(/vms_instances_seen\{provider="static",scope="static:onprem"\} 50/);
+    const status = (await proc.get('/status')).body as { scopes: Array<{ scopeKey: string; instances: number; complete: boolean }> };
+    expect(status.scopes).toEqual([expect.objectContaining({ scopeKey: 'static:onprem', instances: 50, complete: true })]);
+
+    // A resync of an unchanged inventory writes nothing.
+    server.counts.reset();
+    await waitFor(() => server.counts.total('list', WE) >= 2, 30_000);
+    expect(server.counts.writes(WE)).toBe(0);
+
+    const exit = await proc.stop('SIGTERM');
+    expect(exit.code).toBe(0);
+  });
+
+  it('SIGKILL while changes are queued loses nothing: a restart ends with the cluster equal to the inventory', async () => {
+    const first = machines(300);
+    ws.writeInventory(first);
+    server.latencyMs = 5;
+    let proc = await start();
+    await waitFor(() => entries().length >= 20, 60_000, () => proc.output);
+    const killed = await proc.stop('SIGKILL');
+    expect(killed.signal).toBe('SIGKILL');
+    expect(entries().length).toBeLessThan(300);
+
+    // The inventory changes while nothing runs: new addresses for all, a third of the machines gone.
+    const second = machines(200, 2);
+    ws.writeInventory(second);
+    proc = await start();
+    await waitFor(() => converged(second), 90_000, () => `${entries().length} entries`);
+    // Every entry carries the newest observation: the addresses of the second inventory.
+    expect(entries().every((e) => e.spec.address?.startsWith('10.2.'))).toBe(true);
+    expect((await proc.stop('SIGTERM')).code).toBe(0);
+  }, 180_000);
+
+  it('two replicas share the work: both apply changes, and each scope is resynced once per interval between them', async () => {
+    const inventory = machines(400);
+    server.latencyMs = 10;
+    const a = await start();
+    const b = await start();
+    ws.writeInventory(inventory);
+    await waitFor(() => converged(inventory), 90_000, () => `${entries().length} entries`);
+
+    const applied = async (p: ServeProcess) => {
+      const text = (await p.get('/metrics')).body as string;
+      const m = /vms_changes_applied_total\{result="created"\} (\d+)/.exec(text);
+      return Number(m?.[1] ?? 0);
+    };
+    const [fromA, fromB] = [await applied(a), await applied(b)];
+    expect(fromA).toBeGreaterThan(0);
+    expect(fromB).toBeGreaterThan(0);
+    expect(fromA + fromB).toBe(400);
+
+    // Count resyncs (one list of owned entries each) over several intervals: with two replicas the
+    // count stays near one per interval, not two.
+    server.counts.reset();
+    const started = Date.now();
+    await waitFor(() => server.counts.total('list', WE) >= 6, 60_000);
+    const intervals = (Date.now() - started) / 1000;
+    expect(server.counts.total('list', WE)).toBeLessThanOrEqual(Math.ceil(intervals) + 2);
+  }, 120_000);
+});
