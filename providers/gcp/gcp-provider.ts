@@ -1,0 +1,307 @@
+// The GCP provider: Compute Engine instances of each configured project, one scope each, read with
+// aggregatedList across all zones. A zone Compute reports as unreachable, or a page that cannot be
+// read, makes the project's listing incomplete, so nothing in it is deleted on a partial view.
+import type { AuthClient, OAuth2Client } from 'google-auth-library';
+import type { MappingConfig } from '../../config/schema.ts';
+import { VmsError } from '../../services/errors.ts';
+import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
+import type { ProviderWithWebhook } from '../provider.ts';
+import {
+  abortableSleep,
+  type AggregatedListRequest,
+  aggregatedListPage,
+  type CallPolicy,
+  ComputeCallError,
+  ComputeClient,
+  describeError,
+  getInstance,
+} from './compute.ts';
+import type { GcpProviderConfig } from './config.ts';
+import { NETWORK_TAG_VALUE, NUMERIC_ID, RESOURCE_NAME, toInstance, ZONE_NAME } from './instance.ts';
+import { PubSubPushReceiver } from './pubsub.ts';
+
+/** How many instances.get calls one describe runs at once. */
+export const DESCRIBE_CONCURRENCY = 8;
+
+/** GCP label keys: what a selector tag must be for any label to carry it. */
+const LABEL_KEY = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u;
+/** GCP label values (possibly empty). */
+const LABEL_VALUE = /^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$/u;
+
+/** What the provider needs beyond its config block; only `selector` is required. */
+export interface GcpProviderOptions {
+  /** The onboarding selector of the mapping rules, sent to Compute as a label filter. */
+  selector: MappingConfig['selector'];
+  /** Credentials used as they are; absent: `keyFile`, else Application Default Credentials (Workload Identity). */
+  authClient?: AuthClient;
+  /** The client that verifies push tokens; absent: one that fetches certificates from `webhook.certsUrl`. */
+  oauth2Client?: OAuth2Client;
+  /** The clock that stamps observations. */
+  now?: () => Date;
+  /** Waits between attempts; replaceable so that retries take no real time in tests. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** The jitter source, a number in [0, 1). */
+  random?: () => number;
+}
+
+/** How a listing narrows its instances: a Compute filter expression, and whether the selector is checked here too. */
+export interface ListingFilter {
+  /** Sent as aggregatedList's `filter`; undefined: every instance of the project is read. */
+  server: string | undefined;
+  /** Keep only instances whose tags carry the selector tag (the server could not filter on network tags). */
+  clientSide: boolean;
+}
+
+/**
+ * The filter of a listing. Labels are filtered by Compute: `labels.<tag> = "<value>"`, or
+ * `labels.<tag>:*` for the value `*`. GCP label values are lowercase and cannot hold spaces, and
+ * mapping compares the selector value trimmed and in any case, so the lowercased, trimmed value
+ * selects on the server exactly what mapping selects. When network tags count as tags and one
+ * could satisfy the selector (value `*` or `true`), Compute cannot filter on "label or network
+ * tag": every instance is read and instances without the selector tag are dropped here.
+ * Throws VMS_ERR_CONFIG_INVALID when no GCP label or network tag could ever match the selector.
+ */
+export function listingFilter(selector: MappingConfig['selector'], networkTagsAsTags: boolean, block = 'gcp'): ListingFilter {
+  const key = selector.tag;
+  const wanted = selector.value.trim().toLowerCase();
+  if (!LABEL_KEY.test(key)) {
+    throw new VmsError(
+      'VMS_ERR_CONFIG_INVALID',
+      `mapping.selector.tag '${key}' can never be a GCP label key or network tag (lowercase letters, digits, _ and -, starting with a letter, at most 63 characters), so ${block} would select nothing`,
+    );
+  }
+  if (networkTagsAsTags && (wanted === '*' || wanted === NETWORK_TAG_VALUE)) return { server: undefined, clientSide: true };
+  if (wanted === '*') return { server: `labels.${key}:*`, clientSide: false };
+  if (!LABEL_VALUE.test(wanted)) {
+    throw new VmsError(
+      'VMS_ERR_CONFIG_INVALID',
+      `mapping.selector.value '${selector.value}' can never be a GCP label value (lowercase letters, digits, _ and -, at most 63 characters), so ${block} would select nothing`,
+    );
+  }
+  return { server: `labels.${key} = "${wanted}"`, clientSide: false };
+}
+
+/** Compute Engine discovery for one `type: gcp` block. */
+export class GcpProvider implements ProviderWithWebhook {
+  readonly kind = 'gcp' as const;
+  readonly name: string;
+  readonly webhook: PubSubPushReceiver;
+  readonly #config: GcpProviderConfig;
+  readonly #scopes: ReadonlyMap<string, Scope>;
+  readonly #filter: ListingFilter;
+  readonly #selectorTag: string;
+  readonly #client: ComputeClient;
+  readonly #policy: CallPolicy;
+  readonly #now: () => Date;
+
+  constructor(config: GcpProviderConfig, options: GcpProviderOptions) {
+    this.name = config.name;
+    this.#config = config;
+    this.#scopes = new Map(
+      config.projects.map((project): [string, Scope] => {
+        const key = `gcp:${config.name}:${project}`;
+        return [key, { key, provider: 'gcp', source: config.name, account: project }];
+      }),
+    );
+    this.#filter = listingFilter(options.selector, config.networkTagsAsTags, `gcp provider "${config.name}"`);
+    this.#selectorTag = options.selector.tag;
+    this.#client = new ComputeClient(config, options.authClient === undefined ? {} : { authClient: options.authClient });
+    this.#policy = {
+      maxAttempts: config.maxAttempts,
+      retryDelay: config.retryDelay,
+      timeout: config.timeout,
+      sleep: options.sleep ?? abortableSleep,
+      random: options.random ?? Math.random,
+    };
+    this.#now = options.now ?? (() => new Date());
+    this.webhook = new PubSubPushReceiver({
+      name: config.name,
+      projects: config.projects,
+      webhook: config.webhook,
+      ...(options.oauth2Client === undefined ? {} : { oauth2Client: options.oauth2Client }),
+    });
+  }
+
+  /** Every project of the block, `gcp:<name>:<project>`; a project is one scope across all its zones. */
+  scopes(): Scope[] {
+    return [...this.#scopes.values()].map((s) => ({ ...s }));
+  }
+
+  /** All selected instances of one project; never throws, an unreadable project or zone is an incomplete listing. */
+  async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
+    const own = this.#scopes.get(scope.key);
+    if (!own) return failed(scope, `scope ${scope.key} does not belong to gcp provider "${this.name}"`, scope.key);
+    const result = await this.#aggregated(own.account, this.#filter.server, signal);
+    if (!result.ok) return failed(own, result.message, result.at);
+    const instances = this.#filter.clientSide ? result.instances.filter((i) => Object.hasOwn(i.tags, this.#selectorTag)) : result.instances;
+    return { scope: own, instances, complete: result.problems.length === 0, problems: result.problems };
+  }
+
+  /**
+   * The current state of the referenced instances, whatever their labels (an instance that lost the
+   * selector label must be seen, so that its entry goes). A reference's id is the numeric id or the
+   * instance name; with a zone it is one instances.get, without one an aggregatedList filtered to
+   * it. Compute's 404 means gone; any other failure throws, so the caller retries rather than
+   * deleting on a guess. A reference by name that is found comes back with the numeric id, the id
+   * the instance's entry is named by.
+   */
+  async describe(refs: InstanceRef[], signal?: AbortSignal): Promise<Described[]> {
+    const work = new Map<string, { project: string; zone: string | undefined; id: string }>();
+    for (const ref of refs) {
+      const where = `${ref.provider}:${ref.account}:${ref.zone ?? '*'}:${ref.id}`;
+      if (ref.provider !== 'gcp' || !this.#config.projects.includes(ref.account)) {
+        // Saying "gone" for an instance this block cannot see would delete its entry.
+        throw new VmsError('VMS_ERR_PROVIDER_FAILED', `reference ${where} is outside gcp provider "${this.name}"`, { ref });
+      }
+      if (ref.zone !== undefined && !ZONE_NAME.test(ref.zone)) {
+        throw new VmsError('VMS_ERR_PROVIDER_FAILED', `reference ${where} names no zone one can ask (zone '${ref.zone}')`, { ref });
+      }
+      work.set(workKey(ref), { project: ref.account, zone: ref.zone, id: ref.id });
+    }
+
+    const found = new Map<string, Instance | null>();
+    const items = [...work.entries()];
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) {
+        const [key, item] = items[next++]!;
+        found.set(key, NUMERIC_ID.test(item.id) || RESOURCE_NAME.test(item.id) ? await this.#describeOne(item, signal) : null);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, items.length) }, worker));
+
+    return refs.map((ref) => {
+      const instance = found.get(workKey(ref)) ?? null;
+      return { ref: instance !== null && instance.id !== ref.id ? { ...ref, id: instance.id } : ref, instance };
+    });
+  }
+
+  /** Closes the Compute client's connections. */
+  async close(): Promise<void> {
+    await this.#client.close();
+  }
+
+  async #describeOne(item: { project: string; zone: string | undefined; id: string }, signal: AbortSignal | undefined): Promise<Instance | null> {
+    const where = `${item.id} in ${item.zone ?? 'any zone'} (project ${item.project})`;
+    if (item.zone === undefined) {
+      const filter = NUMERIC_ID.test(item.id) ? `id = ${item.id}` : `name = "${item.id}"`;
+      const result = await this.#aggregated(item.project, filter, signal);
+      if (!result.ok) throw new VmsError('VMS_ERR_PROVIDER_FAILED', result.message, { project: item.project, id: item.id });
+      if (result.problems.length > 0) {
+        // A zone that could not be read may hold it: "not found" would be a guess.
+        throw new VmsError('VMS_ERR_PROVIDER_FAILED', `looking up instance ${where}: ${result.problems.map((p) => p.message).join('; ')}`, { project: item.project, id: item.id });
+      }
+      if (result.instances.length > 1) {
+        throw new VmsError('VMS_ERR_PROVIDER_FAILED', `instance name ${item.id} is used in several zones of project ${item.project}; the reference needs a zone`, {
+          project: item.project,
+          id: item.id,
+        });
+      }
+      return result.instances[0] ?? null;
+    }
+    let gce;
+    try {
+      gce = await getInstance(this.#client, { project: item.project, zone: item.zone, instance: item.id }, this.#policy, signal);
+    } catch (err) {
+      const why = signal?.aborted ? `abandoned: ${reasonOf(signal)}` : `failed: ${explain(err)}`;
+      throw new VmsError('VMS_ERR_PROVIDER_FAILED', `instances.get of ${where} ${why}`, { project: item.project, zone: item.zone, id: item.id }, { cause: err });
+    }
+    if (gce === null) return null;
+    const mapped = toInstance(gce, { project: item.project, observedAt: this.#now().toISOString(), networkTagsAsTags: this.#config.networkTagsAsTags, zone: item.zone });
+    if (!mapped.ok) throw new VmsError('VMS_ERR_PROVIDER_ANSWER', mapped.problem.message, { project: item.project, zone: item.zone, id: item.id });
+    return mapped.instance;
+  }
+
+  // Every page of one project's aggregatedList. A failed call ends it with nothing (never a partial
+  // view passing as whole); zones Compute could not read become problems beside the instances read.
+  async #aggregated(
+    project: string,
+    filter: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ ok: true; instances: Instance[]; problems: Problem[] } | { ok: false; message: string; at: string }> {
+    const instances = new Map<string, Instance>();
+    const problems = new Map<string, Problem>();
+    const tokens = new Set<string>();
+    let pageToken: string | undefined;
+    let pages = 0;
+    try {
+      signal?.throwIfAborted();
+      do {
+        const request: AggregatedListRequest = {
+          project,
+          maxResults: this.#config.pageSize,
+          returnPartialSuccess: true,
+          ...(filter === undefined ? {} : { filter }),
+          ...(pageToken === undefined ? {} : { pageToken }),
+        };
+        const page = await aggregatedListPage(this.#client, request, this.#policy, signal);
+        pages++;
+        const observedAt = this.#now().toISOString();
+        for (const [scopeName, scoped] of Object.entries(page.items ?? {})) {
+          const zone = scopeName.startsWith('zones/') ? scopeName.slice('zones/'.length) : undefined;
+          const warning = scoped?.warning;
+          if (warning?.code && warning.code !== 'NO_RESULTS_ON_PAGE') {
+            const message = `${scopeName} of project ${project} answered ${String(warning.code)}${warning.message ? `: ${warning.message}` : ''}; its instances may be missing`;
+            problems.set(`${scopeName}:${String(warning.code)}`, { code: 'VMS_ERR_PROVIDER_FAILED', message, at: scopeName });
+          }
+          for (const gce of scoped?.instances ?? []) {
+            const mapped = toInstance(gce, { project, observedAt, networkTagsAsTags: this.#config.networkTagsAsTags, ...(zone === undefined ? {} : { zone }) });
+            // An instance that cannot be read could be one whose entry exists: keep the project's deletes back.
+            if (mapped.ok) instances.set(mapped.instance.id, mapped.instance);
+            else problems.set(`${mapped.problem.at}:${mapped.problem.message}`, mapped.problem);
+          }
+        }
+        for (const unreachable of page.unreachables ?? []) {
+          problems.set(`${unreachable}:UNREACHABLE`, {
+            code: 'VMS_ERR_PROVIDER_FAILED',
+            message: `${unreachable} of project ${project} could not be reached; its instances are missing from the listing`,
+            at: unreachable,
+          });
+        }
+        const topWarning = page.warning;
+        if (topWarning?.code && topWarning.code !== 'NO_RESULTS_ON_PAGE') {
+          problems.set(`page:${String(topWarning.code)}`, {
+            code: 'VMS_ERR_PROVIDER_FAILED',
+            message: `aggregatedList of project ${project} answered ${String(topWarning.code)}${topWarning.message ? `: ${topWarning.message}` : ''}`,
+            at: `page ${pages}`,
+          });
+        }
+        const next = page.nextPageToken ? page.nextPageToken : undefined;
+        if (next !== undefined && tokens.has(next)) {
+          return { ok: false, message: `aggregatedList of project ${project} returned page token '${next.slice(0, 40)}' twice; the listing would never end`, at: `page ${pages + 1}` };
+        }
+        if (next !== undefined) tokens.add(next);
+        pageToken = next;
+      } while (pageToken !== undefined);
+    } catch (err) {
+      const at = `page ${pages + 1}`;
+      if (signal?.aborted) return { ok: false, message: `aggregatedList of project ${project} was abandoned after ${pages} page(s): ${reasonOf(signal)}`, at };
+      return { ok: false, message: `aggregatedList of project ${project} failed: ${explain(err)}`, at };
+    }
+    return { ok: true, instances: [...instances.values()], problems: [...problems.values()] };
+  }
+}
+
+/** Builds the provider for a validated `type: gcp` block (the registry's factory). */
+export function createGcpProvider(config: GcpProviderConfig, options: GcpProviderOptions): GcpProvider {
+  return new GcpProvider(config, options);
+}
+
+function workKey(ref: InstanceRef): string {
+  return `${ref.account}/${ref.zone ?? '*'}/${ref.id}`;
+}
+
+function failed(scope: Scope, message: string, at: string): Listing {
+  return { scope, instances: [], complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message, at }] };
+}
+
+/** A failed Compute call as one line: HTTP status, Google's message, and how many attempts were made. */
+export function explain(err: unknown): string {
+  if (err instanceof ComputeCallError) return err.message;
+  return describeError(err);
+}
+
+function reasonOf(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason.message : String(reason ?? 'aborted');
+}
