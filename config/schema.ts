@@ -2,6 +2,8 @@
 // errors (strict objects) so that a typo never silently falls back to a default.
 import { z } from 'zod';
 import { awsProviderSchema } from '../providers/aws/config.ts';
+import { azureProviderSchema } from '../providers/azure/config.ts';
+import { gcpProviderSchema } from '../providers/gcp/config.ts';
 import { staticProviderSchema } from '../providers/static/config.ts';
 import { duration } from './duration.ts';
 
@@ -100,7 +102,7 @@ export const mappingSchema = z.strictObject({
 });
 
 /** The provider blocks; each cloud adds its schema to this union. */
-export const providerSchema = z.discriminatedUnion('type', [staticProviderSchema, awsProviderSchema, gcpProviderSchema]);
+export const providerSchema = z.discriminatedUnion('type', [staticProviderSchema, awsProviderSchema, gcpProviderSchema, azureProviderSchema]);
 
 /** The whole configuration file. */
 export const configSchema = z.strictObject({
@@ -154,6 +156,8 @@ export const configSchema = z.strictObject({
       backoff: duration.default(1000),
       /** Failed jobs kept for inspection. */
       keepFailed: z.number().int().min(0).default(1000),
+      /** A job held by a process that died is taken over by another after this long. */
+      stalledAfter: duration.default(15_000),
     })
     .prefault({}),
   server: z

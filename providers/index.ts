@@ -1,6 +1,8 @@
 // The provider registry: one factory per provider type, keyed by the config block's `type`.
 import type { MappingConfig, ProviderConfig } from '../config/schema.ts';
 import { createAwsProvider } from './aws/aws-provider.ts';
+import { createAzureProvider } from './azure/azure-provider.ts';
+import { createGcpProvider } from './gcp/gcp-provider.ts';
 import type { Provider } from './provider.ts';
 import { createStaticProvider } from './static/static-provider.ts';
 
@@ -15,6 +17,8 @@ type Factory<T extends ProviderConfig['type']> = (config: Extract<ProviderConfig
 const FACTORIES: { [T in ProviderConfig['type']]: Factory<T> } = {
   static: (config) => createStaticProvider(config),
   aws: (config, ctx) => createAwsProvider(config, { selector: ctx.mapping.selector }),
+  gcp: (config, ctx) => createGcpProvider(config, { selector: ctx.mapping.selector }),
+  azure: (config, ctx) => createAzureProvider(config, { selector: ctx.mapping.selector }),
 };
 
 /** One provider per config block, in config order. */

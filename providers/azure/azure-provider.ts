@@ -1,0 +1,375 @@
+// Azure VM discovery for one `type: azure` block: one scope per subscription. A VM's addresses live
+// on its network interfaces, so a listing reads VMs, interfaces and public IPs together: by one
+// joined Resource Graph query (default), or where Resource Graph is not allowed by listing VMs once
+// per subscription and interfaces and public IPs once per resource group (`discovery: arm`). Never
+// one request per VM: ARM throttles reads per subscription and principal.
+import type { VirtualMachine } from '@azure/arm-compute';
+import type { NetworkInterface, PublicIPAddress } from '@azure/arm-network';
+import { isRestError } from '@azure/arm-resourcegraph';
+import type { TokenCredential } from '@azure/identity';
+import type { MappingConfig } from '../../config/schema.ts';
+import { VmsError } from '../../services/errors.ts';
+import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
+import type { ProviderWithWebhook } from '../provider.ts';
+import { AzureClients, armErrorOf, attemptsOf } from './clients.ts';
+import type { AzureProviderConfig } from './config.ts';
+import { EventGridReceiver } from './eventgrid.ts';
+import { discoveryQuery, vmsFromRows } from './graph.ts';
+import { fromArmVm, publicIpIdsOf, toInstance } from './instance.ts';
+import { normalizeResourceId, parseVmResourceId, resourceGroupAndName, type VmResourceId } from './resource-id.ts';
+
+/** Resource groups whose interfaces or public IPs are listed at once, and VMs described at once. */
+export const CONCURRENCY = 4;
+
+/** What the provider needs beyond its config block; only `selector` is required. */
+export interface AzureProviderOptions {
+  /** The onboarding selector of the mapping rules; its tag key filters the listing. */
+  selector: MappingConfig['selector'];
+  /** The identity that calls Azure; absent: DefaultAzureCredential. */
+  credential?: TokenCredential;
+  /** PEM certificates trusted for the endpoint instead of the public roots (a test fake's). */
+  ca?: string;
+  /** The clock that stamps observations. */
+  now?: () => Date;
+  /** Where secret references are looked up. */
+  env?: NodeJS.ProcessEnv;
+}
+
+// A failed step of a listing, with where it failed; turned into the listing's problem.
+class StepFailure extends Error {
+  readonly at: string;
+  constructor(what: string, at: string, cause: unknown) {
+    super(what, { cause });
+    this.at = at;
+  }
+}
+
+/** Azure VM discovery for one `type: azure` block. */
+export class AzureProvider implements ProviderWithWebhook {
+  readonly kind = 'azure' as const;
+  readonly name: string;
+  readonly webhook: EventGridReceiver;
+  readonly #config: AzureProviderConfig;
+  readonly #scopes: ReadonlyMap<string, Scope>;
+  readonly #subscriptions: ReadonlySet<string>;
+  readonly #tag: string;
+  readonly #clients: AzureClients;
+  readonly #now: () => Date;
+
+  constructor(config: AzureProviderConfig, options: AzureProviderOptions) {
+    this.name = config.name;
+    this.#config = config;
+    this.#subscriptions = new Set(config.subscriptions);
+    this.#scopes = new Map(
+      config.subscriptions.map((s): [string, Scope] => {
+        const key = `azure:${config.name}:${s}`;
+        return [key, { key, provider: 'azure', source: config.name, account: s }];
+      }),
+    );
+    this.#tag = options.selector.tag;
+    this.#clients = new AzureClients(config, {
+      ...(options.credential === undefined ? {} : { credential: options.credential }),
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
+    });
+    this.#now = options.now ?? (() => new Date());
+    this.webhook = new EventGridReceiver({
+      name: config.name,
+      subscriptions: config.subscriptions,
+      webhook: config.webhook,
+      ...(options.env === undefined ? {} : { env: options.env }),
+    });
+  }
+
+  /** One scope per subscription, `azure:<name>:<subscription>`. */
+  scopes(): Scope[] {
+    return [...this.#scopes.values()].map((s) => ({ ...s }));
+  }
+
+  /**
+   * Every VM of one subscription that carries the selector tag; never throws. A failed request
+   * (after the SDK's retries), a truncated Resource Graph answer or a VM that cannot be read make
+   * the listing incomplete, which keeps the subscription's entries from being deleted.
+   */
+  async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
+    const own = this.#scopes.get(scope.key);
+    if (!own) return failed(scope, `scope ${scope.key} does not belong to azure provider "${this.name}"`, scope.key);
+    const progress = { pages: 0 };
+    try {
+      signal?.throwIfAborted();
+      return this.#config.discovery === 'arm' ? await this.#listArm(own, progress, signal) : await this.#listGraph(own, progress, signal);
+    } catch (err) {
+      const step = err instanceof StepFailure ? err : undefined;
+      const at = step?.at ?? `page ${progress.pages + 1}`;
+      const what = step?.message ?? (this.#config.discovery === 'arm' ? 'listing virtual machines' : 'the Resource Graph query');
+      if (signal?.aborted) {
+        return failed(scope, `${what} in subscription ${own.account} was abandoned after ${progress.pages} page(s): ${reasonOf(signal)}`, at);
+      }
+      return failed(scope, `${what} in subscription ${own.account} failed: ${this.#explain(step?.cause ?? err)}`, at);
+    }
+  }
+
+  /**
+   * The current state of the referenced VMs, whatever their tags (a VM that lost the selector tag
+   * must be seen, so that its entry goes). A 404 means gone; any other failure throws, so that the
+   * caller retries rather than deleting on a guess.
+   */
+  async describe(refs: InstanceRef[], signal?: AbortSignal): Promise<Described[]> {
+    const wanted = new Map<string, VmResourceId>();
+    for (const ref of refs) {
+      if (ref.provider !== 'azure' || !this.#subscriptions.has(ref.account.toLowerCase())) {
+        // Saying "gone" for a VM this block cannot see would delete its entry.
+        throw new VmsError('VMS_ERR_PROVIDER_FAILED', `reference ${ref.provider}:${ref.account}:${ref.id} is outside azure provider "${this.name}"`, { ref });
+      }
+      // An id that is not a VM's names nothing, and a VM id names its subscription: a VM of another
+      // subscription is not in this one (`explain` asks every scope). Both are null without a call.
+      const vm = parseVmResourceId(ref.id);
+      if (vm && vm.subscriptionId === ref.account.toLowerCase()) wanted.set(vm.id, vm);
+    }
+
+    const found = new Map<string, Instance | null>();
+    await forEachLimited([...wanted.values()], CONCURRENCY, async (vm) => {
+      found.set(vm.id, await this.#describeOne(vm, signal));
+    });
+    return refs.map((ref) => {
+      const vm = parseVmResourceId(ref.id);
+      return { ref, instance: vm && vm.subscriptionId === ref.account.toLowerCase() ? (found.get(vm.id) ?? null) : null };
+    });
+  }
+
+  /** Drops the SDK clients. */
+  async close(): Promise<void> {
+    this.#clients.clear();
+  }
+
+  // Without an aborted signal, an aborted request is one that ran into the configured timeout.
+  #explain(err: unknown): string {
+    if (err instanceof Error && err.name === 'AbortError') return `a request took longer than ${this.#config.timeout} ms and was abandoned`;
+    return explain(err);
+  }
+
+  async #listGraph(scope: Scope, progress: { pages: number }, signal: AbortSignal | undefined): Promise<Listing> {
+    const client = this.#clients.graph();
+    const query = discoveryQuery(this.#tag);
+    const rows: Array<{ row: unknown; observedAt: string }> = [];
+    const seenTokens = new Set<string>();
+    let skipToken: string | undefined;
+    let truncated = false;
+    do {
+      const answer = await client.resources(
+        { subscriptions: [scope.account], query, options: { top: this.#config.pageSize, resultFormat: 'objectArray', ...(skipToken ? { skipToken } : {}) } },
+        signal === undefined ? {} : { abortSignal: signal },
+      );
+      progress.pages++;
+      const observedAt = this.#now().toISOString();
+      if (!Array.isArray(answer.data)) throw new Error(`Resource Graph answered page ${progress.pages} without an array of rows`);
+      for (const row of answer.data as unknown[]) rows.push({ row, observedAt });
+      if (answer.resultTruncated === 'true') truncated = true;
+      skipToken = answer.skipToken || undefined;
+      if (skipToken !== undefined) {
+        if (seenTokens.has(skipToken)) throw new Error(`Resource Graph returned the same skip token twice (page ${progress.pages})`);
+        seenTokens.add(skipToken);
+      }
+    } while (skipToken !== undefined);
+
+    const { vms, problems } = vmsFromRows(rows);
+    const instances = new Map<string, Instance>();
+    for (const { vm, observedAt } of vms) {
+      const mapped = toInstance(vm, { subscriptionId: scope.account, observedAt });
+      if (mapped.ok) instances.set(mapped.instance.id, mapped.instance);
+      else problems.push(mapped.problem);
+    }
+    if (truncated) {
+      problems.push({
+        code: 'VMS_ERR_PROVIDER_FAILED',
+        message: `Resource Graph truncated its answer for subscription ${scope.account} (${rows.length} row(s) read); VMs it left out keep their entries until a complete listing`,
+        at: `page ${progress.pages}`,
+      });
+    }
+    // An unreadable VM or a truncated answer could hide a VM whose entry exists: keep the deletes back.
+    return { scope, instances: [...instances.values()], complete: problems.length === 0, problems };
+  }
+
+  async #listArm(scope: Scope, progress: { pages: number }, signal: AbortSignal | undefined): Promise<Listing> {
+    const subscription = scope.account;
+    const compute = this.#clients.compute(subscription);
+    const network = this.#clients.network(subscription);
+    const abort = signal === undefined ? {} : { abortSignal: signal };
+
+    const selected: Array<{ vm: VirtualMachine; observedAt: string }> = [];
+    try {
+      // statusOnly adds each VM's instance view (power state) to the list, sparing a call per VM.
+      for await (const page of pagesOf(compute.virtualMachines.listAll({ statusOnly: 'true', ...abort }).byPage(), signal)) {
+        progress.pages++;
+        const observedAt = this.#now().toISOString();
+        // The list API cannot filter by tag: select here, by key only, as the Resource Graph query does.
+        for (const vm of page) if (vm.tags && Object.hasOwn(vm.tags, this.#tag)) selected.push({ vm, observedAt });
+      }
+    } catch (err) {
+      throw new StepFailure('listing virtual machines', `virtual machines page ${progress.pages + 1}`, err);
+    }
+
+    const nics = new Map<string, NetworkInterface>();
+    const nicGroups = resourceGroupsOf(selected.flatMap(({ vm }) => (vm.networkProfile?.networkInterfaces ?? []).map((n) => n.id ?? '')), subscription);
+    await forEachLimited(nicGroups, CONCURRENCY, async (group) => {
+      try {
+        for await (const page of pagesOf(network.networkInterfaces.list(group, abort).byPage(), signal)) {
+          for (const nic of page) if (nic.id) nics.set(normalizeResourceId(nic.id), nic);
+        }
+      } catch (err) {
+        throw new StepFailure(`listing network interfaces of resource group ${group}`, `resource group ${group}`, err);
+      }
+    });
+
+    const publicIps = new Map<string, PublicIPAddress>();
+    const wantedNics = selected.flatMap(({ vm }) => (vm.networkProfile?.networkInterfaces ?? []).flatMap((n) => nics.get(normalizeResourceId(n.id ?? '')) ?? []));
+    const publicIpGroups = resourceGroupsOf(wantedNics.flatMap(publicIpIdsOf), subscription);
+    await forEachLimited(publicIpGroups, CONCURRENCY, async (group) => {
+      try {
+        for await (const page of pagesOf(network.publicIPAddresses.list(group, abort).byPage(), signal)) {
+          for (const ip of page) if (ip.id) publicIps.set(normalizeResourceId(ip.id), ip);
+        }
+      } catch (err) {
+        throw new StepFailure(`listing public IP addresses of resource group ${group}`, `resource group ${group}`, err);
+      }
+    });
+
+    const instances = new Map<string, Instance>();
+    const problems: Problem[] = [];
+    for (const { vm, observedAt } of selected) {
+      const mapped = toInstance(fromArmVm(vm, nics, publicIps), { subscriptionId: subscription, observedAt });
+      if (mapped.ok) instances.set(mapped.instance.id, mapped.instance);
+      else problems.push(mapped.problem);
+    }
+    return { scope, instances: [...instances.values()], complete: problems.length === 0, problems };
+  }
+
+  async #describeOne(ref: VmResourceId, signal: AbortSignal | undefined): Promise<Instance | null> {
+    const abort = signal === undefined ? {} : { abortSignal: signal };
+    try {
+      signal?.throwIfAborted();
+      const compute = this.#clients.compute(ref.subscriptionId);
+      const network = this.#clients.network(ref.subscriptionId);
+      let vm: VirtualMachine;
+      try {
+        vm = await compute.virtualMachines.get(ref.resourceGroup, ref.name, { expand: 'instanceView', ...abort });
+      } catch (err) {
+        if (isGone(err)) return null;
+        throw err;
+      }
+      const observedAt = this.#now().toISOString();
+
+      const nics = new Map<string, NetworkInterface>();
+      for (const nicRef of vm.networkProfile?.networkInterfaces ?? []) {
+        const where = nicRef.id ? resourceGroupAndName(nicRef.id) : undefined;
+        if (!where) continue;
+        try {
+          const nic = await this.#clients.network(where.subscriptionId).networkInterfaces.get(where.resourceGroup, where.name, abort);
+          nics.set(normalizeResourceId(nicRef.id!), nic);
+        } catch (err) {
+          // Left out, the VM maps to a "not found" problem if it was the primary one.
+          if (!isGone(err)) throw err;
+        }
+      }
+      const publicIps = new Map<string, PublicIPAddress>();
+      for (const id of [...nics.values()].flatMap(publicIpIdsOf)) {
+        const where = resourceGroupAndName(id);
+        if (!where || publicIps.has(id)) continue;
+        try {
+          publicIps.set(id, await network.publicIPAddresses.get(where.resourceGroup, where.name, abort));
+        } catch (err) {
+          if (!isGone(err)) throw err;
+        }
+      }
+
+      const mapped = toInstance(fromArmVm(vm, nics, publicIps), { subscriptionId: ref.subscriptionId, observedAt });
+      if (!mapped.ok) throw new VmsError('VMS_ERR_PROVIDER_ANSWER', mapped.problem.message, { id: ref.id });
+      return mapped.instance;
+    } catch (err) {
+      if (err instanceof VmsError) throw err;
+      const why = signal?.aborted ? `abandoned: ${reasonOf(signal)}` : `failed: ${this.#explain(err)}`;
+      throw new VmsError('VMS_ERR_PROVIDER_FAILED', `describing VM ${ref.id} ${why}`, { id: ref.id }, { cause: err });
+    }
+  }
+}
+
+/** Builds the provider for a validated `type: azure` block (the registry's factory). */
+export function createAzureProvider(config: AzureProviderConfig, options: AzureProviderOptions): AzureProvider {
+  return new AzureProvider(config, options);
+}
+
+/** An SDK error as one line: HTTP status, ARM error code, message, and how many attempts were made. */
+export function explain(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (isRestError(err)) {
+    const body = armErrorOf(err.request);
+    const head = [err.statusCode === undefined ? undefined : `HTTP ${err.statusCode}`, err.code ?? body?.code].filter(Boolean).join(' ');
+    const message = body?.message ?? err.message;
+    const attempts = attemptsOf(err.request);
+    return `${head ? `${head}: ` : ''}${message}${attempts > 1 ? ` (after ${attempts} attempts)` : ''}`;
+  }
+  return `${err.name && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message}`;
+}
+
+// A missing subscription is a configuration error, not a VM that is gone.
+function isGone(err: unknown): boolean {
+  return isRestError(err) && err.statusCode === 404 && err.code !== 'SubscriptionNotFound';
+}
+
+// The resource groups of ids in one subscription, lowercased and in first-seen order.
+function resourceGroupsOf(ids: readonly string[], subscription: string): string[] {
+  const groups = new Set<string>();
+  for (const id of ids) {
+    const where = resourceGroupAndName(id);
+    if (where && where.subscriptionId === subscription) groups.add(where.resourceGroup);
+  }
+  return [...groups];
+}
+
+// The SDK sends later pages without the caller's abort signal: stop waiting for them when it fires.
+async function* pagesOf<T>(pages: AsyncIterableIterator<T[]>, signal: AbortSignal | undefined): AsyncGenerator<T[]> {
+  for (;;) {
+    signal?.throwIfAborted();
+    const next = await untilAborted(pages.next(), signal);
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  // The abandoned request may still fail later; that failure has nobody left to tell.
+  promise.catch(() => undefined);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason ?? 'aborted')));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+// Runs `task` over `items`, at most `limit` at once; the first failure rejects once the running ones end.
+async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await task(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.error;
+}
+
+function failed(scope: Scope, message: string, at: string): Listing {
+  return { scope, instances: [], complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message, at }] };
+}
+
+function reasonOf(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason.message : String(reason ?? 'aborted');
+}
