@@ -14,9 +14,16 @@ export type ClusterAccess =
  * Loads cluster access from config and the environment. With `optional`, a missing kubeconfig is
  * an answer (`ok: false` with the reason) rather than an error.
  */
-export function openCluster(config: Pick<Config, 'kubernetes' | 'ownerId' | 'mapping'>, options: { optional: boolean; logger?: Logger }): ClusterAccess {
+export function openCluster(
+  config: Pick<Config, 'kubernetes' | 'ownerId' | 'mapping'>,
+  options: { optional: boolean; logger?: Logger; env?: NodeJS.ProcessEnv },
+): ClusterAccess {
   try {
-    const kc = loadKubeConfig({ kubeconfig: config.kubernetes.kubeconfig, context: config.kubernetes.context });
+    const kc = loadKubeConfig({
+      kubeconfig: config.kubernetes.kubeconfig,
+      context: config.kubernetes.context,
+      ...(options.env ? { env: options.env, ...(options.env.HOME ? { homeDir: options.env.HOME } : {}) } : {}),
+    });
     const api = createKubeApi(kc);
     const writer = new Writer({
       api,

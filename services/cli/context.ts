@@ -19,7 +19,7 @@ export function loadContext(flag: string | undefined, io: CliIO, options: { logL
   const configFile = configPath(flag, io.env);
   const config = loadConfig(configFile, io.env);
   const logger = createLogger(options.logLevel ?? config.log.level, io.stderr);
-  const providers = createProviders(config.providers, { mapping: config.mapping });
+  const providers = createProviders(config.providers, { mapping: config.mapping, env: io.env });
   return { config, configFile, providers, logger };
 }
 

@@ -3,8 +3,8 @@
 // cluster and with the last write error that the service recorded in Redis (when reachable).
 import type { Provider } from '../../providers/provider.ts';
 import { isVmsError, VmsError } from '../errors.ts';
-import { mapInstance } from '../mapping/index.ts';
-import { entryKey, type Instance, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
+import { entryName, mapInstance } from '../mapping/index.ts';
+import { entryKey, SCOPE_ANNOTATION, type Instance, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { createRedis, redisReady } from '../queue/redis.ts';
 import { StatusStore, type WriteError } from '../runtime/status-store.ts';
@@ -34,7 +34,12 @@ export interface Explanation {
   code?: string;
   entry?: { key: string; live: boolean; upToDate: boolean };
   lastWriteError?: WriteError;
+  /** Deletes the deletion guard held back in the instance's scope at the service's last resync. */
+  heldDeletes?: Array<{ deletes: number; reason: string }>;
 }
+
+/** What releases deletes the deletion guard holds back. */
+export const FORCE_COMMAND = 'vm-mesh-sync sync --once --force';
 
 const KINDS: readonly ProviderKind[] = ['static', 'aws', 'gcp', 'azure'];
 
@@ -70,7 +75,7 @@ export async function runExplain(arg: string, opts: { config?: string; output: '
   }
   try {
     const { kind, id } = parseInstanceArg(arg);
-    const explanation = await explain(ctx, kind, id);
+    const explanation = await explain(ctx, kind, id, io.env);
     io.stdout.write(opts.output === 'json' ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
     return EXIT.ok;
   } catch (err) {
@@ -80,48 +85,107 @@ export async function runExplain(arg: string, opts: { config?: string; output: '
   }
 }
 
-async function explain(ctx: ReturnType<typeof loadContext>, kind: ProviderKind, id: string): Promise<Explanation> {
+/** What `explain` reads besides the provider; each read says "unknown" (undefined or null) rather than failing. */
+interface Sources {
+  /** The live entry, null when absent, undefined when the cluster cannot be read. */
+  readLive(namespace: string, name: string): Promise<WorkloadEntry | null | undefined>;
+  /** Our entries named `name` in any namespace; undefined when the cluster cannot be read. */
+  readOwned(name: string): Promise<WorkloadEntry[] | undefined>;
+  /** Reads the service's shared status in Redis; null when Redis cannot be reached. */
+  fromStatus<T>(read: (store: StatusStore) => Promise<T>): Promise<T | null>;
+}
+
+/** The cluster and Redis as `explain` reads them, both optional. */
+function sources(config: ReturnType<typeof loadContext>['config'], env: NodeJS.ProcessEnv): Sources {
+  const cluster = openCluster(config, { optional: true, env });
+  const orUnknown = async <T>(read: () => Promise<T>): Promise<T | undefined> => {
+    try {
+      return await read();
+    } catch (err) {
+      if (isVmsError(err)) return undefined;
+      throw err;
+    }
+  };
+  return {
+    readLive: (namespace, name) => (cluster.ok ? orUnknown(() => cluster.api.getEntry(namespace, name)) : Promise.resolve(undefined)),
+    readOwned: (name) => (cluster.ok ? orUnknown(() => cluster.writer.findOwnedByName(name)) : Promise.resolve(undefined)),
+    async fromStatus(read) {
+      const redis = createRedis(config.redis.url, { role: 'producer' });
+      try {
+        await redisReady(redis, 2000);
+        return await read(new StatusStore(redis, config.redis.prefix));
+      } catch {
+        return null;
+      } finally {
+        redis.disconnect();
+      }
+    },
+  };
+}
+
+/**
+ * An instance that is leaving the mesh (untagged, stopped, gone) while our entry for it is still
+ * there: the next resync deletes it, unless the deletion guard of its scope holds deletes back.
+ */
+async function awaitingDelete(
+  src: Sources,
+  policy: ReturnType<typeof loadContext>['config']['policy'],
+  owned: readonly WorkloadEntry[],
+  scopeKey: string | undefined,
+  why: string,
+  base: Omit<Explanation, 'verdict' | 'reasons' | 'entry'>,
+  reasons: string[],
+): Promise<Explanation> {
+  const first = owned[0]!;
+  const key = entryKey(first.metadata.namespace, first.metadata.name);
+  const keys = owned.map((e) => entryKey(e.metadata.namespace, e.metadata.name)).join(', ');
+  if (policy !== 'sync') {
+    // Under these policies nothing is ever deleted, so promising a delete would mislead.
+    reasons.push(`${why}; but WorkloadEntry ${keys} is still there, and policy ${policy} never deletes entries: delete it by hand if the VM has left for good`);
+    return { ...base, verdict: 'awaiting-delete', entry: { key, live: true, upToDate: false }, reasons };
+  }
+  reasons.push(`${why}; but WorkloadEntry ${keys} is still there: it is deleted on the next resync unless the deletion guard holds it back`);
+  const statuses = scopeKey === undefined ? null : await src.fromStatus((store) => store.scopes());
+  const held = (scopeKey === undefined ? [] : (statuses?.get(scopeKey)?.held ?? [])).filter((h) => h.deletes > 0);
+  if (held.length > 0) {
+    const count = held.reduce((n, h) => n + h.deletes, 0);
+    reasons.push(
+      `held back by the deletion guard: the last resync of ${scopeKey} held back ${count} delete(s) (${held.map((h) => h.reason).join('; ')}); ` +
+        `once the plan is checked, run \`${FORCE_COMMAND}\` to let them through`,
+    );
+  }
+  return { ...base, verdict: 'awaiting-delete', entry: { key, live: true, upToDate: false }, reasons, ...(held.length > 0 ? { heldDeletes: held } : {}) };
+}
+
+async function explain(ctx: ReturnType<typeof loadContext>, kind: ProviderKind, id: string, env: NodeJS.ProcessEnv): Promise<Explanation> {
   const { config, providers } = ctx;
   const name = `${kind}:${id}`;
   const found = await findInstance(providers, kind, id);
+  const src = sources(config, env);
+
   if (!found) {
-    return {
-      instance: name,
-      verdict: 'not-found',
-      reasons: [`no configured ${kind} scope knows an instance ${id} (it may be terminated, or in an account, region or project not in the config)`],
-    };
+    const missing = `no configured ${kind} scope knows an instance ${id} (it may be terminated, or in an account, region or project not in the config)`;
+    const owned = await src.readOwned(entryName({ provider: kind, id }));
+    if (owned && owned.length > 0) {
+      const scopeKey = owned[0]!.metadata.annotations[SCOPE_ANNOTATION];
+      return awaitingDelete(src, config.policy, owned, scopeKey, missing, { instance: name, ...(scopeKey === undefined ? {} : { scope: scopeKey }) }, []);
+    }
+    return { instance: name, verdict: 'not-found', reasons: [missing] };
   }
   const { instance, scope } = found;
   const result = mapInstance(instance, config.mapping, { ownerId: config.ownerId, scopeKey: scope.key });
   const base = { instance: name, scope: scope.key };
   const reasons = [`found in scope ${scope.key}: ${instance.name}, ${instance.state}, tags ${JSON.stringify(instance.tags)}`];
 
-  const cluster = openCluster(config, { optional: true });
-  const readLive = async (namespace: string, entryName: string): Promise<WorkloadEntry | null | undefined> => {
-    if (!cluster.ok) return undefined;
-    try {
-      return await cluster.api.getEntry(namespace, entryName);
-    } catch (err) {
-      if (isVmsError(err)) return undefined;
-      throw err;
-    }
-  };
-  const lastError = async (key: string): Promise<WriteError | null> => {
-    const redis = createRedis(config.redis.url, { role: 'producer' });
-    try {
-      await redisReady(redis, 2000);
-      return await new StatusStore(redis, config.redis.prefix).writeError(key);
-    } catch {
-      return null;
-    } finally {
-      redis.disconnect();
-    }
-  };
-
   if (result.kind === 'skip') {
     const { skip } = result;
     const verdict: Verdict =
       skip.code === 'VMS_SKIP_NOT_SELECTED' ? 'not-tagged' : skip.code === 'VMS_SKIP_NOT_RUNNING' ? 'not-running' : 'invalid-tag';
+    if (!skip.keepsEntry) {
+      // Not selected or not running means "leave the mesh": an entry still there is on its way out.
+      const owned = await src.readOwned(entryName(instance));
+      if (owned && owned.length > 0) return awaitingDelete(src, config.policy, owned, scope.key, `leaving the mesh: ${skip.code}: ${skip.reason}`, { ...base, code: skip.code }, reasons);
+    }
     reasons.push(`not in the mesh: ${skip.code}: ${skip.reason}`);
     if (skip.keepsEntry) reasons.push('an entry it already has is kept unchanged until the value is fixed');
     return { ...base, verdict, code: skip.code, reasons };
@@ -129,8 +193,8 @@ async function explain(ctx: ReturnType<typeof loadContext>, kind: ProviderKind, 
 
   const { entry } = result;
   const key = entryKey(entry.metadata.namespace, entry.metadata.name);
-  const live = await readLive(entry.metadata.namespace, entry.metadata.name);
-  const writeError = await lastError(key);
+  const live = await src.readLive(entry.metadata.namespace, entry.metadata.name);
+  const writeError = await src.fromStatus((store) => store.writeError(key));
   const withError = writeError ? { lastWriteError: writeError } : {};
   if (live === undefined) {
     reasons.push(`would get WorkloadEntry ${key}; the cluster could not be read, so whether it is applied is unknown`);

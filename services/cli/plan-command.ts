@@ -32,7 +32,7 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
     let owned: WorkloadEntry[] = [];
     let clusterNote = 'cluster: not read (--no-cluster); planned against an empty cluster';
     if (opts.cluster) {
-      const cluster = openCluster(config, { optional: true });
+      const cluster = openCluster(config, { optional: true, env: io.env });
       if (cluster.ok) {
         try {
           owned = await cluster.writer.listOwned();

@@ -28,7 +28,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
   }
   const { config, providers, logger } = ctx;
   try {
-    const cluster = openCluster(config, { optional: false, logger });
+    const cluster = openCluster(config, { optional: false, logger, env: io.env });
     if (!cluster.ok) throw new Error(cluster.reason);
     const metrics = new Metrics();
     const instanceName = io.env.POD_NAME ?? os.hostname();

@@ -24,7 +24,7 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
   }
   const { config, providers, logger } = ctx;
   try {
-    const cluster = openCluster(config, { optional: false, logger });
+    const cluster = openCluster(config, { optional: false, logger, env: io.env });
     if (!cluster.ok) throw new Error(cluster.reason);
     const observed = await observeScopes(providers, { mapping: config.mapping, ownerId: config.ownerId, timeoutMs: config.resync.timeout });
     const owned = await cluster.writer.listOwned();

@@ -70,10 +70,11 @@ export class StatusStore {
     if (stale.length > 0) await this.#redis.hdel(this.#scopes, ...stale);
   }
 
-  /** Remembers why an entry could not be written. */
+  /** Remembers why an entry could not be written; when the store is full, only entries already in it are updated. */
   async putWriteError(error: WriteError): Promise<void> {
     const count = await this.#redis.hlen(this.#errors);
-    if (count >= MAX_WRITE_ERRORS) return;
+    // A full store must still replace an entry's old error, or explain would show a stale reason.
+    if (count >= MAX_WRITE_ERRORS && !(await this.#redis.hexists(this.#errors, error.key))) return;
     await this.#redis.hset(this.#errors, error.key, JSON.stringify(error));
   }
 

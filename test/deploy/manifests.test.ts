@@ -34,7 +34,7 @@ const CONFIG_DIR = '/etc/vm-mesh-sync';
 const CONFIG_FILE = `${CONFIG_DIR}/config.yaml`;
 /** What the writer calls (services/writer/kube-api.ts), stated here on its own. */
 const WRITER_RULES = [
-  { apiGroup: '', resource: 'events', verbs: ['create', 'patch'] },
+  { apiGroup: '', resource: 'events', verbs: ['create'] },
   { apiGroup: '', resource: 'serviceaccounts', verbs: ['create', 'get'] },
   { apiGroup: 'networking.istio.io', resource: 'workloadentries', verbs: ['create', 'delete', 'get', 'list', 'patch'] },
 ];

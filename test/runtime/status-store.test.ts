@@ -1,0 +1,42 @@
+// The shared status in the real Redis: write errors are bounded in number, but a full store still
+// keeps the errors it holds up to date.
+import { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_WRITE_ERRORS, StatusStore, type WriteError } from '../../services/runtime/status-store.ts';
+import { cleanupPrefix, uniquePrefix } from '../helpers/serve.ts';
+
+describe('StatusStore write errors', () => {
+  let redis: Redis;
+  let prefix: string;
+  let store: StatusStore;
+
+  beforeEach(() => {
+    redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+    prefix = uniquePrefix('status-store');
+    store = new StatusStore(redis, prefix);
+  });
+  afterEach(async () => {
+    redis.disconnect();
+    await cleanupPrefix(prefix);
+  });
+
+  const error = (key: string, message: string): WriteError => ({ key, code: 'VMS_ERR_KUBE_REJECTED', message, at: '2025-01-01T00:00:00.000Z' });
+
+  it('when full, refuses errors of new entries but replaces those of entries it holds; clearing makes room', async () => {
+    for (let i = 0; i < MAX_WRITE_ERRORS; i += 1000) {
+      await Promise.all(Array.from({ length: 1000 }, (_, j) => store.putWriteError(error(`ns/vm-${i + j}`, 'first failure'))));
+    }
+    expect((await store.writeErrors()).length).toBe(MAX_WRITE_ERRORS);
+
+    await store.putWriteError(error('ns/newcomer', 'failure'));
+    expect(await store.writeError('ns/newcomer')).toBeNull();
+
+    await store.putWriteError(error('ns/vm-5', 'second failure'));
+    expect((await store.writeError('ns/vm-5'))?.message).toBe('second failure');
+    expect((await store.writeErrors()).length).toBe(MAX_WRITE_ERRORS);
+
+    await store.clearWriteError('ns/vm-6');
+    await store.putWriteError(error('ns/newcomer', 'failure'));
+    expect((await store.writeError('ns/newcomer'))?.message).toBe('failure');
+  });
+});
