@@ -1,11 +1,10 @@
 // Events from an EventBridge rule, delivered by an API destination: instance state changes and tag
 // changes become instance references to describe again now instead of at the next resync. The
 // receiver never calls AWS; the event only says which instance to look at, never what it looks like.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { resolveSecret } from '../../config/secret.ts';
-import { VmsError } from '../../services/errors.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
+import { bodyError, clip, constantTimeEqual, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
 import { AWS_ACCOUNT_ID, AWS_REGION, type AwsWebhookConfig } from './config.ts';
 
 /** EC2 instance ids: `i-` and 8 (older) or 17 hex digits. */
@@ -94,7 +93,7 @@ export class EventBridgeReceiver implements WebhookReceiver {
 
   /** Turns one event, or an array of events, into references; throws VMS_ERR_WEBHOOK_BODY naming the bad part. */
   handle(req: WebhookRequest): WebhookOutcome {
-    const body = parseBody(req);
+    const body = parseBody(req, 'an EventBridge event');
     const events = Array.isArray(body) ? body : [body];
     if (events.length === 0) throw bodyError('the body is an empty array; expected an EventBridge event');
     const refs = new Map<string, InstanceRef>();
@@ -149,21 +148,11 @@ export class EventBridgeReceiver implements WebhookReceiver {
   }
 }
 
-function parseBody(req: WebhookRequest): unknown {
-  if (req.body !== undefined) return req.body;
-  if (req.rawBody.trim() === '') throw bodyError('the body is empty; expected an EventBridge event as JSON');
-  try {
-    return JSON.parse(req.rawBody) as unknown;
-  } catch (err) {
-    throw bodyError(`the body is not JSON: ${(err as Error).message}`);
-  }
-}
-
 function readString(event: Record<string, unknown>, key: string, pattern: RegExp, what: string): string {
   const value = event[key];
   if (typeof value !== 'string') throw new Malformed(`"${key}" must be ${what}, not ${describeJson(value)}`);
   const trimmed = value.trim();
-  if (!pattern.test(trimmed)) throw new Malformed(`"${key}" must be ${what}, not '${clip(value)}'`);
+  if (!pattern.test(trimmed)) throw new Malformed(`"${key}" must be ${what}, not '${clip(value, 80)}'`);
   return trimmed;
 }
 
@@ -171,21 +160,15 @@ function readString(event: Record<string, unknown>, key: string, pattern: RegExp
 function instanceId(value: unknown, where: string): string {
   if (typeof value !== 'string') throw new Malformed(`${where} must be an instance id string, not ${describeJson(value)}`);
   const id = value.trim();
-  if (!INSTANCE_ID.test(id)) throw new Malformed(`${where} '${clip(value)}' is not an EC2 instance id (i- and 8 or 17 hex digits)`);
+  if (!INSTANCE_ID.test(id)) throw new Malformed(`${where} '${clip(value, 80)}' is not an EC2 instance id (i- and 8 or 17 hex digits)`);
   return id;
 }
 
 function instanceIdFromArn(value: unknown, where: string): string {
   if (typeof value !== 'string') throw new Malformed(`${where} must be an ARN string, not ${describeJson(value)}`);
   const match = /^arn:[a-z-]+:ec2:[a-z0-9-]*:\d{12}:instance\/(.*)$/.exec(value.trim());
-  if (!match) throw new Malformed(`${where} '${clip(value)}' is not an EC2 instance ARN (arn:aws:ec2:<region>:<account>:instance/<id>)`);
+  if (!match) throw new Malformed(`${where} '${clip(value, 80)}' is not an EC2 instance ARN (arn:aws:ec2:<region>:<account>:instance/<id>)`);
   return instanceId(match[1], where);
-}
-
-function singleHeader(headers: WebhookRequest['headers'], name: string): string | undefined {
-  const value = headers[name];
-  // A repeated header is ambiguous; refusing it is safer than guessing which copy counts.
-  return typeof value === 'string' ? value : undefined;
 }
 
 function parseBasic(header: string | undefined): { username: string; password: string } | undefined {
@@ -196,33 +179,3 @@ function parseBasic(header: string | undefined): { username: string; password: s
   return colon < 0 ? undefined : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-// Digests have equal length whatever was sent, which timingSafeEqual needs, and hide the secret's length.
-function constantTimeEqual(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
-  return timingSafeEqual(a, b);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function describeJson(value: unknown): string {
-  if (value === undefined) return 'missing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
-
-function clip(value: string): string {
-  const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value;
-  return shown.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-function unauthorized(message: string): VmsError {
-  return new VmsError('VMS_ERR_WEBHOOK_UNAUTHORIZED', message);
-}
-
-function bodyError(message: string): VmsError {
-  return new VmsError('VMS_ERR_WEBHOOK_BODY', message);
-}

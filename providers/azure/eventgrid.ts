@@ -4,11 +4,10 @@
 // describe again now instead of at the next resync. The receiver never calls Azure: an event only
 // says which VM to look at, never what it looks like. It also answers both handshakes Event Grid
 // uses to confirm an endpoint: the subscription validation event and the CloudEvents OPTIONS request.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { resolveSecret } from '../../config/secret.ts';
-import { VmsError } from '../../services/errors.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
+import { bodyError, clip, constantTimeEqual, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
 import type { AzureWebhookConfig } from './config.ts';
 import { parseResourceId, parseVmResourceId } from './resource-id.ts';
 
@@ -132,7 +131,7 @@ export class EventGridReceiver implements WebhookReceiver {
    */
   handle(req: WebhookRequest): WebhookOutcome {
     if (req.method.toUpperCase() === 'OPTIONS') return this.#abuseProtectionHandshake(req);
-    const body = parseBody(req);
+    const body = parseBody(req, 'Event Grid events or CloudEvents');
     const events = Array.isArray(body) ? body : [body];
     if (events.length === 0) throw bodyError('the body is an empty array; expected Event Grid events or CloudEvents');
     const refs = new Map<string, InstanceRef>();
@@ -241,16 +240,6 @@ export class EventGridReceiver implements WebhookReceiver {
   }
 }
 
-function parseBody(req: WebhookRequest): unknown {
-  if (req.body !== undefined) return req.body;
-  if (req.rawBody.trim() === '') throw bodyError('the body is empty; expected Event Grid events or CloudEvents as JSON');
-  try {
-    return JSON.parse(req.rawBody) as unknown;
-  } catch (err) {
-    throw bodyError(`the body is not JSON: ${(err as Error).message}`);
-  }
-}
-
 function shortType(type: string): string {
   return type.replace(/^Microsoft\.Resources\./, '');
 }
@@ -267,38 +256,3 @@ function bearerToken(header: string | string[] | undefined): string | undefined 
   return match?.[1];
 }
 
-function singleHeader(headers: WebhookRequest['headers'], name: string): string | undefined {
-  const value = headers[name];
-  return typeof value === 'string' ? value : undefined;
-}
-
-// Digests have equal length whatever was sent, which timingSafeEqual needs, and hide the secret's length.
-function constantTimeEqual(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
-  return timingSafeEqual(a, b);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function describeJson(value: unknown): string {
-  if (value === undefined) return 'missing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
-
-function clip(value: string): string {
-  const shown = value.length > 120 ? `${value.slice(0, 117)}...` : value;
-  return shown.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-function unauthorized(message: string): VmsError {
-  return new VmsError('VMS_ERR_WEBHOOK_UNAUTHORIZED', message);
-}
-
-function bodyError(message: string): VmsError {
-  return new VmsError('VMS_ERR_WEBHOOK_BODY', message);
-}

@@ -13,6 +13,7 @@ import { OAuth2Client } from 'google-auth-library';
 import { VmsError } from '../../services/errors.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
+import { bodyError, clip, describeJson, isObject, parseBody, unauthorized } from '../webhook-support.ts';
 import { GCP_PROJECT_ID, type GcpWebhookConfig } from './config.ts';
 import { NUMERIC_ID, RESOURCE_NAME, regionOfZone, ZONE_NAME } from './instance.ts';
 
@@ -141,7 +142,7 @@ export class PubSubPushReceiver implements WebhookReceiver {
 
   /** Turns one push delivery into references, or acknowledges it with a reason; throws VMS_ERR_WEBHOOK_BODY for a body that is not a push envelope. */
   handle(req: WebhookRequest): WebhookOutcome {
-    const body = parseBody(req);
+    const body = parseBody(req, 'a Pub/Sub push envelope');
     if (!isObject(body)) throw bodyError(`the body must be a Pub/Sub push envelope (a JSON object with "message" and "subscription"), not ${describeJson(body)}`);
     const message = field(body, 'message');
     if (!isObject(message)) {
@@ -232,16 +233,6 @@ export class PubSubPushReceiver implements WebhookReceiver {
   }
 }
 
-function parseBody(req: WebhookRequest): unknown {
-  if (req.body !== undefined) return req.body;
-  if (req.rawBody.trim() === '') throw bodyError('the body is empty; expected a Pub/Sub push envelope as JSON');
-  try {
-    return JSON.parse(req.rawBody) as unknown;
-  } catch (err) {
-    throw bodyError(`the body is not JSON: ${(err as Error).message}`);
-  }
-}
-
 // The JOSE header, decoded without trusting it: only to refuse what Google never sends.
 function jwtHeader(token: string): Record<string, unknown> | undefined {
   const parts = token.split('.');
@@ -274,10 +265,6 @@ function isNumericId(value: unknown): boolean {
   return (typeof value === 'string' && NUMERIC_ID.test(value)) || (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0);
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function objectOr(value: unknown): Record<string, unknown> {
   return isObject(value) ? value : {};
 }
@@ -295,26 +282,7 @@ function ignored(reason: string): MessageResult {
   return { kind: 'ignored', reason };
 }
 
-function describeJson(value: unknown): string {
-  if (value === undefined) return 'missing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
-
 function quoteValue(value: unknown): string {
   return typeof value === 'string' ? `'${clip(value)}'` : describeJson(value);
 }
 
-function clip(value: string): string {
-  const shown = value.length > 120 ? `${value.slice(0, 117)}...` : value;
-  return shown.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-function unauthorized(message: string): VmsError {
-  return new VmsError('VMS_ERR_WEBHOOK_UNAUTHORIZED', message);
-}
-
-function bodyError(message: string): VmsError {
-  return new VmsError('VMS_ERR_WEBHOOK_BODY', message);
-}
