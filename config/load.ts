@@ -47,7 +47,13 @@ export function parseConfigText(text: string, file: string): Record<string, unkn
     const where = first.linePos?.[0] ? `${file}:${first.linePos[0].line}:${first.linePos[0].col}` : file;
     throw new VmsError('VMS_ERR_CONFIG_PARSE', `${where}: ${first.message.split('\n')[0]}`);
   }
-  const value: unknown = doc.toJS();
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (err) {
+    // Aliases are resolved only here: an unknown anchor or an alias bomb throws a plain error.
+    throw new VmsError('VMS_ERR_CONFIG_PARSE', `${file}: ${(err as Error).message}; fix the aliases (*name) of the file`);
+  }
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new VmsError('VMS_ERR_CONFIG_INVALID', `${file}: the top level must be a mapping of keys, not ${Array.isArray(value) ? 'a list' : typeof value}`);

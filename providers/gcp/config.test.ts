@@ -89,7 +89,7 @@ describe('gcp provider config', () => {
   it('is a provider type of the config file, built by the registry', async () => {
     const config = parseConfig({ providers: [MINIMAL] });
     expect(config.providers[0]).toMatchObject({ type: 'gcp', name: 'prod', pageSize: 500 });
-    const [provider] = createProviders(config.providers, { mapping: config.mapping });
+    const [provider] = await createProviders(config.providers, { mapping: config.mapping });
     try {
       expect(provider).toBeInstanceOf(GcpProvider);
       expect(provider!.scopes().map((s) => s.key)).toEqual(['gcp:prod:my-project-123']);

@@ -15,11 +15,11 @@ export interface CommandContext {
 }
 
 /** Loads config (throws VmsError VMS_ERR_CONFIG_* on a bad one) and builds the providers. */
-export function loadContext(flag: string | undefined, io: CliIO, options: { logLevel?: string } = {}): CommandContext {
+export async function loadContext(flag: string | undefined, io: CliIO, options: { logLevel?: string } = {}): Promise<CommandContext> {
   const configFile = configPath(flag, io.env);
   const config = loadConfig(configFile, io.env);
   const logger = createLogger(options.logLevel ?? config.log.level, io.stderr);
-  const providers = createProviders(config.providers, { mapping: config.mapping, env: io.env });
+  const providers = await createProviders(config.providers, { mapping: config.mapping, env: io.env });
   return { config, configFile, providers, logger };
 }
 

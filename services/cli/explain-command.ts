@@ -9,7 +9,7 @@ import { entriesEqual, isOwned } from '../planning/index.ts';
 import { createRedis, redisReady } from '../queue/redis.ts';
 import { StatusStore, type WriteError } from '../runtime/status-store.ts';
 import { openCluster } from './cluster.ts';
-import { closeProviders, loadContext } from './context.ts';
+import { closeProviders, type CommandContext, loadContext } from './context.ts';
 import { EXIT, type CliIO, reportError } from './main.ts';
 
 /** The verdict of `explain`. */
@@ -69,7 +69,7 @@ async function findInstance(providers: readonly Provider[], kind: ProviderKind, 
 export async function runExplain(arg: string, opts: { config?: string; output: 'text' | 'json' }, io: CliIO): Promise<number> {
   let ctx;
   try {
-    ctx = loadContext(opts.config, io, { logLevel: 'warn' });
+    ctx = await loadContext(opts.config, io, { logLevel: 'warn' });
   } catch (err) {
     return reportError(err, io);
   }
@@ -96,7 +96,7 @@ interface Sources {
 }
 
 /** The cluster and Redis as `explain` reads them, both optional. */
-function sources(config: ReturnType<typeof loadContext>['config'], env: NodeJS.ProcessEnv): Sources {
+function sources(config: CommandContext['config'], env: NodeJS.ProcessEnv): Sources {
   const cluster = openCluster(config, { optional: true, env });
   const orUnknown = async <T>(read: () => Promise<T>): Promise<T | undefined> => {
     try {
@@ -129,7 +129,7 @@ function sources(config: ReturnType<typeof loadContext>['config'], env: NodeJS.P
  */
 async function awaitingDelete(
   src: Sources,
-  policy: ReturnType<typeof loadContext>['config']['policy'],
+  policy: CommandContext['config']['policy'],
   owned: readonly WorkloadEntry[],
   scopeKey: string | undefined,
   why: string,
@@ -157,7 +157,7 @@ async function awaitingDelete(
   return { ...base, verdict: 'awaiting-delete', entry: { key, live: true, upToDate: false }, reasons, ...(held.length > 0 ? { heldDeletes: held } : {}) };
 }
 
-async function explain(ctx: ReturnType<typeof loadContext>, kind: ProviderKind, id: string, env: NodeJS.ProcessEnv): Promise<Explanation> {
+async function explain(ctx: CommandContext, kind: ProviderKind, id: string, env: NodeJS.ProcessEnv): Promise<Explanation> {
   const { config, providers } = ctx;
   const name = `${kind}:${id}`;
   const found = await findInstance(providers, kind, id);

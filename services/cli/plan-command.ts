@@ -22,7 +22,7 @@ export interface PlanCommandOptions {
 export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<number> {
   let ctx;
   try {
-    ctx = loadContext(opts.config, io, { logLevel: 'warn' });
+    ctx = await loadContext(opts.config, io, { logLevel: 'warn' });
   } catch (err) {
     return reportError(err, io);
   }

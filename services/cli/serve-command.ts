@@ -22,7 +22,7 @@ const DRAIN_TIMEOUT_MS = 45_000;
 export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: NodeJS.EventEmitter = process): Promise<number> {
   let ctx;
   try {
-    ctx = loadContext(opts.config, io);
+    ctx = await loadContext(opts.config, io);
   } catch (err) {
     return reportError(err, io);
   }

@@ -18,7 +18,7 @@ export interface SyncCommandOptions {
 export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<number> {
   let ctx;
   try {
-    ctx = loadContext(opts.config, io);
+    ctx = await loadContext(opts.config, io);
   } catch (err) {
     return reportError(err, io);
   }
@@ -27,13 +27,10 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     const cluster = openCluster(config, { optional: false, logger, env: io.env });
     if (!cluster.ok) throw new Error(cluster.reason);
     const observed = await observeScopes(providers, { mapping: config.mapping, ownerId: config.ownerId, timeoutMs: config.resync.timeout });
-    const owned = await cluster.writer.listOwned();
+    const retry = { maxAttempts: config.queue.attempts, baseDelayMs: config.queue.backoff };
+    const owned = await cluster.writer.withRetry(() => cluster.writer.listOwned(), retry, 'list of owned entries');
     const plan = planScopes(config, observed, owned, { force: opts.force, now: new Date().toISOString(), configuredScopes: configuredScopeKeys(providers) });
-    const outcome = await applyChanges(cluster.writer, plan.changes, {
-      concurrency: config.queue.concurrency,
-      maxAttempts: config.queue.attempts,
-      baseDelayMs: config.queue.backoff,
-    });
+    const outcome = await applyChanges(cluster.writer, plan.changes, { concurrency: config.queue.concurrency, ...retry });
 
     const incomplete = observed.filter((o) => !o.listing.complete);
     for (const o of observed) {

@@ -96,11 +96,17 @@ export class Runtime {
     options.metrics.setQueueDepthSource(() => this.#changes.counts());
   }
 
-  /** Starts workers and makes sure every scope has its scheduler. */
+  /** Starts workers and makes sure every scope has its scheduler, now and after every Redis reconnect. */
   static async start(options: RuntimeOptions): Promise<Runtime> {
     const runtime = new Runtime(options);
     await runtime.#startWorkers();
     await runtime.#ensureSchedulers();
+    // A Redis restarted without persistence comes back empty: the schedulers went with it, and
+    // without them no scope would ever be resynced again (nor would /readyz recover). Putting them
+    // back on each reconnect is harmless when they survived, since upserting is idempotent.
+    runtime.#producer.on('ready', () => {
+      runtime.#ensureSchedulers().catch((err: Error) => options.logger.warn({ err: err.message }, 'could not restore the resync schedulers after a Redis reconnect'));
+    });
     return runtime;
   }
 

@@ -34,6 +34,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   // 503 makes the cloud retry the delivery later or on another replica.
   VMS_ERR_REDIS_UNREACHABLE: 503,
   VMS_ERR_SHUTTING_DOWN: 503,
+  // 500 makes the sender retry a delivery whose token could not be checked yet (the catalogue's promise).
+  VMS_ERR_WEBHOOK_KEYS_UNAVAILABLE: 500,
   VMS_ERR_INTERNAL: 500,
 };
 

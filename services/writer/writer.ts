@@ -103,16 +103,24 @@ export class Writer {
    * errors are thrown at once.
    */
   async applyWithRetry(change: Change, options: RetryOptions = {}): Promise<ApplyResult> {
+    return this.withRetry(() => this.apply(change), options, change.key);
+  }
+
+  /**
+   * Runs `call` with the retries of applyWithRetry, for calls no queue retries either: the list of
+   * owned entries that `sync --once` plans against is one request, and a single 429 must not end the run.
+   */
+  async withRetry<T>(call: () => Promise<T>, options: RetryOptions = {}, what = 'request'): Promise<T> {
     const maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     const baseDelayMs = options.baseDelayMs ?? 500;
     const maxDelayMs = options.maxDelayMs ?? 60_000;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.apply(change);
+        return await call();
       } catch (err) {
         if (!(err instanceof TransientKubeError) || attempt >= maxAttempts) throw err;
         const delay = Math.min(maxDelayMs, this.#retryDelay(err, attempt, baseDelayMs));
-        this.#logger?.debug({ key: change.key, attempt, delayMs: delay, reason: err.reason }, 'transient Kubernetes error, retrying');
+        this.#logger?.debug({ key: what, attempt, delayMs: delay, reason: err.reason }, 'transient Kubernetes error, retrying');
         await this.#sleep(delay);
       }
     }

@@ -121,7 +121,7 @@ describe('RBAC', () => {
     try {
       ws.writeConfig({ ownerId: 'rbac-readiness', redis: { prefix }, resync: { interval: '1h' } });
       const config = loadConfig(ws.configFile, process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {});
-      const providers = createProviders(config.providers, { mapping: config.mapping });
+      const providers = await createProviders(config.providers, { mapping: config.mapping });
       const runtimeWriter = new Writer({ api, ownerId: config.ownerId, fieldManager: 'vm-mesh-sync', ensureServiceAccounts: true });
       const runtime = await Runtime.start({ config, providers, api, writer: runtimeWriter, metrics: new Metrics(), logger: silentLogger() });
       try {

@@ -1,5 +1,6 @@
 // `serve` as a real process against real Redis and the fake API server: it converges, survives a
 // SIGKILL with changes queued, drains on SIGTERM, and several replicas share the work.
+import { Queue } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkloadEntry } from '../../services/model.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
@@ -113,12 +114,22 @@ describe('serve', () => {
     expect(fromB).toBeGreaterThan(0);
     expect(fromA + fromB).toBe(400);
 
-    // Count resyncs (one list of owned entries each) over several intervals: with two replicas the
-    // count stays near one per interval, not two.
-    server.counts.reset();
-    const started = Date.now();
-    await waitFor(() => server.counts.total('list', WE) >= 6, 60_000);
-    const intervals = (Date.now() - started) / 1000;
-    expect(server.counts.total('list', WE)).toBeLessThanOrEqual(Math.ceil(intervals) + 2);
+    // Each resync lists the owned entries once. The scheduler creates one resync job per interval
+    // for the scope, whatever the number of replicas; if each replica resynced on its own, the
+    // lists would be twice the scheduler's iterations.
+    const queue = new Queue('vms-resync', { connection: { host: '127.0.0.1', port: 6379 }, prefix });
+    try {
+      const iterations = async () => (await queue.getJobSchedulers()).reduce((n, s) => n + (s.iterationCount ?? 0), 0);
+      const startIterations = await iterations();
+      server.counts.reset();
+      await waitFor(async () => (await iterations()) - startIterations >= 5, 60_000);
+      const lists = server.counts.total('list', WE);
+      const ran = (await iterations()) - startIterations;
+      // One resync may still be running when counting stops, and one may have been running when it started.
+      expect(lists).toBeGreaterThanOrEqual(ran - 2);
+      expect(lists).toBeLessThanOrEqual(ran + 1);
+    } finally {
+      await queue.close();
+    }
   }, 120_000);
 });

@@ -1,0 +1,106 @@
+// Redis goes away in the middle of a drain while `serve` keeps running: killed and restarted empty
+// (no persistence), or frozen with its data and thawed. The workers recover by themselves, /readyz
+// says 503 while Redis is gone and 200 once it is back, and every machine of the inventory still
+// ends up in the cluster.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { WorkloadEntry } from '../../services/model.ts';
+import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
+import { type Machine, meshMachine, Workspace } from '../helpers/cli.ts';
+import { hasRedisServer, PrivateRedis } from '../helpers/redis-server.ts';
+import { freePort, ServeProcess, uniquePrefix, waitFor } from '../helpers/serve.ts';
+
+const WE = 'workloadentries';
+const HAS_REDIS_SERVER = hasRedisServer();
+if (!HAS_REDIS_SERVER) {
+  console.warn('test/faults/redis-outage.test.ts skipped: redis-server is not on PATH (apt-get install -y redis-server)');
+}
+
+describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
+  let server: FakeKubeApiServer;
+  let redis: PrivateRedis;
+  let ws: Workspace;
+  let proc: ServeProcess | undefined;
+
+  beforeEach(async () => {
+    server = new FakeKubeApiServer();
+    await server.start();
+    redis = await PrivateRedis.start();
+    ws = new Workspace();
+  });
+  afterEach(async () => {
+    await proc?.stop('SIGKILL');
+    proc = undefined;
+    await redis.stop();
+    await server.close();
+    ws.remove();
+  });
+
+  const entries = () => server.objects(WE, 'default') as unknown as WorkloadEntry[];
+  const converged = (inventory: Machine[]) => {
+    const live = new Map(entries().map((e) => [e.metadata.name, e.spec.address]));
+    return live.size === inventory.length && inventory.every((m) => live.get(`static-${m.id}`) === m.privateIPv4);
+  };
+  const readyz = async (p: ServeProcess) => {
+    try {
+      return (await p.get('/readyz')).status;
+    } catch {
+      return 0;
+    }
+  };
+
+  /** Starts serve on the private Redis with a slow cluster and waits until the drain is under way. */
+  async function drainStarted(inventory: Machine[]): Promise<ServeProcess> {
+    ws.writeInventory(inventory);
+    ws.writeConfig({
+      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+      redis: { url: redis.url, prefix: uniquePrefix('redis-outage') },
+      resync: { interval: '1s' },
+      queue: { concurrency: 4, backoff: '100ms', stalledAfter: '2s' },
+      log: { level: 'silent' },
+    });
+    // Slow writes, so that the outage falls in the middle of the drain.
+    server.latencyMs = 15;
+    const started = new ServeProcess(ws.configFile, await freePort());
+    proc = started;
+    await started.started();
+    await waitFor(() => entries().length >= 40, 60_000, () => `${entries().length} entries`);
+    return started;
+  }
+  const machines = (n: number) => Array.from({ length: n }, (_, i) => meshMachine(`vm-${i}`, `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`));
+
+  it('killed and restarted empty: /readyz 503 while it is down, 200 after, and the cluster ends equal to the inventory', async () => {
+    const inventory = machines(400);
+    proc = await drainStarted(inventory);
+
+    await redis.stop();
+    const during = entries().length;
+    expect(during).toBeLessThan(inventory.length);
+    await waitFor(async () => (await readyz(proc!)) === 503, 20_000, () => 'readyz never answered 503 while Redis was down');
+    // The HTTP server stays up while Redis is down.
+    expect((await proc.get('/healthz')).status).toBe(200);
+
+    await redis.start();
+    await waitFor(() => converged(inventory), 90_000, () => `${entries().length} entries of ${inventory.length}`);
+    await waitFor(async () => (await readyz(proc!)) === 200, 30_000, () => 'readyz never answered 200 after Redis came back');
+    // The same process did all of it.
+    expect(proc.child.exitCode).toBeNull();
+    expect(proc.child.signalCode).toBeNull();
+  }, 150_000);
+
+  it('frozen and thawed with its data: /readyz 503 while it hangs, 200 after, and the cluster ends equal to the inventory', async () => {
+    const inventory = machines(400);
+    proc = await drainStarted(inventory);
+
+    redis.pause();
+    try {
+      // Commands hang rather than fail: the readiness check's own time limit answers 503.
+      await waitFor(async () => (await readyz(proc!)) === 503, 30_000, () => 'readyz never answered 503 while Redis hung');
+      expect(entries().length).toBeLessThan(inventory.length);
+    } finally {
+      redis.resume();
+    }
+    await waitFor(() => converged(inventory), 90_000, () => `${entries().length} entries of ${inventory.length}`);
+    await waitFor(async () => (await readyz(proc!)) === 200, 30_000, () => 'readyz never answered 200 after Redis thawed');
+    expect(proc.child.exitCode).toBeNull();
+  }, 150_000);
+});
