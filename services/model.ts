@@ -127,7 +127,14 @@ export type EntryKey = string;
 
 /** One change to the cluster. Changes for one key converge to the newest `observedAt`. */
 export type Change =
-  | { op: 'upsert'; key: EntryKey; entry: WorkloadEntry; observedAt: string }
+  | {
+      op: 'upsert';
+      key: EntryKey;
+      entry: WorkloadEntry;
+      observedAt: string;
+      /** The plan saw no entry with this key: the writer may create it without reading first (a 409 sends it back to reading). */
+      expectAbsent?: boolean;
+    }
   | { op: 'delete'; key: EntryKey; namespace: string; name: string; observedAt: string };
 
 /** Labels and annotations that mark an entry as ours and say where it came from. */

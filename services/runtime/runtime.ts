@@ -20,11 +20,28 @@ import type { Writer } from '../writer/writer.ts';
 import { EventRecorder } from './event-recorder.ts';
 import { type ScopeStatus, StatusStore } from './status-store.ts';
 
-/** The queue of resync and refresh jobs. */
+/** The queue of scope resyncs. */
 export const RESYNC_QUEUE_NAME = 'vms-resync';
+/** The queue of instance refreshes (from webhooks): one job per instance. */
+export const REFRESH_QUEUE_NAME = 'vms-refresh';
 
-/** The data of the jobs on the resync queue. */
-export type ResyncJobData = { scopeKey: string } | { refs: InstanceRef[] };
+/** The data of a resync job. */
+export interface ResyncJobData {
+  scopeKey: string;
+}
+
+/** The data of a refresh job. */
+export interface RefreshJobData {
+  ref: InstanceRef;
+}
+
+/**
+ * The deduplication id of an instance's refresh: events for one instance coalesce into at most one
+ * running and one waiting refresh, and the waiting one describes the instance after the newest event.
+ */
+export function refreshId(ref: InstanceRef): string {
+  return [ref.provider, ref.account, ref.id].map((p) => p.replaceAll('%', '%25').replaceAll(':', '%3A')).join('|');
+}
 
 /** The collaborators of a runtime. */
 export interface RuntimeOptions {
@@ -52,11 +69,13 @@ export class Runtime {
   readonly #workerConnection: Redis;
   readonly #changes: ChangeQueue;
   readonly #resyncQueue: Queue<ResyncJobData>;
+  readonly #refreshQueue: Queue<RefreshJobData>;
   readonly #status: StatusStore;
   readonly #events: EventRecorder;
   readonly #deps: ReconcileDeps;
   #applyWorker: ApplyWorker | undefined;
   #resyncWorker: Worker<ResyncJobData> | undefined;
+  #refreshWorker: Worker<RefreshJobData> | undefined;
   #kubeCheck: { at: number; ok: boolean; detail: string } = { at: 0, ok: false, detail: 'not checked yet' };
 
   private constructor(options: RuntimeOptions) {
@@ -76,6 +95,8 @@ export class Runtime {
     });
     this.#resyncQueue = new Queue<ResyncJobData>(RESYNC_QUEUE_NAME, { connection: this.#producer, prefix: config.redis.prefix });
     this.#resyncQueue.on('error', (err) => logger.error({ err: err.message }, 'resync queue error'));
+    this.#refreshQueue = new Queue<RefreshJobData>(REFRESH_QUEUE_NAME, { connection: this.#producer, prefix: config.redis.prefix });
+    this.#refreshQueue.on('error', (err) => logger.error({ err: err.message }, 'refresh queue error'));
     this.#status = new StatusStore(this.#producer, config.redis.prefix);
     this.#events = new EventRecorder(options.api, {
       logger,
@@ -136,14 +157,21 @@ export class Runtime {
         }
       },
     });
-    this.#resyncWorker = new Worker<ResyncJobData>(RESYNC_QUEUE_NAME, (job) => this.#process(job), {
+    const workerOptions = {
       connection: this.#workerConnection,
       prefix: config.redis.prefix,
-      concurrency: 2,
       lockDuration: config.queue.stalledAfter,
       stalledInterval: config.queue.stalledAfter,
-    });
+    };
+    // A resync holds a whole scope in memory, so few run at once; a refresh is one instance and
+    // mostly waits on the cloud API, so many do.
+    this.#resyncWorker = new Worker<ResyncJobData>(RESYNC_QUEUE_NAME, (job) => this.#resync(job.data.scopeKey), { ...workerOptions, concurrency: 2 });
     this.#resyncWorker.on('error', (err) => logger.error({ err: err.message }, 'resync worker error'));
+    this.#refreshWorker = new Worker<RefreshJobData>(REFRESH_QUEUE_NAME, (job) => this.#refresh(job), {
+      ...workerOptions,
+      concurrency: config.queue.concurrency,
+    });
+    this.#refreshWorker.on('error', (err) => logger.error({ err: err.message }, 'refresh worker error'));
   }
 
   /** One scheduler per configured scope; schedulers of scopes no longer configured are removed. */
@@ -165,9 +193,8 @@ export class Runtime {
     await this.#status.pruneScopes(new Set(wanted.values()));
   }
 
-  async #process(job: Job<ResyncJobData>): Promise<unknown> {
-    if ('scopeKey' in job.data) return this.#resync(job.data.scopeKey);
-    const result = await refreshInstances(this.#deps, job.data.refs);
+  async #refresh(job: Job<RefreshJobData>): Promise<unknown> {
+    const result = await refreshInstances(this.#deps, [job.data.ref]);
     this.#countEnqueued(result.plan.summary);
     for (const s of result.skips) this.#events.skipped(s);
     return { changes: result.plan.changes.length, skips: result.skips.length, unknown: result.unknown.length };
@@ -238,12 +265,15 @@ export class Runtime {
 
   /** Queues a refresh of a few instances (from a webhook); fast, no cloud or cluster call. */
   async refresh(_provider: string, refs: InstanceRef[]): Promise<void> {
-    await this.#resyncQueue.add('refresh', { refs }, {
+    const opts = {
       attempts: 5,
       backoff: { type: 'exponential', delay: this.#options.config.queue.backoff },
       removeOnComplete: true,
       removeOnFail: 100,
-    });
+    };
+    await this.#refreshQueue.addBulk(
+      refs.map((ref) => ({ name: 'refresh', data: { ref }, opts: { ...opts, deduplication: { id: refreshId(ref), keepLastIfActive: true } } })),
+    );
   }
 
   /** Runs a resync of one scope now, through the queue (any replica takes it). */
@@ -292,9 +322,10 @@ export class Runtime {
   /** The /status document. */
   async status(): Promise<unknown> {
     const { config, instanceName } = this.#options;
-    const [scopes, queue, writeErrors] = await Promise.all([
+    const [scopes, queue, refreshQueue, writeErrors] = await Promise.all([
       this.#status.scopes(),
       this.#changes.counts().catch((err: Error) => ({ error: err.message })),
+      this.#refreshQueue.getJobCounts('waiting', 'active', 'delayed', 'failed').catch((err: Error) => ({ error: err.message })),
       this.#status.writeErrors(),
     ]);
     return {
@@ -302,6 +333,7 @@ export class Runtime {
       policy: config.policy,
       replica: instanceName ?? null,
       queue,
+      refreshQueue,
       scopes: this.#scopeKeys().map((k) => scopes.get(k) ?? { scopeKey: k, lastResyncAt: '', error: 'no resync yet' }),
       writeErrors: writeErrors.slice(0, 100),
       writeErrorCount: writeErrors.length,
@@ -315,14 +347,14 @@ export class Runtime {
 
   /** Stops taking jobs, lets jobs in flight finish (up to `timeoutMs`), closes Redis. */
   async close(timeoutMs = 30_000): Promise<void> {
-    const graceful = Promise.all([this.#applyWorker?.close(), this.#resyncWorker?.close()]);
+    const graceful = Promise.all([this.#applyWorker?.close(), this.#resyncWorker?.close(), this.#refreshWorker?.close()]);
     const timedOut = await Promise.race([graceful.then(() => false), sleep(timeoutMs).then(() => true)]);
     if (timedOut) {
       this.#options.logger.warn({ timeoutMs }, 'jobs still running at shutdown; they will be picked up again by another replica');
-      await Promise.allSettled([this.#applyWorker?.worker.close(true), this.#resyncWorker?.close(true)]);
+      await Promise.allSettled([this.#applyWorker?.worker.close(true), this.#resyncWorker?.close(true), this.#refreshWorker?.close(true)]);
     }
     this.#events.close();
-    await Promise.allSettled([this.#resyncQueue.close(), this.#changes.close()]);
+    await Promise.allSettled([this.#resyncQueue.close(), this.#refreshQueue.close(), this.#changes.close()]);
     await Promise.allSettled([this.#producer.quit(), this.#workerConnection.quit()]);
   }
 }

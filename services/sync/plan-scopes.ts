@@ -1,7 +1,7 @@
 // Joins observations with what the cluster holds and plans. Pure: no I/O, time comes in.
 import type { Config } from '../../config/schema.ts';
 import { type DesiredScope, type Plan, calculatePlan } from '../planning/index.ts';
-import { SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
+import { entryKey, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
 import type { ScopeObservation } from './observe.ts';
 
 /** What planning needs from an observation, without the provider object. */
@@ -14,7 +14,10 @@ export type ObservedScope = Pick<ScopeObservation, 'scope' | 'listing' | 'entrie
  */
 export function desiredScopes(observed: readonly ObservedScope[], owned: readonly WorkloadEntry[]): DesiredScope[] {
   const bySource = new Map<string, WorkloadEntry[]>();
-  for (const entry of owned) {
+  // Only skips that keep their entry read this index; most resyncs have none, and a resync of a
+  // large scope should not index every owned entry for nothing.
+  const needed = observed.some((o) => o.skips.some((s) => s.keepsEntry));
+  for (const entry of needed ? owned : []) {
     const source = entry.metadata.annotations?.[SOURCE_ANNOTATION];
     if (!source) continue;
     const list = bySource.get(source);
@@ -49,7 +52,7 @@ export function planScopes(
   owned: readonly WorkloadEntry[],
   options: PlanRunOptions,
 ): Plan {
-  return calculatePlan(
+  const plan = calculatePlan(
     { desired: desiredScopes(observed, owned), owned },
     {
       ownerId: config.ownerId,
@@ -61,6 +64,13 @@ export function planScopes(
       configuredScopes: options.configuredScopes,
     },
   );
+  // Creates skip the writer's read of the live object: the plan just saw there is none.
+  const ownedKeys = new Set(owned.map((e) => entryKey(e.metadata.namespace, e.metadata.name)));
+  for (let i = 0; i < plan.changes.length; i++) {
+    const change = plan.changes[i]!;
+    if (change.op === 'upsert' && !ownedKeys.has(change.key)) plan.changes[i] = { ...change, expectAbsent: true };
+  }
+  return plan;
 }
 
 /** Every skip of the observations, in scope order. */

@@ -411,3 +411,25 @@ describe('Writer.listOwned', () => {
     expect(server.requests.filter((r) => r.verb === 'list')[0]?.status).toBe(410);
   });
 });
+
+describe('creates the plan expects', () => {
+  it('cost one request when the entry is absent', async () => {
+    const w = writer({ ensureServiceAccounts: false });
+    const change = { ...upsert(entry('fresh'), T1), expectAbsent: true };
+    expect(await w.apply(change)).toBe('created');
+    expect(server.counts.total('get', WE)).toBe(0);
+    expect(server.counts.total('create', WE)).toBe(1);
+    expect(live('fresh')?.spec.address).toBe('10.0.0.1');
+  });
+
+  it('fall back to reading when the entry exists after all, and keep the newer observation', async () => {
+    const w = writer({ ensureServiceAccounts: false });
+    await w.apply(upsert(entry('raced', { address: '10.0.0.2' }), T2));
+    const older = { ...upsert(entry('raced', { address: '10.0.0.9' }), T1), expectAbsent: true };
+    expect(await w.apply(older)).toBe('stale');
+    expect(live('raced')?.spec.address).toBe('10.0.0.2');
+    const newer = { ...upsert(entry('raced', { address: '10.0.0.3' }), T3), expectAbsent: true };
+    expect(await w.apply(newer)).toBe('updated');
+    expect(live('raced')?.spec.address).toBe('10.0.0.3');
+  });
+});

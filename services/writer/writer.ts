@@ -149,7 +149,8 @@ export class Writer {
     const desired = this.#desired(change);
     const { namespace, name } = desired.metadata;
     for (let conflicts = 0; conflicts <= this.#maxConflicts; conflicts++) {
-      const live = await this.#api.getEntry(namespace, name);
+      // A create the plan expects costs one request; if the entry exists after all, the 409 brings us back here to read it.
+      const live = change.expectAbsent && conflicts === 0 ? null : await this.#api.getEntry(namespace, name);
       if (live) {
         this.#assertOwned(live);
         if (isNewer(live.metadata.annotations[OBSERVED_AT_ANNOTATION], change.observedAt)) return 'stale';
