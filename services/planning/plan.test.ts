@@ -497,13 +497,26 @@ describe('planning properties', () => {
     );
   });
 
-  it('converges: planning again after applying a plan gives no changes', () => {
+  it('converges: planning again after applying a plan gives no changes but the deletes the guard held', () => {
     fc.assert(
       fc.property(world, (w) => {
         const { input, opts } = build(w);
         const first = calculatePlan(input, opts);
         const second = calculatePlan({ ...input, owned: apply(input.owned, first) }, opts);
-        expect(second.changes).toEqual([]);
+        // Applied creates make a scope larger, so a delete held as too large a share of it may go
+        // through now; nothing else may be left to do.
+        const held = new Set(first.held.flatMap((h) => h.deletes.map((d) => d.key)));
+        expect(second.changes.filter((c) => c.op !== 'delete' || !held.has(c.key))).toEqual([]);
+      }),
+      { seed: 1970013295, path: '93:0:0:0:3:2:3:3:5:6:5:5:2:3:4:6:7', endOnFailure: true },
+    );
+    fc.assert(
+      fc.property(world, (w) => {
+        const { input, opts } = build(w);
+        const first = calculatePlan(input, opts);
+        const second = calculatePlan({ ...input, owned: apply(input.owned, first) }, opts);
+        const held = new Set(first.held.flatMap((h) => h.deletes.map((d) => d.key)));
+        expect(second.changes.filter((c) => c.op !== 'delete' || !held.has(c.key))).toEqual([]);
       }),
     );
   });
