@@ -13,16 +13,23 @@ const VALUE_RULE = "use up to 63 letters, digits, '-', '_' or '.', starting and 
  * digits. The result is always a valid label value; it is empty when nothing usable was left.
  */
 export function normalizeLabelValue(raw: string): string {
-  const replaced = Array.from(raw.trim().replace(/\s+/gu, '-'), (ch) => (/^[A-Za-z0-9._-]$/.test(ch) ? ch : '-')).join('');
+  // One pass per rule, by code point (the `u` flag), as in the per-character rule above: this runs
+  // for every label of every instance of every resync.
+  const replaced = raw.trim().replace(/\s+/gu, '-').replace(/[^A-Za-z0-9._-]/gu, '-');
   return replaced
     .slice(0, MAX_LABEL_VALUE)
     .replace(/^[^A-Za-z0-9]+/, '')
     .replace(/[^A-Za-z0-9]+$/, '');
 }
 
+// Per rules object: the set is the same for every instance of a listing.
+const controlTagsCache = new WeakMap<MappingConfig, ReadonlySet<string>>();
+
 /** Tags that configure the entry itself; a broad `tagPrefix` must not turn them into labels. */
-function controlTags(rules: MappingConfig): Set<string> {
-  return new Set([
+function controlTags(rules: MappingConfig): ReadonlySet<string> {
+  const cached = controlTagsCache.get(rules);
+  if (cached) return cached;
+  const tags = new Set([
     rules.selector.tag,
     rules.namespace.tag,
     rules.serviceAccount.tag,
@@ -31,6 +38,8 @@ function controlTags(rules: MappingConfig): Set<string> {
     rules.network.tag,
     rules.weight.tag,
   ]);
+  controlTagsCache.set(rules, tags);
+  return tags;
 }
 
 /**

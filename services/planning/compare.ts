@@ -22,6 +22,15 @@ const OUR_KEY_PREFIX = 'vm-mesh-sync.io/';
 type Emit = (path: string, desired: unknown, live: unknown) => boolean;
 
 /**
+ * How to walk: a diff visits keys in sorted order and names each path; a yes/no answer needs
+ * neither, and planning asks it for every desired entry of every resync, so it skips both.
+ */
+interface Walk {
+  emit: Emit;
+  detailed: boolean;
+}
+
+/**
  * True when writing `desired` would not change what we own in `live`. The rules:
  * - spec: compared deeply, key order ignored. Absent, undefined, null, an empty map and an empty
  *   list are the same. For the spec's own fields the proto3 zero values ('' , 0, false) are absent
@@ -33,24 +42,27 @@ type Emit = (path: string, desired: unknown, live: unknown) => boolean;
  *   our `vm-mesh-sync.io/` domain. `vm-mesh-sync.io/observed-at` is never compared.
  */
 export function entriesEqual(desired: WorkloadEntry, live: WorkloadEntry): boolean {
-  return walkEntries(desired, live, () => false);
+  return walkEntries(desired, live, { emit: () => false, detailed: false });
 }
 
 /** The paths where `live` differs from `desired`, by the rules of entriesEqual, in a stable order. */
 export function diffEntries(desired: WorkloadEntry, live: WorkloadEntry): EntryDifference[] {
   const out: EntryDifference[] = [];
-  walkEntries(desired, live, (path, d, l) => {
-    out.push({ path, desired: d, live: l });
-    return true;
+  walkEntries(desired, live, {
+    emit: (path, d, l) => {
+      out.push({ path, desired: d, live: l });
+      return true;
+    },
+    detailed: true,
   });
   return out;
 }
 
-function walkEntries(desired: WorkloadEntry, live: WorkloadEntry, emit: Emit): boolean {
+function walkEntries(desired: WorkloadEntry, live: WorkloadEntry, walk: Walk): boolean {
   return (
-    walkMetadataMap('metadata.labels', desired.metadata.labels, live.metadata?.labels, emit) &&
-    walkMetadataMap('metadata.annotations', desired.metadata.annotations, live.metadata?.annotations, emit) &&
-    walkSpec(asRecord(desired.spec), asRecord(live.spec), emit)
+    walkMetadataMap('metadata.labels', desired.metadata.labels, live.metadata?.labels, walk) &&
+    walkMetadataMap('metadata.annotations', desired.metadata.annotations, live.metadata?.annotations, walk) &&
+    walkSpec(asRecord(desired.spec), asRecord(live.spec), walk)
   );
 }
 
@@ -58,29 +70,29 @@ function walkMetadataMap(
   path: string,
   desired: Record<string, string> | undefined,
   live: Record<string, string> | undefined,
-  emit: Emit,
+  walk: Walk,
 ): boolean {
   const d = desired ?? {};
   const l = live ?? {};
-  for (const key of Object.keys(d).sort()) {
+  for (const key of keysOf(d, walk)) {
     if (key === OBSERVED_AT_ANNOTATION) continue;
-    if (d[key] !== l[key] && !emit(`${path}[${key}]`, d[key], l[key])) return false;
+    if (d[key] !== l[key] && !walk.emit(`${path}[${key}]`, d[key], l[key])) return false;
   }
-  for (const key of Object.keys(l).sort()) {
+  for (const key of keysOf(l, walk)) {
     if (key === OBSERVED_AT_ANNOTATION || !key.startsWith(OUR_KEY_PREFIX) || Object.hasOwn(d, key)) continue;
-    if (!emit(`${path}[${key}]`, undefined, l[key])) return false;
+    if (!walk.emit(`${path}[${key}]`, undefined, l[key])) return false;
   }
   return true;
 }
 
-function walkSpec(desired: Record<string, unknown>, live: Record<string, unknown>, emit: Emit): boolean {
-  for (const key of unionKeys(desired, live)) {
-    if (!walkValue(`spec.${key}`, specField(desired[key]), specField(live[key]), emit)) return false;
+function walkSpec(desired: Record<string, unknown>, live: Record<string, unknown>, walk: Walk): boolean {
+  for (const key of unionKeys(desired, live, walk)) {
+    if (!walkValue(walk.detailed ? `spec.${key}` : '', specField(desired[key]), specField(live[key]), walk)) return false;
   }
   return true;
 }
 
-function walkValue(path: string, desired: unknown, live: unknown, emit: Emit): boolean {
+function walkValue(path: string, desired: unknown, live: unknown, walk: Walk): boolean {
   const dAbsent = isAbsent(desired);
   const lAbsent = isAbsent(live);
   if (dAbsent && lAbsent) return true;
@@ -89,8 +101,8 @@ function walkValue(path: string, desired: unknown, live: unknown, emit: Emit): b
   if ((isRecord(desired) || dAbsent) && (isRecord(live) || lAbsent)) {
     const d = dAbsent ? {} : (desired as Record<string, unknown>);
     const l = lAbsent ? {} : (live as Record<string, unknown>);
-    for (const key of unionKeys(d, l)) {
-      if (!walkValue(`${path}[${key}]`, d[key], l[key], emit)) return false;
+    for (const key of unionKeys(d, l, walk)) {
+      if (!walkValue(walk.detailed ? `${path}[${key}]` : '', d[key], l[key], walk)) return false;
     }
     return true;
   }
@@ -98,12 +110,12 @@ function walkValue(path: string, desired: unknown, live: unknown, emit: Emit): b
     const d = dAbsent ? [] : (desired as unknown[]);
     const l = lAbsent ? [] : (live as unknown[]);
     for (let i = 0; i < Math.max(d.length, l.length); i++) {
-      if (!walkValue(`${path}[${i}]`, d[i], l[i], emit)) return false;
+      if (!walkValue(walk.detailed ? `${path}[${i}]` : '', d[i], l[i], walk)) return false;
     }
     return true;
   }
   if (Object.is(desired, live) || desired === live) return true;
-  return emit(path, dAbsent ? undefined : desired, lAbsent ? undefined : live);
+  return walk.emit(path, dAbsent ? undefined : desired, lAbsent ? undefined : live);
 }
 
 /** proto3: a message's scalar fields at their zero value are the same as unset. */
@@ -131,8 +143,13 @@ function asRecord(value: unknown): Record<string, unknown> {
   return isRecord(value) ? value : {};
 }
 
-function unionKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
-  const keys = new Set(Object.keys(a));
-  for (const key of Object.keys(b)) keys.add(key);
-  return [...keys].sort();
+function keysOf(value: Record<string, unknown>, walk: Walk): string[] {
+  const keys = Object.keys(value);
+  return walk.detailed ? keys.sort() : keys;
+}
+
+function unionKeys(a: Record<string, unknown>, b: Record<string, unknown>, walk: Walk): string[] {
+  const keys = Object.keys(a);
+  for (const key of Object.keys(b)) if (!Object.hasOwn(a, key)) keys.push(key);
+  return walk.detailed ? keys.sort() : keys;
 }

@@ -64,7 +64,9 @@ export function planScopes(
       configuredScopes: options.configuredScopes,
     },
   );
-  // Creates skip the writer's read of the live object: the plan just saw there is none.
+  // Creates skip the writer's read of the live object: the plan just saw there is none. A plan
+  // without creates (every resync of a settled scope) marks nothing, so it skips indexing the owned entries.
+  if (plan.summary.create === 0) return plan;
   const ownedKeys = new Set(owned.map((e) => entryKey(e.metadata.namespace, e.metadata.name)));
   for (let i = 0; i < plan.changes.length; i++) {
     const change = plan.changes[i]!;
