@@ -5,7 +5,7 @@ const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   process.stderr.write(
     `vm-mesh-sync needs Node.js 24 or newer; this is ${process.version}.\n` +
-      'Run it through npm (npm start, npm exec vm-mesh-sync -- ...), which uses the Node 24 from devDependencies,\n' +
+      'Run it through npm (npm start, npm run vms -- <command> ...), which uses the Node 24 from devDependencies,\n' +
       'or install Node 24.\n',
   );
   process.exit(2);
