@@ -158,6 +158,11 @@ export const configSchema = z.strictObject({
       keepFailed: z.number().int().min(0).default(1000),
       /** A job held by a process that died is taken over by another after this long. */
       stalledAfter: duration.default(15_000),
+      /**
+       * A webhook's refresh of an instance waits this long after the instance's last event, so a
+       * burst of events for one VM costs one describe and one write. 0 refreshes at once.
+       */
+      refreshDebounce: duration.default(250),
     })
     .prefault({}),
   server: z

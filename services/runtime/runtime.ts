@@ -271,8 +271,17 @@ export class Runtime {
       removeOnComplete: true,
       removeOnFail: 100,
     };
+    const debounce = this.#options.config.queue.refreshDebounce;
     await this.#refreshQueue.addBulk(
-      refs.map((ref) => ({ name: 'refresh', data: { ref }, opts: { ...opts, deduplication: { id: refreshId(ref), keepLastIfActive: true } } })),
+      refs.map((ref) => ({
+        name: 'refresh',
+        data: { ref },
+        opts:
+          debounce > 0
+            ? // Debounce: each event for the instance pushes its waiting refresh out again.
+              { ...opts, delay: debounce, deduplication: { id: refreshId(ref), ttl: debounce, extend: true, reschedule: true } }
+            : { ...opts, deduplication: { id: refreshId(ref), keepLastIfActive: true } },
+      })),
     );
   }
 
