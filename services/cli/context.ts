@@ -4,7 +4,7 @@ import type { Config } from '../../config/schema.ts';
 import { createProviders } from '../../providers/index.ts';
 import type { Provider } from '../../providers/provider.ts';
 import { createLogger, type Logger } from '../logger.ts';
-import type { CliIO } from './main.ts';
+import { type CliIO, reportError } from './main.ts';
 
 /** The pieces a command works with. */
 export interface CommandContext {
@@ -31,4 +31,29 @@ export async function closeProviders(providers: readonly Provider[]): Promise<vo
 /** The keys of every scope the config covers. */
 export function configuredScopeKeys(providers: readonly Provider[]): string[] {
   return providers.flatMap((p) => p.scopes().map((s) => s.key));
+}
+
+/**
+ * Runs a command's body with its context: a bad config or an error the body throws becomes the
+ * reported `CODE: message` and exit code, and the providers are closed however the body ends.
+ */
+export async function withContext(
+  flag: string | undefined,
+  io: CliIO,
+  options: { logLevel?: string },
+  body: (ctx: CommandContext) => Promise<number>,
+): Promise<number> {
+  let ctx: CommandContext;
+  try {
+    ctx = await loadContext(flag, io, options);
+  } catch (err) {
+    return reportError(err, io);
+  }
+  try {
+    return await body(ctx);
+  } catch (err) {
+    return reportError(err, io);
+  } finally {
+    await closeProviders(ctx.providers);
+  }
 }

@@ -9,8 +9,8 @@ import { entriesEqual, isOwned } from '../planning/index.ts';
 import { createRedis, redisReady } from '../queue/redis.ts';
 import { StatusStore, type WriteError } from '../runtime/status-store.ts';
 import { openCluster } from './cluster.ts';
-import { closeProviders, type CommandContext, loadContext } from './context.ts';
-import { EXIT, type CliIO, reportError } from './main.ts';
+import { type CommandContext, withContext } from './context.ts';
+import { EXIT, type CliIO } from './main.ts';
 
 /** The verdict of `explain`. */
 export type Verdict =
@@ -67,22 +67,12 @@ async function findInstance(providers: readonly Provider[], kind: ProviderKind, 
 
 /** Runs `explain` and resolves to the exit code (0 when the explanation was given). */
 export async function runExplain(arg: string, opts: { config?: string; output: 'text' | 'json' }, io: CliIO): Promise<number> {
-  let ctx;
-  try {
-    ctx = await loadContext(opts.config, io, { logLevel: 'warn' });
-  } catch (err) {
-    return reportError(err, io);
-  }
-  try {
+  return withContext(opts.config, io, { logLevel: 'warn' }, async (ctx) => {
     const { kind, id } = parseInstanceArg(arg);
     const explanation = await explain(ctx, kind, id, io.env);
     io.stdout.write(opts.output === 'json' ? `${JSON.stringify(explanation, null, 2)}\n` : renderExplanation(explanation));
     return EXIT.ok;
-  } catch (err) {
-    return reportError(err, io);
-  } finally {
-    await closeProviders(ctx.providers);
-  }
+  });
 }
 
 /** What `explain` reads besides the provider; each read says "unknown" (undefined or null) rather than failing. */

@@ -5,8 +5,8 @@ import { entryKey, type WorkloadEntry } from '../model.ts';
 import { observeScopes } from '../sync/observe.ts';
 import { allSkips, planScopes } from '../sync/plan-scopes.ts';
 import { openCluster } from './cluster.ts';
-import { closeProviders, configuredScopeKeys, loadContext } from './context.ts';
-import { EXIT, type CliIO, reportError } from './main.ts';
+import { configuredScopeKeys, withContext } from './context.ts';
+import { EXIT, type CliIO } from './main.ts';
 import { renderDiff, renderJson, renderYaml, type PlanReport } from './render.ts';
 
 /** Options of `plan`. */
@@ -20,13 +20,7 @@ export interface PlanCommandOptions {
 
 /** Runs `plan` and resolves to the exit code. */
 export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<number> {
-  let ctx;
-  try {
-    ctx = await loadContext(opts.config, io, { logLevel: 'warn' });
-  } catch (err) {
-    return reportError(err, io);
-  }
-  try {
+  return withContext(opts.config, io, { logLevel: 'warn' }, async (ctx) => {
     const { config, providers } = ctx;
     const observed = await observeScopes(providers, { mapping: config.mapping, ownerId: config.ownerId, timeoutMs: config.resync.timeout });
     let owned: WorkloadEntry[] = [];
@@ -56,9 +50,5 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
     const render = opts.output === 'json' ? renderJson : opts.output === 'diff' ? renderDiff : renderYaml;
     io.stdout.write(render(report));
     return EXIT.ok;
-  } catch (err) {
-    return reportError(err, io);
-  } finally {
-    await closeProviders(ctx.providers);
-  }
+  });
 }

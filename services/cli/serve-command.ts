@@ -7,8 +7,8 @@ import { webhookReceivers } from '../runtime/receivers.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { buildServer } from '../server/server.ts';
 import { openCluster } from './cluster.ts';
-import { closeProviders, loadContext } from './context.ts';
-import { EXIT, type CliIO, reportError } from './main.ts';
+import { withContext } from './context.ts';
+import { EXIT, type CliIO } from './main.ts';
 
 /** Options of `serve`. */
 export interface ServeCommandOptions {
@@ -20,14 +20,8 @@ const DRAIN_TIMEOUT_MS = 45_000;
 
 /** Runs `serve` until SIGTERM or SIGINT and resolves to the exit code. */
 export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: NodeJS.EventEmitter = process): Promise<number> {
-  let ctx;
-  try {
-    ctx = await loadContext(opts.config, io);
-  } catch (err) {
-    return reportError(err, io);
-  }
-  const { config, providers, logger } = ctx;
-  try {
+  return withContext(opts.config, io, {}, async (ctx) => {
+    const { config, providers, logger } = ctx;
     const cluster = openCluster(config, { optional: false, logger, env: io.env });
     if (!cluster.ok) throw new Error(cluster.reason);
     const metrics = new Metrics();
@@ -61,9 +55,5 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
     await server.close();
     logger.info('stopped');
     return EXIT.ok;
-  } catch (err) {
-    return reportError(err, io);
-  } finally {
-    await closeProviders(providers);
-  }
+  });
 }

@@ -5,8 +5,8 @@ import { observeScopes } from '../sync/observe.ts';
 import { allSkips, planScopes } from '../sync/plan-scopes.ts';
 import { applyChanges } from '../sync/apply.ts';
 import { openCluster } from './cluster.ts';
-import { closeProviders, configuredScopeKeys, loadContext } from './context.ts';
-import { EXIT, type CliIO, reportError } from './main.ts';
+import { configuredScopeKeys, withContext } from './context.ts';
+import { EXIT, type CliIO } from './main.ts';
 
 /** Options of `sync`. */
 export interface SyncCommandOptions {
@@ -16,14 +16,8 @@ export interface SyncCommandOptions {
 
 /** Runs `sync --once` and resolves to the exit code. */
 export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<number> {
-  let ctx;
-  try {
-    ctx = await loadContext(opts.config, io);
-  } catch (err) {
-    return reportError(err, io);
-  }
-  const { config, providers, logger } = ctx;
-  try {
+  return withContext(opts.config, io, {}, async (ctx) => {
+    const { config, providers, logger } = ctx;
     const cluster = openCluster(config, { optional: false, logger, env: io.env });
     if (!cluster.ok) throw new Error(cluster.reason);
     const observed = await observeScopes(providers, { mapping: config.mapping, ownerId: config.ownerId, timeoutMs: config.resync.timeout });
@@ -51,9 +45,5 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     io.stdout.write(`${JSON.stringify(summary)}\n`);
     logger.info(summary, 'sync finished');
     return outcome.failed.length > 0 || incomplete.length > 0 ? EXIT.failed : EXIT.ok;
-  } catch (err) {
-    return reportError(err, io);
-  } finally {
-    await closeProviders(providers);
-  }
+  });
 }
