@@ -433,3 +433,12 @@ describe('creates the plan expects', () => {
     expect(live('raced')?.spec.address).toBe('10.0.0.3');
   });
 });
+
+describe('connections', () => {
+  it('the client reuses its connections instead of opening one per request', async () => {
+    const own = createKubeApi(server.kubeConfig(), { requestTimeoutMs: 5000 });
+    const before = server.connections;
+    for (let i = 0; i < 30; i++) await own.getEntry(ns, `absent-${i}`);
+    expect(server.connections - before).toBeLessThanOrEqual(2);
+  });
+});

@@ -305,6 +305,8 @@ export class FakeKubeApiServer {
   readonly faults: Fault[] = [];
   /** Requests seen, by verb and resource. */
   readonly counts = new RequestCounts();
+  /** TCP connections accepted since start, to see whether clients reuse theirs. */
+  connections = 0;
   /** The most recent requests, oldest first. */
   readonly requests: RequestRecord[] = [];
 
@@ -351,6 +353,7 @@ export class FakeKubeApiServer {
       void this.handle(req, res);
     });
     server.keepAliveTimeout = 5000;
+    server.on('connection', () => this.connections++);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
