@@ -25,8 +25,11 @@ export interface ReconcileDeps {
 
 /** The outcome of one scope's resync. */
 export interface ResyncResult {
+  /** The scope's observation; its listing's instances are dropped once mapped (see `instances`). */
   observation: ScopeObservation;
   plan: Plan;
+  /** Instances the listing returned. */
+  instances: number;
   owned: number;
 }
 
@@ -59,7 +62,11 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   if (!found) throw new Error(`scope ${scopeKey} is not configured`);
   const started = performance.now();
   const listing = await listScope(found.provider, found.scope, deps.config.resync.timeout);
-  const observation = mapListing(found.provider, listing, deps.config.mapping, deps.config.ownerId, performance.now() - started);
+  const mapped = mapListing(found.provider, listing, deps.config.mapping, deps.config.ownerId, performance.now() - started);
+  // The instances are not needed once mapped; a large scope should not hold them while the owned
+  // entries are listed and planned.
+  const instances = listing.instances.length;
+  const observation: ScopeObservation = { ...mapped, listing: { ...listing, instances: [] } };
   const owned = await deps.listOwned();
   const plan = planScopes(deps.config, [observation], owned, {
     force: options.force ?? false,
@@ -67,7 +74,7 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
     configuredScopes: configuredScopes(deps.providers),
   });
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
-  return { observation, plan, owned: owned.length };
+  return { observation, plan, instances, owned: owned.length };
 }
 
 /** The outcome of refreshing a few instances. */
