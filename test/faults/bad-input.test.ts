@@ -175,7 +175,7 @@ describe('webhook requests to the real receivers', () => {
           expect(refreshes.length).toBe(before);
         }
       }),
-      { numRuns: 600 },
+      { numRuns: 600, seed: 600 },
     );
     // Both sides of the route were reached.
     expect(accepted).toBeGreaterThan(50);
@@ -276,7 +276,7 @@ describe('config files', () => {
           expect(Number.isSafeInteger(ms) && ms >= 0 && ms <= MAX_DURATION_MS, `duration ${ms}`).toBe(true);
         }
       }),
-      { numRuns: 500 },
+      { numRuns: 500, seed: 500 },
     );
     expect(loaded).toBeGreaterThan(20);
     expect(refused).toBeGreaterThan(100);
@@ -333,7 +333,7 @@ describe('inventory files', () => {
           expectAccepted(cluster, entry);
         }
       }),
-      { numRuns: 400 },
+      { numRuns: 400, seed: 400 },
     );
     expect(machines).toBeGreaterThan(100);
     expect(entries).toBeGreaterThan(50);
@@ -412,7 +412,7 @@ describe('tag values', () => {
           expectAccepted(cluster, entry);
         }
       }),
-      { numRuns: 400 },
+      { numRuns: 400, seed: 400 },
     );
     expect(entries).toBeGreaterThan(50);
   });
