@@ -2,6 +2,7 @@
 // (queue workers, periodic resync). SIGTERM stops taking webhooks, lets jobs in flight finish
 // within a bound, closes Redis and exits 0.
 import os from 'node:os';
+import { maskConfig } from '../../config/load.ts';
 import { Metrics } from '../metrics.ts';
 import { webhookReceivers } from '../runtime/receivers.ts';
 import { Runtime } from '../runtime/runtime.ts';
@@ -39,7 +40,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
       status: () => runtime.status(),
     });
     const address = await server.listen({ host: config.server.host, port: config.server.port });
-    logger.info({ address, scopes: providers.flatMap((p) => p.scopes().map((s) => s.key)), replica: instanceName }, 'serving');
+    logger.info({ address, replica: instanceName, config: maskConfig(config) }, 'serving');
 
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {

@@ -8,7 +8,7 @@ import type { Provider } from '../../providers/provider.ts';
 import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import type { InstanceRef, WorkloadEntry } from '../model.ts';
+import type { InstanceRef } from '../model.ts';
 import { type ApplyWorker, startApplyWorker } from '../queue/apply-worker.ts';
 import { ChangeQueue } from '../queue/change-queue.ts';
 import { RedisDesiredStore } from '../queue/desired-store.ts';
@@ -285,10 +285,6 @@ export class Runtime {
     );
   }
 
-  /** Runs a resync of one scope now, through the queue (any replica takes it). */
-  async resyncNow(scopeKey: string): Promise<void> {
-    await this.#resyncQueue.add('resync', { scopeKey }, { attempts: 1, removeOnComplete: true, removeOnFail: 100 });
-  }
 
   /** Redis answers, the Kubernetes API answers, every scope has resynced or said why not. */
   async readiness(): Promise<Readiness> {
@@ -349,10 +345,6 @@ export class Runtime {
     };
   }
 
-  /** The shared status store, for `explain`. */
-  get statusStore(): StatusStore {
-    return this.#status;
-  }
 
   /** Stops taking jobs, lets jobs in flight finish (up to `timeoutMs`), closes Redis. */
   async close(timeoutMs = 30_000): Promise<void> {
@@ -391,5 +383,3 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-/** Entries as the status shows them. */
-export type StatusEntry = Pick<WorkloadEntry, 'metadata'>;
