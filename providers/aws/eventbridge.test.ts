@@ -7,6 +7,7 @@ import { isVmsError } from '../../services/errors.ts';
 import type { WebhookRequest } from '../provider.ts';
 import type { AwsWebhookConfig } from './config.ts';
 import { EVENT_TYPES, EventBridgeReceiver } from './eventbridge.ts';
+import { thrown, rejection } from '../../test/helpers/errors.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../../test/fixtures/aws');
 const RULE_PATTERN = path.join(import.meta.dirname, '../../deploy/aws/eventbridge-rule-pattern.json');
@@ -21,24 +22,6 @@ function request(body: unknown, headers: WebhookRequest['headers'] = {}, rawBody
 
 function receiver(webhook?: AwsWebhookConfig, env: NodeJS.ProcessEnv = {}): EventBridgeReceiver {
   return new EventBridgeReceiver({ name: 'prod', accounts: ['123456789012', '111122223333'], regions: ['us-east-1', 'us-west-1'], webhook, env });
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (err: unknown) => err,
-  );
 }
 
 describe('handle', () => {

@@ -9,6 +9,7 @@ import { type FakeEntraKeys, startFakeEntraKeys } from '../../test/fakes/azure/e
 import type { WebhookRequest } from '../provider.ts';
 import { type AzureWebhookConfig, azureProviderSchema } from './config.ts';
 import { EVENT_GRID_CLIENT_ID, EVENT_TYPES, EventGridReceiver, POWER_ACTIONS } from './eventgrid.ts';
+import { thrown, rejection } from '../../test/helpers/errors.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../../test/fixtures/azure');
 const SUBSCRIPTION_FILE = path.join(import.meta.dirname, '../../deploy/azure/event-subscription.json');
@@ -41,24 +42,6 @@ function receiver(webhook?: Record<string, unknown>, env: NodeJS.ProcessEnv = {}
   // Through the schema, so that defaults (param `code`, no client ids) are the real ones.
   const parsed = webhook === undefined ? undefined : azureProviderSchema.shape.webhook.parse(webhook);
   return new EventGridReceiver({ name: 'prod', subscriptions: [SUB], webhook: parsed as AzureWebhookConfig | undefined, env, ...(now ? { now } : {}) });
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (err: unknown) => err,
-  );
 }
 
 describe('handle', () => {

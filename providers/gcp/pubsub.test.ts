@@ -8,6 +8,7 @@ import { type FakeGoogleCerts, PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT, startFakeGoo
 import type { WebhookRequest } from '../provider.ts';
 import { gcpProviderSchema, type GcpWebhookConfig } from './config.ts';
 import { ASSET_TYPE, AUDIT_METHODS, PubSubPushReceiver } from './pubsub.ts';
+import { thrown, rejection } from '../../test/helpers/errors.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../../test/fixtures/gcp');
 const SINK_FILTER = path.join(import.meta.dirname, '../../deploy/gcp/log-sink-filter.txt');
@@ -42,24 +43,6 @@ function webhook(certsUrl: string, overrides: Partial<GcpWebhookConfig> = {}): G
     webhook: { audience: PUSH_AUDIENCE, serviceAccountEmail: PUSH_SERVICE_ACCOUNT, certsUrl, ...overrides },
   });
   return block.webhook!;
-}
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a throw');
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (err: unknown) => err,
-  );
 }
 
 describe('authenticate', () => {

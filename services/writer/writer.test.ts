@@ -9,6 +9,7 @@ import type { KubeApi } from './kube-api.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
 import { Writer } from './writer.ts';
 import type { WriterOptions } from './writer.ts';
+import { rejection } from '../../test/helpers/errors.ts';
 
 const OWNER = 'test-owner';
 const WE = 'workloadentries';
@@ -67,15 +68,6 @@ function writer(options: Partial<WriterOptions> = {}): Writer {
 
 function live(name: string, namespace = ns): Record<string, any> | undefined {
   return server.get(WE, namespace, name) as Record<string, any> | undefined;
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** A KubeApi that runs `hook` once, right after the n-th getEntry, to simulate a concurrent writer. */

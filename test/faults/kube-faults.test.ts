@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkloadEntry } from '../../services/model.ts';
 import { type Fault, FakeKubeApiServer } from '../fakes/kube-api-server.ts';
-import { type Machine, meshMachine, runCli, Workspace } from '../helpers/cli.ts';
+import { type Machine, meshMachine, runCli, Workspace, matchesInventory } from '../helpers/cli.ts';
 import { cleanupPrefix, freePort, ServeProcess, uniquePrefix, waitFor } from '../helpers/serve.ts';
 
 const WE = 'workloadentries';
@@ -40,10 +40,7 @@ describe('a Kubernetes API that fails a fifth of requests', () => {
   });
 
   const entries = () => server.objects(WE, 'default') as unknown as WorkloadEntry[];
-  const converged = (inventory: Machine[]) => {
-    const live = new Map(entries().map((e) => [e.metadata.name, e.spec.address]));
-    return live.size === inventory.length && inventory.every((m) => live.get(`static-${m.id}`) === m.privateIPv4);
-  };
+  const converged = (inventory: Machine[]) => matchesInventory(entries(), inventory);
   /** Every kind of fault fired at least once, so the run really went through all of them. */
   const expectEveryFaultFired = (faults: Fault[]) => {
     expect(faults.map((f) => (f.fired ?? 0) > 0)).toEqual(faults.map(() => true));

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkloadEntry } from '../../services/model.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
-import { type Machine, meshMachine, Workspace } from '../helpers/cli.ts';
+import { type Machine, meshMachine, Workspace, matchesInventory } from '../helpers/cli.ts';
 import { hasRedisServer, PrivateRedis } from '../helpers/redis-server.ts';
 import { freePort, ServeProcess, uniquePrefix, waitFor } from '../helpers/serve.ts';
 
@@ -36,10 +36,7 @@ describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
   });
 
   const entries = () => server.objects(WE, 'default') as unknown as WorkloadEntry[];
-  const converged = (inventory: Machine[]) => {
-    const live = new Map(entries().map((e) => [e.metadata.name, e.spec.address]));
-    return live.size === inventory.length && inventory.every((m) => live.get(`static-${m.id}`) === m.privateIPv4);
-  };
+  const converged = (inventory: Machine[]) => matchesInventory(entries(), inventory);
   const readyz = async (p: ServeProcess) => {
     try {
       return (await p.get('/readyz')).status;

@@ -4,7 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkloadEntry } from '../../services/model.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
-import { type Machine, meshMachine, Workspace } from '../helpers/cli.ts';
+import { type Machine, meshMachine, Workspace, matchesInventory } from '../helpers/cli.ts';
 import { cleanupPrefix, freePort, ServeProcess, uniquePrefix, waitFor } from '../helpers/serve.ts';
 import { type CreationCounter, countCreations } from '../helpers/watch-counter.ts';
 
@@ -60,10 +60,7 @@ describe('serve killed repeatedly during a drain', () => {
     return proc;
   };
   const entries = () => server.objects(WE, 'default') as unknown as WorkloadEntry[];
-  const converged = (inventory: Machine[]) => {
-    const live = new Map(entries().map((e) => [e.metadata.name, e.spec.address]));
-    return live.size === inventory.length && inventory.every((m) => live.get(`static-${m.id}`) === m.privateIPv4);
-  };
+  const converged = (inventory: Machine[]) => matchesInventory(entries(), inventory);
 
   it(`${KILLS} SIGKILLs at random points, then a clean start: cluster equals inventory, no entry created twice`, async () => {
     const seed = Math.floor(Math.random() * 2 ** 31);

@@ -83,3 +83,9 @@ export function meshMachine(id: string, ip: string, tags: Record<string, string>
     tags: { mesh: 'true', 'mesh-app': 'postgres', 'mesh-ports': 'postgres:5432', ...tags },
   };
 }
+
+/** True when `entries` are exactly the inventory's machines, each with the machine's private address. */
+export function matchesInventory(entries: ReadonlyArray<{ metadata: { name: string }; spec: { address?: string } }>, inventory: Machine[]): boolean {
+  const live = new Map(entries.map((e) => [e.metadata.name, e.spec.address]));
+  return live.size === inventory.length && inventory.every((m) => live.get(`static-${m.id}`) === m.privateIPv4);
+}

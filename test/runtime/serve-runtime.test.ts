@@ -8,7 +8,7 @@ import type { WorkloadEntry } from '../../services/model.ts';
 import { APPLY_QUEUE_NAME } from '../../services/queue/change-queue.ts';
 import type { ScopeStatus } from '../../services/runtime/status-store.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
-import { type Machine, meshMachine, Workspace } from '../helpers/cli.ts';
+import { type Machine, meshMachine, Workspace, matchesInventory } from '../helpers/cli.ts';
 import { cleanupPrefix, freePort, ServeProcess, uniquePrefix, waitFor } from '../helpers/serve.ts';
 
 const WE = 'workloadentries';
@@ -53,10 +53,7 @@ describe('serve runtime', () => {
     return proc;
   };
   const entries = () => server.objects(WE, 'default') as unknown as WorkloadEntry[];
-  const converged = (inventory: Machine[]) => {
-    const live = new Map(entries().map((e) => [e.metadata.name, e.spec.address]));
-    return live.size === inventory.length && inventory.every((m) => live.get(`static-${m.id}`) === m.privateIPv4);
-  };
+  const converged = (inventory: Machine[]) => matchesInventory(entries(), inventory);
   const status = async (proc: ServeProcess) => (await proc.get('/status')).body as StatusDoc;
 
   beforeEach(async () => {

@@ -4,7 +4,7 @@ import { Queue } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkloadEntry } from '../../services/model.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
-import { type Machine, meshMachine, Workspace } from '../helpers/cli.ts';
+import { type Machine, meshMachine, Workspace, matchesInventory } from '../helpers/cli.ts';
 import { cleanupPrefix, freePort, ServeProcess, uniquePrefix, waitFor } from '../helpers/serve.ts';
 
 const WE = 'workloadentries';
@@ -27,10 +27,7 @@ describe('serve', () => {
   };
   const entries = () => server.objects(WE, 'default') as unknown as WorkloadEntry[];
   /** True when the cluster holds exactly the inventory's machines with the inventory's addresses. */
-  const converged = (inventory: Machine[]) => {
-    const live = new Map(entries().map((e) => [e.metadata.name, e.spec.address]));
-    return live.size === inventory.length && inventory.every((m) => live.get(`static-${m.id}`) === m.privateIPv4);
-  };
+  const converged = (inventory: Machine[]) => matchesInventory(entries(), inventory);
 
   beforeEach(async () => {
     server = new FakeKubeApiServer();
