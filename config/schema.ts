@@ -5,6 +5,7 @@ import { awsProviderSchema } from '../providers/aws/config.ts';
 import { azureProviderSchema } from '../providers/azure/config.ts';
 import { gcpProviderSchema } from '../providers/gcp/config.ts';
 import { staticProviderSchema } from '../providers/static/config.ts';
+import { namespacePatterns } from './block.ts';
 import { duration } from './duration.ts';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -48,6 +49,11 @@ export const mappingSchema = z.strictObject({
     .strictObject({
       tag: TAG_KEY.default('mesh-namespace'),
       default: z.string().regex(DNS1123_LABEL, 'must be a DNS-1123 label').max(63).default('default'),
+      /**
+       * Namespaces a namespace tag may choose (names, or globs with *). Absent: the default
+       * namespace alone, so a tag cannot put an endpoint into another team's namespace.
+       */
+      allowed: namespacePatterns.optional(),
     })
     .prefault({}),
   serviceAccount: z
@@ -144,6 +150,12 @@ export const configSchema = z.strictObject({
       fieldManager: z.string().min(1).max(128).default('vm-mesh-sync'),
       /** Page size when listing owned entries. */
       pageSize: z.number().int().min(1).max(5000).default(500),
+      /**
+       * `all`: owned entries are listed cluster-wide (needs the ClusterRole). `allowed`: namespace
+       * by namespace in mapping.namespace.allowed, which must then be exact names (for the
+       * namespaced-rbac component, a Role per namespace).
+       */
+      listNamespaces: z.enum(['all', 'allowed']).default('all'),
     })
     .prefault({}),
   queue: z
@@ -178,10 +190,28 @@ export const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .prefault({}),
+}).superRefine((config, ctx) => {
+  const allowed = config.mapping.namespace.allowed;
+  if (config.kubernetes.listNamespaces === 'allowed' && allowed?.some((p) => p.includes('*'))) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['kubernetes', 'listNamespaces'],
+      message: 'is "allowed", so mapping.namespace.allowed must list exact namespace names, without *',
+    });
+  }
 });
 
 /** The configuration after validation, with every default filled in. */
 export type Config = z.infer<typeof configSchema>;
+
+/**
+ * Namespaces the writer may touch, from mapping.namespace.allowed (the default namespace alone
+ * when unset), and the ones to list owned entries in (undefined: cluster-wide).
+ */
+export function writerNamespaces(config: Pick<Config, 'mapping' | 'kubernetes'>): { namespaces: string[]; listNamespaces?: string[] } {
+  const namespaces = config.mapping.namespace.allowed ?? [config.mapping.namespace.default];
+  return config.kubernetes.listNamespaces === 'allowed' ? { namespaces, listNamespaces: namespaces } : { namespaces };
+}
 /** The mapping rules after validation. */
 export type MappingConfig = Config['mapping'];
 /** One provider block after validation. */

@@ -8,7 +8,7 @@ import type { ErrorCode } from './errors.ts';
 export type EnqueuedOp = 'create' | 'update' | 'delete';
 
 /** What applying one change did to the cluster. */
-export type ApplyResult = 'created' | 'updated' | 'unchanged' | 'stale' | 'deleted' | 'absent';
+export type ApplyResult = 'created' | 'updated' | 'unchanged' | 'stale' | 'deleted' | 'absent' | 'conflict';
 
 /** How a webhook request was answered when it was accepted (the kinds of a WebhookOutcome). */
 export type WebhookOutcomeKind = 'refresh' | 'ignored' | 'reply';
@@ -16,7 +16,7 @@ export type WebhookOutcomeKind = 'refresh' | 'ignored' | 'reply';
 /** Every op and result, so their counters exist at 0 before the first change and rate() works from the start. */
 export const ENQUEUED_OPS: readonly EnqueuedOp[] = ['create', 'update', 'delete'];
 /** See ENQUEUED_OPS. */
-export const APPLY_RESULTS: readonly ApplyResult[] = ['created', 'updated', 'unchanged', 'stale', 'deleted', 'absent'];
+export const APPLY_RESULTS: readonly ApplyResult[] = ['created', 'updated', 'unchanged', 'stale', 'deleted', 'absent', 'conflict'];
 
 /** Job counts by BullMQ state (`waiting`, `active`, `delayed`, `failed`, …), read when /metrics is scraped. */
 export type QueueDepthSource = () => Promise<Record<string, number>>;

@@ -28,7 +28,10 @@ export interface Instance {
   subnetId?: string;
   /** Tags, GCP labels and Azure tags; keys as the cloud spells them. */
   tags: Record<string, string>;
-  /** When the provider observed this state (RFC 3339, UTC, with milliseconds). */
+  /**
+   * When the provider read this state (RFC 3339). Informational: entries carry the stamp of the
+   * observation they come from (MapContext.observedAt), taken from the one clock when it started.
+   */
   observedAt: string;
 }
 
@@ -134,8 +137,21 @@ export type Change =
       observedAt: string;
       /** The plan saw no entry with this key: the writer may create it without reading first (a 409 sends it back to reading). */
       expectAbsent?: boolean;
+      /**
+       * The scope (SCOPE_ANNOTATION) of the live entry this upsert takes over, which the plan found
+       * no longer configured. Without it the writer never replaces an entry of another scope.
+       */
+      takeOverFrom?: string;
     }
-  | { op: 'delete'; key: EntryKey; namespace: string; name: string; observedAt: string };
+  | {
+      op: 'delete';
+      key: EntryKey;
+      namespace: string;
+      name: string;
+      /** The scope deciding the delete: the writer deletes only an entry whose SCOPE_ANNOTATION names it. */
+      scopeKey: string;
+      observedAt: string;
+    };
 
 /** Labels and annotations that mark an entry as ours and say where it came from. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';

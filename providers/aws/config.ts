@@ -1,6 +1,7 @@
 // The `type: aws` provider block. Checked once at start, so that a wrong region, account or role
 // is an error naming the key rather than a listing that fails every resync.
 import { z } from 'zod';
+import { blockName, blockNamespaces } from '../../config/block.ts';
 import { duration } from '../../config/duration.ts';
 import { secretRef } from '../../config/secret.ts';
 
@@ -77,7 +78,9 @@ const webhookSchema = z
 export const awsProviderSchema = z.strictObject({
   type: z.literal('aws'),
   /** Names this block; appears in scope keys (`aws:<name>:<account>:<region>`) and in metrics. */
-  name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lowercase letters, digits and dashes').max(40),
+  name: blockName,
+  /** Namespaces this block's instances may be put in (narrows mapping.namespace.allowed). */
+  namespaces: blockNamespaces,
   regions: z
     .array(z.string().regex(AWS_REGION, 'must be an AWS region name such as us-east-1'))
     .min(1, 'must list at least one region')

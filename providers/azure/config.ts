@@ -2,6 +2,7 @@
 // endpoint or webhook setting is an error naming the key rather than a listing that fails every
 // resync.
 import { z } from 'zod';
+import { blockName, blockNamespaces } from '../../config/block.ts';
 import { duration } from '../../config/duration.ts';
 import { secretRef } from '../../config/secret.ts';
 import { SUBSCRIPTION_ID } from './resource-id.ts';
@@ -69,7 +70,9 @@ const webhookSchema = z
 export const azureProviderSchema = z.strictObject({
   type: z.literal('azure'),
   /** Names this block; appears in scope keys (`azure:<name>:<subscription>`) and in metrics. */
-  name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lowercase letters, digits and dashes').max(40),
+  name: blockName,
+  /** Namespaces this block's instances may be put in (narrows mapping.namespace.allowed). */
+  namespaces: blockNamespaces,
   /** Subscription ids, each a scope. Kept lowercased, as they appear in resource ids. */
   subscriptions: z
     .array(guid('a subscription id'))

@@ -192,7 +192,7 @@ describe('from an event to the entry', () => {
     const vnet = `/subscriptions/${SUB}/resourcegroups/rg-mesh/providers/microsoft.network/virtualnetworks/vnet-mesh`;
     const rules = mappingSchema.parse({ network: { byNetworkId: { [vnet]: 'azure-westeurope' } } });
 
-    const result = mapInstance(instance!, rules, { ownerId: 'default', scopeKey: p.scopes()[0]!.key });
+    const result = mapInstance(instance!, rules, { ownerId: 'default', scopeKey: p.scopes()[0]!.key, observedAt: instance!.observedAt });
 
     if (result.kind !== 'entry') throw new Error(`expected an entry, got ${result.skip.reason}`);
     expect(result.entry.metadata.name).toBe(entryName(instance!));

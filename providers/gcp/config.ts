@@ -1,6 +1,7 @@
 // The `type: gcp` provider block. Checked once at start, so that a wrong project id or endpoint is
 // an error naming the key rather than a listing that fails every resync.
 import { z } from 'zod';
+import { blockName, blockNamespaces } from '../../config/block.ts';
 import { duration } from '../../config/duration.ts';
 
 /** A GCP project id: 6-30 lowercase letters, digits and dashes, starting with a letter; legacy domain-scoped ids (`example.com:proj`) too. */
@@ -55,7 +56,9 @@ const webhookSchema = z.strictObject({
 export const gcpProviderSchema = z.strictObject({
   type: z.literal('gcp'),
   /** Names this block; appears in scope keys (`gcp:<name>:<project>`) and in metrics. */
-  name: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lowercase letters, digits and dashes').max(40),
+  name: blockName,
+  /** Namespaces this block's instances may be put in (narrows mapping.namespace.allowed). */
+  namespaces: blockNamespaces,
   projects: z
     .array(z.string().regex(GCP_PROJECT_ID, 'must be a GCP project id such as my-project-123 (the id, not the number or the display name)'))
     .min(1, 'must list at least one project')

@@ -29,7 +29,7 @@ function push(name: string, change: (payload: Record<string, any>) => void = () 
 }
 
 function entryOf(instance: Instance): string {
-  const result = mapInstance(instance, RULES, { ownerId: 'default', scopeKey: 'gcp:test:shop-prod' });
+  const result = mapInstance(instance, RULES, { ownerId: 'default', scopeKey: 'gcp:test:shop-prod', observedAt: instance.observedAt });
   if (result.kind !== 'entry') throw new Error(`expected an entry, got ${JSON.stringify(result)}`);
   return result.entry.metadata.name;
 }

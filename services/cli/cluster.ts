@@ -1,5 +1,5 @@
 // Cluster access for the commands: the narrow API and a writer bound to our owner id.
-import type { Config } from '../../config/schema.ts';
+import { type Config, writerNamespaces } from '../../config/schema.ts';
 import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { createKubeApi, type KubeApi, loadKubeConfig } from '../writer/kube-api.ts';
@@ -31,6 +31,7 @@ export function openCluster(
       fieldManager: config.kubernetes.fieldManager,
       ensureServiceAccounts: config.mapping.serviceAccount.ensure,
       pageSize: config.kubernetes.pageSize,
+      ...writerNamespaces(config),
       ...(options.logger ? { logger: options.logger } : {}),
     });
     return { ok: true, api, writer, server: kc.getCurrentCluster()?.server ?? 'unknown server' };

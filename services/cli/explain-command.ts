@@ -4,6 +4,8 @@
 import type { Provider } from '../../providers/provider.ts';
 import { isVmsError, VmsError } from '../errors.ts';
 import { entryName, mapInstance } from '../mapping/index.ts';
+import { localClock } from '../stamp.ts';
+import { mapContext } from '../sync/observe.ts';
 import { entryKey, SCOPE_ANNOTATION, type Instance, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { createRedis, redisReady } from '../queue/redis.ts';
@@ -163,7 +165,7 @@ async function explain(ctx: CommandContext, kind: ProviderKind, id: string, env:
     return { instance: name, verdict: 'not-found', reasons: [missing] };
   }
   const { instance, scope } = found;
-  const result = mapInstance(instance, config.mapping, { ownerId: config.ownerId, scopeKey: scope.key });
+  const result = mapInstance(instance, config.mapping, mapContext(config, scope, await localClock()));
   const base = { instance: name, scope: scope.key };
   const reasons = [`found in scope ${scope.key}: ${instance.name}, ${instance.state}, tags ${JSON.stringify(instance.tags)}`];
 

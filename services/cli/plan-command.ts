@@ -2,6 +2,7 @@
 // against an empty one and says so; never needs Redis and never writes.
 import { isVmsError } from '../errors.ts';
 import { entryKey, type WorkloadEntry } from '../model.ts';
+import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
 import { allSkips, planScopes } from '../sync/plan-scopes.ts';
 import { openCluster } from './cluster.ts';
@@ -22,7 +23,7 @@ export interface PlanCommandOptions {
 export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<number> {
   return withContext(opts.config, io, { logLevel: 'warn' }, async (ctx) => {
     const { config, providers } = ctx;
-    const observed = await observeScopes(providers, { mapping: config.mapping, ownerId: config.ownerId, timeoutMs: config.resync.timeout });
+    const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout });
     let owned: WorkloadEntry[] = [];
     let clusterNote = 'cluster: not read (--no-cluster); planned against an empty cluster';
     if (opts.cluster) {
@@ -39,7 +40,7 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
         clusterNote = `cluster: ${cluster.reason}; planned against an empty cluster`;
       }
     }
-    const plan = planScopes(config, observed, owned, { force: opts.force, now: new Date().toISOString(), configuredScopes: configuredScopeKeys(providers) });
+    const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers) });
     const report: PlanReport = {
       plan,
       observed,

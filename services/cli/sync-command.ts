@@ -1,6 +1,7 @@
 // `vm-mesh-sync sync --once`: one resync of every scope, applied directly by the writer in this
 // process (no Redis), then exit non-zero if a scope or a change failed.
 import { isVmsError } from '../errors.ts';
+import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
 import { allSkips, planScopes } from '../sync/plan-scopes.ts';
 import { applyChanges } from '../sync/apply.ts';
@@ -20,10 +21,10 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     const { config, providers, logger } = ctx;
     const cluster = openCluster(config, { optional: false, logger, env: io.env });
     if (!cluster.ok) throw new Error(cluster.reason);
-    const observed = await observeScopes(providers, { mapping: config.mapping, ownerId: config.ownerId, timeoutMs: config.resync.timeout });
+    const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout });
     const retry = { maxAttempts: config.queue.attempts, baseDelayMs: config.queue.backoff };
     const owned = await cluster.writer.withRetry(() => cluster.writer.listOwned(), retry, 'list of owned entries');
-    const plan = planScopes(config, observed, owned, { force: opts.force, now: new Date().toISOString(), configuredScopes: configuredScopeKeys(providers) });
+    const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers) });
     const outcome = await applyChanges(cluster.writer, plan.changes, { concurrency: config.queue.concurrency, ...retry });
 
     const incomplete = observed.filter((o) => !o.listing.complete);

@@ -18,6 +18,7 @@ import {
 } from '../model.ts';
 import { chooseAddress } from './address.ts';
 import { entryName } from './entry-name.ts';
+import { describeNamespacePolicy, namespaceAllowed, type NamespacePolicy } from './namespaces.ts';
 import { buildLabels } from './labels.ts';
 import { checkPortMap, parsePorts, type Ports } from './ports.ts';
 import { skipKeepsEntry, type SkipCode } from './skip-codes.ts';
@@ -30,6 +31,13 @@ export interface MapContext {
   ownerId: string;
   /** The scope the instance was listed in, written as SCOPE_ANNOTATION and carried by skips. */
   scopeKey: string;
+  /**
+   * The stamp of the observation (from the one clock, taken when it started), written as
+   * OBSERVED_AT_ANNOTATION. Every entry of one listing carries the listing's stamp.
+   */
+  observedAt: string;
+  /** Where a namespace tag may put the entry; absent: only `namespace.default`. */
+  namespaces?: NamespacePolicy;
 }
 
 /**
@@ -50,7 +58,7 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
     return skip('VMS_SKIP_NOT_RUNNING', `the instance is ${instance.state}, not running; it gets an entry again when it runs`);
   }
 
-  const namespace = chooseNamespace(instance.tags, rules.namespace);
+  const namespace = chooseNamespace(instance.tags, rules.namespace, ctx.namespaces ?? { global: [rules.namespace.default] });
   if (!namespace.ok) return skip(namespace.code, namespace.reason);
   const labels = buildLabels(instance.tags, rules);
   if (!labels.ok) return skip(labels.code, labels.reason);
@@ -86,7 +94,7 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
       annotations: {
         [SOURCE_ANNOTATION]: instanceSource(instance),
         [SCOPE_ANNOTATION]: ctx.scopeKey,
-        [OBSERVED_AT_ANNOTATION]: instance.observedAt,
+        [OBSERVED_AT_ANNOTATION]: ctx.observedAt,
       },
     },
     spec,
@@ -165,14 +173,23 @@ function isSelected(tagValue: string | undefined, wanted: string): boolean {
 
 /**
  * The namespace: the tag's value, or `namespace.default` when the tag is absent or blank (an entry
- * cannot be in no namespace). Lowercased, trimmed, whitespace runs → `-`; then a DNS-1123 label.
+ * cannot be in no namespace). Lowercased, trimmed, whitespace runs → `-`; then a DNS-1123 label
+ * that the namespace policy allows.
  */
-function chooseNamespace(tags: Record<string, string>, rules: MappingConfig['namespace']): Step<string> {
+function chooseNamespace(tags: Record<string, string>, rules: MappingConfig['namespace'], policy: NamespacePolicy): Step<string> {
   const tagged = readTag(tags, rules.tag);
   const fromTag = tagged !== undefined && tagged.trim() !== '';
   const raw = fromTag ? tagged : rules.default;
   const namespace = raw.trim().toLowerCase().replace(/\s+/gu, '-');
-  if (isDns1123Label(namespace)) return ok(namespace);
+  if (isDns1123Label(namespace)) {
+    if (namespaceAllowed(namespace, policy)) return ok(namespace);
+    const where = fromTag ? `tag ${rules.tag}` : 'mapping.namespace.default';
+    return fail(
+      'VMS_SKIP_NAMESPACE_NOT_ALLOWED',
+      `${where}: namespace ${quote(namespace)} is not allowed by ${describeNamespacePolicy(policy)}; ` +
+        'tag the VM with an allowed namespace, or ask the operator to allow this one',
+    );
+  }
   const where = fromTag ? `tag ${rules.tag}` : 'mapping.namespace.default';
   return fail(
     'VMS_SKIP_BAD_NAMESPACE',

@@ -4,7 +4,8 @@ import { mappingSchema, type MappingConfig } from '../../config/schema.ts';
 import { INSTANCE_STATES, type Instance, type MapResult, type Skip, type WorkloadEntry } from '../model.ts';
 import { checkEntry, entryName, mapInstance, mapInstances, normalizeLabelValue, SKIP_CODES, skipKeepsEntry, type SkipCode } from './index.ts';
 
-const CTX = { ownerId: 'prod', scopeKey: 'aws:prod:123456789012:us-east-1' };
+// Most cases are about other tags: any namespace is allowed here; the namespace policy has its own cases.
+const CTX = { ownerId: 'prod', scopeKey: 'aws:prod:123456789012:us-east-1', observedAt: '2025-01-01T00:00:00.000Z', namespaces: { global: ['*'] } };
 const RULES: MappingConfig = mappingSchema.parse({});
 
 /** Rules as config would give them: the patch goes through the schema, defaults fill the rest. */
@@ -153,7 +154,7 @@ describe('skip codes', () => {
   });
 
   it('has a case for every code', () => {
-    const covered = new Set<string>([...cases.map((c) => c.code), 'VMS_SKIP_DUPLICATE_NAME']);
+    const covered = new Set<string>([...cases.map((c) => c.code), 'VMS_SKIP_DUPLICATE_NAME', 'VMS_SKIP_NAMESPACE_NOT_ALLOWED']);
     expect([...covered].sort()).toEqual(Object.keys(SKIP_CODES).sort());
   });
 
@@ -294,11 +295,50 @@ describe('namespace', () => {
     expect(entryOf(mapInstance(tagged(tags), r ?? RULES, CTX)).metadata.namespace).toBe(namespace);
   });
 
+  it('stamps the entry with the observation of the context, not the time the provider read the instance', () => {
+    const entry = entryOf(mapInstance(tagged({}, { observedAt: '2030-01-01T00:00:00.000Z' }), RULES, { ...CTX, observedAt: '2025-06-01T00:00:00.000001Z' }));
+    expect(entry.metadata.annotations['vm-mesh-sync.io/observed-at']).toBe('2025-06-01T00:00:00.000001Z');
+  });
+
   it('names the config key when the default is bad', () => {
     const bad: MappingConfig = { ...RULES, namespace: { ...RULES.namespace, default: 'Not_A_Namespace' } };
     const skip = skipOf(mapInstance(vm(), bad, CTX));
     expect(skip.code).toBe('VMS_SKIP_BAD_NAMESPACE');
     expect(skip.reason).toContain("mapping.namespace.default: 'Not_A_Namespace'");
+  });
+});
+
+describe('namespace policy', () => {
+  const policyCtx = (global: string[], block?: string[]) => ({ ...CTX, namespaces: block ? { global, block } : { global } });
+  const cases: Array<{ name: string; tags: Record<string, string>; global: string[]; block?: string[]; namespace?: string }> = [
+    { name: 'no policy given: the default namespace alone', tags: {}, global: ['default'], namespace: 'default' },
+    { name: 'a tag outside the default list', tags: { 'mesh-namespace': 'istio-system' }, global: ['default'] },
+    { name: 'kube-system is refused like any other', tags: { 'mesh-namespace': 'kube-system' }, global: ['default', 'databases'] },
+    { name: 'an exact name in the list', tags: { 'mesh-namespace': 'databases' }, global: ['default', 'databases'], namespace: 'databases' },
+    { name: 'a glob', tags: { 'mesh-namespace': 'team-payments' }, global: ['team-*'], namespace: 'team-payments' },
+    { name: 'a glob matches whole names only', tags: { 'mesh-namespace': 'my-team-payments' }, global: ['team-*'] },
+    { name: 'the block list narrows the global one', tags: { 'mesh-namespace': 'team-b' }, global: ['team-*'], block: ['team-a'] },
+    { name: 'the block list cannot widen the global one', tags: { 'mesh-namespace': 'other' }, global: ['team-*'], block: ['other'] },
+    { name: 'a name in both lists', tags: { 'mesh-namespace': 'team-a' }, global: ['team-*'], block: ['team-a'], namespace: 'team-a' },
+    { name: 'the default namespace is checked too', tags: {}, global: ['databases'] },
+  ];
+  it.each(cases)('$name', ({ tags, global, block, namespace }) => {
+    const result = mapInstance(tagged(tags), RULES, policyCtx(global, block));
+    if (namespace !== undefined) {
+      expect(entryOf(result).metadata.namespace).toBe(namespace);
+      return;
+    }
+    const skip = skipOf(result);
+    expect(skip.code).toBe('VMS_SKIP_NAMESPACE_NOT_ALLOWED');
+    expect(skip.reason).toContain('mapping.namespace.allowed');
+    // A namespace tag outside the list is a value we cannot use: an entry the VM has stays.
+    expect(skip.keepsEntry).toBe(true);
+  });
+
+  it('without a policy in the context, only mapping.namespace.default is allowed', () => {
+    const { namespaces: _dropped, ...bare } = CTX;
+    expect(skipOf(mapInstance(tagged({ 'mesh-namespace': 'istio-system', 'mesh-app': 'istiod' }), RULES, bare)).code).toBe('VMS_SKIP_NAMESPACE_NOT_ALLOWED');
+    expect(entryOf(mapInstance(tagged({}), RULES, bare)).metadata.namespace).toBe('default');
   });
 });
 

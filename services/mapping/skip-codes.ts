@@ -11,6 +11,8 @@ export const SKIP_CODES = {
     'the ports tag (or ports.default) has an item that is not name:port with a valid name and a port from 1 to 65535, a repeated name, or more than 128 ports',
   VMS_SKIP_BAD_LABEL: 'a label tag cannot become a Kubernetes label (bad key, a value with nothing usable, or more than 256 labels)',
   VMS_SKIP_BAD_NAMESPACE: 'the namespace tag (or namespace.default) is not a DNS-1123 label of at most 63 characters',
+  VMS_SKIP_NAMESPACE_NOT_ALLOWED:
+    'the namespace tag names a namespace outside mapping.namespace.allowed (or the provider block\'s namespaces); an entry it already has in an allowed namespace is kept',
   VMS_SKIP_BAD_SERVICE_ACCOUNT: 'the service account tag (or serviceAccount.default) is not a DNS-1123 subdomain of at most 253 characters',
   VMS_SKIP_BAD_NETWORK: 'the network (tag, network.byNetworkId or network.name) is not a label-value-like name of at most 63 characters',
   VMS_SKIP_BAD_LOCALITY: 'the region and zone together are longer than the 2048 characters a locality may have',

@@ -63,7 +63,7 @@ export function scope(key: string): Scope {
 
 /** A complete scope result with these entries. */
 export function desired(key: string, entries: WorkloadEntry[], complete = true, problems: Problem[] = []): DesiredScope {
-  return { scope: scope(key), complete, problems, entries };
+  return { scope: scope(key), complete, problems, entries, observedAt: NOW };
 }
 
 /** Options with a guard that never trips, unless overridden. */
@@ -73,7 +73,6 @@ export function options(overrides: Partial<PlanOptions> = {}): PlanOptions {
     policy: 'sync',
     guard: { maxDeleteFraction: 1, allowDeletesUpTo: 0 },
     force: false,
-    now: NOW,
     ...overrides,
   };
 }

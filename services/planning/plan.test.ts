@@ -238,18 +238,28 @@ const cases: Case[] = [
     want: expected({ summary: { dropped: 3 } }),
   },
   {
-    name: 'an entry that moved scope is an update, not a delete',
+    name: 'an entry whose instance moved to another scope is handed over by an update, not a delete',
     input: { desired: [desired('aws:a', []), desired('aws:b', [entry('a', { scope: 'aws:b' })])], owned: [a] },
     want: expected({ changes: ['upsert vms/a'], summary: { update: 1 } }),
   },
   {
-    name: 'an entry that moved out of an incomplete scope is still updated',
+    name: 'an entry of an incomplete scope stays with it: another scope wanting it is a conflict',
     input: { desired: [desired('aws:a', [], false), desired('aws:b', [entry('a', { scope: 'aws:b' })])], owned: [a, b] },
     want: expected({
-      changes: ['upsert vms/a'],
+      conflicts: ['other-scope vms/a'],
       skipped: [{ scopeKey: 'aws:a', suppressedDeletes: 1, problems: 0 }],
-      summary: { update: 1 },
     }),
+  },
+  {
+    name: 'an entry of a configured scope outside this plan stays with it: a conflict, no write',
+    input: { desired: [desired('aws:b', [moved(entry('a', { scope: 'aws:b' }), '10.2.0.1')])], owned: [a] },
+    options: { configuredScopes: ['aws:a', 'aws:b'] },
+    want: expected({ conflicts: ['other-scope vms/a'] }),
+  },
+  {
+    name: 'an entry of a scope no longer configured is taken over by the scope that wants it',
+    input: { desired: [desired('aws:b', [entry('a', { scope: 'aws:b' })])], owned: [entry('a', { scope: 'aws:gone' })] },
+    want: expected({ changes: ['upsert vms/a'], summary: { update: 1 } }),
   },
   {
     name: 'an owned entry of a scope no longer configured is orphaned and kept',
@@ -268,15 +278,15 @@ const cases: Case[] = [
     want: expected(),
   },
   {
-    name: 'a key wanted twice: the newest observation wins and the duplicate is reported',
+    name: 'a key wanted by two scopes: the scope holding it keeps it, however new the other observation',
     input: {
       desired: [
         desired('aws:a', [entry('a', { scope: 'aws:a', observedAt: '2025-01-01T00:01:00.000Z' })]),
-        desired('aws:b', [entry('a', { scope: 'aws:b', observedAt: '2025-01-01T00:02:00.000Z' })]),
+        desired('aws:b', [moved(entry('a', { scope: 'aws:b', observedAt: '2025-01-01T00:02:00.000Z' }), '10.2.0.1')]),
       ],
       owned: [a],
     },
-    want: expected({ changes: ['upsert vms/a'], conflicts: ['duplicate vms/a'], summary: { update: 1 } }),
+    want: expected({ conflicts: ['other-scope vms/a'], summary: { unchanged: 1 } }),
   },
   {
     name: 'the same key in two namespaces is two entries',
@@ -299,16 +309,33 @@ describe('calculatePlan', () => {
     }
   });
 
-  it('gives upserts the observation of their entry and deletes the plan time', () => {
+  it("gives upserts the observation of their entry and deletes the start of their scope's listing", () => {
     const observed = '2025-01-01T00:03:00.000Z';
-    const plan = calculatePlan({ desired: [desired('aws:a', [entry('a', { observedAt: observed })])], owned: [b] }, options());
+    const listingStart = '2025-01-01T00:02:59.000001Z';
+    const plan = calculatePlan(
+      { desired: [{ ...desired('aws:a', [entry('a', { observedAt: observed })]), observedAt: listingStart }], owned: [b] },
+      options(),
+    );
     expect(plan.changes).toEqual([
       { op: 'upsert', key: 'vms/a', entry: entry('a', { observedAt: observed }), observedAt: observed },
-      { op: 'delete', key: 'vms/b', namespace: 'vms', name: 'b', observedAt: NOW },
+      { op: 'delete', key: 'vms/b', namespace: 'vms', name: 'b', scopeKey: 'aws:a', observedAt: listingStart },
     ]);
   });
 
-  it('falls back to the plan time for an upsert without an observation annotation', () => {
+  it('a plan of a few names looks at owned entries of exactly those names, whatever else it is given', () => {
+    const plan = calculatePlan({ desired: [desired('aws:a', [])], owned: [a, b, c] }, options({ onlyNames: new Set(['b']) }));
+    expect(view(plan)).toEqual(expected({ changes: ['delete vms/b'], summary: { delete: 1 } }));
+    // Its guard is the name set: the fraction guard does not hold its one delete back.
+    const guarded = calculatePlan({ desired: [desired('aws:a', [])], owned: [b] }, options({ onlyNames: new Set(['b']), guard: { maxDeleteFraction: 0, allowDeletesUpTo: 0 } }));
+    expect(guarded.changes.map((ch) => ch.key)).toEqual(['vms/b']);
+  });
+
+  it('a take-over names the scope it takes the entry from, for the writer to check', () => {
+    const plan = calculatePlan({ desired: [desired('aws:b', [entry('a', { scope: 'aws:b' })])], owned: [entry('a', { scope: 'aws:gone' })] }, options());
+    expect(plan.changes[0]).toMatchObject({ op: 'upsert', takeOverFrom: 'aws:gone' });
+  });
+
+  it("falls back to the scope's observation for an upsert without an observation annotation", () => {
     const bare = entry('a');
     delete bare.metadata.annotations[OBSERVED_AT_ANNOTATION];
     const plan = calculatePlan({ desired: [desired('aws:a', [bare])], owned: [] }, options());
@@ -346,12 +373,13 @@ describe('calculatePlan', () => {
       },
       options(),
     );
-    // Equal observation times: the smaller scope key wins.
+    // An absent key: the smaller scope key gets it, whatever the observation times.
     const upsert = plan.changes[0];
     expect(upsert?.op === 'upsert' && upsert.entry.metadata.annotations['vm-mesh-sync.io/scope']).toBe('aws:a');
+    expect(plan.conflicts[0]).toMatchObject({ kind: 'other-scope', scopeKey: 'aws:b', ownerScopeKey: 'aws:a' });
     expect(plan.conflicts[0]?.reason).toBe(
-      `vms/a is wanted 2 times (aws:a aws:123456789012:us-east-1:a at ${T0}, aws:b aws:123456789012:us-east-1:a at ${T0}); ` +
-        `the one from aws:a aws:123456789012:us-east-1:a at ${T0} is used`,
+      'vms/a is wanted by scope aws:a (aws:123456789012:us-east-1:a) and by scope aws:b (aws:123456789012:us-east-1:a); ' +
+        'aws:a keeps it: list the instance in one provider block only',
     );
   });
 
@@ -397,7 +425,7 @@ describe('POLICIES', () => {
   const candidates: CandidateChanges = {
     creates: [{ op: 'upsert', key: 'vms/a', entry: a, observedAt: T0 }],
     updates: [{ op: 'upsert', key: 'vms/b', entry: b, observedAt: T0 }],
-    deletes: [{ op: 'delete', key: 'vms/c', namespace: 'vms', name: 'c', observedAt: NOW }],
+    deletes: [{ op: 'delete', key: 'vms/c', namespace: 'vms', name: 'c', scopeKey: 'aws:a', observedAt: NOW }],
   };
   it.each([
     { policy: 'sync' as const, kept: ['vms/a', 'vms/b', 'vms/c'] },

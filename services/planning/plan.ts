@@ -1,7 +1,8 @@
 // The plan: desired entries × the entries we own in the cluster × a policy give the changes, in the
-// manner of external-dns's plan.Calculate. Pure: no I/O and no clock; the time of deletes comes in
-// as `now`. Everything here works through Maps and Sets and one sort per output list, so a plan of
-// a hundred thousand entries costs O(n log n).
+// manner of external-dns's plan.Calculate. Pure: no I/O and no clock; every change carries the
+// stamp of the observation that decided it (a scope's deletes: its listing's start). Everything
+// here works through Maps and Sets and one sort per output list, so a plan of a hundred thousand
+// entries costs O(n log n).
 import type { EntryKey, Problem, Scope, WorkloadEntry } from '../model.ts';
 import {
   MANAGED_BY_LABEL,
@@ -13,6 +14,7 @@ import {
   entryKey,
 } from '../model.ts';
 import { VmsError } from '../errors.ts';
+import { compareStamps } from '../stamp.ts';
 import { entriesEqual } from './compare.ts';
 import type { CandidateChanges, DeleteChange, PolicyName, UpsertChange } from './policy.ts';
 import { POLICIES, isPolicyName } from './policy.ts';
@@ -24,6 +26,11 @@ export interface DesiredScope {
   complete: boolean;
   problems: Problem[];
   entries: WorkloadEntry[];
+  /**
+   * The stamp of the observation, taken from the one clock when it started: the stamp of the
+   * scope's deletes (an entry whose live stamp is newer survives them).
+   */
+  observedAt: string;
 }
 
 /** When a plan's deletes in one scope look like an outage rather than real removals. */
@@ -42,8 +49,11 @@ export interface PlanOptions {
   guard: DeleteGuard;
   /** Operator override: deletes the guard would hold go through (and are listed in `forced`). */
   force: boolean;
-  /** RFC 3339 time of this plan; the observation time of its deletes. */
-  now: string;
+  /**
+   * A plan of a few instances (a refresh): only owned entries with these names are looked at,
+   * changed or deleted, whatever else `owned` holds; the fraction guard gives way to this one.
+   */
+  onlyNames?: ReadonlySet<string>;
   /**
    * Scope keys this plan covers; defaults to the scopes in `desired`. A planned scope without a
    * DesiredScope counts as incomplete: its entries are kept.
@@ -78,8 +88,16 @@ export interface HeldDeletes {
 /** A desired entry planning would not write as asked. */
 export interface Conflict {
   key: EntryKey;
-  /** `not-owned`: the object exists and is not ours, nothing is written. `duplicate`: several instances want the key, one wins. */
-  kind: 'not-owned' | 'duplicate';
+  /**
+   * `not-owned`: the object exists and is not ours, nothing is written. `other-scope`: the entry
+   * belongs to another configured scope (its scope annotation), which keeps it; nothing is written.
+   * `duplicate`: several instances of one plan want the key, one wins.
+   */
+  kind: 'not-owned' | 'other-scope' | 'duplicate';
+  /** The scope that wanted the key and did not get it; empty for `not-owned` across scopes. */
+  scopeKey: string;
+  /** The scope that keeps the key (`other-scope`, `duplicate`). */
+  ownerScopeKey?: string;
   reason: string;
 }
 
@@ -145,17 +163,23 @@ interface DesiredCandidate {
 interface ScopeState {
   complete: boolean;
   problems: Problem[];
+  observedAt: string;
 }
 
 /**
  * Computes the plan. Rules, in order:
  * - objects without both our labels and our owner id are never changed;
  * - a desired key that exists without our ownership is a `not-owned` conflict and is not written;
+ * - an owned entry belongs to the scope in its scope annotation: another scope never updates or
+ *   deletes it (an `other-scope` conflict) while that scope is configured; an entry of a scope
+ *   that is no longer configured may be taken over by a scope that wants it;
+ * - when several scopes of one plan want an absent key, the smallest scope key gets it, so the
+ *   winner does not change from one plan to the next;
  * - a desired entry that is absent is created, one that differs (see entriesEqual) is updated;
- *   an entry that moved to another scope differs in its scope annotation and is updated;
- * - an owned entry no scope wants is deleted only when its scope was planned and listed completely;
- *   when its scope is not configured at all it is orphaned and kept, because a config edit that
- *   drops a scope by mistake must not empty it;
+ * - an owned entry no scope wants is deleted only when its scope was planned and listed completely,
+ *   with the stamp of that listing; when its scope is not configured at all it is orphaned and
+ *   kept, because a config edit that drops a scope by mistake must not empty it;
+ * - with `onlyNames`, owned entries of other names are not looked at at all;
  * - the policy then drops kinds of change, and the guard holds a scope's deletes when they are
  *   both more than `allowDeletesUpTo` and more than `maxDeleteFraction` of what we own there.
  * Inputs are not modified; the order of every input list does not matter.
@@ -164,14 +188,17 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
   checkOptions(options);
   const { ownerId } = options;
 
+  const only = options.onlyNames;
   const scopeStates = new Map<string, ScopeState>();
   for (const d of input.desired) {
     const known = scopeStates.get(d.scope.key);
     if (known) {
       known.complete &&= d.complete;
       known.problems = [...known.problems, ...d.problems];
+      // Two observations of one scope: deletes carry the older start, the one both were after.
+      if (compareStamps(d.observedAt, known.observedAt) < 0) known.observedAt = d.observedAt;
     } else {
-      scopeStates.set(d.scope.key, { complete: d.complete, problems: d.problems });
+      scopeStates.set(d.scope.key, { complete: d.complete, problems: d.problems, observedAt: d.observedAt });
     }
   }
   const planned = new Set<string>(options.scopes ?? []);
@@ -185,13 +212,20 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
   }
   const ours = new Map<EntryKey, WorkloadEntry>();
   for (const entry of input.owned) {
+    if (only && !only.has(entry.metadata.name)) continue;
     const key = keyOf(entry);
     if (isOwned(entry, ownerId)) ours.set(key, entry);
     else foreign.add(key);
   }
 
+  // The configured scope an owned entry belongs to; undefined when it has none or it is gone from the config.
+  const holderOf = (key: EntryKey): string | undefined => {
+    const live = ours.get(key);
+    const holder = live ? scopeOf(live) : '';
+    return holder !== '' && configured.has(holder) ? holder : undefined;
+  };
   const conflicts: Conflict[] = [];
-  const wanted = pickDesired(input.desired, options.now, conflicts);
+  const wanted = pickDesired(input.desired, holderOf, conflicts, only);
 
   const candidates: CandidateChanges = { creates: [], updates: [], deletes: [] };
   let unchanged = 0;
@@ -200,16 +234,37 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
       conflicts.push({
         key,
         kind: 'not-owned',
+        scopeKey: want.scopeKey,
         reason: `${key} exists and is not managed by vm-mesh-sync with owner "${ownerId}"; it is left alone`,
       });
       continue;
     }
     const live = ours.get(key);
+    const liveScope = live ? scopeOf(live) : '';
+    const holder = holderOf(key);
+    // A holder listed completely in this plan that no longer wants the entry hands it over (the
+    // instance moved between scopes); any other holder keeps it.
+    const handsOver = holder !== undefined && planned.has(holder) && scopeStates.get(holder)?.complete === true;
+    if (holder !== undefined && holder !== want.scopeKey && !handsOver) {
+      conflicts.push({
+        key,
+        kind: 'other-scope',
+        scopeKey: want.scopeKey,
+        ownerScopeKey: liveScope,
+        reason:
+          `${key} belongs to scope ${liveScope} (its ${SCOPE_ANNOTATION} annotation), which keeps it; ` +
+          `scope ${want.scopeKey} (${sourceOf(want.entry)}) wants the same name and is left out: ` +
+          'list the instance in one provider block only',
+      });
+      continue;
+    }
     if (live && entriesEqual(want.entry, live)) {
       unchanged++;
       continue;
     }
     const change: UpsertChange = { op: 'upsert', key, entry: want.entry, observedAt: want.observedAt };
+    // The writer checks the live entry's scope again: only a take-over the plan decided goes through.
+    if (live && liveScope !== want.scopeKey) change.takeOverFrom = liveScope;
     (live ? candidates.updates : candidates.creates).push(change);
   }
 
@@ -235,7 +290,8 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
       suppressed.set(scopeKey, (suppressed.get(scopeKey) ?? 0) + 1);
     } else {
       const { namespace, name } = live.metadata;
-      candidates.deletes.push({ op: 'delete', key, namespace, name, observedAt: options.now });
+      const observedAt = scopeStates.get(scopeKey)?.observedAt ?? '';
+      candidates.deletes.push({ op: 'delete', key, namespace, name, scopeKey, observedAt });
       deleteScope.set(key, scopeKey);
     }
   }
@@ -261,11 +317,14 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
     candidates.deletes.length -
     (allowed.creates.length + allowed.updates.length + allowed.deletes.length);
 
-  const { deletes, held, forced } = guardDeletes(allowed.deletes, deleteScope, ownedInScope, options);
+  // A plan of a few names has its guard in `onlyNames`: it cannot reach any other entry.
+  const { deletes, held, forced } = only
+    ? { deletes: [...allowed.deletes], held: [], forced: [] }
+    : guardDeletes(allowed.deletes, deleteScope, ownedInScope, options);
 
   const upserts = [...allowed.creates, ...allowed.updates].sort(byKey);
   deletes.sort(byKey);
-  conflicts.sort((a, b) => compareStrings(a.key, b.key) || compareStrings(a.kind, b.kind));
+  conflicts.sort((a, b) => compareStrings(a.key, b.key) || compareStrings(a.kind, b.kind) || compareStrings(a.scopeKey, b.scopeKey));
   orphaned.sort(byKey);
   skippedScopes.sort(byScopeKey);
 
@@ -288,67 +347,80 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
 }
 
 /**
- * One desired entry per key. When several instances or scopes want the same key, the newest
- * observation wins, then the smaller scope key, then the smaller source, so the answer does not
- * depend on input order; the others are reported as a `duplicate` conflict.
+ * One desired entry per key. When several scopes want one key, the scope that owns the live entry
+ * keeps it; for an absent key (or one whose scope is gone) the smallest scope key gets it, so the
+ * winner stays the same from one plan to the next; the others are `other-scope` conflicts. Within
+ * one scope (the same instance observed twice) the newest observation wins, then the smaller
+ * source and content, so the answer does not depend on input order.
  */
-function pickDesired(desired: readonly DesiredScope[], now: string, conflicts: Conflict[]): Map<EntryKey, DesiredCandidate> {
+function pickDesired(
+  desired: readonly DesiredScope[],
+  holderOf: (key: EntryKey) => string | undefined,
+  conflicts: Conflict[],
+  only: ReadonlySet<string> | undefined,
+): Map<EntryKey, DesiredCandidate> {
   const wanted = new Map<EntryKey, DesiredCandidate>();
-  const contenders = new Map<EntryKey, DesiredCandidate[]>();
+  // Per key, one losing candidate per scope: a scope that lists an instance twice is one conflict.
+  const losers = new Map<EntryKey, Map<string, DesiredCandidate>>();
   for (const d of desired) {
     for (const entry of d.entries) {
+      if (only && !only.has(entry.metadata.name)) continue;
       const key = keyOf(entry);
-      // Mapping always stamps the observation; `now` only keeps a hand-made entry orderable.
-      const candidate = { entry, scopeKey: d.scope.key, observedAt: entry.metadata.annotations?.[OBSERVED_AT_ANNOTATION] ?? now };
+      // Mapping always stamps the observation; the scope's stamp only keeps a hand-made entry orderable.
+      const candidate = { entry, scopeKey: d.scope.key, observedAt: entry.metadata.annotations?.[OBSERVED_AT_ANNOTATION] ?? d.observedAt };
       const current = wanted.get(key);
       if (!current) {
         wanted.set(key, candidate);
         continue;
       }
-      const list = contenders.get(key) ?? [current];
-      list.push(candidate);
-      contenders.set(key, list);
-      if (beats(candidate, current)) wanted.set(key, candidate);
+      const [win, lose] = beats(candidate, current, holderOf(key)) ? [candidate, current] : [current, candidate];
+      wanted.set(key, win);
+      if (lose.scopeKey === win.scopeKey) continue;
+      const byScope = losers.get(key) ?? new Map<string, DesiredCandidate>();
+      const known = byScope.get(lose.scopeKey);
+      if (!known || beats(lose, known, undefined)) byScope.set(lose.scopeKey, lose);
+      losers.set(key, byScope);
     }
   }
-  for (const [key, list] of contenders) {
+  for (const [key, byScope] of losers) {
     const winner = wanted.get(key);
     if (!winner) continue;
-    const names = list.map(describeCandidate).sort();
-    conflicts.push({
-      key,
-      kind: 'duplicate',
-      reason: `${key} is wanted ${list.length} times (${names.join(', ')}); the one from ${describeCandidate(winner)} is used`,
-    });
+    for (const loser of byScope.values()) {
+      if (loser.scopeKey === winner.scopeKey) continue;
+      conflicts.push({
+        key,
+        kind: 'other-scope',
+        scopeKey: loser.scopeKey,
+        ownerScopeKey: winner.scopeKey,
+        reason:
+          `${key} is wanted by scope ${winner.scopeKey} (${sourceOf(winner.entry)}) and by scope ${loser.scopeKey} ` +
+          `(${sourceOf(loser.entry)}); ${winner.scopeKey} keeps it: list the instance in one provider block only`,
+      });
+    }
   }
   return wanted;
 }
 
-function beats(a: DesiredCandidate, b: DesiredCandidate): boolean {
-  const byTime = compareTimes(a.observedAt, b.observedAt);
+function beats(a: DesiredCandidate, b: DesiredCandidate, holder: string | undefined): boolean {
+  if (a.scopeKey !== b.scopeKey) {
+    if (holder === a.scopeKey) return true;
+    if (holder === b.scopeKey) return false;
+    return compareStrings(a.scopeKey, b.scopeKey) < 0;
+  }
+  const byTime = compareStamps(a.observedAt, b.observedAt);
   if (byTime !== 0) return byTime > 0;
-  const byScope = compareStrings(a.scopeKey, b.scopeKey);
-  if (byScope !== 0) return byScope < 0;
   const bySource = compareStrings(sourceOf(a.entry), sourceOf(b.entry));
   if (bySource !== 0) return bySource < 0;
   // Same instance listed twice in one scope at the same moment: keep the smaller content.
   return compareStrings(canonicalJson(a.entry), canonicalJson(b.entry)) < 0;
 }
 
-function describeCandidate(c: DesiredCandidate): string {
-  const source = sourceOf(c.entry);
-  return `${c.scopeKey}${source ? ` ${source}` : ''} at ${c.observedAt}`;
+function scopeOf(entry: WorkloadEntry): string {
+  return entry.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
 }
 
 function sourceOf(entry: WorkloadEntry): string {
   return entry.metadata.annotations?.[SOURCE_ANNOTATION] ?? '';
-}
-
-function compareTimes(a: string, b: string): number {
-  const ta = Date.parse(a);
-  const tb = Date.parse(b);
-  if (Number.isNaN(ta) || Number.isNaN(tb) || ta === tb) return compareStrings(a, b);
-  return ta < tb ? -1 : 1;
 }
 
 /** Splits deletes into those that go through and those the guard holds, per scope. */

@@ -3,6 +3,7 @@
 // never decides the outcome: the newest observation does.
 import type { Redis } from 'ioredis';
 import type { Change, EntryKey } from '../model.ts';
+import { canonicalStamp } from '../stamp.ts';
 import { redisReady } from './redis.ts';
 
 /** The newest change per entry key. */
@@ -13,17 +14,9 @@ export interface DesiredStore {
   get(key: EntryKey): Promise<Change | null>;
 }
 
-/**
- * The form observation times are compared in: UTC with milliseconds, which orders
- * lexicographically (`…:00Z` and `…:00.000Z` become one). Unreadable times are kept as they are.
- */
-export function normalizeObservedAt(observedAt: string): string {
-  const t = Date.parse(observedAt);
-  return Number.isNaN(t) ? observedAt : new Date(t).toISOString();
-}
-
 // Compare-and-set in one step, so two producers recording at once cannot both win with the older
-// one last. Equal times: the later record wins (a corrected observation of the same instant).
+// one last. Stamps arrive in canonical form (fixed width, unreadable ones empty), so comparing
+// them as strings compares the instants. Equal times: the later record wins.
 const RECORD_SCRIPT = `
 local current = redis.call('HGET', KEYS[1], 'at')
 if current and current > ARGV[1] then
@@ -71,7 +64,7 @@ export class RedisDesiredStore implements DesiredStore {
     if (this.#redis.status !== 'ready') await redisReady(this.#redis);
     const won = await this.#redis.vmsRecordDesired(
       this.keyOf(change.key),
-      normalizeObservedAt(change.observedAt),
+      canonicalStamp(change.observedAt),
       JSON.stringify(change),
       this.#ttlMs,
     );
@@ -90,7 +83,7 @@ export class MemoryDesiredStore implements DesiredStore {
   readonly #records = new Map<EntryKey, { at: string; change: Change }>();
 
   async record(change: Change): Promise<boolean> {
-    const at = normalizeObservedAt(change.observedAt);
+    const at = canonicalStamp(change.observedAt);
     const current = this.#records.get(change.key);
     if (current && current.at > at) return false;
     // A copy, so that later changes to the caller's object cannot rewrite history.

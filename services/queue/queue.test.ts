@@ -79,7 +79,7 @@ function upsert(name: string, i: number, spec: Partial<WorkloadEntrySpec> = {}):
 }
 
 function del(name: string, i: number): Change {
-  return { op: 'delete', key: entryKey(ns, name), namespace: ns, name, observedAt: at(i) };
+  return { op: 'delete', key: entryKey(ns, name), namespace: ns, name, scopeKey: '', observedAt: at(i) };
 }
 
 function live(name: string): Record<string, any> | undefined {

@@ -13,6 +13,7 @@ import { type ApplyWorker, startApplyWorker } from '../queue/apply-worker.ts';
 import { ChangeQueue } from '../queue/change-queue.ts';
 import { RedisDesiredStore } from '../queue/desired-store.ts';
 import { createRedis } from '../queue/redis.ts';
+import { redisClock } from '../stamp.ts';
 import type { Readiness } from '../server/server.ts';
 import { type ReconcileDeps, refreshInstances, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
@@ -113,6 +114,8 @@ export class Runtime {
       },
       findOwnedByName: (name) => options.writer.findOwnedByName(name),
       enqueue: (changes) => this.#changes.enqueue(changes),
+      // Redis's clock, shared by every replica: their own clocks never order two observations.
+      clock: redisClock(this.#producer),
     };
     options.metrics.setQueueDepthSource(() => this.#changes.counts());
   }

@@ -1,10 +1,11 @@
 // From providers to desired entries: list every scope, map every instance. The only I/O here is
-// the providers' own; a provider that throws or times out becomes an incomplete listing, so a
-// cloud API outage can never turn into deletes.
-import type { MappingConfig } from '../../config/schema.ts';
+// the providers' own and the clock; a provider that throws or times out becomes an incomplete
+// listing, so a cloud API outage can never turn into deletes.
+import type { Config } from '../../config/schema.ts';
 import type { Provider } from '../../providers/provider.ts';
-import { mapInstances } from '../mapping/index.ts';
+import { type MapContext, mapInstances, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
 import type { Listing, Scope, Skip, WorkloadEntry } from '../model.ts';
+import type { Clock } from '../stamp.ts';
 
 /** What one scope looks like now: its listing, the entries it wants and the instances it skipped. */
 export interface ScopeObservation {
@@ -13,20 +14,39 @@ export interface ScopeObservation {
   listing: Listing;
   entries: WorkloadEntry[];
   skips: Skip[];
+  /** The stamp taken when the listing started: every entry, and every delete, of this observation carries it. */
+  observedAt: string;
+  /** Where the scope's entries may live. */
+  namespaces: NamespacePolicy;
   /** How long the listing took, in milliseconds. */
   durationMs: number;
 }
 
+/** The parts of the config that decide how a scope's instances are mapped. */
+export type MappingRules = Pick<Config, 'ownerId' | 'mapping' | 'providers'>;
+
 /** How to observe. */
 export interface ObserveOptions {
-  mapping: MappingConfig;
-  ownerId: string;
+  config: MappingRules;
+  /** The one clock observations are stamped by. */
+  clock: Clock;
   /** A listing that takes longer is abandoned and counts as incomplete. */
   timeoutMs: number;
   /** Scopes listed at once. */
   concurrency?: number;
   /** Only these scope keys (all when absent). */
   only?: ReadonlySet<string>;
+}
+
+/** The namespace policy of a scope: the global list and that of the scope's provider block. */
+export function scopeNamespaces(config: MappingRules, scope: Scope): NamespacePolicy {
+  const block = config.providers.find((p) => p.name === scope.source && p.type === scope.provider);
+  return namespacePolicy(config.mapping.namespace, block?.namespaces);
+}
+
+/** The mapping context of an observation of `scope` stamped `observedAt`. */
+export function mapContext(config: MappingRules, scope: Scope, observedAt: string): Required<MapContext> {
+  return { ownerId: config.ownerId, scopeKey: scope.key, observedAt, namespaces: scopeNamespaces(config, scope) };
 }
 
 /** Lists one scope; never throws: failures and time-outs come back as an incomplete listing. */
@@ -50,10 +70,22 @@ export async function listScope(provider: Provider, scope: Scope, timeoutMs: num
   }
 }
 
-/** Maps a listing to the entries its scope wants. */
-export function mapListing(provider: Provider, listing: Listing, mapping: MappingConfig, ownerId: string, durationMs = 0): ScopeObservation {
-  const { entries, skips } = mapInstances(listing.instances, mapping, { ownerId, scopeKey: listing.scope.key });
-  return { scope: listing.scope, provider, listing, entries, skips, durationMs };
+/** Maps a listing whose observation started at `observedAt`. */
+export function mapListing(provider: Provider, listing: Listing, config: MappingRules, observedAt: string, durationMs = 0): ScopeObservation {
+  const ctx = mapContext(config, listing.scope, observedAt);
+  const { entries, skips } = mapInstances(listing.instances, config.mapping, ctx);
+  return { scope: listing.scope, provider, listing, entries, skips, observedAt, namespaces: ctx.namespaces, durationMs };
+}
+
+/**
+ * Stamps, lists and maps one scope. The stamp is taken before the first page is asked for, so
+ * whatever the listing decides is no newer than the oldest page it read.
+ */
+export async function observeScope(provider: Provider, scope: Scope, options: Pick<ObserveOptions, 'config' | 'clock' | 'timeoutMs'>): Promise<ScopeObservation> {
+  const observedAt = await options.clock();
+  const started = performance.now();
+  const listing = await listScope(provider, scope, options.timeoutMs);
+  return mapListing(provider, listing, options.config, observedAt, performance.now() - started);
 }
 
 /** Lists and maps every scope of every provider, a few at a time. */
@@ -70,9 +102,7 @@ export async function observeScopes(providers: readonly Provider[], options: Obs
     while (next < work.length) {
       const i = next++;
       const { provider, scope } = work[i]!;
-      const started = performance.now();
-      const listing = await listScope(provider, scope, options.timeoutMs);
-      results[i] = mapListing(provider, listing, options.mapping, options.ownerId, performance.now() - started);
+      results[i] = await observeScope(provider, scope, options);
     }
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, work.length) }, runOne));

@@ -1,16 +1,18 @@
 // Joins observations with what the cluster holds and plans. Pure: no I/O, time comes in.
 import type { Config } from '../../config/schema.ts';
 import { type DesiredScope, type Plan, calculatePlan } from '../planning/index.ts';
-import { entryKey, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
+import { namespaceAllowed } from '../mapping/index.ts';
+import { entryKey, SCOPE_ANNOTATION, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
 import type { ScopeObservation } from './observe.ts';
 
 /** What planning needs from an observation, without the provider object. */
-export type ObservedScope = Pick<ScopeObservation, 'scope' | 'listing' | 'entries' | 'skips'>;
+export type ObservedScope = Pick<ScopeObservation, 'scope' | 'listing' | 'entries' | 'skips' | 'observedAt' | 'namespaces'>;
 
 /**
  * The desired scopes for planning. An instance skipped for a value that cannot be used (a bad tag,
  * no address) keeps the entry it already has: the live entry is desired as it is, so a typo in a
- * tag never takes a VM out of the mesh.
+ * tag never takes a VM out of the mesh. Only the scope's own entry is kept, and only in a
+ * namespace the scope may still write to.
  */
 export function desiredScopes(observed: readonly ObservedScope[], owned: readonly WorkloadEntry[]): DesiredScope[] {
   const bySource = new Map<string, WorkloadEntry[]>();
@@ -25,12 +27,16 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
     else bySource.set(source, [entry]);
   }
   return observed.map((o) => {
-    const kept = o.skips.filter((s) => s.keepsEntry).flatMap((s) => bySource.get(s.source) ?? []);
+    const kept = o.skips
+      .filter((s) => s.keepsEntry)
+      .flatMap((s) => bySource.get(s.source) ?? [])
+      .filter((e) => e.metadata.annotations[SCOPE_ANNOTATION] === o.scope.key && namespaceAllowed(e.metadata.namespace, o.namespaces));
     return {
       scope: o.scope,
       complete: o.listing.complete,
       problems: o.listing.problems,
       entries: kept.length > 0 ? [...o.entries, ...kept] : o.entries,
+      observedAt: o.observedAt,
     };
   });
 }
@@ -39,8 +45,8 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
 export interface PlanRunOptions {
   /** Let held deletes through. */
   force?: boolean;
-  /** RFC 3339 time of the plan. */
-  now: string;
+  /** A plan of a few instances: only owned entries with these names are looked at (PlanOptions.onlyNames). */
+  onlyNames?: ReadonlySet<string>;
   /** Every scope in the config; owned entries of other scopes are orphans and are kept. */
   configuredScopes: Iterable<string>;
 }
@@ -59,7 +65,7 @@ export function planScopes(
       policy: config.policy,
       guard: config.deletionGuard,
       force: options.force ?? false,
-      now: options.now,
+      ...(options.onlyNames ? { onlyNames: options.onlyNames } : {}),
       scopes: observed.map((o) => o.scope.key),
       configuredScopes: options.configuredScopes,
     },

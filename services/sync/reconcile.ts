@@ -1,26 +1,31 @@
 // The two ways a change comes about in `serve`: a resync of a whole scope (periodic) and a
-// refresh of a few instances (an event). Both end in a plan whose changes are handed to `enqueue`;
-// neither writes to the cluster itself.
+// refresh of a few instances (an event). A refresh is a resync of a tiny sub-scope: the same
+// mapping, the same planner and rules, stamps from the same clock. Both end in a plan whose
+// changes are handed to `enqueue`; neither writes to the cluster itself.
 import type { Config } from '../../config/schema.ts';
 import type { Provider } from '../../providers/provider.ts';
 import { entryName, mapInstance } from '../mapping/index.ts';
 import type { Change, InstanceRef, Scope, Skip, WorkloadEntry } from '../model.ts';
 import type { Plan } from '../planning/index.ts';
-import { listScope, mapListing, type ScopeObservation } from './observe.ts';
+import type { Clock } from '../stamp.ts';
+import { mapContext, observeScope, type ScopeObservation } from './observe.ts';
 import { type ObservedScope, planScopes } from './plan-scopes.ts';
 
 /** What reconciling needs from the cluster and the queue. */
 export interface ReconcileDeps {
-  config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard' | 'mapping' | 'resync'>;
+  config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard' | 'mapping' | 'resync' | 'providers'>;
   providers: readonly Provider[];
   /** Every entry we own (all namespaces). */
   listOwned: () => Promise<WorkloadEntry[]>;
-  /** Our entries with this name, in any namespace. */
+  /**
+   * Our entries with this name, in any namespace. A narrowing for the server only: whatever it
+   * returns, the plan looks at entries of exactly the names it was given.
+   */
   findOwnedByName: (name: string) => Promise<WorkloadEntry[]>;
   /** Hands changes to the writer (through the queue in `serve`). */
   enqueue: (changes: Change[]) => Promise<unknown>;
-  /** RFC 3339 now. */
-  now?: () => string;
+  /** The one clock every observation is stamped by (Redis TIME in `serve`). */
+  clock: Clock;
 }
 
 /** The outcome of one scope's resync. */
@@ -60,17 +65,14 @@ function configuredScopes(providers: readonly Provider[]): string[] {
 export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options: { force?: boolean } = {}): Promise<ResyncResult> {
   const found = findScope(deps.providers, scopeKey);
   if (!found) throw new Error(`scope ${scopeKey} is not configured`);
-  const started = performance.now();
-  const listing = await listScope(found.provider, found.scope, deps.config.resync.timeout);
-  const mapped = mapListing(found.provider, listing, deps.config.mapping, deps.config.ownerId, performance.now() - started);
+  const mapped = await observeScope(found.provider, found.scope, { config: deps.config, clock: deps.clock, timeoutMs: deps.config.resync.timeout });
   // The instances are not needed once mapped; a large scope should not hold them while the owned
   // entries are listed and planned.
-  const instances = listing.instances.length;
-  const observation: ScopeObservation = { ...mapped, listing: { ...listing, instances: [] } };
+  const instances = mapped.listing.instances.length;
+  const observation: ScopeObservation = { ...mapped, listing: { ...mapped.listing, instances: [] } };
   const owned = await deps.listOwned();
   const plan = planScopes(deps.config, [observation], owned, {
     force: options.force ?? false,
-    now: deps.now?.() ?? new Date().toISOString(),
     configuredScopes: configuredScopes(deps.providers),
   });
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
@@ -87,10 +89,10 @@ export interface RefreshResult {
 
 /**
  * Describes the referenced instances, maps them and plans only their entries: a running, tagged
- * instance is upserted; one that is gone, stopped or untagged loses its entry (ours only).
+ * instance is upserted; one that is gone, stopped or untagged loses its entry (ours, of its scope,
+ * by exact name). A reference the provider did not answer for is left alone.
  */
 export async function refreshInstances(deps: ReconcileDeps, refs: readonly InstanceRef[]): Promise<RefreshResult> {
-  const now = deps.now?.() ?? new Date().toISOString();
   const groups = new Map<string, { provider: Provider; scope: Scope; refs: InstanceRef[] }>();
   const unknown: InstanceRef[] = [];
   for (const ref of refs) {
@@ -105,45 +107,36 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
   }
 
   const observed: ObservedScope[] = [];
-  const owned: WorkloadEntry[] = [];
+  const names = new Set<string>();
   for (const { provider, scope, refs: scopeRefs } of groups.values()) {
+    const observedAt = await deps.clock();
     const described = await provider.describe(scopeRefs);
+    const ctx = mapContext(deps.config, scope, observedAt);
+    const asked = new Set(scopeRefs.map(entryName));
     const entries: WorkloadEntry[] = [];
     const skips: Skip[] = [];
-    const names = new Set<string>();
     for (const d of described) {
-      names.add(entryName(d.ref));
+      const name = entryName(d.ref);
+      // An answer for an instance nobody asked about decides nothing.
+      if (!asked.has(name)) continue;
+      names.add(name);
       if (!d.instance) continue;
-      const result = mapInstance(d.instance, deps.config.mapping, { ownerId: deps.config.ownerId, scopeKey: scope.key });
-      if (result.kind === 'entry') {
-        entries.push(result.entry);
-        names.add(result.entry.metadata.name);
-      } else {
-        skips.push(result.skip);
-      }
+      const result = mapInstance(d.instance, deps.config.mapping, ctx);
+      if (result.kind === 'entry') entries.push(result.entry);
+      else skips.push(result.skip);
     }
-    for (const name of names) owned.push(...(await deps.findOwnedByName(name)));
     observed.push({
       scope,
       listing: { scope, instances: described.flatMap((d) => (d.instance ? [d.instance] : [])), complete: true, problems: [] },
       entries,
       skips,
+      observedAt,
+      namespaces: ctx.namespaces,
     });
   }
-  // Only the entries of the referenced instances were read, so only they can be deleted; a
-  // whole-scope guard makes no sense for a handful of events.
-  const plan = planScopes(
-    { ...deps.config, deletionGuard: { maxDeleteFraction: 1, allowDeletesUpTo: Number.MAX_SAFE_INTEGER } },
-    observed,
-    dedupe(owned),
-    { now, configuredScopes: configuredScopes(deps.providers) },
-  );
+  const owned: WorkloadEntry[] = [];
+  for (const name of names) owned.push(...(await deps.findOwnedByName(name)));
+  const plan = planScopes(deps.config, observed, owned, { configuredScopes: configuredScopes(deps.providers), onlyNames: names });
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
   return { plan, skips: observed.flatMap((o) => o.skips), unknown };
-}
-
-function dedupe(entries: WorkloadEntry[]): WorkloadEntry[] {
-  const seen = new Map<string, WorkloadEntry>();
-  for (const e of entries) seen.set(`${e.metadata.namespace}/${e.metadata.name}`, e);
-  return [...seen.values()];
 }

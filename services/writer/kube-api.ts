@@ -59,7 +59,7 @@ export interface KubeApi {
    * Entries of all namespaces matching the label selector (and the field selector, e.g.
    * `metadata.name=x`, when given), following `continue` page by page.
    */
-  listOwnedEntries(labelSelector: string, pageSize: number, options?: { fieldSelector?: string }): Promise<WorkloadEntry[]>;
+  listOwnedEntries(labelSelector: string, pageSize: number, options?: { fieldSelector?: string; namespace?: string }): Promise<WorkloadEntry[]>;
   /** Creates the entry; a 409 AlreadyExists is a TransientKubeError (someone was faster). */
   createEntry(entry: WorkloadEntry, options?: { fieldManager?: string }): Promise<WorkloadEntry>;
   /**
@@ -245,26 +245,29 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
     },
 
     async listOwnedEntries(labelSelector, pageSize, listOptions = {}) {
-      const fieldSelector = listOptions.fieldSelector;
-      const context: KubeCallContext = { verb: 'list', what: `WorkloadEntries (${[labelSelector, fieldSelector].filter(Boolean).join(' ')})` };
+      const { fieldSelector, namespace } = listOptions;
+      const where = namespace ? ` in namespace ${namespace}` : '';
+      const context: KubeCallContext = { verb: 'list', what: `WorkloadEntries${where} (${[labelSelector, fieldSelector].filter(Boolean).join(' ')})` };
       // An expired continue token (410) means the listing must start over; a few times at most.
       for (let restart = 0; ; restart++) {
         const out: WorkloadEntry[] = [];
         let token: string | undefined;
         try {
           do {
-            const page = (await custom.listCustomObjectForAllNamespaces(
-              {
-                group,
-                version,
-                resourcePlural: plural,
-                labelSelector,
-                limit: pageSize,
-                ...(fieldSelector ? { fieldSelector } : {}),
-                ...(token ? { _continue: token } : {}),
-              },
-              plain,
-            )) as { items?: unknown[]; metadata?: { continue?: string } };
+            const query = {
+              group,
+              version,
+              labelSelector,
+              limit: pageSize,
+              ...(fieldSelector ? { fieldSelector } : {}),
+              ...(token ? { _continue: token } : {}),
+            };
+            const page = (await (namespace
+              ? custom.listNamespacedCustomObject({ ...query, plural, namespace }, plain)
+              : custom.listCustomObjectForAllNamespaces({ ...query, resourcePlural: plural }, plain))) as {
+              items?: unknown[];
+              metadata?: { continue?: string };
+            };
             for (const item of page.items ?? []) out.push(toEntry(item));
             token = page.metadata?.continue || undefined;
           } while (token !== undefined);

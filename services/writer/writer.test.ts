@@ -59,7 +59,7 @@ function upsert(e: WorkloadEntry, observedAt: string): Change {
 }
 
 function del(name: string, observedAt: string, namespace = ns): Change {
-  return { op: 'delete', key: entryKey(namespace, name), namespace, name, observedAt };
+  return { op: 'delete', key: entryKey(namespace, name), namespace, name, scopeKey: '', observedAt };
 }
 
 function writer(options: Partial<WriterOptions> = {}): Writer {

@@ -6,15 +6,20 @@
 import type { BaseLogger } from 'pino';
 import { VmsError } from '../errors.ts';
 import type { Change, WorkloadEntry } from '../model.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL } from '../model.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION } from '../model.ts';
+import { matchesNamespace } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
+import { compareStamps } from '../stamp.ts';
 import type { KubeApi } from './kube-api.ts';
 import { PresenceCache } from './presence-cache.ts';
 import { removalPatch } from './removals.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
 
-/** What applying one change did. */
-export type ApplyResult = 'created' | 'updated' | 'unchanged' | 'stale' | 'deleted' | 'absent';
+/**
+ * What applying one change did. `stale`: the live entry carries a newer observation. `conflict`:
+ * the live entry belongs to another scope (its scope annotation), which keeps it.
+ */
+export type ApplyResult = 'created' | 'updated' | 'unchanged' | 'stale' | 'deleted' | 'absent' | 'conflict';
 
 /** The logger calls the writer makes; a pino logger fits. */
 export type WriterLogger = Pick<BaseLogger, 'debug' | 'info' | 'warn'>;
@@ -28,6 +33,16 @@ export interface WriterOptions {
   fieldManager: string;
   /** Create the service account an entry names when its namespace lacks it. */
   ensureServiceAccounts: boolean;
+  /**
+   * Namespaces (names or `*` globs) this installation may write entries and service accounts to
+   * (config mapping.namespace.allowed); a change for any other is refused. Absent: any.
+   */
+  namespaces?: readonly string[];
+  /**
+   * List owned entries namespace by namespace, in these (config kubernetes.listNamespaces
+   * `allowed`), for clusters that grant a Role per namespace; absent: one cluster-wide list.
+   */
+  listNamespaces?: readonly string[];
   logger?: WriterLogger;
   /** Re-reads after a 409 before giving up with a TransientKubeError (default 5). */
   maxConflicts?: number;
@@ -61,6 +76,8 @@ export class Writer {
   readonly #ownerId: string;
   readonly #fieldManager: string;
   readonly #ensureServiceAccounts: boolean;
+  readonly #namespaces: readonly string[] | undefined;
+  readonly #listNamespaces: readonly string[] | undefined;
   readonly #logger: WriterLogger | undefined;
   readonly #maxConflicts: number;
   readonly #pageSize: number;
@@ -75,6 +92,8 @@ export class Writer {
     this.#ownerId = options.ownerId;
     this.#fieldManager = options.fieldManager;
     this.#ensureServiceAccounts = options.ensureServiceAccounts;
+    this.#namespaces = options.namespaces;
+    this.#listNamespaces = options.listNamespaces;
     this.#logger = options.logger;
     this.#maxConflicts = options.maxConflicts ?? 5;
     this.#pageSize = options.pageSize ?? 500;
@@ -94,6 +113,14 @@ export class Writer {
 
   /** Applies one change. Throws TransientKubeError (retry) or VmsError (permanent). */
   async apply(change: Change): Promise<ApplyResult> {
+    const namespace = change.op === 'upsert' ? change.entry.metadata.namespace : change.namespace;
+    if (this.#namespaces && !matchesNamespace(namespace, this.#namespaces)) {
+      throw new VmsError(
+        'VMS_ERR_NAMESPACE_NOT_ALLOWED',
+        `${change.op} ${change.key}: namespace ${namespace} is not in mapping.namespace.allowed [${this.#namespaces.join(', ')}]; nothing was written`,
+        { namespace },
+      );
+    }
     return change.op === 'upsert' ? this.#upsert(change) : this.#delete(change);
   }
 
@@ -128,12 +155,24 @@ export class Writer {
 
   /** Every entry this installation owns, in all namespaces. */
   async listOwned(): Promise<WorkloadEntry[]> {
-    return this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize);
+    return this.#list({});
   }
 
-  /** This owner's entries named `name`, in any namespace (an instance's entry wherever its namespace tag put it). */
+  /**
+   * This owner's entries named `name`, in any namespace (an instance's entry wherever its namespace
+   * tag put it). The field selector only narrows what the server sends: what it returns is
+   * checked here, since a proxy or an old server may ignore it.
+   */
   async findOwnedByName(name: string): Promise<WorkloadEntry[]> {
-    return this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { fieldSelector: `metadata.name=${name}` });
+    const found = await this.#list({ fieldSelector: `metadata.name=${name}` });
+    return found.filter((e) => e.metadata.name === name && isOwned(e, this.#ownerId));
+  }
+
+  async #list(options: { fieldSelector?: string }): Promise<WorkloadEntry[]> {
+    if (!this.#listNamespaces) return this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, options);
+    const out: WorkloadEntry[] = [];
+    for (const namespace of this.#listNamespaces) out.push(...(await this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { ...options, namespace })));
+    return out;
   }
 
   #retryDelay(err: TransientKubeError, attempt: number, baseDelayMs: number): number {
@@ -153,6 +192,8 @@ export class Writer {
       const live = change.expectAbsent && conflicts === 0 ? null : await this.#api.getEntry(namespace, name);
       if (live) {
         this.#assertOwned(live);
+        const liveScope = scopeOf(live);
+        if (liveScope !== scopeOf(desired) && liveScope !== change.takeOverFrom) return this.#conflict(change, liveScope);
         if (isNewer(live.metadata.annotations[OBSERVED_AT_ANNOTATION], change.observedAt)) return 'stale';
         if (entriesEqual(desired, live)) return 'unchanged';
       }
@@ -188,7 +229,9 @@ export class Writer {
       const live = await this.#api.getEntry(namespace, name);
       if (!live) return 'absent';
       this.#assertOwned(live);
-      if (isNewer(live.metadata.annotations[OBSERVED_AT_ANNOTATION], change.observedAt)) return 'stale';
+      if (scopeOf(live) !== change.scopeKey) return this.#conflict(change, scopeOf(live));
+      // A delete needs a strictly newer observation: of two of the same instant, the entry stays.
+      if (!isNewer(change.observedAt, live.metadata.annotations[OBSERVED_AT_ANNOTATION] ?? '')) return 'stale';
       try {
         const preconditions = {
           ...(live.metadata.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
@@ -234,6 +277,14 @@ export class Writer {
       managedBy,
       owner,
     });
+  }
+
+  #conflict(change: Change, liveScope: string): ApplyResult {
+    this.#logger?.warn(
+      { key: change.key, op: change.op, scope: liveScope },
+      `${change.key} belongs to scope ${liveScope || '(none)'}; this ${change.op} from another scope is not applied`,
+    );
+    return 'conflict';
   }
 
   #tooManyConflicts(change: Change): TransientKubeError {
@@ -300,14 +351,14 @@ function isRaceLost(err: unknown): boolean {
 }
 
 /**
- * True when observation time `live` is later than `incoming`. Times are compared as instants
- * (`…:00Z` equals `…:00.000Z`); unreadable ones fall back to comparing the strings. A missing
- * live time is never newer.
+ * True when observation stamp `a` is later than `b`. Stamps are compared as instants
+ * (`…:00Z` equals `…:00.000000Z`); a missing or unreadable stamp is the oldest, so a hand-edited
+ * `observed-at: manual` never freezes an entry.
  */
-export function isNewer(live: string | undefined, incoming: string): boolean {
-  if (live === undefined || live === '') return false;
-  const a = Date.parse(live);
-  const b = Date.parse(incoming);
-  if (!Number.isNaN(a) && !Number.isNaN(b)) return a > b;
-  return live > incoming;
+export function isNewer(a: string | undefined, b: string): boolean {
+  return compareStamps(a, b) > 0;
+}
+
+function scopeOf(entry: WorkloadEntry): string {
+  return entry.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
 }

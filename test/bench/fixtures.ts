@@ -139,5 +139,5 @@ export function benchEntriesOf(flavor: BenchFlavor, n: number, from = 0): Worklo
   const make = flavor === 'aws' ? benchAwsInstance : (i: number, at: string) => benchInstance(i, at);
   const instances = Array.from({ length: n }, (_, k) => make(from + k, SEED_OBSERVED_AT));
   const scopeKey = flavor === 'aws' ? AWS_SCOPE : STATIC_SCOPE;
-  return mapInstances(instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey }).entries;
+  return mapInstances(instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey, observedAt: SEED_OBSERVED_AT }).entries;
 }

@@ -163,7 +163,21 @@ describe('sync --once against the fake API server', () => {
     expect(byName.has('static-pg-4')).toBe(false);
   });
 
+  it('a namespace tag outside mapping.namespace.allowed is skipped with its code; nothing is written there', async () => {
+    ws.writeInventory([
+      meshMachine('pg-1', '10.0.1.10', { 'mesh-namespace': 'kube-system', 'mesh-service-account': 'coredns' }),
+      meshMachine('pg-2', '10.0.1.11'),
+    ]);
+    const planned = await runCli(['plan', '--config', ws.configFile, '--output', 'json']);
+    expect(planned.stdout).toContain('VMS_SKIP_NAMESPACE_NOT_ALLOWED');
+    const run = await sync();
+    expect(run.code).toBe(0);
+    expect(entries().map((e) => `${e.metadata.namespace}/${e.metadata.name}`)).toEqual(['default/static-pg-2']);
+    expect(server.counts.writes('serviceaccounts')).toBe(0);
+  });
+
   it('a missing namespace fails that change with a clear code and the others still sync', async () => {
+    ws.writeConfig({ kubernetes: { kubeconfig }, mapping: { namespace: { allowed: ['default', 'nowhere'] } } });
     ws.writeInventory([meshMachine('pg-1', '10.0.1.10', { 'mesh-namespace': 'nowhere' }), meshMachine('pg-2', '10.0.1.11')]);
     const run = await sync();
     expect(run.code).toBe(1);

@@ -327,7 +327,7 @@ describe('inventory files', () => {
 
         machines += parsed.machines.length;
         const instances: Instance[] = parsed.machines.map((m) => ({ provider: 'static', account: 'onprem', ...m, observedAt: '2025-01-01T00:00:00.000Z' }));
-        const mapped = mapInstances(instances, parseConfig({ providers: [{ type: 'static', name: 'onprem', inventory: 'x' }] }).mapping, { ownerId: 'default', scopeKey: 'static:onprem' });
+        const mapped = mapInstances(instances, parseConfig({ providers: [{ type: 'static', name: 'onprem', inventory: 'x' }] }).mapping, { ownerId: 'default', scopeKey: 'static:onprem', observedAt: '2025-01-01T00:00:00.000Z' });
         for (const entry of mapped.entries) {
           entries++;
           expectAccepted(cluster, entry);
@@ -402,19 +402,25 @@ describe('tag values', () => {
     const cluster = new FakeKubeApiServer();
     const rules = parseConfig({ providers: [{ type: 'static', name: 'onprem', inventory: 'x' }], mapping: { serviceAccount: { default: 'vm' } } }).mapping;
     let entries = 0;
+    let refusedNamespaces = 0;
     fc.assert(
       fc.property(fc.array(instance, { minLength: 1, maxLength: 5 }), (instances) => {
-        const { entries: mapped, skips } = mapInstances(instances, rules, { ownerId: 'default', scopeKey: 'fuzz' });
+        // The shipped namespace policy: the default namespace alone.
+        const { entries: mapped, skips } = mapInstances(instances, rules, { ownerId: 'default', scopeKey: 'fuzz', observedAt: '2025-01-01T00:00:00.000Z' });
         expect(mapped.length + skips.length).toBe(instances.length);
         for (const skip of skips) expect(skip.code).toMatch(/^VMS_SKIP_[A-Z_]+$/);
+        refusedNamespaces += skips.filter((s) => s.code === 'VMS_SKIP_NAMESPACE_NOT_ALLOWED').length;
         for (const entry of mapped) {
           entries++;
+          // A tag never places an endpoint outside the allowed namespaces (kube-system included).
+          expect(entry.metadata.namespace).toBe('default');
           expectAccepted(cluster, entry);
         }
       }),
       { numRuns: 400, seed: 400 },
     );
     expect(entries).toBeGreaterThan(50);
+    expect(refusedNamespaces).toBeGreaterThan(10);
   });
 });
 

@@ -46,7 +46,7 @@ const observations = fc.uniqueArray(
 function change(ns: string, o: Observation): Change {
   const name = NAMES[o.entry]!;
   const observedAt = new Date(EPOCH + o.at).toISOString();
-  if (o.op === 'delete') return { op: 'delete', key: entryKey(ns, name), namespace: ns, name, observedAt };
+  if (o.op === 'delete') return { op: 'delete', key: entryKey(ns, name), namespace: ns, name, scopeKey: '', observedAt };
   const entry: WorkloadEntry = {
     apiVersion: 'networking.istio.io/v1',
     kind: 'WorkloadEntry',

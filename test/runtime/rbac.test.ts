@@ -63,7 +63,7 @@ function entry(name: string, spec: Partial<WorkloadEntrySpec> = {}): WorkloadEnt
 }
 const at = (s: number) => `2025-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;
 const upsert = (e: WorkloadEntry, s: number): Change => ({ op: 'upsert', key: entryKey(NS, e.metadata.name), entry: e, observedAt: at(s) });
-const del = (name: string, s: number): Change => ({ op: 'delete', key: entryKey(NS, name), namespace: NS, name, observedAt: at(s) });
+const del = (name: string, s: number): Change => ({ op: 'delete', key: entryKey(NS, name), namespace: NS, name, scopeKey: '', observedAt: at(s) });
 
 /** Plural resource → API group, read from the fake server's discovery documents. */
 async function resourceGroups(base: string): Promise<Map<string, string>> {

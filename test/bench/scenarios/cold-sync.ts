@@ -11,6 +11,7 @@ import { startApplyWorker } from '../../../services/queue/apply-worker.ts';
 import { ChangeQueue } from '../../../services/queue/change-queue.ts';
 import { RedisDesiredStore } from '../../../services/queue/desired-store.ts';
 import { createRedis } from '../../../services/queue/redis.ts';
+import { localClock } from '../../../services/stamp.ts';
 import { type ReconcileDeps, resyncScope } from '../../../services/sync/reconcile.ts';
 import { createKubeApi, type KubeApi, loadKubeConfig } from '../../../services/writer/kube-api.ts';
 import { Writer } from '../../../services/writer/writer.ts';
@@ -120,6 +121,7 @@ export const coldSync: Scenario = {
       let listOwnedMs = 0;
       const deps: ReconcileDeps = {
         config,
+        clock: localClock,
         providers: [createStaticProvider({ type: 'static', name: STATIC_NAME, inventory })],
         listOwned: async () => {
           const t = performance.now();

@@ -12,6 +12,7 @@ import { createStaticProvider } from '../../../providers/static/static-provider.
 import { ChangeQueue } from '../../../services/queue/change-queue.ts';
 import { RedisDesiredStore } from '../../../services/queue/desired-store.ts';
 import { createRedis } from '../../../services/queue/redis.ts';
+import { localClock } from '../../../services/stamp.ts';
 import { type ReconcileDeps, resyncScope } from '../../../services/sync/reconcile.ts';
 import { createKubeApi, loadKubeConfig } from '../../../services/writer/kube-api.ts';
 import { Writer } from '../../../services/writer/writer.ts';
@@ -69,6 +70,7 @@ async function resyncFlavor(flavor: BenchFlavor, n: number, options: BenchOption
     let listOwnedMs = 0;
     const deps: ReconcileDeps = {
       config,
+      clock: localClock,
       providers: [provider],
       listOwned: async () => {
         const t = performance.now();

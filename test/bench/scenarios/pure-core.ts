@@ -2,6 +2,7 @@
 // entries, every second instance moved to another address: half the plan is updates.
 import { mapInstances } from '../../../services/mapping/index.ts';
 import type { Scope, WorkloadEntry } from '../../../services/model.ts';
+import { scopeNamespaces } from '../../../services/sync/observe.ts';
 import { planScopes } from '../../../services/sync/plan-scopes.ts';
 import { BENCH_OWNER, benchConfig, benchEntriesOf, benchInstance, STATIC_NAME, STATIC_SCOPE } from '../fixtures.ts';
 import { atMost, median, mib, round } from '../measure.ts';
@@ -20,10 +21,10 @@ function mapAndPlan(instances: ReturnType<typeof benchInstance>[], owned: Worklo
   const config = benchConfig();
   const scope: Scope = { key: STATIC_SCOPE, provider: 'static', source: STATIC_NAME, account: STATIC_NAME };
   const started = performance.now();
-  const { entries, skips } = mapInstances(instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey: STATIC_SCOPE });
+  const { entries, skips } = mapInstances(instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey: STATIC_SCOPE, observedAt: now });
   const mapped = performance.now();
-  const plan = planScopes(config, [{ scope, listing: { scope, instances, complete: true, problems: [] }, entries, skips }], owned, {
-    now,
+  const observed = { scope, listing: { scope, instances, complete: true, problems: [] }, entries, skips, observedAt: now, namespaces: scopeNamespaces(config, scope) };
+  const plan = planScopes(config, [observed], owned, {
     configuredScopes: [STATIC_SCOPE],
   });
   const planned = performance.now();
