@@ -7,6 +7,9 @@
 // read (`manual`, empty, a typo) counts as the oldest possible, so a hand-edited annotation can
 // never freeze an entry.
 
+import type { Redis } from 'ioredis';
+import { redisReady } from './queue/redis.ts';
+
 /** Gives the stamp of an observation that starts now. */
 export type Clock = () => Promise<string>;
 
@@ -54,21 +57,16 @@ export function compareStamps(a: string | undefined, b: string | undefined): num
 /** This process's clock: for `plan` and `sync --once`, where one process stamps everything. */
 export const localClock: Clock = async () => stampFromMicros(Date.now() * 1000);
 
-/** The subset of a Redis client the shared clock needs. */
-export interface TimeSource {
-  time(): Promise<unknown>;
-}
-
 /**
  * The clock of `serve`: Redis's own `TIME`, shared by every replica, so that the order of
  * observations does not depend on the replicas' wall clocks agreeing.
  */
-export function redisClock(redis: TimeSource): Clock {
+export function redisClock(redis: Redis): Clock {
   return async () => {
-    const answer = (await redis.time()) as unknown[];
-    const seconds = Number(answer[0]);
-    const micros = Number(answer[1]);
-    if (!Number.isFinite(seconds) || !Number.isFinite(micros)) throw new Error(`Redis TIME answered ${JSON.stringify(answer)}`);
-    return stampFromMicros(seconds * 1_000_000 + micros);
+    // A producer connection has no offline queue: wait for it instead of failing while it connects.
+    if (redis.status !== 'ready') await redisReady(redis);
+    const [seconds, micros] = (await redis.time()).map(Number);
+    if (!Number.isFinite(seconds) || !Number.isFinite(micros)) throw new Error('Redis TIME gave no time');
+    return stampFromMicros(seconds! * 1_000_000 + micros!);
   };
 }

@@ -186,6 +186,8 @@ export interface FakeKubeApiServerOptions {
   recordRequests?: number;
   /** First resourceVersion handed out. Default 1000. */
   initialResourceVersion?: number;
+  /** Answer lists as a proxy or an old server might: as if no fieldSelector had been sent. Default false. */
+  ignoreFieldSelector?: boolean;
 }
 
 /** Where a request points. */
@@ -309,6 +311,8 @@ export class FakeKubeApiServer {
   connections = 0;
   /** The most recent requests, oldest first. */
   readonly requests: RequestRecord[] = [];
+  /** Lists ignore `fieldSelector` (a server double that filters less than a real one). */
+  ignoreFieldSelector: boolean;
 
   private readonly defs: ResourceDef[];
   private readonly routes = new Map<string, ResourceDef>();
@@ -330,6 +334,7 @@ export class FakeKubeApiServer {
   /** Builds the server and loads the CRDs; throws when a CRD carries a rule the CEL evaluator cannot run. */
   constructor(options: FakeKubeApiServerOptions = {}) {
     this.latencyMs = options.latencyMs ?? 0;
+    this.ignoreFieldSelector = options.ignoreFieldSelector ?? false;
     this.random = mulberry32(options.seed ?? 1);
     this.token = options.token;
     this.continueTtlMs = options.continueTtlMs ?? 5 * 60_000;
@@ -909,7 +914,7 @@ export class FakeKubeApiServer {
 
   private selectorFilter(def: ResourceDef, q: URLSearchParams): ((s: Stored) => boolean) | undefined {
     const ls = parseLabelSelector(q.get('labelSelector'));
-    const fs = parseFieldSelector(q.get('fieldSelector'), new Set(['metadata.name', 'metadata.namespace', ...def.fieldSelectors]));
+    const fs = parseFieldSelector(this.ignoreFieldSelector ? null : q.get('fieldSelector'), new Set(['metadata.name', 'metadata.namespace', ...def.fieldSelectors]));
     if (ls.requirements.length === 0 && fs.requirements.length === 0) return undefined;
     return (s) => ls.matches(labelsOf(s)) && fs.matches((f) => readSelectableField(s.obj, f));
   }

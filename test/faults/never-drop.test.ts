@@ -1,0 +1,197 @@
+// A running VM never leaves the mesh because of how observations interleave: the scenarios that
+// did take one out, driven through the real resync and refresh paths, real Redis (queue, desired
+// store, clock) and the fake API server.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SCOPE_ANNOTATION, type WorkloadEntry } from '../../services/model.ts';
+import { refreshInstances, resyncScope } from '../../services/sync/reconcile.ts';
+import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
+import { type Machine, meshMachine, Workspace } from '../helpers/cli.ts';
+import { Pipeline } from '../helpers/pipeline.ts';
+
+const SCOPE = 'static:onprem';
+
+describe('never drop a running VM', () => {
+  let server: FakeKubeApiServer;
+  let ws: Workspace;
+  let pipeline: Pipeline | undefined;
+
+  beforeEach(async () => {
+    server = new FakeKubeApiServer();
+    await server.start();
+    ws = new Workspace();
+  });
+  afterEach(async () => {
+    await pipeline?.close();
+    pipeline = undefined;
+    await server.close();
+    ws.remove();
+  });
+
+  const names = (): string[] => pipeline!.entries().map((e) => e.metadata.name).sort();
+
+  it('a resync that listed a VM as stopped does not delete the entry an event created while it ran', async () => {
+    ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });
+    ws.writeInventory([meshMachine('x', '10.0.0.1', {}), meshMachine('y', '10.0.0.2')].map((m) => (m.id === 'x' ? { ...m, state: 'stopped' } : m)));
+    pipeline = await Pipeline.start(ws.configFile, server);
+    const deps = pipeline.deps;
+    await resyncScope(deps, SCOPE);
+    await pipeline.drain();
+    expect(names()).toEqual(['static-y']);
+
+    // The next resync reads the inventory (x stopped). Before it reads the cluster, x starts, its
+    // event's refresh creates the entry, and only then does the resync plan.
+    const result = await resyncScope(
+      {
+        ...deps,
+        listOwned: async () => {
+          ws.writeInventory([meshMachine('x', '10.0.0.1'), meshMachine('y', '10.0.0.2')]);
+          await refreshInstances(deps, [{ provider: 'static', account: 'onprem', id: 'x' }]);
+          await pipeline!.drain();
+          expect(names()).toEqual(['static-x', 'static-y']);
+          return deps.listOwned();
+        },
+      },
+      SCOPE,
+    );
+    // The stale listing does plan a delete of x; it must lose against the event's newer observation.
+    expect(result.plan.changes.map((c) => `${c.op} ${c.key}`)).toEqual(['delete default/static-x']);
+    await pipeline.drain();
+    expect(names()).toEqual(['static-x', 'static-y']);
+    expect(await pipeline.failedJobs()).toBe(0);
+
+    // The next resync sees x running and leaves everything as it is.
+    const writes = server.writes('workloadentries');
+    await resyncScope(deps, SCOPE);
+    await pipeline.drain();
+    expect(names()).toEqual(['static-x', 'static-y']);
+    expect(server.writes('workloadentries')).toBe(writes);
+  });
+
+  it('a refresh behind an API server that ignores fieldSelector deletes only the entry of its own reference', async () => {
+    server.ignoreFieldSelector = true;
+    ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });
+    const fleet = Array.from({ length: 6 }, (_, i) => meshMachine(`vm-${i}`, `10.0.0.${i + 1}`));
+    ws.writeInventory(fleet);
+    pipeline = await Pipeline.start(ws.configFile, server);
+    await resyncScope(pipeline.deps, SCOPE);
+    await pipeline.drain();
+    expect(names()).toHaveLength(6);
+
+    // vm-0 is terminated (gone from the inventory), vm-1 stopped; an event names each.
+    ws.writeInventory([{ ...fleet[1]!, state: 'stopped' }, ...fleet.slice(2)]);
+    const refs = ['vm-0', 'vm-1'].map((id) => ({ provider: 'static' as const, account: 'onprem', id }));
+    const result = await refreshInstances(pipeline.deps, refs);
+    expect(result.plan.changes.map((c) => `${c.op} ${c.key}`)).toEqual(['delete default/static-vm-0', 'delete default/static-vm-1']);
+    await pipeline.drain();
+    expect(names()).toEqual(['static-vm-2', 'static-vm-3', 'static-vm-4', 'static-vm-5']);
+
+    // An event for a running VM writes nothing and deletes nothing, whatever the list returned.
+    const writes = server.writes('workloadentries');
+    const running = await refreshInstances(pipeline.deps, [{ provider: 'static', account: 'onprem', id: 'vm-3' }]);
+    expect(running.plan.changes).toEqual([]);
+    await pipeline.drain();
+    expect(server.writes('workloadentries')).toBe(writes);
+    expect(names()).toHaveLength(4);
+  });
+
+  it('two scopes listing one name: one conflict, the first owner keeps the entry, 0 writes over 5 resyncs, no flapping', async () => {
+    const other = path.join(ws.dir, 'other.yaml');
+    ws.writeConfig({
+      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+      providers: [
+        { type: 'static', name: 'onprem', account: 'dc', inventory: ws.inventoryFile },
+        { type: 'static', name: 'second', account: 'dc', inventory: other },
+      ],
+    });
+    ws.writeInventory([meshMachine('web-1', '10.1.0.1')]);
+    const writeOther = (machines: Machine[]) => writeFileSync(other, stringify({ machines }));
+    writeOther([meshMachine('web-1', '10.2.0.1')]);
+    pipeline = await Pipeline.start(ws.configFile, server);
+    const deps = pipeline.deps;
+
+    await resyncScope(deps, 'static:onprem');
+    await pipeline.drain();
+    const first = pipeline.entries()[0] as WorkloadEntry;
+    expect(first.spec.address).toBe('10.1.0.1');
+    expect(first.metadata.annotations[SCOPE_ANNOTATION]).toBe('static:onprem');
+
+    const writes = server.writes('workloadentries');
+    for (let round = 0; round < 5; round++) {
+      const second = await resyncScope(deps, 'static:second');
+      expect(second.plan.changes).toEqual([]);
+      expect(second.plan.conflicts.map((c) => `${c.kind} ${c.key} ${c.scopeKey}→${c.ownerScopeKey}`)).toEqual([
+        'other-scope default/static-web-1 static:second→static:onprem',
+      ]);
+      const owner = await resyncScope(deps, 'static:onprem');
+      expect(owner.plan.changes).toEqual([]);
+      await pipeline.drain();
+    }
+    expect(server.writes('workloadentries')).toBe(writes);
+    expect((pipeline.entries()[0] as WorkloadEntry).spec.address).toBe('10.1.0.1');
+
+    // The second scope's VM stops: its scope must not delete the entry of the first.
+    writeOther([{ ...meshMachine('web-1', '10.2.0.1'), state: 'stopped' }]);
+    const stopped = await resyncScope(deps, 'static:second');
+    expect(stopped.plan.changes).toEqual([]);
+    await pipeline.drain();
+    expect(names()).toEqual(['static-web-1']);
+    expect(server.writes('workloadentries')).toBe(writes);
+  });
+
+  it('the writer refuses a change decided for another scope, even when the plan was made before the other scope took the name', async () => {
+    const other = path.join(ws.dir, 'other.yaml');
+    ws.writeConfig({
+      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+      providers: [
+        { type: 'static', name: 'onprem', account: 'dc', inventory: ws.inventoryFile },
+        { type: 'static', name: 'second', account: 'dc', inventory: other },
+      ],
+    });
+    ws.writeInventory([meshMachine('web-1', '10.1.0.1')]);
+    writeFileSync(other, stringify({ machines: [meshMachine('web-1', '10.2.0.1')] }));
+    pipeline = await Pipeline.start(ws.configFile, server);
+    const replica = pipeline.replicas[0]!;
+    // Both scopes plan against an empty cluster; each enqueues a create of the same name.
+    let hold: (() => void) | undefined;
+    const held = new Promise<void>((resolve) => (hold = resolve));
+    const second = resyncScope({ ...replica.deps, enqueue: async (changes) => { await held; return replica.deps.enqueue(changes); } }, 'static:second');
+    await resyncScope(replica.deps, 'static:onprem');
+    await pipeline.drain();
+    hold!();
+    await second;
+    await pipeline.drain();
+    const entries = pipeline.entries();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]!.metadata.annotations[SCOPE_ANNOTATION]).toBe('static:onprem');
+    expect(entries[0]!.spec.address).toBe('10.1.0.1');
+    expect(await pipeline.failedJobs()).toBe(0);
+  });
+
+  it('a hand-edited, unreadable observed-at stamp counts as the oldest: the entry is brought back in line', async () => {
+    ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });
+    ws.writeInventory([meshMachine('x', '10.0.0.1')]);
+    pipeline = await Pipeline.start(ws.configFile, server);
+    await resyncScope(pipeline.deps, SCOPE);
+    await pipeline.drain();
+    const live = server.get('workloadentries', 'default', 'static-x') as unknown as WorkloadEntry;
+    live.metadata.annotations['vm-mesh-sync.io/observed-at'] = 'manual';
+    live.spec.address = '10.9.9.9';
+    server.put(live as never);
+
+    await resyncScope(pipeline.deps, SCOPE);
+    await pipeline.drain();
+    expect((server.get('workloadentries', 'default', 'static-x') as unknown as WorkloadEntry).spec.address).toBe('10.0.0.1');
+
+    // And a delete gets through it too.
+    const manual = server.get('workloadentries', 'default', 'static-x') as unknown as WorkloadEntry;
+    manual.metadata.annotations['vm-mesh-sync.io/observed-at'] = 'manual';
+    server.put(manual as never);
+    ws.writeInventory([{ ...meshMachine('x', '10.0.0.1'), state: 'terminated' }]);
+    await resyncScope(pipeline.deps, SCOPE);
+    await pipeline.drain();
+    expect(names()).toEqual([]);
+  });
+});
