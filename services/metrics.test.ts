@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Metrics } from './metrics.ts';
+import { Metrics, type ScopeGauges } from './metrics.ts';
 import { sampleValue } from './server/metrics-sample.test-helper.ts';
 
 const SCOPE = 'aws:prod:123456789012:eu-west-1';
@@ -9,25 +9,33 @@ function skips(...codes: string[]): Array<{ code: string }> {
 }
 
 describe('Metrics', () => {
-  it('records a complete resync of a scope', async () => {
+  it('shows the scope gauges as the shared status says, whichever replica ran the scope', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
-    metrics.recordResync(SCOPE, {
-      ok: true,
-      provider: 'aws',
-      durationMs: 1500,
-      instances: 12,
-      desired: 9,
-      skips: skips('VMS_SKIP_NOT_RUNNING', 'VMS_SKIP_NOT_RUNNING', 'VMS_SKIP_BAD_PORTS'),
-      heldDeletes: 3,
-      finishedAt: Date.UTC(2025, 0, 1, 0, 0, 0, 900),
-    });
+    metrics.setScopeSource(async (): Promise<ScopeGauges[]> => [
+      {
+        scope: SCOPE,
+        provider: 'aws',
+        lastSuccessAt: Date.UTC(2025, 0, 1, 0, 0, 0, 900),
+        instances: 12,
+        desired: 9,
+        heldDeletes: 3,
+        skipCodes: { VMS_SKIP_NOT_RUNNING: 2, VMS_SKIP_BAD_PORTS: 1 },
+        conflicts: 1,
+      },
+      { scope: 'static:never', provider: '', lastSuccessAt: undefined, instances: 0, desired: 0, heldDeletes: 0, skipCodes: {}, conflicts: 0 },
+    ]);
+    metrics.recordResync(SCOPE, { ok: true, durationMs: 1500 });
     const text = await metrics.text();
     expect(sampleValue(text, 'vms_instances_seen', { provider: 'aws', scope: SCOPE })).toBe(12);
     expect(sampleValue(text, 'vms_entries_desired', { scope: SCOPE })).toBe(9);
     expect(sampleValue(text, 'vms_skips', { scope: SCOPE, code: 'VMS_SKIP_NOT_RUNNING' })).toBe(2);
     expect(sampleValue(text, 'vms_skips', { scope: SCOPE, code: 'VMS_SKIP_BAD_PORTS' })).toBe(1);
     expect(sampleValue(text, 'vms_deletes_held', { scope: SCOPE })).toBe(3);
+    expect(sampleValue(text, 'vms_conflicts', { scope: SCOPE })).toBe(1);
     expect(sampleValue(text, 'vms_resync_last_success_timestamp_seconds', { scope: SCOPE })).toBe(Date.UTC(2025, 0, 1) / 1000);
+    // A scope that never resynced completely shows 0, so a staleness alert fires for it too.
+    expect(sampleValue(text, 'vms_resync_last_success_timestamp_seconds', { scope: 'static:never' })).toBe(0);
+    expect(sampleValue(text, 'vms_instances_seen', { provider: '', scope: 'static:never' })).toBeUndefined();
     expect(sampleValue(text, 'vms_resync_duration_seconds_count', { scope: SCOPE })).toBe(1);
     expect(sampleValue(text, 'vms_resync_duration_seconds_sum', { scope: SCOPE })).toBe(1.5);
     expect(sampleValue(text, 'vms_resync_duration_seconds_bucket', { scope: SCOPE, le: '1' })).toBe(0);
@@ -35,27 +43,24 @@ describe('Metrics', () => {
     expect(sampleValue(text, 'vms_resync_failures_total', { scope: SCOPE })).toBe(0);
   });
 
-  it('replaces the skip series of a scope on its next resync and leaves other scopes alone', async () => {
+  it('drops skip series the shared status no longer has', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
-    const base = { ok: true as const, provider: 'static', durationMs: 10, instances: 3, desired: 1, heldDeletes: 0 };
-    metrics.recordResync('static:a', { ...base, skips: skips('VMS_SKIP_BAD_PORTS', 'VMS_SKIP_NOT_SELECTED') });
-    metrics.recordResync('static:b', { ...base, skips: skips('VMS_SKIP_BAD_PORTS') });
-    metrics.recordResync('static:a', { ...base, skips: skips('VMS_SKIP_NOT_SELECTED', 'VMS_SKIP_NOT_SELECTED') });
+    let codes: Record<string, number> = { VMS_SKIP_BAD_PORTS: 1, VMS_SKIP_NOT_SELECTED: 1 };
+    metrics.setScopeSource(async () => [{ scope: 'static:a', provider: 'static', lastSuccessAt: 1000, instances: 3, desired: 1, heldDeletes: 0, skipCodes: codes, conflicts: 0 }]);
+    expect(sampleValue(await metrics.text(), 'vms_skips', { scope: 'static:a', code: 'VMS_SKIP_BAD_PORTS' })).toBe(1);
+    codes = { VMS_SKIP_NOT_SELECTED: 2 };
     const text = await metrics.text();
     expect(sampleValue(text, 'vms_skips', { scope: 'static:a', code: 'VMS_SKIP_BAD_PORTS' })).toBeUndefined();
     expect(sampleValue(text, 'vms_skips', { scope: 'static:a', code: 'VMS_SKIP_NOT_SELECTED' })).toBe(2);
-    expect(sampleValue(text, 'vms_skips', { scope: 'static:b', code: 'VMS_SKIP_BAD_PORTS' })).toBe(1);
   });
 
-  it('counts a failed resync and keeps the last good picture of the scope', async () => {
+  it('counts failed and incomplete resyncs of this process', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
-    metrics.recordResync(SCOPE, { ok: true, provider: 'aws', durationMs: 100, instances: 5, desired: 5, skips: [], heldDeletes: 0, finishedAt: 1_000_000 });
+    metrics.recordResync(SCOPE, { ok: true, durationMs: 100 });
     metrics.recordResync(SCOPE, { ok: false, durationMs: 120_000 });
     metrics.recordResync(SCOPE, { ok: false, durationMs: 120_000 });
     const text = await metrics.text();
     expect(sampleValue(text, 'vms_resync_failures_total', { scope: SCOPE })).toBe(2);
-    expect(sampleValue(text, 'vms_instances_seen', { provider: 'aws', scope: SCOPE })).toBe(5);
-    expect(sampleValue(text, 'vms_resync_last_success_timestamp_seconds', { scope: SCOPE })).toBe(1000);
     expect(sampleValue(text, 'vms_resync_duration_seconds_count', { scope: SCOPE })).toBe(3);
   });
 

@@ -21,26 +21,32 @@ export const APPLY_RESULTS: readonly ApplyResult[] = ['created', 'updated', 'unc
 /** Job counts by BullMQ state (`waiting`, `active`, `delayed`, `failed`, …), read when /metrics is scraped. */
 export type QueueDepthSource = () => Promise<Record<string, number>>;
 
+/** One resync of a scope as this process ran it: `ok` is false when it failed or listed the scope incompletely. */
+export interface ResyncRecord {
+  ok: boolean;
+  durationMs: number;
+}
+
 /**
- * The result of one resync of a scope. A failed resync only counts as a failure and a duration:
- * the gauges keep the last good picture rather than drop to the zeros of a listing that never came.
+ * What the shared status says of one scope, read when /metrics is scraped, so that every replica
+ * shows the same figures whichever ran the scope last. The figures are those of the scope's last
+ * complete resync; a failed one leaves them as they were rather than drop them to zeros.
  */
-export type ResyncRecord =
-  | {
-      ok: true;
-      /** The provider kind of the scope. */
-      provider: string;
-      durationMs: number;
-      instances: number;
-      desired: number;
-      /** Every skip of this resync; only their codes are counted. */
-      skips: readonly { code: string }[];
-      /** Deletes the guard held back in this scope (0 when none). */
-      heldDeletes: number;
-      /** When the resync ended, unix milliseconds; now when absent. */
-      finishedAt?: number;
-    }
-  | { ok: false; durationMs: number };
+export interface ScopeGauges {
+  scope: string;
+  provider: string;
+  /** Unix milliseconds of the last complete resync; undefined when there was none (the gauge is then 0). */
+  lastSuccessAt: number | undefined;
+  instances: number;
+  desired: number;
+  heldDeletes: number;
+  skipCodes: Record<string, number>;
+  /** Names the scope wants and another scope (or something not ours) holds, as of its last resync. */
+  conflicts: number;
+}
+
+/** Where the scope gauges come from. */
+export type ScopeGaugeSource = () => Promise<ScopeGauges[]>;
 
 /** Options of a Metrics. */
 export interface MetricsOptions {
@@ -67,13 +73,14 @@ export class Metrics {
   private readonly resyncLastSuccess: Gauge<'scope'>;
   private readonly resyncFailures: Counter<'scope'>;
   private readonly deletesHeld: Gauge<'scope'>;
+  private readonly conflicts: Gauge<'scope'>;
   private readonly webhookEvents: Counter<'provider' | 'outcome'>;
   private readonly webhookRejected: Counter<'provider' | 'code'>;
   private readonly queueDepthTimeoutMs: number;
   private queueDepthSource: QueueDepthSource | undefined;
   private pendingQueueDepth: Promise<void> = Promise.resolve();
-  /** Skip codes set per scope, so the next resync of the scope can drop the ones that are gone. */
-  private readonly skipCodesByScope = new Map<string, Set<string>>();
+  private scopeSource: ScopeGaugeSource | undefined;
+  private pendingScopes: Promise<void> = Promise.resolve();
 
   constructor(options: MetricsOptions = {}) {
     this.registry = new Registry();
@@ -82,17 +89,25 @@ export class Metrics {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
 
+    // The scope gauges are read from the shared status at each scrape: the first one to be
+    // collected starts the read, the others wait for it.
+    const scopes = () => this.pendingScopes;
     this.instancesSeen = new Gauge({
       name: 'vms_instances_seen',
-      help: 'Instances listed in the last complete resync of a scope.',
+      help: 'Instances listed in the last complete resync of a scope (shared by every replica).',
       labelNames: ['provider', 'scope'],
       registers,
+      collect: () => {
+        this.pendingScopes = this.collectScopes();
+        return this.pendingScopes;
+      },
     });
     this.entriesDesired = new Gauge({
       name: 'vms_entries_desired',
       help: 'WorkloadEntries the last complete resync of a scope wants.',
       labelNames: ['scope'],
       registers,
+      collect: scopes,
     });
     this.entriesOwned = new Gauge({
       name: 'vms_entries_owned',
@@ -122,6 +137,7 @@ export class Metrics {
       help: 'Instances skipped in the last complete resync of a scope, by skip code.',
       labelNames: ['scope', 'code'],
       registers,
+      collect: scopes,
     });
     this.queueDepth = new Gauge({
       name: 'vms_queue_depth',
@@ -150,9 +166,10 @@ export class Metrics {
     });
     this.resyncLastSuccess = new Gauge({
       name: 'vms_resync_last_success_timestamp_seconds',
-      help: 'Unix time of the last complete resync of a scope.',
+      help: 'Unix time of the last complete resync of a scope, whichever replica ran it; 0 when there was none.',
       labelNames: ['scope'],
       registers,
+      collect: scopes,
     });
     this.resyncFailures = new Counter({
       name: 'vms_resync_failures_total',
@@ -165,6 +182,14 @@ export class Metrics {
       help: 'Deletes the deletion guard held back in the last complete resync of a scope.',
       labelNames: ['scope'],
       registers,
+      collect: scopes,
+    });
+    this.conflicts = new Gauge({
+      name: 'vms_conflicts',
+      help: 'Entry names a scope wants that another scope (or an object not ours) holds, as of its last resync.',
+      labelNames: ['scope'],
+      registers,
+      collect: scopes,
     });
     this.webhookEvents = new Counter({
       name: 'vms_webhook_events_total',
@@ -198,29 +223,17 @@ export class Metrics {
     this.queueDepthSource = source;
   }
 
-  /** Records one resync of a scope; the skip series of the scope are replaced by this resync's. */
+  /** Where the scope gauges come from; the runtime provides the shared status. */
+  setScopeSource(source: ScopeGaugeSource | undefined): void {
+    this.scopeSource = source;
+  }
+
+  /** Records one resync this process ran; one that failed or listed incompletely counts as a failure. */
   recordResync(scopeKey: string, record: ResyncRecord): void {
     const scope = scopeKey;
     this.resyncDuration.observe({ scope }, record.durationMs / 1000);
-    if (!record.ok) {
-      this.resyncFailures.inc({ scope });
-      return;
-    }
-    // The failure series exists from the first success on, so increase() alerts see its first failure.
-    this.resyncFailures.inc({ scope }, 0);
-    this.instancesSeen.set({ provider: record.provider, scope }, record.instances);
-    this.entriesDesired.set({ scope }, record.desired);
-    this.deletesHeld.set({ scope }, record.heldDeletes);
-    this.resyncLastSuccess.set({ scope }, Math.floor((record.finishedAt ?? Date.now()) / 1000));
-
-    const counts = new Map<string, number>();
-    for (const skip of record.skips) counts.set(skip.code, (counts.get(skip.code) ?? 0) + 1);
-    const previous = this.skipCodesByScope.get(scope);
-    if (previous) {
-      for (const code of previous) if (!counts.has(code)) this.skips.remove({ scope, code });
-    }
-    for (const [code, count] of counts) this.skips.set({ scope, code }, count);
-    this.skipCodesByScope.set(scope, new Set(counts.keys()));
+    // The failure series exists from the first resync on, so increase() alerts see its first failure.
+    this.resyncFailures.inc({ scope }, record.ok ? 0 : 1);
   }
 
   /** Records changes sent to the queue. */
@@ -251,6 +264,36 @@ export class Metrics {
   /** Records one webhook request answered with an error. `provider` must be a configured kind or `unknown`. */
   recordWebhookRejected(provider: string, code: ErrorCode): void {
     this.webhookRejected.inc({ provider, code });
+  }
+
+  private async collectScopes(): Promise<void> {
+    const source = this.scopeSource;
+    if (!source) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const all = await Promise.race([
+        source(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('scope status timed out')), this.queueDepthTimeoutMs);
+        }),
+      ]);
+      for (const gauge of [this.instancesSeen, this.entriesDesired, this.skips, this.resyncLastSuccess, this.deletesHeld, this.conflicts]) gauge.reset();
+      for (const g of all) {
+        const scope = g.scope;
+        this.resyncLastSuccess.set({ scope }, g.lastSuccessAt === undefined ? 0 : Math.floor(g.lastSuccessAt / 1000));
+        this.conflicts.set({ scope }, g.conflicts);
+        if (g.lastSuccessAt === undefined) continue;
+        this.instancesSeen.set({ provider: g.provider, scope }, g.instances);
+        this.entriesDesired.set({ scope }, g.desired);
+        this.deletesHeld.set({ scope }, g.heldDeletes);
+        for (const [code, count] of Object.entries(g.skipCodes)) this.skips.set({ scope, code }, count);
+      }
+    } catch {
+      // Redis down: the scope gauges keep their last values; vms_queue_depth_errors_total rises in
+      // the same scrape, since the queue depth comes from the same Redis.
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async collectQueueDepth(): Promise<void> {

@@ -50,6 +50,12 @@ export class EventRecorder {
     this.#send(this.#options.defaultNamespace ?? 'default', name, reasonOf(skip.code), `${skip.instance.provider}:${skip.instance.id} (${skip.instance.name}): ${skip.code}: ${skip.reason}`);
   }
 
+  /** A scope wants an entry name that another scope (or an object not ours) holds; `key` is `namespace/name`. */
+  conflict(key: string, reason: string): void {
+    const [namespace = 'default', name = key] = key.split('/');
+    this.#send(namespace, name, 'EntryConflict', `VMS_ERR_ENTRY_CONFLICT: ${reason}`);
+  }
+
   /** Stops sending. */
   close(): void {
     this.#closed = true;

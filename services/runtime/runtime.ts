@@ -7,7 +7,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Provider } from '../../providers/provider.ts';
 import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { Metrics } from '../metrics.ts';
+import type { Metrics, ScopeGauges } from '../metrics.ts';
 import type { InstanceRef } from '../model.ts';
 import { type ApplyWorker, startApplyWorker } from '../queue/apply-worker.ts';
 import { ChangeQueue } from '../queue/change-queue.ts';
@@ -118,6 +118,7 @@ export class Runtime {
       clock: redisClock(this.#producer),
     };
     options.metrics.setQueueDepthSource(() => this.#changes.counts());
+    options.metrics.setScopeSource(() => this.#scopeGauges());
   }
 
   /** Starts workers and makes sure every scope has its scheduler, now and after every Redis reconnect. */
@@ -224,25 +225,31 @@ export class Runtime {
     }
     const { observation, plan } = result;
     const durationMs = performance.now() - started;
-    const held = plan.held.reduce((n, h) => n + h.deletes.length, 0);
-    metrics.recordResync(scopeKey, {
-      ok: true,
-      provider: observation.scope.provider,
-      durationMs,
-      instances: result.instances,
-      desired: observation.entries.length,
-      skips: observation.skips,
-      heldDeletes: held,
-    });
+    const complete = observation.listing.complete;
+    // An incomplete listing is a failed resync for metrics and alerts: its figures are not the scope's.
+    metrics.recordResync(scopeKey, { ok: complete, durationMs });
     this.#countEnqueued(plan.summary);
     const now = new Date().toISOString();
     const previous = (await this.#status.scopes()).get(scopeKey);
+    const skipCodes: Record<string, number> = {};
+    for (const s of observation.skips) skipCodes[s.code] = (skipCodes[s.code] ?? 0) + 1;
+    const conflicts = plan.conflicts.filter((c) => c.scopeKey === scopeKey);
+    const lastComplete = complete
+      ? {
+          at: now,
+          provider: observation.scope.provider,
+          instances: result.instances,
+          entries: observation.entries.length,
+          heldDeletes: plan.held.reduce((n, h) => n + h.deletes.length, 0),
+          skipCodes,
+        }
+      : previous?.lastComplete;
     await this.#status.putScope({
       scopeKey,
       lastResyncAt: now,
-      lastSuccessAt: observation.listing.complete ? now : (previous?.lastSuccessAt ?? ''),
+      lastSuccessAt: complete ? now : (previous?.lastSuccessAt ?? ''),
       durationMs,
-      complete: observation.listing.complete,
+      complete,
       instances: result.instances,
       entries: observation.entries.length,
       owned: result.owned,
@@ -252,11 +259,37 @@ export class Runtime {
       skips: observation.skips,
       skipCount: observation.skips.length,
       error: '',
+      conflicts: conflicts.map((c) => ({ key: c.key, kind: c.kind, ...(c.ownerScopeKey ? { ownerScopeKey: c.ownerScopeKey } : {}), reason: c.reason })),
+      conflictCount: conflicts.length,
+      ...(lastComplete ? { lastComplete } : {}),
     });
     for (const h of plan.held) logger.warn({ scope: scopeKey, deletes: h.deletes.length }, h.reason);
     for (const p of observation.listing.problems) logger.warn({ scope: scopeKey, code: p.code, at: p.at }, p.message);
+    for (const c of conflicts) {
+      logger.warn({ scope: scopeKey, key: c.key, kind: c.kind, code: 'VMS_ERR_ENTRY_CONFLICT' }, c.reason);
+      this.#events.conflict(c.key, c.reason);
+    }
     for (const s of observation.skips) this.#events.skipped(s);
     return { scope: scopeKey, ...plan.summary };
+  }
+
+  /** The scope gauges of /metrics, from the shared status: the same on every replica. */
+  async #scopeGauges(): Promise<ScopeGauges[]> {
+    const statuses = await this.#status.scopes();
+    return this.#scopeKeys().map((scope) => {
+      const status = statuses.get(scope);
+      const last = status?.lastComplete;
+      return {
+        scope,
+        provider: last?.provider ?? '',
+        lastSuccessAt: last ? Date.parse(last.at) : undefined,
+        instances: last?.instances ?? 0,
+        desired: last?.entries ?? 0,
+        heldDeletes: last?.heldDeletes ?? 0,
+        skipCodes: last?.skipCodes ?? {},
+        conflicts: status?.conflictCount ?? 0,
+      };
+    });
   }
 
   #countEnqueued(summary: { create: number; update: number; delete: number }): void {

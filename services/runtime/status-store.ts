@@ -4,6 +4,27 @@
 import type { Redis } from 'ioredis';
 import type { Problem, Skip } from '../model.ts';
 
+/** What the last complete resync of a scope found: the figures the scope gauges show. */
+export interface CompleteResync {
+  /** RFC 3339 time that resync ended. */
+  at: string;
+  provider: string;
+  instances: number;
+  entries: number;
+  heldDeletes: number;
+  /** Skips by code. */
+  skipCodes: Record<string, number>;
+}
+
+/** An entry the scope wants and does not get, because it belongs to another scope (or is not ours). */
+export interface ScopeConflict {
+  key: string;
+  kind: string;
+  /** The scope that keeps the entry, when it is ours. */
+  ownerScopeKey?: string;
+  reason: string;
+}
+
 /** What the last resync of one scope found. */
 export interface ScopeStatus {
   scopeKey: string;
@@ -24,6 +45,11 @@ export interface ScopeStatus {
   skipCount: number;
   /** Why the resync failed outright (provider error, cluster unreachable); empty when it ran. */
   error: string;
+  /** Names the scope wants that another scope (or something not ours) holds; at most MAX_SKIPS kept. */
+  conflicts?: ScopeConflict[];
+  conflictCount?: number;
+  /** The last resync whose listing was complete; absent until there is one. */
+  lastComplete?: CompleteResync;
 }
 
 /** The last failure to write one entry. */
@@ -53,7 +79,7 @@ export class StatusStore {
 
   /** Records a scope's resync. */
   async putScope(status: ScopeStatus): Promise<void> {
-    const stored: ScopeStatus = { ...status, skips: status.skips.slice(0, MAX_SKIPS) };
+    const stored: ScopeStatus = { ...status, skips: status.skips.slice(0, MAX_SKIPS), conflicts: status.conflicts?.slice(0, MAX_SKIPS) ?? [] };
     await this.#redis.hset(this.#scopes, status.scopeKey, JSON.stringify(stored));
   }
 
