@@ -3,7 +3,7 @@
 // shared between replicas, so any number of them can run side by side.
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Config } from '../../config/schema.ts';
+import { type Config, writerNamespaces } from '../../config/schema.ts';
 import type { Provider } from '../../providers/provider.ts';
 import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -347,7 +347,9 @@ export class Runtime {
     if (now - this.#kubeCheck.at > KUBE_CHECK_TTL_MS) {
       try {
         // A GET of an entry that need not exist: a 404 proves the API answers and we may read.
-        await this.#options.api.getEntry('default', 'vm-mesh-sync-readiness-probe');
+        // In a namespace we may read, so that a Role per allowed namespace suffices.
+        const namespace = writerNamespaces(this.#options.config).namespaces.find((n) => !n.includes('*')) ?? 'default';
+        await this.#options.api.getEntry(namespace, 'vm-mesh-sync-readiness-probe');
         this.#kubeCheck = { at: now, ok: true, detail: '' };
       } catch (err) {
         this.#kubeCheck = { at: now, ok: false, detail: (err as Error).message };

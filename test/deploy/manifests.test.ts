@@ -26,7 +26,7 @@ import {
   selects,
   yamlFiles,
 } from './deploy-files.ts';
-import { clusterRoleRules } from './rbac.ts';
+import { clusterRoleRules, roleRules } from './rbac.ts';
 
 const BASE = path.join(DEPLOY, 'base');
 const EXAMPLE = path.join(DEPLOY, 'overlays', 'example');
@@ -487,6 +487,44 @@ describe.skipIf(!KUBECTL)('kubectl kustomize deploy/overlays/example', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe.runIf(KUBECTL)('namespaced RBAC', () => {
+  it('the component drops the cluster-wide grant and deploy/namespaced-rbac grants the writer its rules per namespace', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'vms-overlay-'));
+    try {
+      const overlay = path.join(dir, 'overlay');
+      mkdirSync(overlay);
+      writeFileSync(
+        path.join(overlay, 'kustomization.yaml'),
+        [
+          'apiVersion: kustomize.config.k8s.io/v1beta1',
+          'kind: Kustomization',
+          'namespace: vm-mesh-sync',
+          'resources:',
+          `  - ${path.relative(overlay, EXAMPLE)}`,
+          'components:',
+          `  - ${path.relative(overlay, path.join(DEPLOY, 'components', 'namespaced-rbac'))}`,
+          '',
+        ].join('\n'),
+      );
+      const built = kustomizeBuild(KUBECTL!, overlay);
+      expect(built.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual([]);
+      expect(built.filter((o) => o.kind === 'Deployment')).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const rbac = kustomizeBuild(KUBECTL!, path.join(DEPLOY, 'namespaced-rbac'));
+    const roles = rbac.filter((o) => o.kind === 'Role');
+    expect(roles.length).toBeGreaterThan(0);
+    for (const role of roles) {
+      expect(roleRules(role)).toEqual(WRITER_RULES);
+      const binding = rbac.find((o) => o.kind === 'RoleBinding' && o.metadata.namespace === role.metadata.namespace);
+      expect(binding?.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });
+      expect(binding?.subjects).toEqual([{ kind: 'ServiceAccount', name: 'vm-mesh-sync', namespace: 'vm-mesh-sync' }]);
+    }
+    expect(roles.map((r) => r.metadata.namespace)).toContain('default');
   });
 });
 

@@ -18,7 +18,11 @@ export interface ClusterRoleRule {
  * resourceNames or an aggregationRule.
  */
 export function clusterRoleRules(): ClusterRoleRule[] {
-  const role = only(resourceObjects(path.join(DEPLOY, 'base')), 'ClusterRole');
+  return roleRules(only(resourceObjects(path.join(DEPLOY, 'base')), 'ClusterRole'));
+}
+
+/** The rules of one Role or ClusterRole object, in the form of clusterRoleRules. */
+export function roleRules(role: Record<string, any>): ClusterRoleRule[] {
   if (role.aggregationRule) throw new Error('the ClusterRole aggregates other roles');
   const byPair = new Map<string, ClusterRoleRule>();
   for (const rule of (role.rules ?? []) as Array<Record<string, string[] | undefined>>) {
