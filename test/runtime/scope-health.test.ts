@@ -67,7 +67,7 @@ describe('scope health across replicas', () => {
     const alerts = readmeAlerts();
 
     // One owner for web-1: the scope that wrote it first; the other reports a conflict everywhere.
-    const owner = (server.objects('workloadentries', 'default') as Array<{ metadata: { name: string; annotations: Record<string, string> } }>).find(
+    const owner = (server.objects('workloadentries', 'default') as unknown as Array<{ metadata: { name: string; annotations: Record<string, string> } }>).find(
       (e) => e.metadata.name === 'static-web-1',
     )!.metadata.annotations['vm-mesh-sync.io/scope']!;
     const loser = owner === 'static:onprem' ? 'static:second' : 'static:onprem';
@@ -80,7 +80,7 @@ describe('scope health across replicas', () => {
     expect(conflictAlert).toBeDefined();
     expect(evaluateAlert(conflictAlert!, Date.now() / 1000, await scrape()).map((e) => e.labels.scope)).toEqual([loser]);
     await waitFor(
-      () => (server.objects('events', 'default') as Array<{ reason: string; involvedObject: { name: string } }>).some((e) => e.reason === 'EntryConflict' && e.involvedObject.name === 'static-web-1'),
+      () => (server.objects('events', 'default') as unknown as Array<{ reason: string; involvedObject: { name: string } }>).some((e) => e.reason === 'EntryConflict' && e.involvedObject.name === 'static-web-1'),
       10_000,
     );
 
