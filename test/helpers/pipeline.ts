@@ -50,17 +50,21 @@ export class Pipeline {
    * Starts `replicas` replicas on the config file. `clock(i)` overrides replica i's clock (the
    * default is Redis TIME, as in serve); a test can hand one replica a skewed clock of its own.
    */
-  static async start(configFile: string, server: FakeKubeApiServer, options: { replicas?: number; clock?: (replica: number, redis: Redis) => Clock } = {}): Promise<Pipeline> {
+  static async start(
+    configFile: string,
+    server: FakeKubeApiServer,
+    options: { replicas?: number; clock?: (replica: number, redis: Redis) => Clock; providers?: () => Provider[] } = {},
+  ): Promise<Pipeline> {
     const config = loadConfig(configFile, {});
     const pipeline = new Pipeline(config, server);
-    for (let i = 0; i < (options.replicas ?? 1); i++) await pipeline.#addReplica(i, options.clock);
+    for (let i = 0; i < (options.replicas ?? 1); i++) await pipeline.#addReplica(i, options.clock, options.providers);
     return pipeline;
   }
 
-  async #addReplica(index: number, clockOf: ((replica: number, redis: Redis) => Clock) | undefined): Promise<void> {
+  async #addReplica(index: number, clockOf: ((replica: number, redis: Redis) => Clock) | undefined, providersOf: (() => Provider[]) | undefined): Promise<void> {
     const { config, prefix } = this;
     const producer = this.#connect('producer');
-    const providers = await createProviders(config.providers, { mapping: config.mapping, env: {} });
+    const providers = providersOf ? providersOf() : await createProviders(config.providers, { mapping: config.mapping, env: {} });
     this.#providers.push(...providers);
     const writer = new Writer({
       api: createKubeApi(this.#server.kubeConfig()),
