@@ -204,14 +204,6 @@ export const configSchema = z.strictObject({
 /** The configuration after validation, with every default filled in. */
 export type Config = z.infer<typeof configSchema>;
 
-/**
- * Namespaces the writer may touch, from mapping.namespace.allowed (the default namespace alone
- * when unset), and the ones to list owned entries in (undefined: cluster-wide).
- */
-export function writerNamespaces(config: Pick<Config, 'mapping' | 'kubernetes'>): { namespaces: string[]; listNamespaces?: string[] } {
-  const namespaces = config.mapping.namespace.allowed ?? [config.mapping.namespace.default];
-  return config.kubernetes.listNamespaces === 'allowed' ? { namespaces, listNamespaces: namespaces } : { namespaces };
-}
 /** The mapping rules after validation. */
 export type MappingConfig = Config['mapping'];
 /** One provider block after validation. */

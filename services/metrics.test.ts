@@ -4,10 +4,6 @@ import { sampleValue } from './server/metrics-sample.test-helper.ts';
 
 const SCOPE = 'aws:prod:123456789012:eu-west-1';
 
-function skips(...codes: string[]): Array<{ code: string }> {
-  return codes.map((code) => ({ code }));
-}
-
 describe('Metrics', () => {
   it('shows the scope gauges as the shared status says, whichever replica ran the scope', async () => {
     const metrics = new Metrics({ defaultMetrics: false });

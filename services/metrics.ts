@@ -266,17 +266,26 @@ export class Metrics {
     this.webhookRejected.inc({ provider, code });
   }
 
+  /** Reads a scrape-time source, giving up after queueDepthTimeoutMs so a scrape never hangs on Redis. */
+  private async bounded<T>(source: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        source(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timed out')), this.queueDepthTimeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async collectScopes(): Promise<void> {
     const source = this.scopeSource;
     if (!source) return;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const all = await Promise.race([
-        source(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('scope status timed out')), this.queueDepthTimeoutMs);
-        }),
-      ]);
+      const all = await this.bounded(source);
       for (const gauge of [this.instancesSeen, this.entriesDesired, this.skips, this.resyncLastSuccess, this.deletesHeld, this.conflicts]) gauge.reset();
       for (const g of all) {
         const scope = g.scope;
@@ -291,8 +300,6 @@ export class Metrics {
     } catch {
       // Redis down: the scope gauges keep their last values; vms_queue_depth_errors_total rises in
       // the same scrape, since the queue depth comes from the same Redis.
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -300,22 +307,14 @@ export class Metrics {
     const source = this.queueDepthSource;
     this.queueDepth.reset();
     if (!source) return;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const depths = await Promise.race([
-        source(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('queue depth timed out')), this.queueDepthTimeoutMs);
-        }),
-      ]);
+      const depths = await this.bounded(source);
       for (const [state, count] of Object.entries(depths)) {
         if (Number.isFinite(count)) this.queueDepth.set({ state }, count);
       }
     } catch {
       // A scrape must not fail because Redis is down; the missing depth and this counter say so.
       this.queueDepthErrors.inc();
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

@@ -1,5 +1,6 @@
 // Cluster access for the commands: the narrow API and a writer bound to our owner id.
-import { type Config, writerNamespaces } from '../../config/schema.ts';
+import type { Config } from '../../config/schema.ts';
+import { writerNamespaces } from '../mapping/index.ts';
 import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { createKubeApi, type KubeApi, loadKubeConfig } from '../writer/kube-api.ts';

@@ -5,4 +5,4 @@ export { SKIP_CODES, skipKeepsEntry, type SkipCode } from './skip-codes.ts';
 export { checkEntry, ISTIO_AUTO_REGISTRATION_ANNOTATIONS } from './check-entry.ts';
 export { normalizeLabelValue } from './labels.ts';
 export { parsePorts } from './ports.ts';
-export { describeNamespacePolicy, isFixedNamespaceList, matchesNamespace, namespaceAllowed, namespacePolicy, type NamespacePolicy } from './namespaces.ts';
+export { describeNamespacePolicy, matchesNamespace, namespaceAllowed, namespacePolicy, type NamespacePolicy, writerNamespaces } from './namespaces.ts';

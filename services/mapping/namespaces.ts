@@ -29,11 +29,6 @@ export function describeNamespacePolicy(policy: NamespacePolicy): string {
   return policy.block === undefined ? global : `${global} and the provider block's namespaces [${policy.block.join(', ')}]`;
 }
 
-/** True when every pattern is an exact name, so the namespaces can be listed one by one (and granted as Roles). */
-export function isFixedNamespaceList(patterns: readonly NamespacePattern[]): boolean {
-  return patterns.every((p) => !p.includes('*'));
-}
-
 const globs = new Map<string, RegExp>();
 
 function globToRegExp(pattern: string): RegExp {
@@ -55,4 +50,16 @@ export function namespacePolicy(
   block?: readonly NamespacePattern[],
 ): NamespacePolicy {
   return { global: namespace.allowed ?? [namespace.default], ...(block ? { block } : {}) };
+}
+
+/**
+ * What the writer may touch: the global list, and the namespaces to list owned entries in one by
+ * one (`kubernetes.listNamespaces: allowed`; absent: one cluster-wide list).
+ */
+export function writerNamespaces(config: {
+  mapping: { namespace: { default: string; allowed?: readonly NamespacePattern[] | undefined } };
+  kubernetes: { listNamespaces: 'all' | 'allowed' };
+}): { namespaces: readonly NamespacePattern[]; listNamespaces?: readonly NamespacePattern[] } {
+  const namespaces = namespacePolicy(config.mapping.namespace).global;
+  return config.kubernetes.listNamespaces === 'allowed' ? { namespaces, listNamespaces: namespaces } : { namespaces };
 }

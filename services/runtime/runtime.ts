@@ -3,7 +3,8 @@
 // shared between replicas, so any number of them can run side by side.
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type Config, writerNamespaces } from '../../config/schema.ts';
+import type { Config } from '../../config/schema.ts';
+import { writerNamespaces } from '../mapping/index.ts';
 import type { Provider } from '../../providers/provider.ts';
 import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -213,7 +214,7 @@ export class Runtime {
     } catch (err) {
       const durationMs = performance.now() - started;
       metrics.recordResync(scopeKey, { ok: false, durationMs });
-      const previous = (await this.#status.scopes()).get(scopeKey);
+      const previous = await this.#status.scope(scopeKey);
       await this.#status.putScope({
         ...(previous ?? emptyStatus(scopeKey)),
         lastResyncAt: new Date().toISOString(),
@@ -230,7 +231,7 @@ export class Runtime {
     metrics.recordResync(scopeKey, { ok: complete, durationMs });
     this.#countEnqueued(plan.summary);
     const now = new Date().toISOString();
-    const previous = (await this.#status.scopes()).get(scopeKey);
+    const previous = await this.#status.scope(scopeKey);
     const skipCodes: Record<string, number> = {};
     for (const s of observation.skips) skipCodes[s.code] = (skipCodes[s.code] ?? 0) + 1;
     const conflicts = plan.conflicts.filter((c) => c.scopeKey === scopeKey);
@@ -275,7 +276,7 @@ export class Runtime {
 
   /** The scope gauges of /metrics, from the shared status: the same on every replica. */
   async #scopeGauges(): Promise<ScopeGauges[]> {
-    const statuses = await this.#status.scopes();
+    const statuses = await this.#status.gauges();
     return this.#scopeKeys().map((scope) => {
       const status = statuses.get(scope);
       const last = status?.lastComplete;

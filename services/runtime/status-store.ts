@@ -52,6 +52,9 @@ export interface ScopeStatus {
   lastComplete?: CompleteResync;
 }
 
+/** The small part of a scope's status that /metrics reads at every scrape. */
+export type ScopeGaugeStatus = Pick<ScopeStatus, 'lastComplete' | 'conflictCount'>;
+
 /** The last failure to write one entry. */
 export interface WriteError {
   key: string;
@@ -69,18 +72,22 @@ export const MAX_WRITE_ERRORS = 10_000;
 export class StatusStore {
   readonly #redis: Redis;
   readonly #scopes: string;
+  /** Per scope, the ScopeGaugeStatus alone: a scrape must not parse a thousand skips per scope. */
+  readonly #gauges: string;
   readonly #errors: string;
 
   constructor(redis: Redis, prefix: string) {
     this.#redis = redis;
     this.#scopes = `${prefix}:status:scopes`;
+    this.#gauges = `${prefix}:status:gauges`;
     this.#errors = `${prefix}:status:write-errors`;
   }
 
   /** Records a scope's resync. */
   async putScope(status: ScopeStatus): Promise<void> {
     const stored: ScopeStatus = { ...status, skips: status.skips.slice(0, MAX_SKIPS), conflicts: status.conflicts?.slice(0, MAX_SKIPS) ?? [] };
-    await this.#redis.hset(this.#scopes, status.scopeKey, JSON.stringify(stored));
+    const gauges: ScopeGaugeStatus = { lastComplete: status.lastComplete, conflictCount: status.conflictCount ?? 0 };
+    await this.#redis.multi().hset(this.#scopes, status.scopeKey, JSON.stringify(stored)).hset(this.#gauges, status.scopeKey, JSON.stringify(gauges)).exec();
   }
 
   /** Every scope's last status, by scope key. */
@@ -89,11 +96,23 @@ export class StatusStore {
     return new Map(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as ScopeStatus]));
   }
 
+  /** One scope's last status, or undefined before its first resync. */
+  async scope(scopeKey: string): Promise<ScopeStatus | undefined> {
+    const value = await this.#redis.hget(this.#scopes, scopeKey);
+    return value ? (JSON.parse(value) as ScopeStatus) : undefined;
+  }
+
+  /** Every scope's gauge figures, by scope key. */
+  async gauges(): Promise<Map<string, ScopeGaugeStatus>> {
+    const all = await this.#redis.hgetall(this.#gauges);
+    return new Map(Object.entries(all).map(([k, v]) => [k, JSON.parse(v) as ScopeGaugeStatus]));
+  }
+
   /** Removes scopes that are no longer configured. */
   async pruneScopes(keep: ReadonlySet<string>): Promise<void> {
     const keys = await this.#redis.hkeys(this.#scopes);
     const stale = keys.filter((k) => !keep.has(k));
-    if (stale.length > 0) await this.#redis.hdel(this.#scopes, ...stale);
+    if (stale.length > 0) await this.#redis.multi().hdel(this.#scopes, ...stale).hdel(this.#gauges, ...stale).exec();
   }
 
   /** Remembers why an entry could not be written; when the store is full, only entries already in it are updated. */

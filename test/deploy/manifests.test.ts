@@ -43,6 +43,32 @@ const NO_KUBECTL = 'kubectl is not installed: `kubectl kustomize` cannot run (ap
 
 const rel = (file: string) => path.relative(ROOT, file);
 
+/** `kubectl kustomize` of an overlay on the example with one of deploy/components added. */
+function buildExampleWith(component: string): K8sObject[] {
+  // Kustomize takes only relative paths; the overlay lives in a temporary folder.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vms-overlay-'));
+  try {
+    const overlay = path.join(dir, 'overlay');
+    mkdirSync(overlay);
+    writeFileSync(
+      path.join(overlay, 'kustomization.yaml'),
+      [
+        'apiVersion: kustomize.config.k8s.io/v1beta1',
+        'kind: Kustomization',
+        'namespace: vm-mesh-sync',
+        'resources:',
+        `  - ${path.relative(overlay, EXAMPLE)}`,
+        'components:',
+        `  - ${path.relative(overlay, path.join(DEPLOY, 'components', component))}`,
+        '',
+      ].join('\n'),
+    );
+    return kustomizeBuild(KUBECTL!, overlay);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Every kustomization folder under deploy/. */
 function kustomizationDirs(dir = DEPLOY): string[] {
   return yamlFiles(dir)
@@ -449,25 +475,8 @@ describe.skipIf(!KUBECTL)('kubectl kustomize deploy/overlays/example', () => {
   });
 
   it('adds a ServiceMonitor scraping /metrics of the Service when the servicemonitor component is used', async () => {
-    // Kustomize takes only relative paths; the overlay lives in a temporary folder.
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'vms-overlay-'));
-    try {
-      mkdirSync(path.join(dir, 'overlay'));
-      const overlay = path.join(dir, 'overlay');
-      writeFileSync(
-        path.join(overlay, 'kustomization.yaml'),
-        [
-          'apiVersion: kustomize.config.k8s.io/v1beta1',
-          'kind: Kustomization',
-          'namespace: vm-mesh-sync',
-          'resources:',
-          `  - ${path.relative(overlay, EXAMPLE)}`,
-          'components:',
-          `  - ${path.relative(overlay, path.join(DEPLOY, 'components', 'servicemonitor'))}`,
-          '',
-        ].join('\n'),
-      );
-      const built = kustomizeBuild(KUBECTL!, overlay);
+    const built = buildExampleWith('servicemonitor');
+    {
       const monitor = only(built, 'ServiceMonitor');
       expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
       expect(monitor.metadata.namespace).toBe('vm-mesh-sync');
@@ -484,37 +493,15 @@ describe.skipIf(!KUBECTL)('kubectl kustomize deploy/overlays/example', () => {
       } finally {
         await app.close();
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
 
 describe.runIf(KUBECTL)('namespaced RBAC', () => {
   it('the component drops the cluster-wide grant and deploy/namespaced-rbac grants the writer its rules per namespace', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'vms-overlay-'));
-    try {
-      const overlay = path.join(dir, 'overlay');
-      mkdirSync(overlay);
-      writeFileSync(
-        path.join(overlay, 'kustomization.yaml'),
-        [
-          'apiVersion: kustomize.config.k8s.io/v1beta1',
-          'kind: Kustomization',
-          'namespace: vm-mesh-sync',
-          'resources:',
-          `  - ${path.relative(overlay, EXAMPLE)}`,
-          'components:',
-          `  - ${path.relative(overlay, path.join(DEPLOY, 'components', 'namespaced-rbac'))}`,
-          '',
-        ].join('\n'),
-      );
-      const built = kustomizeBuild(KUBECTL!, overlay);
-      expect(built.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual([]);
-      expect(built.filter((o) => o.kind === 'Deployment')).toHaveLength(1);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const built = buildExampleWith('namespaced-rbac');
+    expect(built.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual([]);
+    expect(built.filter((o) => o.kind === 'Deployment')).toHaveLength(1);
     const rbac = kustomizeBuild(KUBECTL!, path.join(DEPLOY, 'namespaced-rbac'));
     const roles = rbac.filter((o) => o.kind === 'Role');
     expect(roles.length).toBeGreaterThan(0);

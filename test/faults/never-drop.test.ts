@@ -32,6 +32,25 @@ describe('never drop a running VM', () => {
 
   const names = (): string[] => pipeline!.entries().map((e) => e.metadata.name).sort();
 
+  /**
+   * Two static blocks of one account, `onprem` and `second`, each listing a `web-1` (10.1.0.1 and
+   * 10.2.0.1); returns the writer of the second block's inventory.
+   */
+  const twoScopesListingWeb1 = (): ((machines: Machine[]) => void) => {
+    const other = path.join(ws.dir, 'other.yaml');
+    ws.writeConfig({
+      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+      providers: [
+        { type: 'static', name: 'onprem', account: 'dc', inventory: ws.inventoryFile },
+        { type: 'static', name: 'second', account: 'dc', inventory: other },
+      ],
+    });
+    ws.writeInventory([meshMachine('web-1', '10.1.0.1')]);
+    const writeOther = (machines: Machine[]) => writeFileSync(other, stringify({ machines }));
+    writeOther([meshMachine('web-1', '10.2.0.1')]);
+    return writeOther;
+  };
+
   it('a resync that listed a VM as stopped does not delete the entry an event created while it ran', async () => {
     ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });
     ws.writeInventory([meshMachine('x', '10.0.0.1', {}), meshMachine('y', '10.0.0.2')].map((m) => (m.id === 'x' ? { ...m, state: 'stopped' } : m)));
@@ -98,17 +117,7 @@ describe('never drop a running VM', () => {
   });
 
   it('two scopes listing one name: one conflict, the first owner keeps the entry, 0 writes over 5 resyncs, no flapping', async () => {
-    const other = path.join(ws.dir, 'other.yaml');
-    ws.writeConfig({
-      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
-      providers: [
-        { type: 'static', name: 'onprem', account: 'dc', inventory: ws.inventoryFile },
-        { type: 'static', name: 'second', account: 'dc', inventory: other },
-      ],
-    });
-    ws.writeInventory([meshMachine('web-1', '10.1.0.1')]);
-    const writeOther = (machines: Machine[]) => writeFileSync(other, stringify({ machines }));
-    writeOther([meshMachine('web-1', '10.2.0.1')]);
+    const writeOther = twoScopesListingWeb1();
     pipeline = await Pipeline.start(ws.configFile, server);
     const deps = pipeline.deps;
 
@@ -142,16 +151,7 @@ describe('never drop a running VM', () => {
   });
 
   it('the writer refuses a change decided for another scope, even when the plan was made before the other scope took the name', async () => {
-    const other = path.join(ws.dir, 'other.yaml');
-    ws.writeConfig({
-      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
-      providers: [
-        { type: 'static', name: 'onprem', account: 'dc', inventory: ws.inventoryFile },
-        { type: 'static', name: 'second', account: 'dc', inventory: other },
-      ],
-    });
-    ws.writeInventory([meshMachine('web-1', '10.1.0.1')]);
-    writeFileSync(other, stringify({ machines: [meshMachine('web-1', '10.2.0.1')] }));
+    twoScopesListingWeb1();
     pipeline = await Pipeline.start(ws.configFile, server);
     const replica = pipeline.replicas[0]!;
     // Both scopes plan against an empty cluster; each enqueues a create of the same name.

@@ -4,7 +4,8 @@
 // and the fake API server. Tests drive resyncs and refreshes in the order they want.
 import type { Redis } from 'ioredis';
 import { loadConfig } from '../../config/load.ts';
-import { type Config, writerNamespaces } from '../../config/schema.ts';
+import type { Config } from '../../config/schema.ts';
+import { writerNamespaces } from '../../services/mapping/index.ts';
 import { createProviders } from '../../providers/index.ts';
 import type { Provider } from '../../providers/provider.ts';
 import type { Change, WorkloadEntry } from '../../services/model.ts';
