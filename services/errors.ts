@@ -25,7 +25,7 @@ export const ERROR_CODES = {
   VMS_ERR_KUBE_UNREACHABLE: 'the Kubernetes API cannot be reached; check the kubeconfig or in-cluster service account',
   VMS_ERR_NOT_OWNED: 'the entry exists but is not ours (missing or foreign owner label); it is left alone',
   VMS_ERR_ENTRY_CONFLICT: 'two scopes (provider blocks) list an instance with the same entry name; the scope that wrote it first keeps it; list the instance in one block only',
-  VMS_ERR_NAMESPACE_NOT_ALLOWED: 'a change names a namespace outside mapping.namespace.allowed; nothing is written there',
+  VMS_ERR_NAMESPACE_NOT_ALLOWED: 'a create or update names a namespace outside mapping.namespace.allowed; nothing is written there',
 
   // Queue
   VMS_ERR_REDIS_UNREACHABLE: 'Redis cannot be reached; check REDIS_URL and that Redis is running',

@@ -281,6 +281,22 @@ describe('Writer delete', () => {
   });
 });
 
+describe('Writer namespaces', () => {
+  it('refuses a create or update outside the allowed namespaces: no entry, no service account', async () => {
+    const w = writer({ namespaces: ['default', 'team-*'] });
+    const error = await rejection(w.apply(upsert(entry('vm-1', { serviceAccount: 'vm' }), T1)));
+    expect(isVmsError(error, 'VMS_ERR_NAMESPACE_NOT_ALLOWED')).toBe(true);
+    expect(live('vm-1')).toBeUndefined();
+    expect(server.counts.writes()).toBe(0);
+  });
+
+  it('deletes its own entry in a namespace that is no longer allowed', async () => {
+    await writer().apply(upsert(entry('vm-1'), T1));
+    expect(await writer({ namespaces: ['default'] }).apply(del('vm-1', T2))).toBe('deleted');
+    expect(live('vm-1')).toBeUndefined();
+  });
+});
+
 describe('Writer.applyWithRetry', () => {
   function recordingSleep(): { sleep: (ms: number) => Promise<void>; delays: number[] } {
     const delays: number[] = [];

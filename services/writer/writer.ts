@@ -35,7 +35,9 @@ export interface WriterOptions {
   ensureServiceAccounts: boolean;
   /**
    * Namespaces (names or `*` globs) this installation may write entries and service accounts to
-   * (config mapping.namespace.allowed); a change for any other is refused. Absent: any.
+   * (config mapping.namespace.allowed); a create or update anywhere else is refused. Deletes are
+   * not: removing our own entry from a namespace that is no longer allowed is the clean-up the
+   * planner decided. Absent: any.
    */
   namespaces?: readonly string[];
   /**
@@ -113,15 +115,16 @@ export class Writer {
 
   /** Applies one change. Throws TransientKubeError (retry) or VmsError (permanent). */
   async apply(change: Change): Promise<ApplyResult> {
-    const namespace = change.op === 'upsert' ? change.entry.metadata.namespace : change.namespace;
+    if (change.op === 'delete') return this.#delete(change);
+    const namespace = change.entry.metadata.namespace;
     if (this.#namespaces && !matchesNamespace(namespace, this.#namespaces)) {
       throw new VmsError(
         'VMS_ERR_NAMESPACE_NOT_ALLOWED',
-        `${change.op} ${change.key}: namespace ${namespace} is not in mapping.namespace.allowed [${this.#namespaces.join(', ')}]; nothing was written`,
+        `upsert ${change.key}: namespace ${namespace} is not in mapping.namespace.allowed [${this.#namespaces.join(', ')}]; nothing was written`,
         { namespace },
       );
     }
-    return change.op === 'upsert' ? this.#upsert(change) : this.#delete(change);
+    return this.#upsert(change);
   }
 
   /**

@@ -176,6 +176,19 @@ describe('sync --once against the fake API server', () => {
     expect(server.counts.writes('serviceaccounts')).toBe(0);
   });
 
+  it('narrowing mapping.namespace.allowed removes the entries left in a namespace no longer allowed', async () => {
+    server.createNamespace('databases');
+    ws.writeConfig({ kubernetes: { kubeconfig }, mapping: { namespace: { allowed: ['default', 'databases'] } } });
+    ws.writeInventory([meshMachine('pg-1', '10.0.1.10', { 'mesh-namespace': 'databases' }), meshMachine('pg-2', '10.0.1.11')]);
+    const everywhere = () => (server.objects(WE) as unknown as WorkloadEntry[]).map((e) => `${e.metadata.namespace}/${e.metadata.name}`).sort();
+    expect((await sync()).code).toBe(0);
+    expect(everywhere()).toEqual(['databases/static-pg-1', 'default/static-pg-2']);
+
+    ws.writeConfig({ kubernetes: { kubeconfig } });
+    expect((await sync()).code).toBe(0);
+    expect(everywhere()).toEqual(['default/static-pg-2']);
+  });
+
   it('a missing namespace fails that change with a clear code and the others still sync', async () => {
     ws.writeConfig({ kubernetes: { kubeconfig }, mapping: { namespace: { allowed: ['default', 'nowhere'] } } });
     ws.writeInventory([meshMachine('pg-1', '10.0.1.10', { 'mesh-namespace': 'nowhere' }), meshMachine('pg-2', '10.0.1.11')]);
