@@ -11,7 +11,7 @@ import { entriesEqual, isOwned } from '../planning/index.ts';
 import { createRedis, redisReady } from '../queue/redis.ts';
 import { StatusStore, type WriteError } from '../runtime/status-store.ts';
 import { openCluster } from './cluster.ts';
-import { type CommandContext, withContext } from './context.ts';
+import { type CommandContext, configuredScopeKeys, withContext } from './context.ts';
 import { EXIT, type CliIO } from './main.ts';
 
 /** The verdict of `explain`. */
@@ -23,6 +23,7 @@ export type Verdict =
   | 'not-running'
   | 'invalid-tag'
   | 'not-owned'
+  | 'conflict'
   | 'write-failed'
   | 'awaiting-delete';
 
@@ -196,6 +197,14 @@ async function explain(ctx: CommandContext, kind: ProviderKind, id: string, env:
   if (live && !isOwned(live, config.ownerId)) {
     reasons.push(`WorkloadEntry ${key} exists but is not ours (no owner label ${config.ownerId}); it is left alone`);
     return { ...base, verdict: 'not-owned', code: 'VMS_ERR_NOT_OWNED', entry: { key, live: true, upToDate: false }, reasons };
+  }
+  const holder = live?.metadata.annotations[SCOPE_ANNOTATION] ?? '';
+  if (live && holder !== scope.key && configuredScopeKeys(providers).includes(holder)) {
+    reasons.push(
+      `WorkloadEntry ${key} belongs to scope ${holder}, which lists an instance of the same name and keeps it; ` +
+        `this scope's instance is left out (VMS_ERR_ENTRY_CONFLICT): list the instance in one provider block only`,
+    );
+    return { ...base, verdict: 'conflict', code: 'VMS_ERR_ENTRY_CONFLICT', entry: { key, live: true, upToDate: false }, reasons };
   }
   const upToDate = live !== null && entriesEqual(entry, live);
   if (upToDate) {

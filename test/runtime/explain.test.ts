@@ -1,6 +1,8 @@
 // `explain` end to end: the real CLI on a static inventory, the real Kubernetes client against the
 // fake API server, and the service's shared status in the real Redis (seeded under the config's prefix).
+import { writeFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { stringify } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Explanation } from '../../services/cli/explain-command.ts';
 import type { WorkloadEntry } from '../../services/model.ts';
@@ -54,6 +56,28 @@ describe('explain', () => {
     expect(e.code).toBe('VMS_SKIP_NOT_SELECTED');
     expect(e.scope).toBe(SCOPE);
     expect(e.reasons.join('\n')).toContain('not tagged mesh=true');
+  });
+
+  it('an instance whose entry another scope holds is a conflict, naming that scope', async () => {
+    const other = `${ws.dir}/second.yaml`;
+    // The second block comes first, so explain finds the instance there; the entry is onprem's.
+    ws.writeConfig({
+      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+      redis: { prefix },
+      log: { level: 'warn' },
+      providers: [
+        { type: 'static', name: 'second', account: 'dc', inventory: other },
+        { type: 'static', name: 'onprem', account: 'dc', inventory: ws.inventoryFile },
+      ],
+    });
+    ws.writeInventory([meshMachine('web-1', '10.1.0.1')]);
+    writeFileSync(other, stringify({ machines: [meshMachine('web-1', '10.2.0.1')] }));
+    await sync();
+    const e = await explain('static:web-1');
+    expect(e.verdict).toBe('conflict');
+    expect(e.scope).toBe('static:second');
+    expect(e.code).toBe('VMS_ERR_ENTRY_CONFLICT');
+    expect(e.reasons.join('\n')).toContain('belongs to scope static:onprem');
   });
 
   it('a stopped VM is not-running', async () => {
