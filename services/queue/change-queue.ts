@@ -6,7 +6,7 @@ import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BaseLogger } from 'pino';
 import type { Change, EntryKey } from '../model.ts';
-import type { DesiredStore } from './desired-store.ts';
+import type { DesiredStore, ListingPhase } from './desired-store.ts';
 import { redisReady } from './redis.ts';
 
 /** The queue every replica's apply workers take from. */
@@ -115,6 +115,11 @@ export class ChangeQueue {
       );
     }
     return { enqueued, superseded };
+  }
+
+  /** An observation of the scope (or of `names` in it), stamped `observedAt`, reached `phase`: older changes of those entries become void (see ListingPhase). */
+  async confirm(scopeKey: string, observedAt: string, phase: ListingPhase, names?: readonly string[]): Promise<void> {
+    await this.#store.confirm(scopeKey, observedAt, phase, names);
   }
 
   /** Jobs by state: waiting, active, delayed, prioritized, failed, completed. */

@@ -2,22 +2,55 @@
 // applies whatever is newest when it runs, so the order in which jobs run, retry or coalesce
 // never decides the outcome: the newest observation does.
 import type { Redis } from 'ioredis';
-import type { Change, EntryKey } from '../model.ts';
+import { type Change, type EntryKey, SCOPE_ANNOTATION } from '../model.ts';
 import { canonicalStamp } from '../stamp.ts';
 import { redisReady } from './redis.ts';
 
+/**
+ * How far an observation that decides about a whole scope (a complete listing) or about a few
+ * names of it (a refresh) has got. `listed`: it has read what it decides about and is about to
+ * read the cluster and plan; from then on a delete from an older observation of those entries is
+ * void, since the newer one decides about them itself and must not see an entry it keeps removed
+ * behind its back. `planned`: its changes are recorded; from then on an older upsert is void too,
+ * so a slower, older listing cannot bring back an entry for an instance the newer one saw
+ * stopped. (An older upsert is voided only once the newer decisions are in: an observation that
+ * dies in between must not take away what the older one wanted, while a void delete can only
+ * ever keep an entry.)
+ */
+export type ListingPhase = 'listed' | 'planned';
+
 /** The newest change per entry key. */
 export interface DesiredStore {
-  /** Keeps `change` unless a newer one is there; true when it is now the newest. */
+  /**
+   * Keeps `change` unless a newer one is there, or unless a newer observation of its scope (or of
+   * its name in that scope) made it void (confirm); true when it is now the newest.
+   */
   record(change: Change): Promise<boolean>;
-  /** The newest change for `key`, or null when none is known. */
+  /** The newest change for `key`, or null when none is known or a newer observation made it void. */
   get(key: EntryKey): Promise<Change | null>;
+  /**
+   * Says that an observation of `scopeKey` stamped `observedAt` reached `phase` (see
+   * ListingPhase): for the whole scope, or only for the entries named `names` (a refresh).
+   */
+  confirm(scopeKey: string, observedAt: string, phase: ListingPhase, names?: readonly string[]): Promise<void>;
 }
 
 // Compare-and-set in one step, so two producers recording at once cannot both win with the older
 // one last. Stamps arrive in canonical form (fixed width, unreadable ones empty), so comparing
-// them as strings compares the instants. Equal times: the later record wins.
+// them as strings compares the instants. Equal times: the later record wins. A change that a
+// newer observation of its scope (KEYS[2], field ARGV[4]) or of its name (KEYS[3]) made void is
+// refused; the caller passes the marks of the phase that voids this kind of change.
 const RECORD_SCRIPT = `
+if ARGV[4] ~= '' then
+  local scope = redis.call('HGET', KEYS[2], ARGV[4])
+  if scope and scope > ARGV[1] then
+    return 0
+  end
+  local name = redis.call('GET', KEYS[3])
+  if name and name > ARGV[1] then
+    return 0
+  end
+end
 local current = redis.call('HGET', KEYS[1], 'at')
 if current and current > ARGV[1] then
   return 0
@@ -27,29 +60,56 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `;
 
-const RECORD_COMMAND = 'vmsRecordDesired';
+// Moves a scope's mark (KEYS[1], field ARGV[1]) forward, never back.
+const CONFIRM_SCOPE_SCRIPT = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if (not current) or current < ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return 1
+`;
 
-type RedisWithRecord = Redis & {
-  vmsRecordDesired(key: string, at: string, change: string, ttlMs: number): Promise<number>;
+// Moves each name's mark (KEYS) forward, never back; the marks expire like records do.
+const CONFIRM_NAMES_SCRIPT = `
+for i, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  if (not current) or current < ARGV[1] then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  end
+end
+return 1
+`;
+
+type RedisWithScripts = Redis & {
+  vmsRecordDesired(key: string, scopeMarks: string, nameMark: string, at: string, change: string, ttlMs: number, scopeKey: string): Promise<number>;
+  vmsConfirmScope(scopeMarks: string, scopeKey: string, at: string): Promise<number>;
+  vmsConfirmNames(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number>;
 };
 
 /** Options of RedisDesiredStore. */
 export interface RedisDesiredStoreOptions {
-  /** How long a record outlives its last update (default 24 h), so that the store does not grow forever. */
+  /** How long a record (and a name's mark) outlives its last update (default 24 h), so that the store does not grow forever. */
   ttlMs?: number;
 }
 
-/** DesiredStore in Redis, shared by every replica; keys `<prefix>:desired:<namespace>/<name>`. */
+/**
+ * DesiredStore in Redis, shared by every replica: records `<prefix>:desired:<namespace>/<name>`;
+ * per phase, the scopes' marks in the hash `<prefix>:desired-<phase>` and the names' marks in
+ * `<prefix>:desired-<phase>:<scope>|<name>`.
+ */
 export class RedisDesiredStore implements DesiredStore {
-  readonly #redis: RedisWithRecord;
+  readonly #redis: RedisWithScripts;
   readonly #prefix: string;
   readonly #ttlMs: number;
 
   constructor(redis: Redis, prefix: string, options: RedisDesiredStoreOptions = {}) {
-    if (typeof (redis as unknown as Partial<RedisWithRecord>)[RECORD_COMMAND] !== 'function') {
-      redis.defineCommand(RECORD_COMMAND, { numberOfKeys: 1, lua: RECORD_SCRIPT });
+    const scripted = redis as unknown as Partial<RedisWithScripts>;
+    if (typeof scripted.vmsRecordDesired !== 'function') {
+      redis.defineCommand('vmsRecordDesired', { numberOfKeys: 3, lua: RECORD_SCRIPT });
+      redis.defineCommand('vmsConfirmScope', { numberOfKeys: 1, lua: CONFIRM_SCOPE_SCRIPT });
+      redis.defineCommand('vmsConfirmNames', { lua: CONFIRM_NAMES_SCRIPT });
     }
-    this.#redis = redis as RedisWithRecord;
+    this.#redis = redis as RedisWithScripts;
     this.#prefix = prefix;
     this.#ttlMs = options.ttlMs ?? 24 * 60 * 60 * 1000;
   }
@@ -59,14 +119,26 @@ export class RedisDesiredStore implements DesiredStore {
     return `${this.#prefix}:desired:${key}`;
   }
 
+  #scopeMarks(phase: ListingPhase): string {
+    return `${this.#prefix}:desired-${phase}`;
+  }
+
+  #nameMark(phase: ListingPhase, scopeKey: string, name: string): string {
+    return `${this.#prefix}:desired-${phase}:${scopeKey}|${name}`;
+  }
+
   async record(change: Change): Promise<boolean> {
     // A producer connection has no offline queue: wait for it instead of failing while it connects.
     if (this.#redis.status !== 'ready') await redisReady(this.#redis);
+    const { scopeKey, name, phase } = decidedBy(change);
     const won = await this.#redis.vmsRecordDesired(
       this.keyOf(change.key),
+      this.#scopeMarks(phase),
+      this.#nameMark(phase, scopeKey, name),
       canonicalStamp(change.observedAt),
       JSON.stringify(change),
       this.#ttlMs,
+      scopeKey,
     );
     return Number(won) === 1;
   }
@@ -74,16 +146,37 @@ export class RedisDesiredStore implements DesiredStore {
   async get(key: EntryKey): Promise<Change | null> {
     if (this.#redis.status !== 'ready') await redisReady(this.#redis);
     const raw = await this.#redis.hget(this.keyOf(key), 'change');
-    return raw === null ? null : (JSON.parse(raw) as Change);
+    if (raw === null) return null;
+    const change = JSON.parse(raw) as Change;
+    const { scopeKey, name, phase } = decidedBy(change);
+    if (scopeKey === '') return change;
+    const [scopeMark, nameMark] = await Promise.all([this.#redis.hget(this.#scopeMarks(phase), scopeKey), this.#redis.get(this.#nameMark(phase, scopeKey, name))]);
+    return isVoid(change, scopeMark) || isVoid(change, nameMark) ? null : change;
+  }
+
+  async confirm(scopeKey: string, observedAt: string, phase: ListingPhase, names?: readonly string[]): Promise<void> {
+    if (this.#redis.status !== 'ready') await redisReady(this.#redis);
+    const at = canonicalStamp(observedAt);
+    // A planned observation was listed too: both marks move, so the phases never disagree.
+    for (const p of phasesUpTo(phase)) {
+      if (names === undefined) await this.#redis.vmsConfirmScope(this.#scopeMarks(p), scopeKey, at);
+      else if (names.length > 0) {
+        const keys = names.map((n) => this.#nameMark(p, scopeKey, n));
+        await this.#redis.vmsConfirmNames(keys.length, ...keys, at, String(this.#ttlMs));
+      }
+    }
   }
 }
 
-/** DesiredStore in this process's memory, for `sync --once` and tests. */
+/** DesiredStore in this process's memory, for tests. */
 export class MemoryDesiredStore implements DesiredStore {
   readonly #records = new Map<EntryKey, { at: string; change: Change }>();
+  /** Marks by phase, then by `scope` (whole scope) or `scope|name`. */
+  readonly #marks: Record<ListingPhase, Map<string, string>> = { listed: new Map(), planned: new Map() };
 
   async record(change: Change): Promise<boolean> {
     const at = canonicalStamp(change.observedAt);
+    if (this.#isVoid(change)) return false;
     const current = this.#records.get(change.key);
     if (current && current.at > at) return false;
     // A copy, so that later changes to the caller's object cannot rewrite history.
@@ -93,11 +186,48 @@ export class MemoryDesiredStore implements DesiredStore {
 
   async get(key: EntryKey): Promise<Change | null> {
     const current = this.#records.get(key);
-    return current ? structuredClone(current.change) : null;
+    if (!current || this.#isVoid(current.change)) return null;
+    return structuredClone(current.change);
+  }
+
+  async confirm(scopeKey: string, observedAt: string, phase: ListingPhase, names?: readonly string[]): Promise<void> {
+    const at = canonicalStamp(observedAt);
+    for (const p of phasesUpTo(phase)) {
+      for (const field of names === undefined ? [scopeKey] : names.map((n) => `${scopeKey}|${n}`)) {
+        const current = this.#marks[p].get(field);
+        if (current === undefined || current < at) this.#marks[p].set(field, at);
+      }
+    }
+  }
+
+  #isVoid(change: Change): boolean {
+    const { scopeKey, name, phase } = decidedBy(change);
+    if (scopeKey === '') return false;
+    return isVoid(change, this.#marks[phase].get(scopeKey)) || isVoid(change, this.#marks[phase].get(`${scopeKey}|${name}`));
   }
 
   /** How many keys are recorded. */
   get size(): number {
     return this.#records.size;
   }
+}
+
+/** The phases an observation that reached `phase` has passed. */
+function phasesUpTo(phase: ListingPhase): ListingPhase[] {
+  return phase === 'planned' ? ['listed', 'planned'] : ['listed'];
+}
+
+/**
+ * Which observations a change is judged against: its scope (a delete names it, an upsert's entry
+ * carries it), its entry name, and the phase of a newer observation from which on it is void.
+ */
+function decidedBy(change: Change): { scopeKey: string; name: string; phase: ListingPhase } {
+  return change.op === 'delete'
+    ? { scopeKey: change.scopeKey, name: change.name, phase: 'listed' }
+    : { scopeKey: change.entry.metadata.annotations?.[SCOPE_ANNOTATION] ?? '', name: change.entry.metadata.name, phase: 'planned' };
+}
+
+/** True when a newer observation (its mark) started after the change's observation. */
+function isVoid(change: Change, mark: string | null | undefined): boolean {
+  return mark !== undefined && mark !== null && mark > canonicalStamp(change.observedAt);
 }

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeKubeApiServer } from '../../test/fakes/kube-api-server.ts';
 import type { Change, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, entryKey } from '../model.ts';
+import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, entryKey } from '../model.ts';
 import { createKubeApi } from '../writer/kube-api.ts';
 import { TransientKubeError } from '../writer/transient-kube-error.ts';
 import { Writer } from '../writer/writer.ts';
@@ -177,6 +177,44 @@ describe.each([
     // '…:00.5Z' sorts before '…:00Z' as text, but is the later instant.
     expect(await store.record({ ...upsert('vm-1', 0), observedAt: '2025-01-01T00:00:00.5Z' })).toBe(true);
     expect(await store.record({ ...upsert('vm-1', 0), observedAt: '2025-01-01T00:00:00Z' })).toBe(false);
+  });
+
+  // Changes decided by scope static:a (an upsert's entry carries it, a delete names it).
+  const inScope = (change: Change): Change =>
+    change.op === 'delete'
+      ? { ...change, scopeKey: 'static:a' }
+      : { ...change, entry: { ...change.entry, metadata: { ...change.entry.metadata, annotations: { [SCOPE_ANNOTATION]: 'static:a' } } } };
+
+  it('a newer listing of the scope voids older deletes once listed, older upserts once planned', async () => {
+    const store = makeStore();
+    // Recorded before the newer listing: void from then on, so its job finds nothing to do.
+    expect(await store.record(inScope(del('vm-1', 3)))).toBe(true);
+    await store.confirm('static:a', at(5), 'listed');
+    expect(await store.get(entryKey(ns, 'vm-1'))).toBeNull();
+    expect(await store.record(inScope(del('vm-2', 4)))).toBe(false);
+    // A listing that has only read its scope does not take away what an older one wanted…
+    expect(await store.record(inScope(upsert('vm-3', 4)))).toBe(true);
+    expect((await store.get(entryKey(ns, 'vm-3')))?.op).toBe('upsert');
+    // …once its own decisions are recorded, it does.
+    await store.confirm('static:a', at(5), 'planned');
+    expect(await store.get(entryKey(ns, 'vm-3'))).toBeNull();
+    expect(await store.record(inScope(upsert('vm-4', 4)))).toBe(false);
+    // Its own changes, and newer ones, still count; so do those of other scopes.
+    expect(await store.record(inScope(del('vm-5', 5)))).toBe(true);
+    expect(await store.record(inScope(upsert('vm-6', 6)))).toBe(true);
+    expect(await store.record(del('vm-7', 1))).toBe(true);
+    // Marks never move back.
+    await store.confirm('static:a', at(2), 'planned');
+    expect(await store.record(inScope(upsert('vm-8', 4)))).toBe(false);
+  });
+
+  it('a refresh voids older changes of its own names only', async () => {
+    const store = makeStore();
+    await store.confirm('static:a', at(5), 'planned', ['vm-1']);
+    expect(await store.record(inScope(upsert('vm-1', 4)))).toBe(false);
+    expect(await store.record(inScope(del('vm-1', 4)))).toBe(false);
+    expect(await store.record(inScope(upsert('vm-2', 4)))).toBe(true);
+    expect(await store.record(upsert('vm-1', 4))).toBe(true);
   });
 });
 

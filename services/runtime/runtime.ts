@@ -115,6 +115,7 @@ export class Runtime {
       },
       findOwnedByName: (name) => options.writer.findOwnedByName(name),
       enqueue: (changes) => this.#changes.enqueue(changes),
+      confirm: (scopeKey, observedAt, phase, names) => this.#changes.confirm(scopeKey, observedAt, phase, names),
       // Redis's clock, shared by every replica: their own clocks never order two observations.
       clock: redisClock(this.#producer),
     };

@@ -7,6 +7,7 @@ import type { Provider } from '../../providers/provider.ts';
 import { entryName, mapInstance } from '../mapping/index.ts';
 import type { Change, InstanceRef, Scope, Skip, WorkloadEntry } from '../model.ts';
 import type { Plan } from '../planning/index.ts';
+import type { ListingPhase } from '../queue/desired-store.ts';
 import type { Clock } from '../stamp.ts';
 import { mapContext, observeScope, type ScopeObservation } from './observe.ts';
 import { type ObservedScope, planScopes } from './plan-scopes.ts';
@@ -24,6 +25,13 @@ export interface ReconcileDeps {
   findOwnedByName: (name: string) => Promise<WorkloadEntry[]>;
   /** Hands changes to the writer (through the queue in `serve`). */
   enqueue: (changes: Change[]) => Promise<unknown>;
+  /**
+   * Says that an observation of a scope (a complete listing), or of a few names in it (a
+   * refresh), stamped `observedAt`, has been read (`listed`) or has its changes enqueued
+   * (`planned`): changes of older observations of those entries still on their way become void
+   * (see ListingPhase in services/queue/desired-store.ts).
+   */
+  confirm: (scopeKey: string, observedAt: string, phase: ListingPhase, names?: readonly string[]) => Promise<unknown>;
   /** The one clock every observation is stamped by (Redis TIME in `serve`). */
   clock: Clock;
 }
@@ -70,12 +78,18 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   // entries are listed and planned.
   const instances = mapped.listing.instances.length;
   const observation: ScopeObservation = { ...mapped, listing: { ...mapped.listing, instances: [] } };
+  const complete = observation.listing.complete;
+  // Before the cluster is read: an older delete that has not run yet can no longer remove an
+  // entry this listing is about to see and keep.
+  if (complete) await deps.confirm(scopeKey, observation.observedAt, 'listed');
   const owned = await deps.listOwned();
   const plan = planScopes(deps.config, [observation], owned, {
     force: options.force ?? false,
     configuredScopes: configuredScopes(deps.providers),
   });
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
+  // Its decisions are in: an older upsert can no longer bring back an entry it decided against.
+  if (complete) await deps.confirm(scopeKey, observation.observedAt, 'planned');
   return { observation, plan, instances, owned: owned.length };
 }
 
@@ -108,6 +122,8 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
 
   const observed: ObservedScope[] = [];
   const names = new Set<string>();
+  /** What each group's describe decides about: its scope, stamp and entry names. */
+  const decided: Array<{ scopeKey: string; observedAt: string; names: string[] }> = [];
   for (const { provider, scope, refs: scopeRefs } of groups.values()) {
     const observedAt = await deps.clock();
     const described = await provider.describe(scopeRefs);
@@ -115,11 +131,13 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
     const asked = new Set(scopeRefs.map(entryName));
     const entries: WorkloadEntry[] = [];
     const skips: Skip[] = [];
+    const groupNames = new Set<string>();
     for (const d of described) {
       const name = entryName(d.ref);
       // An answer for an instance nobody asked about decides nothing.
       if (!asked.has(name)) continue;
       names.add(name);
+      groupNames.add(name);
       if (!d.instance) continue;
       const result = mapInstance(d.instance, deps.config.mapping, ctx);
       if (result.kind === 'entry') entries.push(result.entry);
@@ -133,10 +151,15 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
       observedAt,
       namespaces: ctx.namespaces,
     });
+    decided.push({ scopeKey: scope.key, observedAt, names: [...groupNames] });
   }
+  // As a listing does for its scope, for these names: older deletes are void before the cluster
+  // is read, older upserts once this plan is recorded.
+  for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'listed', d.names);
   const owned: WorkloadEntry[] = [];
   for (const name of names) owned.push(...(await deps.findOwnedByName(name)));
   const plan = planScopes(deps.config, observed, owned, { configuredScopes: configuredScopes(deps.providers), onlyNames: names });
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
+  for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'planned', d.names);
   return { plan, skips: observed.flatMap((o) => o.skips), unknown };
 }

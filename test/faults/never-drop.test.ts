@@ -89,6 +89,59 @@ describe('never drop a running VM', () => {
     expect(server.writes('workloadentries')).toBe(writes);
   });
 
+  it('a resync that listed a VM as stopped does not delete its entry when an event since found it running and changed nothing', async () => {
+    ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });
+    ws.writeInventory([meshMachine('x', '10.0.0.1')]);
+    pipeline = await Pipeline.start(ws.configFile, server);
+    const deps = pipeline.deps;
+    await resyncScope(deps, SCOPE);
+    await pipeline.drain();
+    expect(names()).toEqual(['static-x']);
+
+    // x stops and starts again: the listing reads it stopped, then the start's event finds the
+    // entry as it should be and writes nothing; only then does the listing plan.
+    ws.writeInventory([{ ...meshMachine('x', '10.0.0.1'), state: 'stopped' }]);
+    const result = await resyncScope(
+      {
+        ...deps,
+        listOwned: async () => {
+          ws.writeInventory([meshMachine('x', '10.0.0.1')]);
+          const refresh = await refreshInstances(deps, [{ provider: 'static', account: 'onprem', id: 'x' }]);
+          expect(refresh.plan.changes).toEqual([]);
+          return deps.listOwned();
+        },
+      },
+      SCOPE,
+    );
+    expect(result.plan.changes.map((c) => `${c.op} ${c.key}`)).toEqual(['delete default/static-x']);
+    await pipeline.drain();
+    expect(names()).toEqual(['static-x']);
+  });
+
+  it('a slow listing does not bring back an entry for a VM an event saw stopped since', async () => {
+    ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });
+    ws.writeInventory([meshMachine('x', '10.0.0.1')]);
+    pipeline = await Pipeline.start(ws.configFile, server);
+    const deps = pipeline.deps;
+    // The listing reads x running; x stops before the listing plans, and the stop's event finds
+    // no entry to remove.
+    const result = await resyncScope(
+      {
+        ...deps,
+        listOwned: async () => {
+          ws.writeInventory([{ ...meshMachine('x', '10.0.0.1'), state: 'stopped' }]);
+          const refresh = await refreshInstances(deps, [{ provider: 'static', account: 'onprem', id: 'x' }]);
+          expect(refresh.plan.changes).toEqual([]);
+          return deps.listOwned();
+        },
+      },
+      SCOPE,
+    );
+    expect(result.plan.changes.map((c) => `${c.op} ${c.key}`)).toEqual(['upsert default/static-x']);
+    await pipeline.drain();
+    expect(names()).toEqual([]);
+  });
+
   it('a refresh behind an API server that ignores fieldSelector deletes only the entry of its own reference', async () => {
     server.ignoreFieldSelector = true;
     ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });

@@ -85,6 +85,7 @@ export class Pipeline {
         enqueued.push(...changes);
         return queue.enqueue(changes);
       },
+      confirm: (scopeKey, observedAt, phase, names) => queue.confirm(scopeKey, observedAt, phase, names),
       clock: clockOf ? clockOf(index, producer) : redisClock(producer),
     };
     this.#workers.push(

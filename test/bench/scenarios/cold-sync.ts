@@ -140,6 +140,7 @@ export const coldSync: Scenario = {
           enqueueMs = performance.now() - enqueueStarted;
           return result;
         },
+        confirm: (scopeKey, observedAt, phase, names) => queue.confirm(scopeKey, observedAt, phase, names),
       };
       const started = performance.now();
       const result = await resyncScope(deps, STATIC_SCOPE);

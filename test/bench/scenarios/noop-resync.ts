@@ -80,6 +80,7 @@ async function resyncFlavor(flavor: BenchFlavor, n: number, options: BenchOption
       },
       findOwnedByName: (name) => writer.findOwnedByName(name),
       enqueue: (changes) => queue.enqueue(changes),
+      confirm: (scopeKey, observedAt, phase, names) => queue.confirm(scopeKey, observedAt, phase, names),
     };
     await host.call({ op: 'reset' });
     progress('noop-resync', `${flavor}: resync of ${n} instances`);
