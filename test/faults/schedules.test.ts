@@ -137,7 +137,7 @@ describe('schedules of changes, listings and events', () => {
         const pending: number[] = [];
         /** Per VM, the step at which the newest completed observation of it started (a refresh, or a listing of static:mem). */
         const observedAt: number[] = Array.from({ length: VMS }, () => -1);
-        /** The step of the last resync that died. */
+        /** The latest start (step) of a resync that died. */
         let lastDeath = -1;
         // Once an observation that started after a VM's last change has completed, the cluster
         // shows that VM as it is, whatever older observations are still on their way. A running
@@ -182,7 +182,7 @@ describe('schedules of changes, listings and events', () => {
             const died = new Error('the resync died');
             const result = await resyncScope(s.dies ? { ...deps, enqueue: async () => Promise.reject(died) } : deps, `static:${s.scope}`).catch((err: unknown) => {
               if (err !== died) throw err;
-              lastDeath = startedAt;
+              lastDeath = Math.max(lastDeath, startedAt);
               return undefined;
             });
             const endedAt = cloud.step;
