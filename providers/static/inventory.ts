@@ -1,7 +1,10 @@
 // The inventory file of the static provider: machines written down by hand or by a script
 // (on-prem and bare-metal servers, local runs, tests), with the same fields a cloud API gives.
 //
-// Format: YAML or JSON (told apart by content; JSON is read as YAML).
+// Format: YAML or JSON (told apart by content). JSON is read machine by machine with the JSON
+// parser (use it for large inventories: YAML keeps a node per value while the file is read); the
+// rules below are the same for both, except that a key written twice in one JSON object keeps its
+// last value, as JSON parsers do.
 //
 //   machines:
 //     - id: pg-1                    # required; unique in the file; text without spaces
@@ -39,6 +42,8 @@ import { isIP } from 'node:net';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { INSTANCE_STATES, type Instance, type InstanceState, type Problem } from '../../services/model.ts';
+import { CHECKPOINT_EVERY, runSliced, runSync, type Sliced } from '../../services/slices.ts';
+import { type JsonInventoryShape, jsonInventoryShape, parseJsonAsText } from './json-items.ts';
 
 /** One machine of an inventory: an Instance without the parts the provider adds (provider, account, observedAt). */
 export type InventoryMachine = Omit<Instance, 'provider' | 'account' | 'observedAt'>;
@@ -188,13 +193,113 @@ export async function readInventory(file: string, signal?: AbortSignal): Promise
       at: file,
     });
   }
-  return parseInventory(content, file);
+  return runSliced(inventorySlices(content, file));
 }
 
 /** Parses inventory text (YAML or JSON); pure, so that every rule of the format is testable without files. */
 export function parseInventory(content: string, file = 'inventory'): ParsedInventory {
+  return runSync(inventorySlices(content, file));
+}
+
+/**
+ * parseInventory as sliced work (services/slices.ts). A JSON inventory is read machine by machine
+ * with the JSON parser; anything else, or JSON with a syntax error, is read as YAML, which says
+ * where the file is wrong.
+ */
+export function* inventorySlices(content: string, file = 'inventory'): Sliced<ParsedInventory> {
+  const text = content.replace(/^\uFEFF/, '');
+  const shape = yield* jsonInventoryShape(text);
+  if (shape) {
+    const read = yield* readJsonMachines(text, shape, file);
+    if (read) return read;
+  }
+  return yield* readYamlMachines(text, file);
+}
+
+/** The machines of a JSON inventory; undefined when an item is not valid JSON (the YAML reader then tells where). */
+function* readJsonMachines(text: string, shape: JsonInventoryShape, file: string): Sliced<ParsedInventory | undefined> {
+  const lines = lineFinder(text);
+  const problems: Problem[] = shape.otherKeys.map(({ key, offset }) => ({
+    code: 'VMS_ERR_INVENTORY_PARSE',
+    message: `${file}: unknown top-level key "${key}" (${suggest(key, ['machines']) || 'an inventory has only `machines:`'})`,
+    at: `line ${lines(offset)}`,
+  }));
+  const checker = machineChecker(file, shape.base, problems, (i) => lines(shape.items[2 * i]!));
+  for (let i = 0; 2 * i < shape.items.length; i++) {
+    let entry: unknown;
+    try {
+      entry = parseJsonAsText(text.slice(shape.items[2 * i], shape.items[2 * i + 1]));
+    } catch {
+      return undefined;
+    }
+    checker.add(entry, i);
+    if (i % CHECKPOINT_EVERY === 0) yield;
+  }
+  return checker.result();
+}
+
+/** The line of an offset of `text`; counts forward from the last offset asked, since asks come mostly in order. */
+function lineFinder(text: string): (offset: number) => number {
+  let at = 0;
+  let line = 1;
+  return (offset) => {
+    if (offset < at) {
+      at = 0;
+      line = 1;
+    }
+    for (; at < offset; at++) if (text.charCodeAt(at) === 0x0a) line++;
+    return line;
+  };
+}
+
+/**
+ * Checks machine entries one by one: malformed and duplicate entries become problems with their
+ * position, which is worked out only for them (`lineOf`, from the entry's index), so a valid
+ * machine keeps nothing of where it was.
+ */
+function machineChecker(file: string, base: string, problems: Problem[], lineOf: (i: number) => number | undefined) {
+  const machines: InventoryMachine[] = [];
+  /** The index of the first machine with each id. */
+  const seen = new Map<string, number>();
+  const where = (i: number): string => {
+    const line = lineOf(i);
+    return `${base}[${i}]${line ? ` (line ${line})` : ''}`;
+  };
+  return {
+    add(entry: unknown, i: number): void {
+      const at = (): string => {
+        const rawId = entry && typeof entry === 'object' && !Array.isArray(entry) ? (entry as Record<string, unknown>).id : undefined;
+        const line = lineOf(i);
+        return `${base}[${i}]${typeof rawId === 'string' && rawId !== '' ? ` (id ${rawId})` : ''}${line ? `, line ${line}` : ''}`;
+      };
+      const parsed = machineSchema.safeParse(entry);
+      if (!parsed.success) {
+        const what = parsed.error.issues.map(formatIssue).join('; ');
+        problems.push({ code: 'VMS_ERR_INVENTORY_ENTRY', message: `${file}: machine skipped: ${what}`, at: at() });
+        return;
+      }
+      const first = seen.get(parsed.data.id);
+      if (first !== undefined) {
+        problems.push({
+          code: 'VMS_ERR_INVENTORY_ENTRY',
+          message: `${file}: machine skipped: id "${parsed.data.id}" is already used by ${where(first)}; ids must be unique, so rename or remove one of them`,
+          at: at(),
+        });
+        return;
+      }
+      seen.set(parsed.data.id, i);
+      machines.push(parsed.data);
+    },
+    result(): ParsedInventory {
+      return { machines, problems, complete: problems.length === 0 };
+    },
+  };
+}
+
+/** The machines of a YAML (or JSON the JSON reader gave up on) inventory. */
+function* readYamlMachines(text: string, file: string): Sliced<ParsedInventory> {
   const lines = new LineCounter();
-  const doc = parseDocument(content.replace(/^\uFEFF/, ''), { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
   const syntax = doc.errors[0];
   if (syntax) {
     const pos = syntax.linePos?.[0];
@@ -281,31 +386,12 @@ export function parseInventory(content: string, file = 'inventory'): ParsedInven
     });
   }
 
-  const machines: InventoryMachine[] = [];
-  const seen = new Map<string, string>();
-  entries.forEach((entry, i) => {
-    const rawId = entry && typeof entry === 'object' && !Array.isArray(entry) ? (entry as Record<string, unknown>).id : undefined;
-    const line = lineOf(items[i]);
-    const at = `${base}[${i}]${typeof rawId === 'string' && rawId !== '' ? ` (id ${rawId})` : ''}${line ? `, line ${line}` : ''}`;
-    const parsed = machineSchema.safeParse(entry);
-    if (!parsed.success) {
-      const what = parsed.error.issues.map(formatIssue).join('; ');
-      problems.push({ code: 'VMS_ERR_INVENTORY_ENTRY', message: `${file}: machine skipped: ${what}`, at });
-      return;
-    }
-    const first = seen.get(parsed.data.id);
-    if (first !== undefined) {
-      problems.push({
-        code: 'VMS_ERR_INVENTORY_ENTRY',
-        message: `${file}: machine skipped: id "${parsed.data.id}" is already used by ${first}; ids must be unique, so rename or remove one of them`,
-        at,
-      });
-      return;
-    }
-    seen.set(parsed.data.id, `${base}[${i}]${line ? ` (line ${line})` : ''}`);
-    machines.push(parsed.data);
-  });
-  return { machines, problems, complete: problems.length === 0 };
+  const checker = machineChecker(file, base, problems, (i) => lineOf(items[i]));
+  for (const [i, entry] of entries.entries()) {
+    checker.add(entry, i);
+    if (i % CHECKPOINT_EVERY === 0) yield;
+  }
+  return checker.result();
 }
 
 function unreadable(...problems: Problem[]): ParsedInventory {
