@@ -16,7 +16,7 @@ export type ClusterAccess =
  * an answer (`ok: false` with the reason) rather than an error.
  */
 export function openCluster(
-  config: Pick<Config, 'kubernetes' | 'ownerId' | 'mapping'>,
+  config: Pick<Config, 'kubernetes' | 'ownerId' | 'mapping' | 'queue'>,
   options: { optional: boolean; logger?: Logger; env?: NodeJS.ProcessEnv },
 ): ClusterAccess {
   try {
@@ -32,6 +32,7 @@ export function openCluster(
       fieldManager: config.kubernetes.fieldManager,
       ensureServiceAccounts: config.mapping.serviceAccount.ensure,
       pageSize: config.kubernetes.pageSize,
+      listRetry: { maxAttempts: config.queue.attempts, baseDelayMs: config.queue.backoff },
       ...writerNamespaces(config),
       ...(options.logger ? { logger: options.logger } : {}),
     });

@@ -23,7 +23,7 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     if (!cluster.ok) throw new Error(cluster.reason);
     const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout });
     const retry = { maxAttempts: config.queue.attempts, baseDelayMs: config.queue.backoff };
-    const owned = await cluster.writer.withRetry(() => cluster.writer.listOwned(), retry, 'list of owned entries');
+    const owned = await cluster.writer.listOwned();
     const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers) });
     const outcome = await applyChanges(cluster.writer, plan.changes, { concurrency: config.queue.concurrency, ...retry });
 

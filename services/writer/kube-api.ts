@@ -52,14 +52,24 @@ export interface KubeEventInput {
 }
 
 /** The calls the writer and the runtime make. Errors are TransientKubeError or VmsError. */
+/** How to list. */
+export interface ListOptions {
+  fieldSelector?: string;
+  namespace?: string;
+  /** Runs each page's request (with retries); the request alone when absent. */
+  page?: <T>(request: () => Promise<T>) => Promise<T>;
+}
+
 export interface KubeApi {
   /** The live entry, or null when there is none. */
   getEntry(namespace: string, name: string): Promise<WorkloadEntry | null>;
   /**
    * Entries of all namespaces matching the label selector (and the field selector, e.g.
-   * `metadata.name=x`, when given), following `continue` page by page.
+   * `metadata.name=x`, when given), following `continue` page by page. Each page's request goes
+   * through `page` when given (the writer's retries), so that a failed page is asked again
+   * rather than the whole listing.
    */
-  listOwnedEntries(labelSelector: string, pageSize: number, options?: { fieldSelector?: string; namespace?: string }): Promise<WorkloadEntry[]>;
+  listOwnedEntries(labelSelector: string, pageSize: number, options?: ListOptions): Promise<WorkloadEntry[]>;
   /** Creates the entry; a 409 AlreadyExists is a TransientKubeError (someone was faster). */
   createEntry(entry: WorkloadEntry, options?: { fieldManager?: string }): Promise<WorkloadEntry>;
   /**
@@ -246,6 +256,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
 
     async listOwnedEntries(labelSelector, pageSize, listOptions = {}) {
       const { fieldSelector, namespace } = listOptions;
+      const page = listOptions.page ?? ((request) => request());
       const where = namespace ? ` in namespace ${namespace}` : '';
       const context: KubeCallContext = { verb: 'list', what: `WorkloadEntries${where} (${[labelSelector, fieldSelector].filter(Boolean).join(' ')})` };
       // An expired continue token (410) means the listing must start over; a few times at most.
@@ -262,21 +273,27 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
               ...(fieldSelector ? { fieldSelector } : {}),
               ...(token ? { _continue: token } : {}),
             };
-            const page = (await (namespace
-              ? custom.listNamespacedCustomObject({ ...query, plural, namespace }, plain)
-              : custom.listCustomObjectForAllNamespaces({ ...query, resourcePlural: plural }, plain))) as {
+            const answer = (await page(() =>
+              (namespace
+                ? custom.listNamespacedCustomObject({ ...query, plural, namespace }, plain)
+                : custom.listCustomObjectForAllNamespaces({ ...query, resourcePlural: plural }, plain)
+              ).catch((err: unknown) => {
+                // An expired continue token is not retried page by page: the listing starts over.
+                if (err instanceof ApiException && err.code === 410) throw err;
+                const translated = translateKubeError(err, context);
+                throw translated instanceof TransientKubeError && translated.status === 404 ? resourceMissing(context, translated) : translated;
+              }),
+            )) as {
               items?: unknown[];
               metadata?: { continue?: string };
             };
-            for (const item of page.items ?? []) out.push(toEntry(item));
-            token = page.metadata?.continue || undefined;
+            for (const item of answer.items ?? []) out.push(toEntry(item));
+            token = answer.metadata?.continue || undefined;
           } while (token !== undefined);
           return out;
         } catch (err) {
           if (err instanceof ApiException && err.code === 410 && restart < 3) continue;
-          const translated = translateKubeError(err, context);
-          if (translated instanceof TransientKubeError && translated.status === 404) throw resourceMissing(context, translated);
-          throw translated;
+          throw translateKubeError(err, context);
         }
       }
     },

@@ -409,6 +409,35 @@ describe('Writer.listOwned', () => {
     expect(found.map((e) => `${e.metadata.namespace}/${e.metadata.name}`).sort()).toEqual([`${ns}/vm-x`, `${other}/vm-x`].sort());
   });
 
+  it('asks a failed page again, not the whole listing', async () => {
+    const w = writer({ pageSize: 2, listRetry: { maxAttempts: 3, baseDelayMs: 1 }, sleep: async () => {} });
+    for (let i = 0; i < 5; i++) await w.apply(upsert(entry(`vm-${i}`), T1));
+    server.reset();
+    // The first page passes (a fault that only delays), the second fails twice (429, then a
+    // dropped connection) before it is answered.
+    server.faults.push({ match: { verb: 'list', resource: WE }, delayMs: 1, count: 1 });
+    server.faults.push({ match: { verb: 'list', resource: WE }, status: 429, retryAfterSeconds: 0, count: 1 });
+    server.faults.push({ match: { verb: 'list', resource: WE }, drop: true, count: 1 });
+    const owned = (await w.listOwned()).filter((e) => e.metadata.namespace === ns);
+    expect(owned.map((e) => e.metadata.name).sort()).toEqual(['vm-0', 'vm-1', 'vm-2', 'vm-3', 'vm-4']);
+    const listed = server.requests.filter((r) => r.verb === 'list');
+    // The second page was asked three times with the same continue token; the first page once.
+    expect(listed.slice(0, 4).map((r) => r.status)).toEqual([200, 429, 0, 200]);
+    expect(new Set(listed.slice(1, 4).map((r) => r.query.continue)).size).toBe(1);
+    expect(listed[1]!.query.continue).toBeTruthy();
+    expect(listed.filter((r) => r.query.continue === undefined)).toHaveLength(1);
+    expect(listed.filter((r) => r.query.continue === undefined)).toHaveLength(1);
+  });
+
+  it('gives up on a page after the retries, with the server’s reason', async () => {
+    const w = writer({ pageSize: 2, listRetry: { maxAttempts: 2, baseDelayMs: 1 }, sleep: async () => {} });
+    for (let i = 0; i < 3; i++) await w.apply(upsert(entry(`vm-${i}`), T1));
+    server.reset();
+    server.faults.push({ match: { verb: 'list', resource: WE }, status: 500 });
+    await expect(w.listOwned()).rejects.toThrow(/500/);
+    expect(server.requests.filter((r) => r.verb === 'list')).toHaveLength(2);
+  });
+
   it('starts over when the server says the listing expired (410)', async () => {
     const w = writer({ pageSize: 2 });
     for (let i = 0; i < 5; i++) await w.apply(upsert(entry(`vm-${i}`), T1));

@@ -50,6 +50,8 @@ export interface WriterOptions {
   maxConflicts?: number;
   /** Page size of listOwned (default 500). */
   pageSize?: number;
+  /** Retries of each page of a listing of owned entries (a failed page is asked again, not the whole listing). */
+  listRetry?: RetryOptions;
   /** How long a service account seen present is not looked up again (default 5 min). */
   serviceAccountTtlMs?: number;
   /** How many present service accounts are remembered (default 10,000). */
@@ -83,6 +85,7 @@ export class Writer {
   readonly #logger: WriterLogger | undefined;
   readonly #maxConflicts: number;
   readonly #pageSize: number;
+  readonly #listRetry: RetryOptions;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #random: () => number;
   readonly #knownServiceAccounts: PresenceCache;
@@ -99,6 +102,7 @@ export class Writer {
     this.#logger = options.logger;
     this.#maxConflicts = options.maxConflicts ?? 5;
     this.#pageSize = options.pageSize ?? 500;
+    this.#listRetry = options.listRetry ?? {};
     this.#sleep = options.sleep ?? defaultSleep;
     this.#random = options.random ?? Math.random;
     this.#knownServiceAccounts = new PresenceCache({
@@ -137,8 +141,9 @@ export class Writer {
   }
 
   /**
-   * Runs `call` with the retries of applyWithRetry, for calls no queue retries either: the list of
-   * owned entries that `sync --once` plans against is one request, and a single 429 must not end the run.
+   * Runs `call` with the retries of applyWithRetry, for calls no queue retries either: each page
+   * of a listing of owned entries, which a resync plans against, so that a single 429 does not
+   * fail the resync.
    */
   async withRetry<T>(call: () => Promise<T>, options: RetryOptions = {}, what = 'request'): Promise<T> {
     const maxAttempts = Math.max(1, options.maxAttempts ?? 5);
@@ -172,9 +177,12 @@ export class Writer {
   }
 
   async #list(options: { fieldSelector?: string }): Promise<WorkloadEntry[]> {
-    if (!this.#listNamespaces) return this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, options);
+    const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, 'page of owned entries');
+    if (!this.#listNamespaces) return this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { ...options, page });
     const out: WorkloadEntry[] = [];
-    for (const namespace of this.#listNamespaces) out.push(...(await this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { ...options, namespace })));
+    for (const namespace of this.#listNamespaces) {
+      out.push(...(await this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { ...options, namespace, page })));
+    }
     return out;
   }
 

@@ -7,6 +7,7 @@
 //   npm run bench -- --quick              smaller sizes, to try it out
 //   npm run bench -- --only cold-sync     one scenario (repeat or comma-separate for more)
 //   npm run bench -- --latency 5 --out /tmp/report.json --timeout 600
+//   npm run bench -- --only serve-memory --instances 20000   another size for the scenarios that take one
 //
 // Environment: BENCH_LATENCY_MS (default 3), BENCH_REPORT (default ./bench-report.json),
 // REDIS_URL (default redis://127.0.0.1:6379), BENCH_SERVE_NODE_OPTIONS (added to the NODE_OPTIONS
@@ -34,10 +35,10 @@ let current: ChildProcess | undefined;
 let interrupted = false;
 
 function usage(): string {
-  return `usage: npm run bench -- [--quick] [--only NAME[,NAME]] [--latency MS] [--out FILE] [--timeout SECONDS]\nscenarios: ${SCENARIOS.map((s) => s.name).join(', ')}\n`;
+  return `usage: npm run bench -- [--quick] [--only NAME[,NAME]] [--instances N] [--latency MS] [--out FILE] [--timeout SECONDS]\nscenarios: ${SCENARIOS.map((s) => s.name).join(', ')}\n`;
 }
 
-function parseOptions(): { quick: boolean; only: string[]; latencyMs: number; out: string; timeoutMs: number } {
+function parseOptions(): { quick: boolean; only: string[]; instances?: number; latencyMs: number; out: string; timeoutMs: number } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
@@ -45,6 +46,7 @@ function parseOptions(): { quick: boolean; only: string[]; latencyMs: number; ou
       latency: { type: 'string' },
       out: { type: 'string' },
       timeout: { type: 'string' },
+      instances: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     allowPositionals: false,
@@ -59,7 +61,16 @@ function parseOptions(): { quick: boolean; only: string[]; latencyMs: number; ou
   const latencyMs = Number(values.latency ?? process.env.BENCH_LATENCY_MS ?? 3);
   if (!Number.isFinite(latencyMs) || latencyMs < 0) throw new Error(`--latency must be a number of milliseconds, not ${values.latency}`);
   const timeoutMs = Number(values.timeout ?? 600) * 1000;
-  return { quick: values.quick ?? false, only, latencyMs, out: path.resolve(values.out ?? process.env.BENCH_REPORT ?? 'bench-report.json'), timeoutMs };
+  const instances = values.instances === undefined ? undefined : Number(values.instances);
+  if (instances !== undefined && !(Number.isInteger(instances) && instances > 0)) throw new Error(`--instances must be a whole number above 0, not ${values.instances}`);
+  return {
+    quick: values.quick ?? false,
+    only,
+    ...(instances ? { instances } : {}),
+    latencyMs,
+    out: path.resolve(values.out ?? process.env.BENCH_REPORT ?? 'bench-report.json'),
+    timeoutMs,
+  };
 }
 
 /** Kills what scenarios started, if still running; only processes of this benchmark (checked on their command line). */
@@ -114,7 +125,7 @@ async function main(): Promise<number> {
   const runId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'vms-bench-'));
-  const options: BenchOptions = { quick: opts.quick, latencyMs: opts.latencyMs, runId, redisUrl, workDir };
+  const options: BenchOptions = { quick: opts.quick, ...(opts.instances ? { instances: opts.instances } : {}), latencyMs: opts.latencyMs, runId, redisUrl, workDir };
   const selected = SCENARIOS.filter((s) => opts.only.length === 0 || opts.only.includes(s.name));
   const started = Date.now();
   const machine = await machineInfo(redisUrl);
@@ -123,7 +134,7 @@ async function main(): Promise<number> {
     startedAt: new Date(started).toISOString(),
     durationMs: 0,
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
-    options: { quick: opts.quick, latencyMs: opts.latencyMs, only: opts.only },
+    options: { quick: opts.quick, latencyMs: opts.latencyMs, only: opts.only, ...(opts.instances ? { instances: opts.instances } : {}) },
     machine,
     scenarios: [],
     goals: [],

@@ -5,6 +5,8 @@ import type { GoalVerdict } from './measure.ts';
 export interface BenchOptions {
   /** Smaller sizes, for trying the benchmark out. */
   quick: boolean;
+  /** Another size for the scenarios that take one (`--instances`). */
+  instances?: number;
   /** Delay the fake API server adds to every request. */
   latencyMs: number;
   /** Unique per run; every Redis key of the run starts with `{vms-bench-<runId>`. */

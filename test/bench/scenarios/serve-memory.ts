@@ -3,7 +3,7 @@
 // so that resync converges at once) and again after a second one. `serve` runs with the
 // NODE_OPTIONS of deploy/base/deployment.yaml (the heap limit it is deployed with). Per provider,
 // since the listing's memory is the provider's: EC2 through the real SDK, and a static inventory.
-// While it resyncs, /healthz is asked every 200 ms: its slowest answer is how long the event loop
+// While it resyncs, /healthz is asked every 100 ms: its slowest answer is how long the event loop
 // was blocked, which is what a liveness probe would see.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -62,6 +62,27 @@ interface AfterResync {
   peakRssMiB: number;
   resyncMs: number;
   changes: number;
+  /** serve's own event-loop delay since the previous read (prom-client's monitorEventLoopDelay, reset at each scrape). */
+  loopDelay?: LoopDelay;
+}
+
+/** Event-loop delay over a window, in milliseconds. */
+interface LoopDelay {
+  p99Ms: number;
+  maxMs: number;
+}
+
+/** Reads serve's event-loop delay since the last scrape from /metrics (which starts a new window). */
+async function loopDelay(proc: ServeProcess): Promise<LoopDelay | undefined> {
+  const { body } = await proc.get('/metrics');
+  if (typeof body !== 'string') return undefined;
+  const read = (name: string): number | undefined => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(body);
+    return m ? Number(m[1]) * 1000 : undefined;
+  };
+  const p99 = read('nodejs_eventloop_lag_p99_seconds');
+  const max = read('nodejs_eventloop_lag_max_seconds');
+  return p99 === undefined || max === undefined ? undefined : { p99Ms: round(p99, 1), maxMs: round(max, 1) };
 }
 
 interface FlavorMemory {
@@ -165,6 +186,8 @@ async function measureFlavor(flavor: BenchFlavor, label: string, n: number, opti
       throw err;
     });
     result.startedMiB = procMemory(pid).rssMiB;
+    // Starts serve's event-loop delay window.
+    await loopDelay(serve).catch(() => undefined);
     void (async () => {
       while (probing && serve.child.exitCode === null) {
         const t = performance.now();
@@ -180,7 +203,7 @@ async function measureFlavor(flavor: BenchFlavor, label: string, n: number, opti
           result.slowestHealthzMs = waited;
           result.slowestUnanswered = !answered;
         }
-        await sleep(200);
+        await sleep(100);
       }
     })();
     progress('serve-memory', `${label}: serve started${nodeOptions ? ` with NODE_OPTIONS=${nodeOptions}` : ''}, waiting for the first resync of ${n} instances`);
@@ -195,6 +218,8 @@ async function measureFlavor(flavor: BenchFlavor, label: string, n: number, opti
       200,
     );
     result.afterFirstResync = { ...procMemory(pid), resyncMs: round(first!.durationMs), changes: first!.changes };
+    const firstDelay = await loopDelay(serve).catch(() => undefined);
+    if (firstDelay) result.afterFirstResync.loopDelay = firstDelay;
     progress('serve-memory', `${label}: waiting for the second resync`);
     let second: ScopeStatusView | undefined;
     await until(
@@ -209,6 +234,8 @@ async function measureFlavor(flavor: BenchFlavor, label: string, n: number, opti
       200,
     );
     result.afterSecondResync = { ...procMemory(pid), resyncMs: round(second!.durationMs), changes: second!.changes };
+    const secondDelay = await loopDelay(serve).catch(() => undefined);
+    if (secondDelay) result.afterSecondResync.loopDelay = secondDelay;
     for (const s of [first!, second!]) {
       if (s.error || !s.complete || s.owned !== n || s.changes !== 0) result.failure = `unexpected resync status ${JSON.stringify(s)}`;
     }
@@ -232,7 +259,7 @@ export const serveMemory: Scenario = {
   name: 'serve-memory',
   title: 'Memory of serve holding a large scope',
   async run(options: BenchOptions): Promise<ScenarioResult> {
-    const n = options.quick ? 10_000 : 100_000;
+    const n = options.instances ?? (options.quick ? 10_000 : 100_000);
     const nodeOptions = deployedNodeOptions();
     const results: FlavorMemory[] = [];
     for (const [i, v] of VARIANTS.entries()) {
@@ -261,6 +288,13 @@ export const serveMemory: Scenario = {
       if (r.slowestUnanswered) probe = `none: no answer for ${r.slowestHealthzMs} ms, until serve died`;
       if (r.startedMiB === 0) probe = 'none: serve died before /healthz first answered';
       rows.push({ figure: `${r.label}: slowest /healthz answer while resyncing`, value: probe });
+      const delays = [first?.loopDelay, second?.loopDelay].filter((d): d is LoopDelay => d !== undefined);
+      if (delays.length > 0) {
+        rows.push({
+          figure: `${r.label}: event-loop delay in serve, p99 / max (start + 1st resync; 2nd resync)`,
+          value: delays.map((d) => `${d.p99Ms} / ${d.maxMs} ms`).join('; '),
+        });
+      }
       if (r.failure) rows.push({ figure: `${r.label}: **did not get through**`, value: r.failure });
     }
     return {
