@@ -4,6 +4,7 @@
 import { VmsError, type ErrorCode } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Listing, Scope } from '../../services/model.ts';
 import type { Provider } from '../provider.ts';
+import { CHECKPOINT_EVERY, runSliced, type Sliced } from '../../services/slices.ts';
 import type { StaticProviderConfig } from './config.ts';
 import { type InventoryMachine, type ParsedInventory, readInventory } from './inventory.ts';
 
@@ -58,7 +59,7 @@ export class StaticProvider implements Provider {
     const observedAt = this.#now().toISOString();
     return {
       scope,
-      instances: inventory.machines.map((m) => toInstance(m, scope.account, observedAt)),
+      instances: await runSliced(toInstances(inventory.machines, scope.account, observedAt)),
       complete: inventory.complete,
       problems: inventory.problems,
     };
@@ -98,6 +99,15 @@ export class StaticProvider implements Provider {
 /** Builds the provider for a validated `type: static` block (the registry's factory). */
 export function createStaticProvider(config: StaticProviderConfig, options: StaticProviderOptions = {}): StaticProvider {
   return new StaticProvider(config, options);
+}
+
+function* toInstances(machines: InventoryMachine[], account: string, observedAt: string): Sliced<Instance[]> {
+  const out: Instance[] = new Array(machines.length);
+  for (let i = 0; i < machines.length; i++) {
+    out[i] = toInstance(machines[i]!, account, observedAt);
+    if (i % CHECKPOINT_EVERY === 0) yield;
+  }
+  return out;
 }
 
 function toInstance(machine: InventoryMachine, account: string, observedAt: string): Instance {

@@ -23,6 +23,8 @@ import { buildLabels } from './labels.ts';
 import { checkPortMap, parsePorts, type Ports } from './ports.ts';
 import { skipKeepsEntry, type SkipCode } from './skip-codes.ts';
 import { fail, ok, quote, readTag, type Step } from './step.ts';
+import { Interner } from '../intern.ts';
+import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { isDns1123Label, isDns1123Subdomain, isLabelValue, MAX_LOCALITY, MAX_WEIGHT } from './syntax.ts';
 
 /** What mapping needs to know about the caller: whose entries these are and which scope listed the instance. */
@@ -38,6 +40,8 @@ export interface MapContext {
   observedAt: string;
   /** Where a namespace tag may put the entry; absent: only `namespace.default`. */
   namespaces?: NamespacePolicy;
+  /** Shares equal label and port maps between the entries of one listing (mapInstances makes one). */
+  shared?: Interner;
 }
 
 /**
@@ -76,21 +80,23 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   if (!weight.ok) return skip(weight.code, weight.reason);
 
   // Fixed field order, so printed plans and diffs read the same for every entry.
+  const shared = ctx.shared;
   const spec: WorkloadEntrySpec = { address: address.value };
-  if (ports.value !== undefined) spec.ports = ports.value;
-  if (labels.value !== undefined) spec.labels = labels.value;
-  if (serviceAccount.value !== undefined) spec.serviceAccount = serviceAccount.value;
-  if (network.value !== undefined) spec.network = network.value;
-  if (locality.value !== undefined) spec.locality = locality.value;
+  if (ports.value !== undefined) spec.ports = shared ? shared.map(ports.value) : ports.value;
+  if (labels.value !== undefined) spec.labels = shared ? shared.map(labels.value) : labels.value;
+  if (serviceAccount.value !== undefined) spec.serviceAccount = shared ? shared.string(serviceAccount.value) : serviceAccount.value;
+  if (network.value !== undefined) spec.network = shared ? shared.string(network.value) : network.value;
+  if (locality.value !== undefined) spec.locality = shared ? shared.string(locality.value) : locality.value;
   if (weight.value !== undefined) spec.weight = weight.value;
+  const ownership = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ctx.ownerId };
 
   const entry: WorkloadEntry = {
     apiVersion: 'networking.istio.io/v1',
     kind: 'WorkloadEntry',
     metadata: {
       name: entryName(instance),
-      namespace: namespace.value,
-      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ctx.ownerId },
+      namespace: shared ? shared.string(namespace.value) : namespace.value,
+      labels: shared ? shared.map(ownership) : ownership,
       annotations: {
         [SOURCE_ANNOTATION]: instanceSource(instance),
         [SCOPE_ANNOTATION]: ctx.scopeKey,
@@ -107,42 +113,64 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
  * source (`instanceSource`) sorts first keeps the name, whatever order the provider listed them
  * in, and every other gets VMS_SKIP_DUPLICATE_NAME. Entries and skips keep the input order.
  */
-export function mapInstances(instances: Instance[], rules: MappingConfig, ctx: MapContext): { entries: WorkloadEntry[]; skips: Skip[] } {
-  const results = instances.map((instance) => mapInstance(instance, rules, ctx));
-  const owners = new Map<string, { index: number; source: string }>();
-  results.forEach((result, index) => {
-    if (result.kind !== 'entry') return;
+export function mapInstances(instances: readonly Instance[], rules: MappingConfig, ctx: MapContext): MappedInstances {
+  return runSync(mapInstancesSliced(instances, rules, ctx));
+}
+
+/** What mapInstances gives. */
+export interface MappedInstances {
+  entries: WorkloadEntry[];
+  skips: Skip[];
+}
+
+/** mapInstances as sliced work (services/slices.ts), for large listings in `serve`. */
+export function* mapInstancesSliced(instances: readonly Instance[], rules: MappingConfig, context: MapContext): Sliced<MappedInstances> {
+  const ctx: MapContext = context.shared ? context : { ...context, shared: new Interner() };
+  const results: MapResult[] = new Array(instances.length);
+  for (let i = 0; i < instances.length; i++) {
+    results[i] = mapInstance(instances[i]!, rules, ctx);
+    if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
+  }
+  const sourceOf = (i: number): string => {
+    const r = results[i]!;
+    return r.kind === 'entry' ? (r.entry.metadata.annotations[SOURCE_ANNOTATION] ?? '') : '';
+  };
+  /** By entry key, the index of the result that keeps the name. */
+  const owners = new Map<string, number>();
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i]!;
+    if (result.kind !== 'entry') continue;
     const key = entryKey(result.entry.metadata.namespace, result.entry.metadata.name);
-    const source = result.entry.metadata.annotations[SOURCE_ANNOTATION] ?? '';
     const current = owners.get(key);
-    if (current === undefined || source < current.source) owners.set(key, { index, source });
-  });
+    if (current === undefined || sourceOf(i) < sourceOf(current)) owners.set(key, i);
+    if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
+  }
 
   const entries: WorkloadEntry[] = [];
   const skips: Skip[] = [];
-  results.forEach((result, index) => {
+  for (let i = 0; i < results.length; i++) {
+    if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
+    const result = results[i]!;
     if (result.kind === 'skip') {
       skips.push(result.skip);
-      return;
+      continue;
     }
     const key = entryKey(result.entry.metadata.namespace, result.entry.metadata.name);
     const owner = owners.get(key);
-    if (owner === undefined || owner.index === index) {
+    if (owner === undefined || owner === i) {
       entries.push(result.entry);
-      return;
+      continue;
     }
-    const instance = instances[index];
-    if (instance === undefined) return;
     skips.push(
       makeSkip(
-        instance,
+        instances[i]!,
         ctx,
         'VMS_SKIP_DUPLICATE_NAME',
-        `its entry ${key} is already taken by ${quote(owner.source)}, listed in the same scope ` +
+        `its entry ${key} is already taken by ${quote(sourceOf(owner))}, listed in the same scope ` +
           `(ids that differ only in letter case or punctuation give the same name); give one of them another ${rules.namespace.tag} tag`,
       ),
     );
-  });
+  }
   return { entries, skips };
 }
 

@@ -593,6 +593,24 @@ describe('mapInstances duplicates', () => {
   });
 });
 
+describe('mapInstances memory', () => {
+  it('shares one frozen copy of equal label and port maps between the entries of a listing', () => {
+    const tags = { mesh: 'true', 'mesh-app': 'web', 'mesh-ports': 'http:8080' };
+    const { entries } = mapInstances([vm({ id: 'i-1', tags }), vm({ id: 'i-2', tags: { ...tags } }), vm({ id: 'i-3', tags: { ...tags, 'mesh-app': 'db' } })], RULES, CTX);
+    const [a, b, c] = entries.map((e) => e!);
+    expect(a!.spec.labels).toBe(b!.spec.labels);
+    expect(a!.spec.ports).toBe(b!.spec.ports);
+    expect(a!.metadata.labels).toBe(c!.metadata.labels);
+    expect(a!.spec.labels).not.toBe(c!.spec.labels);
+    expect(c!.spec.labels).toEqual({ app: 'db' });
+    // A change to a shared map would reach every entry holding it: it is refused.
+    expect(() => {
+      (a!.spec.labels as Record<string, string>).app = 'x';
+    }).toThrow(TypeError);
+    expect(b!.spec.labels).toEqual({ app: 'web' });
+  });
+});
+
 describe('checkEntry', () => {
   const valid = entryOf(mapInstance(tagged({ 'mesh-app': 'postgres', 'mesh-ports': 'pg:5432', 'mesh-weight': '3', 'mesh-network': 'n1' }), RULES, CTX));
   const cases: Array<[string, (e: WorkloadEntry) => void, string]> = [

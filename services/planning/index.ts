@@ -1,5 +1,5 @@
 // Pure planning: desired entries × owned entries × policy → changes. See plan.ts for the rules.
-export { calculatePlan, isOwned } from './plan.ts';
+export { calculatePlan, isOwned, planSliced } from './plan.ts';
 export type {
   Conflict,
   DeleteGuard,

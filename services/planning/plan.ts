@@ -14,6 +14,7 @@ import {
   entryKey,
 } from '../model.ts';
 import { VmsError } from '../errors.ts';
+import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { compareStamps } from '../stamp.ts';
 import { entriesEqual } from './compare.ts';
 import type { CandidateChanges, DeleteChange, PolicyName, UpsertChange } from './policy.ts';
@@ -185,7 +186,15 @@ interface ScopeState {
  * Inputs are not modified; the order of every input list does not matter.
  */
 export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
+  return runSync(planSliced(input, options));
+}
+
+/** calculatePlan as sliced work (services/slices.ts): a large plan in `serve` leaves the event loop free. */
+export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan> {
   checkOptions(options);
+  let steps = 0;
+  /** True every CHECKPOINT_EVERY items, across all the loops below. */
+  const checkpoint = (): boolean => ++steps % CHECKPOINT_EVERY === 0;
   const { ownerId } = options;
 
   const only = options.onlyNames;
@@ -212,6 +221,7 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
   }
   const ours = new Map<EntryKey, WorkloadEntry>();
   for (const entry of input.owned) {
+    if (checkpoint()) yield;
     if (only && !only.has(entry.metadata.name)) continue;
     const key = keyOf(entry);
     if (isOwned(entry, ownerId)) ours.set(key, entry);
@@ -225,11 +235,12 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
     return holder !== '' && configured.has(holder) ? holder : undefined;
   };
   const conflicts: Conflict[] = [];
-  const wanted = pickDesired(input.desired, holderOf, conflicts, only);
+  const wanted = yield* pickDesired(input.desired, holderOf, conflicts, only, checkpoint);
 
   const candidates: CandidateChanges = { creates: [], updates: [], deletes: [] };
   let unchanged = 0;
   for (const [key, want] of wanted) {
+    if (checkpoint()) yield;
     if (foreign.has(key)) {
       conflicts.push({
         key,
@@ -273,6 +284,7 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
   const suppressed = new Map<string, number>();
   const orphaned: Orphan[] = [];
   for (const [key, live] of ours) {
+    if (checkpoint()) yield;
     const scopeKey = live.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
     if (scopeKey !== '') ownedInScope.set(scopeKey, (ownedInScope.get(scopeKey) ?? 0) + 1);
     if (wanted.has(key) || foreign.has(key)) continue;
@@ -353,17 +365,19 @@ export function calculatePlan(input: PlanInput, options: PlanOptions): Plan {
  * one scope (the same instance observed twice) the newest observation wins, then the smaller
  * source and content, so the answer does not depend on input order.
  */
-function pickDesired(
+function* pickDesired(
   desired: readonly DesiredScope[],
   holderOf: (key: EntryKey) => string | undefined,
   conflicts: Conflict[],
   only: ReadonlySet<string> | undefined,
-): Map<EntryKey, DesiredCandidate> {
+  checkpoint: () => boolean,
+): Sliced<Map<EntryKey, DesiredCandidate>> {
   const wanted = new Map<EntryKey, DesiredCandidate>();
   // Per key, one losing candidate per scope: a scope that lists an instance twice is one conflict.
   const losers = new Map<EntryKey, Map<string, DesiredCandidate>>();
   for (const d of desired) {
     for (const entry of d.entries) {
+      if (checkpoint()) yield;
       if (only && !only.has(entry.metadata.name)) continue;
       const key = keyOf(entry);
       // Mapping always stamps the observation; the scope's stamp only keeps a hand-made entry orderable.

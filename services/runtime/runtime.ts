@@ -108,8 +108,8 @@ export class Runtime {
     this.#deps = {
       config,
       providers: options.providers,
-      listOwned: async () => {
-        const owned = await options.writer.listOwned();
+      listOwned: async (keep) => {
+        const owned = await options.writer.listOwned(keep);
         options.metrics.setOwnedEntries(owned.length);
         return owned;
       },

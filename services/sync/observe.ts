@@ -3,8 +3,9 @@
 // listing, so a cloud API outage can never turn into deletes.
 import type { Config } from '../../config/schema.ts';
 import type { Provider } from '../../providers/provider.ts';
-import { type MapContext, mapInstances, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
+import { type MapContext, mapInstancesSliced, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
 import type { Listing, Scope, Skip, WorkloadEntry } from '../model.ts';
+import { runSliced } from '../slices.ts';
 import type { Clock } from '../stamp.ts';
 
 /** What one scope looks like now: its listing, the entries it wants and the instances it skipped. */
@@ -45,7 +46,7 @@ export function scopeNamespaces(config: MappingRules, scope: Scope): NamespacePo
 }
 
 /** The mapping context of an observation of `scope` stamped `observedAt`. */
-export function mapContext(config: MappingRules, scope: Scope, observedAt: string): Required<MapContext> {
+export function mapContext(config: MappingRules, scope: Scope, observedAt: string): Required<Omit<MapContext, 'shared'>> {
   return { ownerId: config.ownerId, scopeKey: scope.key, observedAt, namespaces: scopeNamespaces(config, scope) };
 }
 
@@ -70,10 +71,10 @@ export async function listScope(provider: Provider, scope: Scope, timeoutMs: num
   }
 }
 
-/** Maps a listing whose observation started at `observedAt`. */
-export function mapListing(provider: Provider, listing: Listing, config: MappingRules, observedAt: string, durationMs = 0): ScopeObservation {
+/** Maps a listing whose observation started at `observedAt`, in slices that leave the event loop free. */
+export async function mapListing(provider: Provider, listing: Listing, config: MappingRules, observedAt: string, durationMs = 0): Promise<ScopeObservation> {
   const ctx = mapContext(config, listing.scope, observedAt);
-  const { entries, skips } = mapInstances(listing.instances, config.mapping, ctx);
+  const { entries, skips } = await runSliced(mapInstancesSliced(listing.instances, config.mapping, ctx));
   return { scope: listing.scope, provider, listing, entries, skips, observedAt, namespaces: ctx.namespaces, durationMs };
 }
 

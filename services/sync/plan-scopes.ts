@@ -1,6 +1,7 @@
 // Joins observations with what the cluster holds and plans. Pure: no I/O, time comes in.
 import type { Config } from '../../config/schema.ts';
-import { type DesiredScope, type Plan, calculatePlan } from '../planning/index.ts';
+import { type DesiredScope, entriesEqual, type Plan, planSliced } from '../planning/index.ts';
+import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { namespaceAllowed } from '../mapping/index.ts';
 import { entryKey, SCOPE_ANNOTATION, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
 import type { ScopeObservation } from './observe.ts';
@@ -41,6 +42,27 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
   });
 }
 
+/**
+ * A stand-in for owned entries that are as the observations want them: the desired entry itself.
+ * Planning reads nothing of such an entry that differs from the desired one (entriesEqual holds,
+ * so the ownership labels, scope and source annotations are the same; the live observation stamp
+ * and resourceVersion are not used), so the plan is the same, and a settled scope of a hundred
+ * thousand entries is not held twice while it is planned. Any other entry is kept as read.
+ */
+export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entries'>>): Sliced<(live: WorkloadEntry) => WorkloadEntry> {
+  const desired = new Map<string, WorkloadEntry>();
+  for (const o of observed) {
+    for (const e of o.entries) {
+      desired.set(entryKey(e.metadata.namespace, e.metadata.name), e);
+      if (desired.size % CHECKPOINT_EVERY === 0) yield;
+    }
+  }
+  return (live) => {
+    const want = desired.get(entryKey(live.metadata.namespace, live.metadata.name));
+    return want !== undefined && entriesEqual(want, live) ? want : live;
+  };
+}
+
 /** Options of one planning run. */
 export interface PlanRunOptions {
   /** Let held deletes through. */
@@ -58,7 +80,17 @@ export function planScopes(
   owned: readonly WorkloadEntry[],
   options: PlanRunOptions,
 ): Plan {
-  const plan = calculatePlan(
+  return runSync(planScopesSliced(config, observed, owned, options));
+}
+
+/** planScopes as sliced work (services/slices.ts), for large scopes in `serve`. */
+export function* planScopesSliced(
+  config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard'>,
+  observed: readonly ObservedScope[],
+  owned: readonly WorkloadEntry[],
+  options: PlanRunOptions,
+): Sliced<Plan> {
+  const plan = yield* planSliced(
     { desired: desiredScopes(observed, owned), owned },
     {
       ownerId: config.ownerId,
@@ -73,7 +105,11 @@ export function planScopes(
   // Creates skip the writer's read of the live object: the plan just saw there is none. A plan
   // without creates (every resync of a settled scope) marks nothing, so it skips indexing the owned entries.
   if (plan.summary.create === 0) return plan;
-  const ownedKeys = new Set(owned.map((e) => entryKey(e.metadata.namespace, e.metadata.name)));
+  const ownedKeys = new Set<string>();
+  for (let i = 0; i < owned.length; i++) {
+    ownedKeys.add(entryKey(owned[i]!.metadata.namespace, owned[i]!.metadata.name));
+    if (i % CHECKPOINT_EVERY === 0) yield;
+  }
   for (let i = 0; i < plan.changes.length; i++) {
     const change = plan.changes[i]!;
     if (change.op === 'upsert' && !ownedKeys.has(change.key)) plan.changes[i] = { ...change, expectAbsent: true };

@@ -10,14 +10,18 @@ import type { Plan } from '../planning/index.ts';
 import type { ListingPhase } from '../queue/desired-store.ts';
 import type { Clock } from '../stamp.ts';
 import { mapContext, observeScope, type ScopeObservation } from './observe.ts';
-import { type ObservedScope, planScopes } from './plan-scopes.ts';
+import { type ObservedScope, planScopes, planScopesSliced, sameAsDesired } from './plan-scopes.ts';
+import { runSliced } from '../slices.ts';
 
 /** What reconciling needs from the cluster and the queue. */
 export interface ReconcileDeps {
   config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard' | 'mapping' | 'resync' | 'providers'>;
   providers: readonly Provider[];
-  /** Every entry we own (all namespaces). */
-  listOwned: () => Promise<WorkloadEntry[]>;
+  /**
+   * Every entry we own (all namespaces); `keep` may replace each entry as it is read with a
+   * stand-in that plans the same (sameAsDesired).
+   */
+  listOwned: (keep?: (entry: WorkloadEntry) => WorkloadEntry) => Promise<WorkloadEntry[]>;
   /**
    * Our entries with this name, in any namespace. A narrowing for the server only: whatever it
    * returns, the plan looks at entries of exactly the names it was given.
@@ -82,11 +86,13 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   // Before the cluster is read: an older delete that has not run yet can no longer remove an
   // entry this listing is about to see and keep.
   if (complete) await deps.confirm(scopeKey, observation.observedAt, 'listed');
-  const owned = await deps.listOwned();
-  const plan = planScopes(deps.config, [observation], owned, {
-    force: options.force ?? false,
-    configuredScopes: configuredScopes(deps.providers),
-  });
+  const owned = await deps.listOwned(await runSliced(sameAsDesired([observation])));
+  const plan = await runSliced(
+    planScopesSliced(deps.config, [observation], owned, {
+      force: options.force ?? false,
+      configuredScopes: configuredScopes(deps.providers),
+    }),
+  );
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
   // Its decisions are in: an older upsert can no longer bring back an entry it decided against.
   if (complete) await deps.confirm(scopeKey, observation.observedAt, 'planned');

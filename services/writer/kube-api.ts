@@ -58,6 +58,8 @@ export interface ListOptions {
   namespace?: string;
   /** Runs each page's request (with retries); the request alone when absent. */
   page?: <T>(request: () => Promise<T>) => Promise<T>;
+  /** What to keep of each entry read, page by page (a smaller stand-in); the entry itself when absent. */
+  keep?: (entry: WorkloadEntry) => WorkloadEntry;
 }
 
 export interface KubeApi {
@@ -257,6 +259,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
     async listOwnedEntries(labelSelector, pageSize, listOptions = {}) {
       const { fieldSelector, namespace } = listOptions;
       const page = listOptions.page ?? ((request) => request());
+      const { keep } = listOptions;
       const where = namespace ? ` in namespace ${namespace}` : '';
       const context: KubeCallContext = { verb: 'list', what: `WorkloadEntries${where} (${[labelSelector, fieldSelector].filter(Boolean).join(' ')})` };
       // An expired continue token (410) means the listing must start over; a few times at most.
@@ -287,7 +290,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
               items?: unknown[];
               metadata?: { continue?: string };
             };
-            for (const item of answer.items ?? []) out.push(toEntry(item));
+            for (const item of answer.items ?? []) out.push(keep ? keep(toEntry(item)) : toEntry(item));
             token = answer.metadata?.continue || undefined;
           } while (token !== undefined);
           return out;

@@ -10,7 +10,7 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL
 import { matchesNamespace } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { compareStamps } from '../stamp.ts';
-import type { KubeApi } from './kube-api.ts';
+import type { KubeApi, ListOptions } from './kube-api.ts';
 import { PresenceCache } from './presence-cache.ts';
 import { removalPatch } from './removals.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
@@ -161,9 +161,13 @@ export class Writer {
     }
   }
 
-  /** Every entry this installation owns, in all namespaces. */
-  async listOwned(): Promise<WorkloadEntry[]> {
-    return this.#list({});
+  /**
+   * Every entry this installation owns, in all namespaces. `keep` may replace each entry as it is
+   * read with a smaller stand-in (see sameAsDesired in services/sync/plan-scopes.ts), so that a
+   * large listing is not held twice.
+   */
+  async listOwned(keep?: (entry: WorkloadEntry) => WorkloadEntry): Promise<WorkloadEntry[]> {
+    return this.#list(keep ? { keep } : {});
   }
 
   /**
@@ -176,7 +180,7 @@ export class Writer {
     return found.filter((e) => e.metadata.name === name && isOwned(e, this.#ownerId));
   }
 
-  async #list(options: { fieldSelector?: string }): Promise<WorkloadEntry[]> {
+  async #list(options: Pick<ListOptions, 'fieldSelector' | 'keep'>): Promise<WorkloadEntry[]> {
     const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, 'page of owned entries');
     if (!this.#listNamespaces) return this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { ...options, page });
     const out: WorkloadEntry[] = [];

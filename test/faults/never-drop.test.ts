@@ -65,12 +65,12 @@ describe('never drop a running VM', () => {
     const result = await resyncScope(
       {
         ...deps,
-        listOwned: async () => {
+        listOwned: async (keep) => {
           ws.writeInventory([meshMachine('x', '10.0.0.1'), meshMachine('y', '10.0.0.2')]);
           await refreshInstances(deps, [{ provider: 'static', account: 'onprem', id: 'x' }]);
           await pipeline!.drain();
           expect(names()).toEqual(['static-x', 'static-y']);
-          return deps.listOwned();
+          return deps.listOwned(keep);
         },
       },
       SCOPE,
@@ -104,11 +104,11 @@ describe('never drop a running VM', () => {
     const result = await resyncScope(
       {
         ...deps,
-        listOwned: async () => {
+        listOwned: async (keep) => {
           ws.writeInventory([meshMachine('x', '10.0.0.1')]);
           const refresh = await refreshInstances(deps, [{ provider: 'static', account: 'onprem', id: 'x' }]);
           expect(refresh.plan.changes).toEqual([]);
-          return deps.listOwned();
+          return deps.listOwned(keep);
         },
       },
       SCOPE,
@@ -128,11 +128,11 @@ describe('never drop a running VM', () => {
     const result = await resyncScope(
       {
         ...deps,
-        listOwned: async () => {
+        listOwned: async (keep) => {
           ws.writeInventory([{ ...meshMachine('x', '10.0.0.1'), state: 'stopped' }]);
           const refresh = await refreshInstances(deps, [{ provider: 'static', account: 'onprem', id: 'x' }]);
           expect(refresh.plan.changes).toEqual([]);
-          return deps.listOwned();
+          return deps.listOwned(keep);
         },
       },
       SCOPE,

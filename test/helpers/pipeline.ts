@@ -79,7 +79,7 @@ export class Pipeline {
     const deps: ReconcileDeps = {
       config,
       providers,
-      listOwned: () => writer.listOwned(),
+      listOwned: (keep) => writer.listOwned(keep),
       findOwnedByName: (name) => writer.findOwnedByName(name),
       enqueue: async (changes) => {
         enqueued.push(...changes);

@@ -123,9 +123,9 @@ export const coldSync: Scenario = {
         config,
         clock: localClock,
         providers: [createStaticProvider({ type: 'static', name: STATIC_NAME, inventory })],
-        listOwned: async () => {
+        listOwned: async (keep) => {
           const t = performance.now();
-          const owned = await writer.listOwned();
+          const owned = await writer.listOwned(keep);
           listOwnedMs = performance.now() - t;
           return owned;
         },

@@ -72,9 +72,9 @@ async function resyncFlavor(flavor: BenchFlavor, n: number, options: BenchOption
       config,
       clock: localClock,
       providers: [provider],
-      listOwned: async () => {
+      listOwned: async (keep) => {
         const t = performance.now();
-        const owned = await writer.listOwned();
+        const owned = await writer.listOwned(keep);
         listOwnedMs = performance.now() - t;
         return owned;
       },
