@@ -1,14 +1,12 @@
 // Observation stamps: the one clock every write path takes its times from, and the one way they
-// are read and compared. Pure except for the clocks themselves.
+// are read and compared. Pure except for the local clock (Redis's, for `serve`, is in
+// queue/redis.ts).
 //
 // A stamp is RFC 3339 UTC with microseconds (`2026-12-02T05:29:26.123456Z`): fixed width, so the
 // canonical form orders as a string (Redis Lua compares it so), and fine enough that two
 // observations through one Redis clock practically never share an instant. A stamp that cannot be
 // read (`manual`, empty, a typo) counts as the oldest possible, so a hand-edited annotation can
 // never freeze an entry.
-
-import type { Redis } from 'ioredis';
-import { redisReady } from './queue/redis.ts';
 
 /** Gives the stamp of an observation that starts now. */
 export type Clock = () => Promise<string>;
@@ -56,17 +54,3 @@ export function compareStamps(a: string | undefined, b: string | undefined): num
 
 /** This process's clock: for `plan` and `sync --once`, where one process stamps everything. */
 export const localClock: Clock = async () => stampFromMicros(Date.now() * 1000);
-
-/**
- * The clock of `serve`: Redis's own `TIME`, shared by every replica, so that the order of
- * observations does not depend on the replicas' wall clocks agreeing.
- */
-export function redisClock(redis: Redis): Clock {
-  return async () => {
-    // A producer connection has no offline queue: wait for it instead of failing while it connects.
-    if (redis.status !== 'ready') await redisReady(redis);
-    const [seconds, micros] = (await redis.time()).map(Number);
-    if (!Number.isFinite(seconds) || !Number.isFinite(micros)) throw new Error('Redis TIME gave no time');
-    return stampFromMicros(seconds! * 1_000_000 + micros!);
-  };
-}

@@ -4,7 +4,7 @@ import type { Config } from '../../config/schema.ts';
 import { createProviders } from '../../providers/index.ts';
 import type { Provider } from '../../providers/provider.ts';
 import { createLogger, type Logger } from '../logger.ts';
-import { type CliIO, reportError } from './main.ts';
+import { type CliIO, reportError } from './io.ts';
 
 /** The pieces a command works with. */
 export interface CommandContext {

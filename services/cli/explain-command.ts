@@ -12,7 +12,7 @@ import { createRedis, redisReady } from '../queue/redis.ts';
 import { StatusStore, type WriteError } from '../runtime/status-store.ts';
 import { openCluster } from './cluster.ts';
 import { type CommandContext, configuredScopeKeys, withContext } from './context.ts';
-import { EXIT, type CliIO } from './main.ts';
+import { EXIT, type CliIO } from './io.ts';
 
 /** The verdict of `explain`. */
 export type Verdict =

@@ -1,21 +1,9 @@
 // The command line: `plan`, `sync --once`, `serve`, `explain`. Exit codes: 0 done, 1 something
 // failed (the output says what), 2 bad usage or bad config.
+// Each command's module is loaded when the command runs, so that `--help` (and a command that
+// needs no cloud SDK, no queue, no server) does not load them all.
 import { Command, CommanderError, Option } from 'commander';
-import { isVmsError } from '../errors.ts';
-import { runPlan } from './plan-command.ts';
-import { runSync } from './sync-command.ts';
-import { runServe } from './serve-command.ts';
-import { runExplain } from './explain-command.ts';
-
-/** Exit codes of every command. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-/** Where commands write; tests pass their own streams. */
-export interface CliIO {
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-  env: NodeJS.ProcessEnv;
-}
+import { type CliIO, EXIT, reportError } from './io.ts';
 
 /** Runs the command line and resolves to the process exit code. */
 export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
@@ -39,6 +27,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     .option('--force', 'show deletes that the deletion guard would hold back as going through', false)
     .option('--no-cluster', 'plan against an empty cluster even when one is reachable')
     .action(async (opts: { config?: string; output: 'yaml' | 'json' | 'diff'; force: boolean; cluster: boolean }) => {
+      const { runPlan } = await import('./plan-command.ts');
       code = await runPlan(opts, io);
     });
 
@@ -49,6 +38,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     .requiredOption('--once', 'run one resync and exit (the only mode of this command)')
     .option('--force', 'let through deletes that the deletion guard holds back', false)
     .action(async (opts: { config?: string; force: boolean }) => {
+      const { runSync } = await import('./sync-command.ts');
       code = await runSync(opts, io);
     });
 
@@ -57,6 +47,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     .description('run the service: queue workers, periodic resync of every scope, webhooks, health and metrics')
     .addOption(configOption())
     .action(async (opts: { config?: string }) => {
+      const { runServe } = await import('./serve-command.ts');
       code = await runServe(opts, io);
     });
 
@@ -67,6 +58,7 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     .addOption(configOption())
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (instance: string, opts: { config?: string; output: 'text' | 'json' }) => {
+      const { runExplain } = await import('./explain-command.ts');
       code = await runExplain(instance, opts, io);
     });
 
@@ -79,14 +71,4 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     }
     return reportError(err, io);
   }
-}
-
-/** Prints an error as `CODE: message` with its hint, and picks the exit code. */
-export function reportError(err: unknown, io: Pick<CliIO, 'stderr'>): number {
-  if (isVmsError(err)) {
-    io.stderr.write(`${err.code}: ${err.message}\n  hint: ${err.hint}\n`);
-    return err.code.startsWith('VMS_ERR_CONFIG') || err.code === 'VMS_ERR_USAGE' ? EXIT.usage : EXIT.failed;
-  }
-  io.stderr.write(`error: ${(err as Error)?.stack ?? String(err)}\n`);
-  return EXIT.failed;
 }

@@ -7,7 +7,7 @@ import { observeScopes } from '../sync/observe.ts';
 import { allSkips, planScopes } from '../sync/plan-scopes.ts';
 import { openCluster } from './cluster.ts';
 import { configuredScopeKeys, withContext } from './context.ts';
-import { EXIT, type CliIO } from './main.ts';
+import { EXIT, type CliIO } from './io.ts';
 import { renderDiff, renderJson, renderYaml, type PlanReport } from './render.ts';
 
 /** Options of `plan`. */

@@ -9,7 +9,7 @@ import { Runtime } from '../runtime/runtime.ts';
 import { buildServer } from '../server/server.ts';
 import { openCluster } from './cluster.ts';
 import { withContext } from './context.ts';
-import { EXIT, type CliIO } from './main.ts';
+import { EXIT, type CliIO } from './io.ts';
 
 /** Options of `serve`. */
 export interface ServeCommandOptions {

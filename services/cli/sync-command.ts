@@ -7,7 +7,7 @@ import { allSkips, planScopes } from '../sync/plan-scopes.ts';
 import { applyChanges } from '../sync/apply.ts';
 import { openCluster } from './cluster.ts';
 import { configuredScopeKeys, withContext } from './context.ts';
-import { EXIT, type CliIO } from './main.ts';
+import { EXIT, type CliIO } from './io.ts';
 
 /** Options of `sync`. */
 export interface SyncCommandOptions {

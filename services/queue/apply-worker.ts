@@ -58,6 +58,14 @@ export interface ApplyWorker {
   close(): Promise<void>;
 }
 
+/**
+ * How often a job may be found stalled (its process died or its lock lapsed) and be run again
+ * before BullMQ fails it. Every job here is safe to run again (an apply brings an entry to the
+ * newest recorded state; a resync or refresh reads the cloud anew), so a job is not given up
+ * because processes died under it: short of this many deaths in a row it always runs again.
+ */
+export const STALLS_FORGIVEN = 1000;
+
 // A limiter must be configured for a manual rate limit (worker.rateLimit) to hold other workers
 // back too; this one is high enough never to limit on its own.
 const PASS_THROUGH_LIMITER = { max: 1_000_000, duration: 1000 };
@@ -113,6 +121,7 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
       prefix: options.prefix,
       concurrency: options.concurrency,
       limiter: PASS_THROUGH_LIMITER,
+      maxStalledCount: STALLS_FORGIVEN,
       ...(options.lockDurationMs ? { lockDuration: options.lockDurationMs, stalledInterval: options.lockDurationMs } : {}),
     },
   );

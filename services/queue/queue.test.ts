@@ -9,9 +9,10 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL
 import { createKubeApi } from '../writer/kube-api.ts';
 import { TransientKubeError } from '../writer/transient-kube-error.ts';
 import { Writer } from '../writer/writer.ts';
+import { Worker } from 'bullmq';
 import { startApplyWorker } from './apply-worker.ts';
 import type { ApplyOutcome, ApplyOutcomeInfo, ApplyWorker } from './apply-worker.ts';
-import { ChangeQueue, deduplicationId } from './change-queue.ts';
+import { APPLY_QUEUE_NAME, ChangeQueue, deduplicationId } from './change-queue.ts';
 import { MemoryDesiredStore, RedisDesiredStore } from './desired-store.ts';
 import type { DesiredStore } from './desired-store.ts';
 import { createRedis, maskRedisUrl } from './redis.ts';
@@ -109,7 +110,7 @@ function newQueue(store: DesiredStore, options: { attempts?: number; backoffMs?:
 
 function newWorker(
   store: DesiredStore,
-  options: { concurrency?: number; onResult?: (key: string, outcome: ApplyOutcome, info: ApplyOutcomeInfo) => void } = {},
+  options: { concurrency?: number; lockDurationMs?: number; onResult?: (key: string, outcome: ApplyOutcome, info: ApplyOutcomeInfo) => void } = {},
 ): ApplyWorker {
   const handle = startApplyWorker({
     connection: REDIS_URL,
@@ -117,6 +118,7 @@ function newWorker(
     store,
     writer: newWriter(),
     concurrency: options.concurrency ?? 4,
+    ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
     ...(options.onResult ? { onResult: options.onResult } : {}),
   });
   cleanups.push(() => handle.close());
@@ -255,6 +257,27 @@ describe('ChangeQueue and apply workers', () => {
     expect(server.writes(WE)).toBeLessThan(15);
     const newest = upsert('vm-1', 99);
     expect(live('vm-1')?.spec.address).toBe(newest.op === 'upsert' ? newest.entry.spec.address : undefined);
+  });
+
+  it('runs a job again however often the processes holding it died, rather than failing it', async () => {
+    const store = newStore();
+    const queue = newQueue(store);
+    await queue.enqueue([upsert('vm-stalled', 1)]);
+    // A process takes the job and dies (it never renews its lock), after the job had already been
+    // left behind that way five times.
+    const deadConnection = createRedis(REDIS_URL, { role: 'worker' });
+    const dead = new Worker(APPLY_QUEUE_NAME, null, { connection: deadConnection, prefix, lockDuration: 200, autorun: false });
+    cleanups.push(async () => {
+      await dead.close(true);
+      await deadConnection.quit().catch(() => {});
+    });
+    const job = await dead.getNextJob('dead-process');
+    expect(job?.data.key).toBe(entryKey(ns, 'vm-stalled'));
+    await producer.hset(`${prefix}:${APPLY_QUEUE_NAME}:${job!.id}`, 'stc', 5);
+
+    newWorker(store, { lockDurationMs: 200 });
+    await waitFor('the stalled job applied', async () => live('vm-stalled') !== undefined && (await drained(queue)));
+    expect((await queue.counts()).failed).toBe(0);
   });
 
   it('ends at the newest observation of every entry when changes arrive shuffled, with two workers of concurrency 4', async () => {

@@ -3,6 +3,7 @@
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { BaseLogger } from 'pino';
+import { type Clock, stampFromMicros } from '../stamp.ts';
 
 /**
  * `worker`: blocking commands that must wait out a Redis restart (BullMQ requires
@@ -83,4 +84,18 @@ export async function redisReady(redis: Redis, timeoutMs = 10_000): Promise<void
     redis.on('ready', onReady);
     redis.on('end', onEnd);
   });
+}
+
+/**
+ * The clock of `serve`: Redis's own `TIME`, shared by every replica, so that the order of
+ * observations does not depend on the replicas' wall clocks agreeing.
+ */
+export function redisClock(redis: Redis): Clock {
+  return async () => {
+    // A producer connection has no offline queue: wait for it instead of failing while it connects.
+    if (redis.status !== 'ready') await redisReady(redis);
+    const [seconds, micros] = (await redis.time()).map(Number);
+    if (!Number.isFinite(seconds) || !Number.isFinite(micros)) throw new Error('Redis TIME gave no time');
+    return stampFromMicros(seconds! * 1_000_000 + micros!);
+  };
 }

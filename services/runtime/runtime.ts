@@ -10,11 +10,10 @@ import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics, ScopeGauges } from '../metrics.ts';
 import type { InstanceRef } from '../model.ts';
-import { type ApplyWorker, startApplyWorker } from '../queue/apply-worker.ts';
+import { type ApplyWorker, STALLS_FORGIVEN, startApplyWorker } from '../queue/apply-worker.ts';
 import { ChangeQueue } from '../queue/change-queue.ts';
 import { RedisDesiredStore } from '../queue/desired-store.ts';
-import { createRedis } from '../queue/redis.ts';
-import { redisClock } from '../stamp.ts';
+import { createRedis, redisClock } from '../queue/redis.ts';
 import type { Readiness } from '../server/server.ts';
 import { type ReconcileDeps, refreshInstances, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
@@ -168,6 +167,7 @@ export class Runtime {
       prefix: config.redis.prefix,
       lockDuration: config.queue.stalledAfter,
       stalledInterval: config.queue.stalledAfter,
+      maxStalledCount: STALLS_FORGIVEN,
     };
     // A resync holds a whole scope in memory, so few run at once; a refresh is one instance and
     // mostly waits on the cloud API, so many do.

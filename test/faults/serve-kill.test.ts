@@ -92,6 +92,13 @@ describe('serve killed repeatedly during a drain', () => {
     expect(watch.added.size).toBe(MACHINES);
     expect(watch.deleted.size).toBe(0);
     expect(server.counts.of(WE).delete).toBe(0);
+    // Jobs that were running when a process died ran again: none is left failed, in any queue.
+    await waitFor(async () => {
+      const status = (await last.get('/status')).body as { queue: Record<string, number>; refreshQueue: Record<string, number> };
+      return status.queue.active === 0 && status.queue.waiting === 0;
+    }, 30_000);
+    const status = (await last.get('/status')).body as { queue: Record<string, number>; refreshQueue: Record<string, number> };
+    expect({ apply: status.queue.failed, refresh: status.refreshQueue.failed }, `seed ${seed}`).toEqual({ apply: 0, refresh: 0 });
     expect((await last.stop('SIGTERM')).code).toBe(0);
   }, 170_000);
 });
