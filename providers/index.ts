@@ -1,8 +1,10 @@
 // The provider registry: one factory per provider type, keyed by the config block's `type`.
 // Each cloud's SDK is loaded only when a block of its type is configured: the SDKs together
-// would take several hundred MiB of memory in every process otherwise.
+// would take several hundred MiB of memory in every process otherwise. A cloud block runs in a
+// worker thread of its own (thread/), so that its SDK's parsing never holds this thread's event
+// loop; its webhook receiver, which needs no SDK, stays here.
 import type { MappingConfig, ProviderConfig } from '../config/schema.ts';
-import type { Provider } from './provider.ts';
+import type { Provider, WebhookReceiver } from './provider.ts';
 
 /** What a provider may need beyond its own block. */
 export interface ProviderContext {
@@ -24,9 +26,29 @@ const FACTORIES: { [T in ProviderConfig['type']]: Factory<T> } = {
     (await import('./azure/azure-provider.ts')).createAzureProvider(config, { selector: ctx.mapping.selector, ...(ctx.env ? { env: ctx.env } : {}) }),
 };
 
-/** One provider per config block, in config order. */
+/** The webhook receiver of each cloud type, from the block's config alone. */
+const RECEIVERS: { [T in Exclude<ProviderConfig['type'], 'static'>]: (config: Extract<ProviderConfig, { type: T }>, ctx: ProviderContext) => Promise<WebhookReceiver> } = {
+  aws: async (config, ctx) => (await import('./aws/eventbridge.ts')).eventBridgeReceiverOf(config, ctx.env),
+  gcp: async (config) => (await import('./gcp/pubsub.ts')).pubSubReceiverOf(config),
+  azure: async (config, ctx) => (await import('./azure/eventgrid.ts')).eventGridReceiverOf(config, ctx.env),
+};
+
+/** The provider of one block, in this thread. */
+export async function buildProvider(block: ProviderConfig, ctx: ProviderContext): Promise<Provider> {
+  return (FACTORIES[block.type] as Factory<typeof block.type>)(block, ctx);
+}
+
+/** One provider per config block, in config order; cloud blocks run in worker threads. */
 export async function createProviders(blocks: readonly ProviderConfig[], ctx: ProviderContext): Promise<Provider[]> {
   const providers: Provider[] = [];
-  for (const block of blocks) providers.push(await (FACTORIES[block.type] as Factory<typeof block.type>)(block, ctx));
+  for (const block of blocks) {
+    if (block.type === 'static') {
+      providers.push(await buildProvider(block, ctx));
+      continue;
+    }
+    const webhook = await (RECEIVERS[block.type] as (config: typeof block, ctx: ProviderContext) => Promise<WebhookReceiver>)(block, ctx);
+    const { ThreadedProvider } = await import('./thread/threaded-provider.ts');
+    providers.push(await ThreadedProvider.start({ block, mapping: ctx.mapping, webhook, ...(ctx.env ? { env: ctx.env } : {}) }));
+  }
   return providers;
 }

@@ -8,7 +8,7 @@ import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '
 import type { ProviderWithWebhook } from '../provider.ts';
 import { AssumeRoleError, type AwsCredentials, Ec2ClientPool } from './clients.ts';
 import type { AwsAccountConfig, AwsProviderConfig } from './config.ts';
-import { EventBridgeReceiver, INSTANCE_ID } from './eventbridge.ts';
+import { type EventBridgeReceiver, eventBridgeReceiverOf, INSTANCE_ID } from './eventbridge.ts';
 import { toInstance } from './instance.ts';
 
 /** The states listed: stopping and stopped too, so that skip reasons can say "stopped" rather than nothing. */
@@ -59,13 +59,7 @@ export class AwsProvider implements ProviderWithWebhook {
       ...(options.env === undefined ? {} : { env: options.env }),
     });
     this.#now = options.now ?? (() => new Date());
-    this.webhook = new EventBridgeReceiver({
-      name: config.name,
-      accounts: config.accounts.map((a) => a.id),
-      regions: config.regions,
-      webhook: config.webhook,
-      ...(options.env === undefined ? {} : { env: options.env }),
-    });
+    this.webhook = eventBridgeReceiverOf(config, options.env);
   }
 
   /** Every account × region of the block, `aws:<name>:<account>:<region>`. */

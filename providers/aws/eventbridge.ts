@@ -5,7 +5,7 @@ import { resolveSecret } from '../../config/secret.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
 import { bodyError, clip, constantTimeEqual, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
-import { AWS_ACCOUNT_ID, AWS_REGION, type AwsWebhookConfig } from './config.ts';
+import { AWS_ACCOUNT_ID, AWS_REGION, type AwsProviderConfig, type AwsWebhookConfig } from './config.ts';
 
 /** EC2 instance ids: `i-` and 8 (older) or 17 hex digits. */
 export const INSTANCE_ID = /^i-[0-9a-f]{8,17}$/;
@@ -179,3 +179,13 @@ function parseBasic(header: string | undefined): { username: string; password: s
   return colon < 0 ? undefined : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
+/** The receiver of a `type: aws` block, from its config alone. */
+export function eventBridgeReceiverOf(config: AwsProviderConfig, env?: NodeJS.ProcessEnv): EventBridgeReceiver {
+  return new EventBridgeReceiver({
+    name: config.name,
+    accounts: config.accounts.map((a) => a.id),
+    regions: config.regions,
+    webhook: config.webhook,
+    ...(env === undefined ? {} : { env }),
+  });
+}

@@ -13,7 +13,7 @@ import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '
 import type { ProviderWithWebhook } from '../provider.ts';
 import { AzureClients, armErrorOf, attemptsOf } from './clients.ts';
 import type { AzureProviderConfig } from './config.ts';
-import { EventGridReceiver } from './eventgrid.ts';
+import { type EventGridReceiver, eventGridReceiverOf } from './eventgrid.ts';
 import { discoveryQuery, vmsFromRows } from './graph.ts';
 import { fromArmVm, publicIpIdsOf, toInstance } from './instance.ts';
 import { normalizeResourceId, parseVmResourceId, resourceGroupAndName, type VmResourceId } from './resource-id.ts';
@@ -72,12 +72,7 @@ export class AzureProvider implements ProviderWithWebhook {
       ...(options.ca === undefined ? {} : { ca: options.ca }),
     });
     this.#now = options.now ?? (() => new Date());
-    this.webhook = new EventGridReceiver({
-      name: config.name,
-      subscriptions: config.subscriptions,
-      webhook: config.webhook,
-      ...(options.env === undefined ? {} : { env: options.env }),
-    });
+    this.webhook = eventGridReceiverOf(config, options.env);
   }
 
   /** One scope per subscription, `azure:<name>:<subscription>`. */

@@ -8,7 +8,7 @@ import { resolveSecret } from '../../config/secret.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
 import { bodyError, clip, constantTimeEqual, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
-import type { AzureWebhookConfig } from './config.ts';
+import type { AzureProviderConfig, AzureWebhookConfig } from './config.ts';
 import { parseResourceId, parseVmResourceId } from './resource-id.ts';
 
 /** The event types acted on, as the event subscription must include them (deploy/azure/event-subscription.json). */
@@ -256,3 +256,12 @@ function bearerToken(header: string | string[] | undefined): string | undefined 
   return match?.[1];
 }
 
+/** The receiver of a `type: azure` block, from its config alone. */
+export function eventGridReceiverOf(config: AzureProviderConfig, env?: NodeJS.ProcessEnv): EventGridReceiver {
+  return new EventGridReceiver({
+    name: config.name,
+    subscriptions: config.subscriptions,
+    webhook: config.webhook,
+    ...(env === undefined ? {} : { env }),
+  });
+}

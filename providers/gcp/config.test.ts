@@ -2,9 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load.ts';
 import { isVmsError } from '../../services/errors.ts';
-import { createProviders } from '../index.ts';
+import { buildProvider, createProviders } from '../index.ts';
+import { ThreadedProvider } from '../thread/threaded-provider.ts';
 import { gcpProviderSchema } from './config.ts';
 import { GcpProvider } from './gcp-provider.ts';
+import { PubSubPushReceiver } from './pubsub.ts';
 
 const MINIMAL = { type: 'gcp', name: 'prod', projects: ['my-project-123'] };
 
@@ -89,12 +91,19 @@ describe('gcp provider config', () => {
   it('is a provider type of the config file, built by the registry', async () => {
     const config = parseConfig({ providers: [MINIMAL] });
     expect(config.providers[0]).toMatchObject({ type: 'gcp', name: 'prod', pageSize: 500 });
+    // In this thread, and as the registry builds it: in a provider thread, with its receiver here.
+    const direct = await buildProvider(config.providers[0]!, { mapping: config.mapping });
     const [provider] = await createProviders(config.providers, { mapping: config.mapping });
     try {
-      expect(provider).toBeInstanceOf(GcpProvider);
+      expect(direct).toBeInstanceOf(GcpProvider);
+      expect(provider).toBeInstanceOf(ThreadedProvider);
+      expect(provider!.kind).toBe('gcp');
+      expect((provider as ThreadedProvider).webhook).toBeInstanceOf(PubSubPushReceiver);
+      expect(provider!.scopes()).toEqual(direct.scopes());
       expect(provider!.scopes().map((s) => s.key)).toEqual(['gcp:prod:my-project-123']);
     } finally {
       await provider?.close?.();
+      await direct.close?.();
     }
 
     let err: unknown;

@@ -18,7 +18,7 @@ import {
 } from './compute.ts';
 import type { GcpProviderConfig } from './config.ts';
 import { NETWORK_TAG_VALUE, NUMERIC_ID, RESOURCE_NAME, toInstance, ZONE_NAME } from './instance.ts';
-import { PubSubPushReceiver } from './pubsub.ts';
+import { type PubSubPushReceiver, pubSubReceiverOf } from './pubsub.ts';
 
 /** How many instances.get calls one describe runs at once. */
 export const DESCRIBE_CONCURRENCY = 8;
@@ -114,12 +114,7 @@ export class GcpProvider implements ProviderWithWebhook {
       random: options.random ?? Math.random,
     };
     this.#now = options.now ?? (() => new Date());
-    this.webhook = new PubSubPushReceiver({
-      name: config.name,
-      projects: config.projects,
-      webhook: config.webhook,
-      ...(options.oauth2Client === undefined ? {} : { oauth2Client: options.oauth2Client }),
-    });
+    this.webhook = pubSubReceiverOf(config, options.oauth2Client);
   }
 
   /** Every project of the block, `gcp:<name>:<project>`; a project is one scope across all its zones. */

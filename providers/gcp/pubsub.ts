@@ -14,7 +14,7 @@ import { VmsError } from '../../services/errors.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
 import { bodyError, clip, describeJson, isObject, parseBody, unauthorized } from '../webhook-support.ts';
-import { GCP_PROJECT_ID, type GcpWebhookConfig } from './config.ts';
+import { GCP_PROJECT_ID, type GcpProviderConfig, type GcpWebhookConfig } from './config.ts';
 import { NUMERIC_ID, RESOURCE_NAME, regionOfZone, ZONE_NAME } from './instance.ts';
 
 /** The Cloud Asset Inventory type of a Compute Engine instance, as a feed must select it. */
@@ -286,3 +286,12 @@ function quoteValue(value: unknown): string {
   return typeof value === 'string' ? `'${clip(value)}'` : describeJson(value);
 }
 
+/** The receiver of a `type: gcp` block, from its config (and, in tests, a token verifier). */
+export function pubSubReceiverOf(config: GcpProviderConfig, oauth2Client?: OAuth2Client): PubSubPushReceiver {
+  return new PubSubPushReceiver({
+    name: config.name,
+    projects: config.projects,
+    webhook: config.webhook,
+    ...(oauth2Client === undefined ? {} : { oauth2Client }),
+  });
+}

@@ -1,0 +1,59 @@
+// The messages between a cloud provider running in a worker thread (provider-thread.ts) and its
+// stand-in on the main thread (threaded-provider.ts). Everything here crosses the thread boundary
+// by structured clone: plain data only.
+import type { MappingConfig, ProviderConfig } from '../../config/schema.ts';
+import { ERROR_CODES, type ErrorCode, VmsError } from '../../services/errors.ts';
+import type { Described, InstanceRef, Instance, Listing, Scope } from '../../services/model.ts';
+
+/** What the thread is started with. */
+export interface ThreadData {
+  block: ProviderConfig;
+  mapping: MappingConfig;
+}
+
+/** Main thread → provider thread. */
+export type ThreadRequest =
+  | { op: 'list'; id: number; scope: Scope }
+  | { op: 'describe'; id: number; refs: InstanceRef[] }
+  | { op: 'abort'; id: number }
+  /** The main thread has read a chunk of instances and takes the next. */
+  | { op: 'next'; id: number }
+  | { op: 'close' };
+
+/** Provider thread → main thread. A listing comes as `instances` chunks, each after the main thread asked for the next, then `listed`. */
+export type ThreadReply =
+  | { type: 'ready'; scopes: Scope[] }
+  | { type: 'failed'; error: ThreadError }
+  | { type: 'instances'; id: number; instances: Instance[] }
+  | { type: 'listed'; id: number; listing: Omit<Listing, 'instances'> }
+  | { type: 'described'; id: number; described: Described[] }
+  | { type: 'error'; id: number; error: ThreadError }
+  | { type: 'closed' };
+
+/** An error as it crosses the boundary: its code (a VmsError's) survives. */
+export interface ThreadError {
+  message: string;
+  code?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Instances per message of a listing: each message costs the main thread a short, bounded read. */
+export const INSTANCES_PER_MESSAGE = 1000;
+
+export function toThreadError(err: unknown): ThreadError {
+  if (err instanceof VmsError) {
+    let details: Record<string, unknown> | undefined;
+    try {
+      details = err.details === undefined ? undefined : structuredClone(err.details);
+    } catch {
+      details = undefined;
+    }
+    return { message: err.message, code: err.code, ...(details ? { details } : {}) };
+  }
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
+export function fromThreadError(error: ThreadError): Error {
+  if (error.code !== undefined && Object.hasOwn(ERROR_CODES, error.code)) return new VmsError(error.code as ErrorCode, error.message, error.details);
+  return new Error(error.message);
+}

@@ -1,0 +1,96 @@
+// A cloud provider in its worker thread answers as the same provider in this thread does: the
+// same listing (in chunks), the same describe, the same problems and error codes, and the event
+// loop here stays free while the thread parses the cloud's answers.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { mappingSchema } from '../../config/schema.ts';
+import { DEFAULT_ACCOUNT, type FakeEc2, startFakeEc2 } from '../../test/fakes/ec2/ec2-server.ts';
+import { observeScope } from '../../services/sync/observe.ts';
+import { localClock } from '../../services/stamp.ts';
+import type { Scope } from '../../services/model.ts';
+import { awsBlock, BASE_CREDENTIALS } from '../aws/test-support.ts';
+import { EventBridgeReceiver } from '../aws/eventbridge.ts';
+import { buildProvider, createProviders } from '../index.ts';
+import type { Provider } from '../provider.ts';
+import { INSTANCES_PER_MESSAGE } from './protocol.ts';
+import { ThreadedProvider } from './threaded-provider.ts';
+
+const MAPPING = mappingSchema.parse({});
+const ENV = { AWS_ACCESS_KEY_ID: BASE_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: BASE_CREDENTIALS.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' };
+const N = 2 * INSTANCES_PER_MESSAGE + 7;
+
+let ec2: FakeEc2;
+const open: Provider[] = [];
+
+beforeEach(async () => {
+  // The provider built in this thread takes its credentials from this process's environment.
+  for (const [name, value] of Object.entries(ENV)) vi.stubEnv(name, value);
+  ec2 = await startFakeEc2();
+  for (let n = 0; n < N; n++) {
+    ec2.put({ id: `i-${(0x10000000 + n).toString(16)}`, tags: { mesh: 'true', 'mesh-app': `app-${n % 7}` }, privateIp: `10.1.${n >> 8}.${n & 255}` });
+  }
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((p) => p.close?.()));
+  await ec2.close();
+  vi.unstubAllEnvs();
+});
+
+async function both(): Promise<{ threaded: ThreadedProvider; direct: Provider }> {
+  const block = awsBlock(ec2.url, { pageSize: 500 });
+  const [threaded] = await createProviders([block], { mapping: MAPPING, env: ENV });
+  const direct = await buildProvider(block, { mapping: MAPPING, env: ENV });
+  open.push(threaded!, direct);
+  expect(threaded).toBeInstanceOf(ThreadedProvider);
+  return { threaded: threaded as ThreadedProvider, direct };
+}
+
+/** A listing without the providers' own read times, which differ between two listings. */
+function comparable(listing: Awaited<ReturnType<Provider['list']>>) {
+  return { ...listing, instances: listing.instances.map(({ observedAt: _at, ...rest }) => rest) };
+}
+
+describe('a cloud provider in a worker thread', () => {
+  it('lists, in chunks, what the provider lists in this thread, and keeps the webhook receiver here', async () => {
+    const { threaded, direct } = await both();
+    expect(threaded.scopes()).toEqual(direct.scopes());
+    expect(threaded.webhook).toBeInstanceOf(EventBridgeReceiver);
+    const scope = threaded.scopes()[0]!;
+    // While the thread lists, this event loop keeps turning.
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 1);
+    const listing = await threaded.list(scope);
+    clearInterval(ticker);
+    expect(listing.instances).toHaveLength(N);
+    expect(comparable(listing)).toEqual(comparable(await direct.list(scope)));
+    expect(turns).toBeGreaterThan(0);
+  });
+
+  it('describes as the provider does, and brings back problems with their codes', async () => {
+    const { threaded, direct } = await both();
+    const refs = [
+      { provider: 'aws' as const, account: DEFAULT_ACCOUNT, region: 'us-east-1', id: 'i-10000003' },
+      { provider: 'aws' as const, account: DEFAULT_ACCOUNT, region: 'us-east-1', id: 'i-0fffffffffffffff0' },
+    ];
+    const strip = (d: Awaited<ReturnType<Provider['describe']>>) => d.map((x) => ({ ref: x.ref, id: x.instance?.id ?? null }));
+    expect(strip(await threaded.describe(refs))).toEqual(strip(await direct.describe(refs)));
+
+    const foreign: Scope = { key: 'aws:other:123456789012:us-east-1', provider: 'aws', source: 'other', account: '123456789012', region: 'us-east-1' };
+    expect(await threaded.list(foreign)).toMatchObject({ complete: false, instances: [], problems: [{ code: 'VMS_ERR_PROVIDER_FAILED' }] });
+  });
+
+  it('turns a failing cloud into an incomplete listing, and an abandoned listing frees the thread for the next', async () => {
+    const { threaded } = await both();
+    const scope = threaded.scopes()[0]!;
+    ec2.failAlways({}, 'AuthFailure');
+    const failed = await observeScope(threaded, scope, { config: { ownerId: 'o', mapping: MAPPING, providers: [] }, clock: localClock, timeoutMs: 30_000 });
+    expect(failed.listing.complete).toBe(false);
+    expect(failed.listing.problems[0]?.message).toMatch(/AuthFailure|credentials/);
+    ec2.heal();
+
+    const abandoned = new AbortController();
+    const first = threaded.list(scope, abandoned.signal);
+    abandoned.abort(new Error('took too long'));
+    await expect(first).rejects.toThrow('took too long');
+    expect((await threaded.list(scope)).instances).toHaveLength(N);
+  });
+});
