@@ -52,15 +52,19 @@ export function mapContext(config: MappingRules, scope: Scope, observedAt: strin
 
 /** Lists one scope; never throws: failures and time-outs come back as an incomplete listing. */
 export async function listScope(provider: Provider, scope: Scope, timeoutMs: number): Promise<Listing> {
-  const signal = AbortSignal.timeout(timeoutMs);
+  // A timer of our own, cleared as soon as the listing ends: a pending time-out would keep this
+  // listing (a scope's every instance) reachable until it fired.
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new Error(`listing took longer than ${timeoutMs} ms`);
+      controller.abort(err);
+      reject(err);
+    }, timeoutMs);
+  });
   try {
-    const listing = await Promise.race([
-      provider.list(scope, signal),
-      new Promise<never>((_, reject) => {
-        signal.addEventListener('abort', () => reject(new Error(`listing took longer than ${timeoutMs} ms`)), { once: true });
-      }),
-    ]);
-    return listing;
+    return await Promise.race([provider.list(scope, controller.signal), timedOut]);
   } catch (err) {
     return {
       scope,
@@ -68,6 +72,8 @@ export async function listScope(provider: Provider, scope: Scope, timeoutMs: num
       complete: false,
       problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message: `listing ${scope.key} failed: ${(err as Error).message}` }],
     };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
