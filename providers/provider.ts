@@ -1,4 +1,4 @@
-import type { Described, InstanceRef, Listing, ProviderKind, Scope } from '../services/model.ts';
+import type { Described, Instance, InstanceRef, Listing, ProviderKind, Scope } from '../services/model.ts';
 
 /**
  * What every provider plugin implements. A provider knows its cloud and nothing about Kubernetes:
@@ -14,11 +14,22 @@ export interface Provider {
   scopes(): Scope[];
   /** Every instance in one scope that may be onboarded (server-side filtering where the cloud allows it). */
   list(scope: Scope, signal?: AbortSignal): Promise<Listing>;
+  /**
+   * list() page by page, for providers whose listings are large: each page's instances go to
+   * `onPage`, and the next page is read once it resolves, so a listing is never held whole here.
+   */
+  listPages?(scope: Scope, signal: AbortSignal | undefined, onPage: (instances: Instance[]) => Promise<void>): Promise<PagedListing>;
   /** The current state of a few instances; `instance: null` means the provider says it is gone. */
   describe(refs: InstanceRef[], signal?: AbortSignal): Promise<Described[]>;
   /** Releases clients and sockets. */
   close?(): Promise<void>;
 }
+
+/**
+ * The end of a listing read page by page. `failed`: the listing broke off (a failed request, an
+ * abandoned call); the pages already passed on are then dropped, as a failed list() returns none.
+ */
+export type PagedListing = Omit<Listing, 'instances'> & { failed: boolean };
 
 /** A provider that can also take events from its cloud's event bus. */
 export interface ProviderWithWebhook extends Provider {

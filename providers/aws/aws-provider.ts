@@ -5,7 +5,7 @@ import { type DescribeInstancesCommandInput, type EC2Client, type Filter, pagina
 import type { MappingConfig } from '../../config/schema.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
-import type { ProviderWithWebhook } from '../provider.ts';
+import type { PagedListing, ProviderWithWebhook } from '../provider.ts';
 import { AssumeRoleError, type AwsCredentials, Ec2ClientPool } from './clients.ts';
 import type { AwsAccountConfig, AwsProviderConfig } from './config.ts';
 import { type EventBridgeReceiver, eventBridgeReceiverOf, INSTANCE_ID } from './eventbridge.ts';
@@ -69,13 +69,26 @@ export class AwsProvider implements ProviderWithWebhook {
 
   /** All selected instances of one account and region; never throws, an unreadable scope is an incomplete listing. */
   async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
+    const instances: Instance[] = [];
+    const { failed: broke, ...rest } = await this.listPages(scope, signal, async (page) => {
+      for (const instance of page) instances.push(instance);
+    });
+    return { ...rest, instances: broke ? [] : instances };
+  }
+
+  /**
+   * list() page by page: each page's instances go to `onPage` as soon as they are read, and the
+   * next page is asked for once `onPage` resolves, so that nothing but a page is held here. An
+   * instance a later page repeats is passed on once.
+   */
+  async listPages(scope: Scope, signal: AbortSignal | undefined, onPage: (instances: Instance[]) => Promise<void>): Promise<PagedListing> {
     const own = this.#scopes.get(scope.key);
     const account = own ? this.#accounts.get(own.account) : undefined;
     if (!own?.region || !account) {
-      return failed(scope, `scope ${scope.key} does not belong to aws provider "${this.name}"`, scope.key);
+      return brokeOff(scope, `scope ${scope.key} does not belong to aws provider "${this.name}"`, scope.key);
     }
     const where = `${own.region} (account ${account.id})`;
-    const instances = new Map<string, Instance>();
+    const seen = new Set<string>();
     const problems: Problem[] = [];
     let pages = 0;
     try {
@@ -86,21 +99,26 @@ export class AwsProvider implements ProviderWithWebhook {
       for await (const page of paginator) {
         pages++;
         const observedAt = this.#now().toISOString();
+        const batch: Instance[] = [];
         for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
           const mapped = toInstance(ec2, { account: account.id, region: own.region, observedAt });
-          if (mapped.ok) instances.set(mapped.instance.id, mapped.instance);
-          else problems.push(mapped.problem);
+          if (!mapped.ok) problems.push(mapped.problem);
+          else if (!seen.has(mapped.instance.id)) {
+            seen.add(mapped.instance.id);
+            batch.push(mapped.instance);
+          }
         }
+        await onPage(batch);
       }
     } catch (err) {
       const at = `page ${pages + 1}`;
       if (signal?.aborted) {
-        return failed(scope, `DescribeInstances in ${where} was abandoned after ${pages} page(s): ${reasonOf(signal)}`, at);
+        return brokeOff(scope, `DescribeInstances in ${where} was abandoned after ${pages} page(s): ${reasonOf(signal)}`, at);
       }
-      return failed(scope, `DescribeInstances in ${where} failed: ${explain(err)}`, at);
+      return brokeOff(scope, `DescribeInstances in ${where} failed: ${explain(err)}`, at);
     }
     // An instance that cannot be read could be one whose entry exists: keep the scope's deletes back.
-    return { scope: own, instances: [...instances.values()], complete: problems.length === 0, problems };
+    return { scope: own, complete: problems.length === 0, problems, failed: false };
   }
 
   /**
@@ -223,8 +241,8 @@ function abortOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSig
   return signal === undefined ? {} : { abortSignal: signal };
 }
 
-function failed(scope: Scope, message: string, at: string): Listing {
-  return { scope, instances: [], complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message, at }] };
+function brokeOff(scope: Scope, message: string, at: string): PagedListing {
+  return { scope, complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message, at }], failed: true };
 }
 
 function errorCode(err: unknown): string | undefined {

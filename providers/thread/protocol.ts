@@ -3,7 +3,8 @@
 // by structured clone: plain data only.
 import type { MappingConfig, ProviderConfig } from '../../config/schema.ts';
 import { ERROR_CODES, type ErrorCode, VmsError } from '../../services/errors.ts';
-import type { Described, InstanceRef, Instance, Listing, Scope } from '../../services/model.ts';
+import type { Described, Instance, InstanceRef, Scope } from '../../services/model.ts';
+import type { PagedListing } from '../provider.ts';
 
 /** What the thread is started with. */
 export interface ThreadData {
@@ -25,7 +26,7 @@ export type ThreadReply =
   | { type: 'ready'; scopes: Scope[] }
   | { type: 'failed'; error: ThreadError }
   | { type: 'instances'; id: number; instances: Instance[] }
-  | { type: 'listed'; id: number; listing: Omit<Listing, 'instances'> }
+  | { type: 'listed'; id: number; listing: PagedListing }
   | { type: 'described'; id: number; described: Described[] }
   | { type: 'error'; id: number; error: ThreadError }
   | { type: 'closed' };

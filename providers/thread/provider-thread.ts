@@ -3,7 +3,8 @@
 // keeps answering probes and running the queue meanwhile. A listing goes back in chunks of
 // INSTANCES_PER_MESSAGE, so the main thread reads it in short steps too.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Provider } from '../provider.ts';
+import type { Instance } from '../../services/model.ts';
+import type { PagedListing, Provider } from '../provider.ts';
 import { buildProvider } from '../index.ts';
 import { INSTANCES_PER_MESSAGE, type ThreadData, type ThreadReply, type ThreadRequest, toThreadError } from './protocol.ts';
 
@@ -49,15 +50,27 @@ async function serve(request: Extract<ThreadRequest, { op: 'list' | 'describe' }
   running.set(request.id, controller);
   try {
     if (request.op === 'list') {
-      const { instances, ...rest } = await provider.list(request.scope, controller.signal);
-      // One chunk at a time: the main thread reads each in a task of its own.
-      for (let i = 0; i < instances.length && !controller.signal.aborted; i += INSTANCES_PER_MESSAGE) {
-        const taken = new Promise<void>((resolve) => waiting.set(request.id, resolve));
-        send({ type: 'instances', id: request.id, instances: instances.slice(i, i + INSTANCES_PER_MESSAGE) });
-        await taken;
+      const id = request.id;
+      // One chunk at a time, each sent once the main thread has read the one before: the main
+      // thread reads each in a task of its own, and a provider reading page by page holds no
+      // more than a page here.
+      const pass = async (instances: Instance[]): Promise<void> => {
+        for (let i = 0; i < instances.length && !controller.signal.aborted; i += INSTANCES_PER_MESSAGE) {
+          const taken = new Promise<void>((resolve) => waiting.set(id, resolve));
+          send({ type: 'instances', id, instances: instances.slice(i, i + INSTANCES_PER_MESSAGE) });
+          await taken;
+        }
+      };
+      let listing: PagedListing;
+      if (provider.listPages) {
+        listing = await provider.listPages(request.scope, controller.signal, pass);
+      } else {
+        const { instances, ...rest } = await provider.list(request.scope, controller.signal);
+        await pass(instances);
+        listing = { ...rest, failed: false };
       }
-      waiting.delete(request.id);
-      send({ type: 'listed', id: request.id, listing: rest });
+      waiting.delete(id);
+      send({ type: 'listed', id, listing });
     } else {
       send({ type: 'described', id: request.id, described: await provider.describe(request.refs, controller.signal) });
     }

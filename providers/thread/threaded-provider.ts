@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import type { MappingConfig, ProviderConfig } from '../../config/schema.ts';
 import type { Described, Instance, InstanceRef, Listing, ProviderKind, Scope } from '../../services/model.ts';
-import type { Provider, WebhookReceiver } from '../provider.ts';
+import type { PagedListing, Provider, WebhookReceiver } from '../provider.ts';
 import { fromThreadError, type ThreadData, type ThreadReply, type ThreadRequest } from './protocol.ts';
 
 const ENTRY = new URL('./provider-thread.ts', import.meta.url);
@@ -18,7 +18,7 @@ export interface ThreadLimits {
 }
 
 /** Enough for the SDK and a 100,000-instance listing with its pages being parsed. */
-export const DEFAULT_THREAD_LIMITS: ThreadLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 24 };
+export const DEFAULT_THREAD_LIMITS: ThreadLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 };
 
 interface Pending {
   instances: Instance[];
@@ -71,8 +71,10 @@ export class ThreadedProvider implements Provider {
   }
 
   async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
-    const { listing, instances } = (await this.#call({ op: 'list', scope }, signal)) as { listing: Omit<Listing, 'instances'>; instances: Instance[] };
-    return { ...listing, instances };
+    const { listing, instances } = (await this.#call({ op: 'list', scope }, signal)) as { listing: PagedListing; instances: Instance[] };
+    const { failed, ...rest } = listing;
+    // A listing that broke off gives no instances, as the provider's own list() does.
+    return { ...rest, instances: failed ? [] : instances };
   }
 
   async describe(refs: InstanceRef[], signal?: AbortSignal): Promise<Described[]> {

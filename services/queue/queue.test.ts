@@ -16,6 +16,7 @@ import { APPLY_QUEUE_NAME, ChangeQueue, deduplicationId } from './change-queue.t
 import { MemoryDesiredStore, RedisDesiredStore } from './desired-store.ts';
 import type { DesiredStore } from './desired-store.ts';
 import { createRedis, maskRedisUrl } from './redis.ts';
+import { ScopeLeases } from './scope-lease.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const OWNER = 'q-owner';
@@ -227,6 +228,30 @@ describe('RedisDesiredStore', () => {
     const ttl = await storeConn.pttl(store.keyOf(entryKey(ns, 'vm-1')));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+});
+
+describe('ScopeLeases', () => {
+  it('lets one holder at a time resync a scope, frees it on release or when it lapses, and never frees another holder\'s', async () => {
+    const leases = new ScopeLeases(storeConn, prefix);
+    const first = await leases.acquire('aws:a', 60_000);
+    expect(first).toBeDefined();
+    expect(await leases.acquire('aws:a', 60_000)).toBeUndefined();
+    // Another scope is not held back.
+    const other = await leases.acquire('aws:b', 60_000);
+    expect(other).toBeDefined();
+    await first!();
+    const second = await leases.acquire('aws:a', 60_000);
+    expect(second).toBeDefined();
+    // A late release of the first holder does not free the second's lease.
+    await first!();
+    expect(await leases.acquire('aws:a', 60_000)).toBeUndefined();
+    await second!();
+    await other!();
+    // A holder that died frees the scope when its lease lapses.
+    expect(await leases.acquire('aws:c', 50)).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(await leases.acquire('aws:c', 50)).toBeDefined();
   });
 });
 

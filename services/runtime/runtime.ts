@@ -13,6 +13,7 @@ import type { InstanceRef } from '../model.ts';
 import { type ApplyWorker, STALLS_FORGIVEN, startApplyWorker } from '../queue/apply-worker.ts';
 import { ChangeQueue } from '../queue/change-queue.ts';
 import { RedisDesiredStore } from '../queue/desired-store.ts';
+import { ScopeLeases } from '../queue/scope-lease.ts';
 import { createRedis, redisClock } from '../queue/redis.ts';
 import type { Readiness } from '../server/server.ts';
 import { type ReconcileDeps, refreshInstances, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
@@ -72,6 +73,7 @@ export class Runtime {
   readonly #resyncQueue: Queue<ResyncJobData>;
   readonly #refreshQueue: Queue<RefreshJobData>;
   readonly #status: StatusStore;
+  readonly #leases: ScopeLeases;
   readonly #events: EventRecorder;
   readonly #deps: ReconcileDeps;
   #applyWorker: ApplyWorker | undefined;
@@ -99,6 +101,7 @@ export class Runtime {
     this.#refreshQueue = new Queue<RefreshJobData>(REFRESH_QUEUE_NAME, { connection: this.#producer, prefix: config.redis.prefix });
     this.#refreshQueue.on('error', (err) => logger.error({ err: err.message }, 'refresh queue error'));
     this.#status = new StatusStore(this.#producer, config.redis.prefix);
+    this.#leases = new ScopeLeases(this.#producer, config.redis.prefix);
     this.#events = new EventRecorder(options.api, {
       logger,
       defaultNamespace: config.mapping.namespace.default,
@@ -207,6 +210,21 @@ export class Runtime {
   }
 
   async #resync(scopeKey: string): Promise<unknown> {
+    const { config, metrics, logger } = this.#options;
+    // A listing gives up after resync.timeout; the rest of a resync is bounded by it too.
+    const release = await this.#leases.acquire(scopeKey, 2 * config.resync.timeout + 60_000);
+    if (!release) {
+      logger.info({ scope: scopeKey }, 'a resync of this scope is still running; this one is left out');
+      return { skipped: 'a resync of this scope is still running' };
+    }
+    try {
+      return await this.#resyncHeld(scopeKey);
+    } finally {
+      await release().catch((err: Error) => logger.warn({ scope: scopeKey, err: err.message }, 'could not release the resync lease; it lapses on its own'));
+    }
+  }
+
+  async #resyncHeld(scopeKey: string): Promise<unknown> {
     const { metrics, logger } = this.#options;
     const started = performance.now();
     let result: ResyncResult;
