@@ -78,6 +78,18 @@ describe('a cloud provider in a worker thread', () => {
     expect(await threaded.list(foreign)).toMatchObject({ complete: false, instances: [], problems: [{ code: 'VMS_ERR_PROVIDER_FAILED' }] });
   });
 
+  it('drops the pages already passed on when the listing breaks off later, as the provider does', async () => {
+    const { threaded, direct } = await both();
+    const scope = threaded.scopes()[0]!;
+    for (const p of [threaded, direct]) {
+      // The first two pages are read; the third fails on every try.
+      ec2.failAfter(2, 'InternalError');
+      const listing = await p.list(scope);
+      ec2.heal();
+      expect(listing).toMatchObject({ complete: false, instances: [], problems: [{ code: 'VMS_ERR_PROVIDER_FAILED' }] });
+    }
+  });
+
   it('turns a failing cloud into an incomplete listing, and an abandoned listing frees the thread for the next', async () => {
     const { threaded } = await both();
     const scope = threaded.scopes()[0]!;

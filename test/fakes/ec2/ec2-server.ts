@@ -131,6 +131,7 @@ export class FakeEc2 {
   readonly #tokens = new Map<string, { offset: number; query: string }>();
   #nextFaults: Array<{ target: FaultTarget; code: string; message: string | undefined }> = [];
   #standing: Array<{ target: FaultTarget; code: string; message: string | undefined }> = [];
+  #failAfter: { left: number; code: string } | undefined;
   #hanging: FaultTarget[] = [];
   #tokenCounter = 0;
 
@@ -172,6 +173,11 @@ export class FakeEc2 {
     this.#standing.push({ target, code, message });
   }
 
+  /** After `answered` more requests are answered, every request fails with `code` until `heal()` (a listing that breaks off half-way). */
+  failAfter(answered: number, code: string): void {
+    this.#failAfter = { left: answered, code };
+  }
+
   /** Requests to this region and/or account are held open and never answered, until `heal()`. */
   hang(target: FaultTarget): void {
     this.#hanging.push(target);
@@ -182,6 +188,7 @@ export class FakeEc2 {
     this.#nextFaults = [];
     this.#standing = [];
     this.#hanging = [];
+    this.#failAfter = undefined;
   }
 
   /** DescribeInstances requests received, in order. */
@@ -219,6 +226,7 @@ export class FakeEc2 {
       const next = this.#nextFaults.findIndex((f) => matches(f.target, record));
       const fault = next >= 0 ? this.#nextFaults.splice(next, 1)[0] : this.#standing.find((f) => matches(f.target, record));
       if (fault) throw new Ec2Error(fault.code, fault.message);
+      if (this.#failAfter && this.#failAfter.left-- <= 0) throw new Ec2Error(this.#failAfter.code);
       if (record.action !== 'DescribeInstances') throw new Ec2Error('InvalidAction', `The action ${record.action} is not valid for this web service.`);
       return { status: 200, body: this.#describeInstances(record) };
     } catch (err) {
