@@ -5,24 +5,39 @@
 // into other entries. One interner lives as long as one listing (a mapping run, a list of the
 // cluster), so nothing accumulates across resyncs.
 
+/** A step of the map trie: the map with exactly the keys and values on the way here, and the ways on. */
+interface Node {
+  map?: Readonly<Record<string, unknown>>;
+  next?: Map<string, Map<unknown, Node>>;
+}
+
 /** Shares equal string maps and strings. */
 export class Interner {
-  readonly #maps = new Map<string, Readonly<Record<string, unknown>>>();
+  // Maps are found by walking their entries in order (a few Map lookups of short strings), which
+  // costs far less than building a key for each map.
+  readonly #root: Node = {};
   readonly #strings = new Map<string, string>();
 
   /** One frozen copy of each distinct map (same keys, same order, same values). */
   map<T extends Record<string, string | number>>(value: T): T {
-    // Keys and values of these maps (label keys and values, port names) never hold a NUL.
-    let key = '';
+    let node = this.#root;
     for (const k in value) {
+      node.next ??= new Map();
+      let byValue = node.next.get(k);
+      if (!byValue) {
+        byValue = new Map();
+        node.next.set(k, byValue);
+      }
       const v = value[k];
-      key += `${k}\u0000${typeof v === 'number' ? 'n' : 's'}${v}\u0000`;
+      let child = byValue.get(v);
+      if (!child) {
+        child = {};
+        byValue.set(v, child);
+      }
+      node = child;
     }
-    const known = this.#maps.get(key);
-    if (known) return known as T;
-    const frozen = Object.freeze(value);
-    this.#maps.set(key, frozen);
-    return frozen;
+    node.map ??= Object.freeze(value);
+    return node.map as T;
   }
 
   /** One copy of each distinct string. */
