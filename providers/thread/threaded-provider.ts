@@ -21,7 +21,8 @@ export interface ThreadLimits {
 export const DEFAULT_THREAD_LIMITS: ThreadLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 };
 
 interface Pending {
-  instances: Instance[];
+  /** Takes a chunk of a listing; the next is asked for once it resolves. */
+  onPage?: (instances: Instance[]) => Promise<void>;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
 }
@@ -71,10 +72,17 @@ export class ThreadedProvider implements Provider {
   }
 
   async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
-    const { listing, instances } = (await this.#call({ op: 'list', scope }, signal)) as { listing: PagedListing; instances: Instance[] };
-    const { failed, ...rest } = listing;
+    const instances: Instance[] = [];
+    const { failed, ...rest } = await this.listPages(scope, signal, async (page) => {
+      for (const instance of page) instances.push(instance);
+    });
     // A listing that broke off gives no instances, as the provider's own list() does.
     return { ...rest, instances: failed ? [] : instances };
+  }
+
+  /** The listing a chunk at a time, each asked for once `onPage` has taken the one before. */
+  async listPages(scope: Scope, signal: AbortSignal | undefined, onPage: (instances: Instance[]) => Promise<void>): Promise<PagedListing> {
+    return (await this.#call({ op: 'list', scope }, signal, onPage)) as PagedListing;
   }
 
   async describe(refs: InstanceRef[], signal?: AbortSignal): Promise<Described[]> {
@@ -141,19 +149,27 @@ export class ThreadedProvider implements Provider {
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
     if (reply.type === 'instances') {
-      for (const instance of reply.instances) pending.instances.push(instance);
-      // The next chunk once this thread has had its turn at other work.
-      setImmediate(() => this.#thread?.worker.postMessage({ op: 'next', id: reply.id } satisfies ThreadRequest));
+      // The next chunk once this one is taken, and this thread has had its turn at other work.
+      const next = (): void => void setImmediate(() => this.#thread?.worker.postMessage({ op: 'next', id: reply.id } satisfies ThreadRequest));
+      (pending.onPage?.(reply.instances) ?? Promise.resolve()).then(next, (err: unknown) => {
+        this.#pending.delete(reply.id);
+        this.#thread?.worker.postMessage({ op: 'abort', id: reply.id } satisfies ThreadRequest);
+        pending.reject(err instanceof Error ? err : new Error(String(err)));
+      });
       return;
     }
     this.#pending.delete(reply.id);
     if (this.#pending.size === 0) this.#thread?.worker.unref();
-    if (reply.type === 'listed') pending.resolve({ listing: reply.listing, instances: pending.instances });
+    if (reply.type === 'listed') pending.resolve(reply.listing);
     else if (reply.type === 'described') pending.resolve(reply.described);
     else pending.reject(fromThreadError(reply.error));
   }
 
-  async #call(request: { op: 'list'; scope: Scope } | { op: 'describe'; refs: InstanceRef[] }, signal?: AbortSignal): Promise<unknown> {
+  async #call(
+    request: { op: 'list'; scope: Scope } | { op: 'describe'; refs: InstanceRef[] },
+    signal?: AbortSignal,
+    onPage?: (instances: Instance[]) => Promise<void>,
+  ): Promise<unknown> {
     signal?.throwIfAborted();
     const thread = this.#ensureThread();
     await thread.ready;
@@ -169,7 +185,7 @@ export class ThreadedProvider implements Provider {
         signal?.removeEventListener('abort', onAbort);
         settle(value);
       };
-      this.#pending.set(id, { instances: [], resolve: done(resolve), reject: done(reject) });
+      this.#pending.set(id, { ...(onPage ? { onPage } : {}), resolve: done(resolve), reject: done(reject) });
       signal?.addEventListener('abort', onAbort, { once: true });
       thread.worker.ref();
       thread.worker.postMessage({ ...request, id } as ThreadRequest);

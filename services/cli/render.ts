@@ -32,7 +32,7 @@ function comment(text: string): string {
 function scopeLines(r: PlanReport): string[] {
   return r.observed.map((o) => {
     const state = o.listing.complete ? 'complete' : 'INCOMPLETE (nothing in it is deleted)';
-    return `scope ${o.scope.key}: ${o.listing.instances.length} instances, ${o.entries.length} entries, listing ${state}`;
+    return `scope ${o.scope.key}: ${o.listed} instances, ${o.entries.length} entries, listing ${state}`;
   });
 }
 
@@ -82,7 +82,7 @@ export function renderJson(r: PlanReport): string {
       scopes: r.observed.map((o) => ({
         scope: o.scope.key,
         complete: o.listing.complete,
-        instances: o.listing.instances.length,
+        instances: o.listed,
         entries: o.entries.length,
         problems: o.listing.problems,
       })),

@@ -114,7 +114,9 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
  * in, and every other gets VMS_SKIP_DUPLICATE_NAME. Entries and skips keep the input order.
  */
 export function mapInstances(instances: readonly Instance[], rules: MappingConfig, ctx: MapContext): MappedInstances {
-  return runSync(mapInstancesSliced(instances, rules, ctx));
+  const mapper = new ListingMapper(rules, ctx);
+  runSync(mapper.add(instances));
+  return mapper.finish();
 }
 
 /** What mapInstances gives. */
@@ -123,73 +125,114 @@ export interface MappedInstances {
   skips: Skip[];
 }
 
-/** mapInstances as sliced work (services/slices.ts), for large listings in `serve`. */
-export function* mapInstancesSliced(instances: readonly Instance[], rules: MappingConfig, context: MapContext): Sliced<MappedInstances> {
-  const ctx: MapContext = context.shared ? context : { ...context, shared: new Interner() };
-  const results: MapResult[] = new Array(instances.length);
-  for (let i = 0; i < instances.length; i++) {
-    results[i] = mapInstance(instances[i]!, rules, ctx);
-    if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
-  }
-  const sourceOf = (i: number): string => {
-    const r = results[i]!;
-    return r.kind === 'entry' ? (r.entry.metadata.annotations[SOURCE_ANNOTATION] ?? '') : '';
-  };
-  /** By entry key, the index of the result that keeps the name. */
-  const owners = new Map<string, number>();
-  for (let i = 0; i < results.length; i++) {
-    const result = results[i]!;
-    if (result.kind !== 'entry') continue;
-    const key = entryKey(result.entry.metadata.namespace, result.entry.metadata.name);
-    const current = owners.get(key);
-    if (current === undefined || sourceOf(i) < sourceOf(current)) owners.set(key, i);
-    if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
+/** Who an instance is, as a skip names it: all that is kept of an instance once it is mapped. */
+type Identity = Skip['instance'];
+
+/** The instance that has an entry's name so far. */
+interface Owner {
+  /** Its place in the entries so far. */
+  slot: number;
+  /** Its place in the listing. */
+  at: number;
+  source: string;
+  who: Identity;
+}
+
+/** An instance that lost its entry's name to another: its skip is written at the end, naming the final owner. */
+interface Loser {
+  at: number;
+  key: string;
+  who: Identity;
+  source: string;
+}
+
+/**
+ * mapInstances for a listing that arrives page by page (add each page as it comes, then finish):
+ * an instance is not needed once it is mapped, so a large listing is never held whole. The result
+ * is that of mapInstances over the whole listing.
+ */
+export class ListingMapper {
+  readonly #rules: MappingConfig;
+  readonly #ctx: MapContext;
+  /** Entries in listing order; a slot whose entry lost its name to a later one is emptied. */
+  readonly #entries: Array<WorkloadEntry | undefined> = [];
+  readonly #owners = new Map<string, Owner>();
+  readonly #skips: Array<{ at: number; skip: Skip }> = [];
+  readonly #losers: Loser[] = [];
+  /** Instances added so far. */
+  instances = 0;
+
+  constructor(rules: MappingConfig, ctx: MapContext) {
+    this.#rules = rules;
+    this.#ctx = ctx.shared ? ctx : { ...ctx, shared: new Interner() };
   }
 
-  const entries: WorkloadEntry[] = [];
-  const skips: Skip[] = [];
-  for (let i = 0; i < results.length; i++) {
-    if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
-    const result = results[i]!;
-    if (result.kind === 'skip') {
-      skips.push(result.skip);
-      continue;
+  /** Maps a page of the listing (sliced work). */
+  *add(instances: readonly Instance[]): Sliced<void> {
+    const shared = this.#ctx.shared!;
+    for (let i = 0; i < instances.length; i++) {
+      if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
+      const instance = instances[i]!;
+      const at = this.instances++;
+      const result = mapInstance(instance, this.#rules, this.#ctx);
+      if (result.kind === 'skip') {
+        this.#skips.push({ at, skip: result.skip });
+        continue;
+      }
+      const { entry } = result;
+      const key = entryKey(entry.metadata.namespace, entry.metadata.name);
+      const source = entry.metadata.annotations[SOURCE_ANNOTATION] ?? '';
+      const who: Identity = {
+        provider: instance.provider,
+        account: shared.string(instance.account),
+        region: shared.string(instance.region),
+        zone: shared.string(instance.zone),
+        id: instance.id,
+        name: instance.name,
+      };
+      const owner = this.#owners.get(key);
+      if (owner !== undefined && !(source < owner.source)) {
+        this.#losers.push({ at, key, who, source });
+        continue;
+      }
+      if (owner !== undefined) {
+        this.#entries[owner.slot] = undefined;
+        this.#losers.push({ at: owner.at, key, who: owner.who, source: owner.source });
+      }
+      this.#owners.set(key, { slot: this.#entries.push(entry) - 1, at, source, who });
     }
-    const key = entryKey(result.entry.metadata.namespace, result.entry.metadata.name);
-    const owner = owners.get(key);
-    if (owner === undefined || owner === i) {
-      entries.push(result.entry);
-      continue;
-    }
-    skips.push(
-      makeSkip(
-        instances[i]!,
-        ctx,
-        'VMS_SKIP_DUPLICATE_NAME',
-        `its entry ${key} is already taken by ${quote(sourceOf(owner))}, listed in the same scope ` +
-          `(ids that differ only in letter case or punctuation give the same name); give one of them another ${rules.namespace.tag} tag`,
-      ),
-    );
   }
-  return { entries, skips };
+
+  /** The entries and skips of everything added. */
+  finish(): MappedInstances {
+    const entries = this.#entries.filter((e): e is WorkloadEntry => e !== undefined);
+    const skips = [...this.#skips];
+    for (const loser of this.#losers) {
+      const owner = this.#owners.get(loser.key)!;
+      skips.push({
+        at: loser.at,
+        skip: skipOf(
+          loser.who,
+          loser.source,
+          this.#ctx,
+          'VMS_SKIP_DUPLICATE_NAME',
+          `its entry ${loser.key} is already taken by ${quote(owner.source)}, listed in the same scope ` +
+            `(ids that differ only in letter case or punctuation give the same name); give one of them another ${this.#rules.namespace.tag} tag`,
+        ),
+      });
+    }
+    if (this.#losers.length > 0) skips.sort((a, b) => a.at - b.at);
+    return { entries, skips: skips.map((s) => s.skip) };
+  }
 }
 
 function makeSkip(instance: Instance, ctx: MapContext, code: SkipCode, reason: string): Skip {
-  return {
-    instance: {
-      provider: instance.provider,
-      account: instance.account,
-      region: instance.region,
-      zone: instance.zone,
-      id: instance.id,
-      name: instance.name,
-    },
-    scopeKey: ctx.scopeKey,
-    source: instanceSource(instance),
-    code,
-    reason,
-    keepsEntry: skipKeepsEntry(code),
-  };
+  const who: Identity = { provider: instance.provider, account: instance.account, region: instance.region, zone: instance.zone, id: instance.id, name: instance.name };
+  return skipOf(who, instanceSource(instance), ctx, code, reason);
+}
+
+function skipOf(who: Identity, source: string, ctx: MapContext, code: SkipCode, reason: string): Skip {
+  return { instance: who, scopeKey: ctx.scopeKey, source, code, reason, keepsEntry: skipKeepsEntry(code) };
 }
 
 /** Selector values compare trimmed and without regard to case; `*` accepts any value of a present tag. */

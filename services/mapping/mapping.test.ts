@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { mappingSchema, type MappingConfig } from '../../config/schema.ts';
 import { INSTANCE_STATES, type Instance, type MapResult, type Skip, type WorkloadEntry } from '../model.ts';
-import { checkEntry, entryName, mapInstance, mapInstances, normalizeLabelValue, SKIP_CODES, skipKeepsEntry, type SkipCode } from './index.ts';
+import { checkEntry, entryName, ListingMapper, mapInstance, mapInstances, normalizeLabelValue, SKIP_CODES, skipKeepsEntry, type SkipCode } from './index.ts';
+import { runSync } from '../slices.ts';
 
 // Most cases are about other tags: any namespace is allowed here; the namespace policy has its own cases.
 const CTX = { ownerId: 'prod', scopeKey: 'aws:prod:123456789012:us-east-1', observedAt: '2025-01-01T00:00:00.000Z', namespaces: { global: ['*'] } };
@@ -590,6 +591,62 @@ describe('mapInstances duplicates', () => {
       ['i-1', 'VMS_SKIP_NOT_RUNNING'],
       ['i-3', 'VMS_SKIP_NOT_SELECTED'],
     ]);
+  });
+});
+
+describe('mapping a listing page by page', () => {
+  // Static ids that differ only in letter case give the same entry name: duplicates across pages.
+  const listing = fc.array(
+    fc.record({
+      id: fc.constantFrom('a', 'A', 'b', 'B', 'c', 'web-1', 'Web-1', 'WEB-1'),
+      region: fc.constantFrom('dc1', 'dc2'),
+      state: fc.constantFrom('running', 'running', 'running', 'stopped'),
+      ns: fc.constantFrom(undefined, 'other'),
+    }),
+    { maxLength: 24 },
+  );
+  const instancesOf = (items: Array<{ id: string; region: string; state: string; ns: string | undefined }>): Instance[] =>
+    items.map((x, i) =>
+      vm({
+        provider: 'static',
+        account: 'onprem',
+        region: x.region,
+        id: x.id,
+        name: `n-${i}`,
+        state: x.state as Instance['state'],
+        tags: { mesh: 'true', ...(x.ns ? { 'mesh-namespace': x.ns } : {}) },
+      }),
+    );
+
+  it('gives what mapping the whole listing gives, wherever the pages break, and the smallest source keeps each name', () => {
+    fc.assert(
+      fc.property(listing, fc.array(fc.nat(24), { maxLength: 4 }), (items, cuts) => {
+        const instances = instancesOf(items);
+        const whole = mapInstances(instances, RULES, CTX);
+        const mapper = new ListingMapper(RULES, CTX);
+        const bounds = [0, ...[...cuts].sort((x, y) => x - y).map((c) => Math.min(c, instances.length)), instances.length];
+        for (let i = 0; i + 1 < bounds.length; i++) runSync(mapper.add(instances.slice(bounds[i], bounds[i + 1])));
+        const paged = mapper.finish();
+        expect(paged).toEqual(whole);
+        expect(mapper.instances).toBe(instances.length);
+
+        // Every instance is an entry or a skip, once; names are unique; the smallest source wins.
+        expect(whole.entries.length + whole.skips.length).toBe(instances.length);
+        const keys = whole.entries.map((e) => `${e.metadata.namespace}/${e.metadata.name}`);
+        expect(new Set(keys).size).toBe(keys.length);
+        for (const skip of whole.skips.filter((k) => k.code === 'VMS_SKIP_DUPLICATE_NAME')) {
+          const owner = /already taken by '([^']+)'/.exec(skip.reason)?.[1];
+          const winner = whole.entries.find((e) => e.metadata.annotations['vm-mesh-sync.io/source'] === owner);
+          expect(winner, skip.reason).toBeDefined();
+          expect(owner! < skip.source || owner === skip.source).toBe(true);
+        }
+        // Input order: entries as listed, skips as listed.
+        const at = (source: string, name: string) => instances.findIndex((x, i) => `static:onprem:${x.region}:${x.id}` === source && `n-${i}` === name);
+        const skipOrder = whole.skips.map((k) => at(k.source, k.instance.name));
+        expect([...skipOrder].sort((x, y) => x - y)).toEqual(skipOrder);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
 

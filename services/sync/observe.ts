@@ -2,9 +2,9 @@
 // the providers' own and the clock; a provider that throws or times out becomes an incomplete
 // listing, so a cloud API outage can never turn into deletes.
 import type { Config } from '../../config/schema.ts';
-import type { Provider } from '../../providers/provider.ts';
-import { type MapContext, mapInstancesSliced, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
-import type { Listing, Scope, Skip, WorkloadEntry } from '../model.ts';
+import type { PagedListing, Provider } from '../../providers/provider.ts';
+import { ListingMapper, type MapContext, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
+import type { Instance, Listing, Scope, Skip, WorkloadEntry } from '../model.ts';
 import { runSliced } from '../slices.ts';
 import type { Clock } from '../stamp.ts';
 
@@ -12,7 +12,10 @@ import type { Clock } from '../stamp.ts';
 export interface ScopeObservation {
   scope: Scope;
   provider: Provider;
-  listing: Listing;
+  /** Whether the listing was whole, and its problems; its instances are not kept once mapped. */
+  listing: Omit<Listing, 'instances'>;
+  /** Instances the listing returned. */
+  listed: number;
   entries: WorkloadEntry[];
   skips: Skip[];
   /** The stamp taken when the listing started: every entry, and every delete, of this observation carries it. */
@@ -50,10 +53,24 @@ export function mapContext(config: MappingRules, scope: Scope, observedAt: strin
   return { ownerId: config.ownerId, scopeKey: scope.key, observedAt, namespaces: scopeNamespaces(config, scope) };
 }
 
-/** Lists one scope; never throws: failures and time-outs come back as an incomplete listing. */
-export async function listScope(provider: Provider, scope: Scope, timeoutMs: number): Promise<Listing> {
+/** An incomplete listing that says why. */
+function failedListing(scope: Scope, err: unknown): PagedListing {
+  return {
+    scope,
+    complete: false,
+    problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message: `listing ${scope.key} failed: ${(err as Error).message}` }],
+    failed: true,
+  };
+}
+
+/**
+ * Lists one scope, handing each page to `onPage` as it comes (the whole listing at once from a
+ * provider that does not list page by page); never throws: failures and time-outs come back as a
+ * listing that `failed`, whose pages must not be used.
+ */
+export async function listScopePages(provider: Provider, scope: Scope, timeoutMs: number, onPage: (instances: Instance[]) => Promise<void>): Promise<PagedListing> {
   // A timer of our own, cleared as soon as the listing ends: a pending time-out would keep this
-  // listing (a scope's every instance) reachable until it fired.
+  // listing reachable until it fired.
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<never>((_, reject) => {
@@ -63,36 +80,44 @@ export async function listScope(provider: Provider, scope: Scope, timeoutMs: num
       reject(err);
     }, timeoutMs);
   });
+  const listing = async (): Promise<PagedListing> => {
+    if (provider.listPages) return provider.listPages(scope, controller.signal, onPage);
+    const { instances, ...rest } = await provider.list(scope, controller.signal);
+    await onPage(instances);
+    return { ...rest, failed: false };
+  };
   try {
-    return await Promise.race([provider.list(scope, controller.signal), timedOut]);
+    return await Promise.race([listing(), timedOut]);
   } catch (err) {
-    return {
-      scope,
-      instances: [],
-      complete: false,
-      problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message: `listing ${scope.key} failed: ${(err as Error).message}` }],
-    };
+    return failedListing(scope, err);
   } finally {
     clearTimeout(timer);
   }
 }
 
-/** Maps a listing whose observation started at `observedAt`, in slices that leave the event loop free. */
-export async function mapListing(provider: Provider, listing: Listing, config: MappingRules, observedAt: string, durationMs = 0): Promise<ScopeObservation> {
-  const ctx = mapContext(config, listing.scope, observedAt);
-  const { entries, skips } = await runSliced(mapInstancesSliced(listing.instances, config.mapping, ctx));
-  return { scope: listing.scope, provider, listing, entries, skips, observedAt, namespaces: ctx.namespaces, durationMs };
-}
-
 /**
- * Stamps, lists and maps one scope. The stamp is taken before the first page is asked for, so
- * whatever the listing decides is no newer than the oldest page it read.
+ * Stamps, lists and maps one scope, each page as it arrives, in slices that leave the event loop
+ * free. The stamp is taken before the first page is asked for, so whatever the listing decides is
+ * no newer than the oldest page it read. A listing that failed gives no entries.
  */
 export async function observeScope(provider: Provider, scope: Scope, options: Pick<ObserveOptions, 'config' | 'clock' | 'timeoutMs'>): Promise<ScopeObservation> {
   const observedAt = await options.clock();
   const started = performance.now();
-  const listing = await listScope(provider, scope, options.timeoutMs);
-  return mapListing(provider, listing, options.config, observedAt, performance.now() - started);
+  const ctx = mapContext(options.config, scope, observedAt);
+  const mapper = new ListingMapper(options.config.mapping, ctx);
+  const { failed, ...listing } = await listScopePages(provider, scope, options.timeoutMs, (page) => runSliced(mapper.add(page)));
+  const { entries, skips } = failed ? { entries: [], skips: [] } : mapper.finish();
+  return {
+    scope,
+    provider,
+    listing,
+    listed: failed ? 0 : mapper.instances,
+    entries,
+    skips,
+    observedAt,
+    namespaces: ctx.namespaces,
+    durationMs: performance.now() - started,
+  };
 }
 
 /** Lists and maps every scope of every provider, a few at a time. */

@@ -7,7 +7,7 @@ import { entryKey, SCOPE_ANNOTATION, SOURCE_ANNOTATION, type Skip, type Workload
 import type { ScopeObservation } from './observe.ts';
 
 /** What planning needs from an observation, without the provider object. */
-export type ObservedScope = Pick<ScopeObservation, 'scope' | 'listing' | 'entries' | 'skips' | 'observedAt' | 'namespaces'>;
+export type ObservedScope = Pick<ScopeObservation, 'scope' | 'listing' | 'listed' | 'entries' | 'skips' | 'observedAt' | 'namespaces'>;
 
 /**
  * The desired scopes for planning. An instance skipped for a value that cannot be used (a bad tag,

@@ -77,11 +77,9 @@ function configuredScopes(providers: readonly Provider[]): string[] {
 export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options: { force?: boolean } = {}): Promise<ResyncResult> {
   const found = findScope(deps.providers, scopeKey);
   if (!found) throw new Error(`scope ${scopeKey} is not configured`);
-  const mapped = await observeScope(found.provider, found.scope, { config: deps.config, clock: deps.clock, timeoutMs: deps.config.resync.timeout });
-  // The instances are not needed once mapped; a large scope should not hold them while the owned
-  // entries are listed and planned.
-  const instances = mapped.listing.instances.length;
-  const observation: ScopeObservation = { ...mapped, listing: { ...mapped.listing, instances: [] } };
+  // Each page of instances is mapped as it arrives and not kept: a large scope is not held twice.
+  const observation = await observeScope(found.provider, found.scope, { config: deps.config, clock: deps.clock, timeoutMs: deps.config.resync.timeout });
+  const instances = observation.listed;
   const complete = observation.listing.complete;
   // Before the cluster is read: an older delete that has not run yet can no longer remove an
   // entry this listing is about to see and keep.
@@ -151,7 +149,8 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
     }
     observed.push({
       scope,
-      listing: { scope, instances: described.flatMap((d) => (d.instance ? [d.instance] : [])), complete: true, problems: [] },
+      listing: { scope, complete: true, problems: [] },
+      listed: described.filter((d) => d.instance !== null).length,
       entries,
       skips,
       observedAt,

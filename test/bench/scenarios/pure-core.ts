@@ -23,7 +23,7 @@ function mapAndPlan(instances: ReturnType<typeof benchInstance>[], owned: Worklo
   const started = performance.now();
   const { entries, skips } = mapInstances(instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey: STATIC_SCOPE, observedAt: now });
   const mapped = performance.now();
-  const observed = { scope, listing: { scope, instances, complete: true, problems: [] }, entries, skips, observedAt: now, namespaces: scopeNamespaces(config, scope) };
+  const observed = { scope, listing: { scope, complete: true, problems: [] }, listed: instances.length, entries, skips, observedAt: now, namespaces: scopeNamespaces(config, scope) };
   const plan = planScopes(config, [observed], owned, {
     configuredScopes: [STATIC_SCOPE],
   });
