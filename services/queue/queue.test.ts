@@ -232,26 +232,36 @@ describe('RedisDesiredStore', () => {
 });
 
 describe('ScopeLeases', () => {
-  it('lets one holder at a time resync a scope, frees it on release or when it lapses, and never frees another holder\'s', async () => {
-    const leases = new ScopeLeases(storeConn, prefix);
-    const first = await leases.acquire('aws:a', 60_000);
+  it('lets one holder at a time resync a scope, keeps the lease while it works, and never frees another holder\'s', async () => {
+    const leases = new ScopeLeases(storeConn, prefix, 150);
+    const first = await leases.acquire('aws:a');
     expect(first).toBeDefined();
-    expect(await leases.acquire('aws:a', 60_000)).toBeUndefined();
+    // Renewed: still held long after its time to live.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await leases.acquire('aws:a')).toBeUndefined();
     // Another scope is not held back.
-    const other = await leases.acquire('aws:b', 60_000);
+    const other = await leases.acquire('aws:b');
     expect(other).toBeDefined();
     await first!();
-    const second = await leases.acquire('aws:a', 60_000);
+    const second = await leases.acquire('aws:a');
     expect(second).toBeDefined();
     // A late release of the first holder does not free the second's lease.
     await first!();
-    expect(await leases.acquire('aws:a', 60_000)).toBeUndefined();
+    expect(await leases.acquire('aws:a')).toBeUndefined();
     await second!();
     await other!();
-    // A holder that died frees the scope when its lease lapses.
-    expect(await leases.acquire('aws:c', 50)).toBeDefined();
-    await new Promise((resolve) => setTimeout(resolve, 120));
-    expect(await leases.acquire('aws:c', 50)).toBeDefined();
+  });
+
+  it('frees the scope of a holder that died once its lease lapses', async () => {
+    const key = `${prefix}:resync-lease:aws:c`;
+    // A holder in a process that died: its lease is no longer renewed.
+    await storeConn.set(key, 'dead-holder', 'PX', 100);
+    const leases = new ScopeLeases(storeConn, prefix, 100);
+    expect(await leases.acquire('aws:c')).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const taken = await leases.acquire('aws:c');
+    expect(taken).toBeDefined();
+    await taken!();
   });
 });
 

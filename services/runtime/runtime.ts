@@ -210,9 +210,8 @@ export class Runtime {
   }
 
   async #resync(scopeKey: string): Promise<unknown> {
-    const { config, metrics, logger } = this.#options;
-    // A listing gives up after resync.timeout; the rest of a resync is bounded by it too.
-    const release = await this.#leases.acquire(scopeKey, 2 * config.resync.timeout + 60_000);
+    const { logger } = this.#options;
+    const release = await this.#leases.acquire(scopeKey);
     if (!release) {
       logger.info({ scope: scopeKey }, 'a resync of this scope is still running; this one is left out');
       return { skipped: 'a resync of this scope is still running' };
