@@ -127,8 +127,7 @@ export class ThreadedProvider implements Provider {
         ready(reply.scopes);
         // From now on only calls in flight keep the process alive.
         if (this.#pending.size === 0) worker.unref();
-      }
-      else if (reply.type === 'failed') failed(fromThreadError(reply.error));
+      } else if (reply.type === 'failed') failed(fromThreadError(reply.error));
       else if (reply.type !== 'closed') this.#answer(reply);
     });
     const gone = (why: Error): void => {
@@ -152,17 +151,22 @@ export class ThreadedProvider implements Provider {
       // The next chunk once this one is taken, and this thread has had its turn at other work.
       const next = (): void => void setImmediate(() => this.#thread?.worker.postMessage({ op: 'next', id: reply.id } satisfies ThreadRequest));
       (pending.onPage?.(reply.instances) ?? Promise.resolve()).then(next, (err: unknown) => {
-        this.#pending.delete(reply.id);
+        this.#settle(reply.id);
         this.#thread?.worker.postMessage({ op: 'abort', id: reply.id } satisfies ThreadRequest);
         pending.reject(err instanceof Error ? err : new Error(String(err)));
       });
       return;
     }
-    this.#pending.delete(reply.id);
-    if (this.#pending.size === 0) this.#thread?.worker.unref();
+    this.#settle(reply.id);
     if (reply.type === 'listed') pending.resolve(reply.listing);
     else if (reply.type === 'described') pending.resolve(reply.described);
     else pending.reject(fromThreadError(reply.error));
+  }
+
+  /** Forgets a call; with none left in flight, the thread no longer keeps the process alive. */
+  #settle(id: number): void {
+    this.#pending.delete(id);
+    if (this.#pending.size === 0) this.#thread?.worker.unref();
   }
 
   async #call(
@@ -177,7 +181,7 @@ export class ThreadedProvider implements Provider {
     const id = this.#next++;
     return new Promise<unknown>((resolve, reject) => {
       const onAbort = (): void => {
-        this.#pending.delete(id);
+        this.#settle(id);
         thread.worker.postMessage({ op: 'abort', id } satisfies ThreadRequest);
         reject(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
       };
