@@ -5,6 +5,7 @@ import { type DescribeInstancesCommandInput, type EC2Client, type Filter, pagina
 import type { MappingConfig } from '../../config/schema.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
+import { brokenListing, wholeListing } from '../paging.ts';
 import type { PagedListing, ProviderWithWebhook } from '../provider.ts';
 import { AssumeRoleError, type AwsCredentials, Ec2ClientPool } from './clients.ts';
 import type { AwsAccountConfig, AwsProviderConfig } from './config.ts';
@@ -69,11 +70,7 @@ export class AwsProvider implements ProviderWithWebhook {
 
   /** All selected instances of one account and region; never throws, an unreadable scope is an incomplete listing. */
   async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
-    const instances: Instance[] = [];
-    const { failed: broke, ...rest } = await this.listPages(scope, signal, async (page) => {
-      for (const instance of page) instances.push(instance);
-    });
-    return { ...rest, instances: broke ? [] : instances };
+    return wholeListing((onPage) => this.listPages(scope, signal, onPage));
   }
 
   /**
@@ -85,7 +82,7 @@ export class AwsProvider implements ProviderWithWebhook {
     const own = this.#scopes.get(scope.key);
     const account = own ? this.#accounts.get(own.account) : undefined;
     if (!own?.region || !account) {
-      return brokeOff(scope, `scope ${scope.key} does not belong to aws provider "${this.name}"`, scope.key);
+      return brokenListing(scope, `scope ${scope.key} does not belong to aws provider "${this.name}"`, scope.key);
     }
     const where = `${own.region} (account ${account.id})`;
     const seen = new Set<string>();
@@ -113,9 +110,9 @@ export class AwsProvider implements ProviderWithWebhook {
     } catch (err) {
       const at = `page ${pages + 1}`;
       if (signal?.aborted) {
-        return brokeOff(scope, `DescribeInstances in ${where} was abandoned after ${pages} page(s): ${reasonOf(signal)}`, at);
+        return brokenListing(scope, `DescribeInstances in ${where} was abandoned after ${pages} page(s): ${reasonOf(signal)}`, at);
       }
-      return brokeOff(scope, `DescribeInstances in ${where} failed: ${explain(err)}`, at);
+      return brokenListing(scope, `DescribeInstances in ${where} failed: ${explain(err)}`, at);
     }
     // An instance that cannot be read could be one whose entry exists: keep the scope's deletes back.
     return { scope: own, complete: problems.length === 0, problems, failed: false };
@@ -239,10 +236,6 @@ function escapeFilterValue(value: string): string {
 
 function abortOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {
   return signal === undefined ? {} : { abortSignal: signal };
-}
-
-function brokeOff(scope: Scope, message: string, at: string): PagedListing {
-  return { scope, complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message, at }], failed: true };
 }
 
 function errorCode(err: unknown): string | undefined {

@@ -53,6 +53,27 @@ describe('scopes', () => {
 });
 
 describe('list', () => {
+  it('passes each page on as it is read, and a listing that breaks off after some pages gives nothing', async () => {
+    for (let n = 0; n < 5; n++) compute.put({ id: `${2000 + n}`, name: `vm-${n}`, zone: 'us-central1-a', labels: { mesh: 'true' } });
+    const p = provider({ pageSize: 2, maxAttempts: 2 }, { sleep: async () => {} });
+    const pages: string[][] = [];
+    const whole = await p.listPages(scopeOf(p), undefined, async (page) => void pages.push(page.map((i) => i.id)));
+    expect(whole).toMatchObject({ complete: true, failed: false, problems: [] });
+    expect(pages.flat().sort()).toEqual(['2000', '2001', '2002', '2003', '2004']);
+    expect(pages.every((page) => page.length <= 2)).toBe(true);
+    expect(pages.length).toBeGreaterThan(1);
+
+    // The second page fails on every try: what the first page gave must not be used.
+    let first = true;
+    const broken = await p.listPages(scopeOf(p), undefined, async () => {
+      if (first) compute.failAlways({}, 500);
+      first = false;
+    });
+    expect(broken).toMatchObject({ complete: false, failed: true, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED' }] });
+    expect(await p.list(scopeOf(p))).toMatchObject({ complete: false, instances: [] });
+    compute.heal();
+  });
+
   it('reads every page across zones, with returnPartialSuccess and the page size, stamping each page', async () => {
     for (let n = 0; n < 5; n++) compute.put({ id: `${1000 + n}`, name: `vm-${n}`, zone: n < 3 ? 'us-central1-a' : 'europe-west1-b', labels: { mesh: 'true' } });
     const p = provider({ pageSize: 2 }, { now: steppingClock().now });

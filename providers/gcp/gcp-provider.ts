@@ -5,7 +5,8 @@ import type { AuthClient, OAuth2Client } from 'google-auth-library';
 import type { MappingConfig } from '../../config/schema.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
-import type { ProviderWithWebhook } from '../provider.ts';
+import { brokenListing, wholeListing } from '../paging.ts';
+import type { PagedListing, ProviderWithWebhook } from '../provider.ts';
 import {
   abortableSleep,
   type AggregatedListRequest,
@@ -124,12 +125,17 @@ export class GcpProvider implements ProviderWithWebhook {
 
   /** All selected instances of one project; never throws, an unreadable project or zone is an incomplete listing. */
   async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
+    return wholeListing((onPage) => this.listPages(scope, signal, onPage));
+  }
+
+  /** list() page by page: each page's instances go to `onPage`, and the next page is asked for once it resolves. */
+  async listPages(scope: Scope, signal: AbortSignal | undefined, onPage: (instances: Instance[]) => Promise<void>): Promise<PagedListing> {
     const own = this.#scopes.get(scope.key);
-    if (!own) return failed(scope, `scope ${scope.key} does not belong to gcp provider "${this.name}"`, scope.key);
-    const result = await this.#aggregated(own.account, this.#filter.server, signal);
-    if (!result.ok) return failed(own, result.message, result.at);
-    const instances = this.#filter.clientSide ? result.instances.filter((i) => Object.hasOwn(i.tags, this.#selectorTag)) : result.instances;
-    return { scope: own, instances, complete: result.problems.length === 0, problems: result.problems };
+    if (!own) return brokenListing(scope, `scope ${scope.key} does not belong to gcp provider "${this.name}"`, scope.key);
+    const selected = (page: Instance[]): Instance[] => (this.#filter.clientSide ? page.filter((i) => Object.hasOwn(i.tags, this.#selectorTag)) : page);
+    const result = await this.#aggregated(own.account, this.#filter.server, signal, (page) => onPage(selected(page)));
+    if (!result.ok) return brokenListing(own, result.message, result.at);
+    return { scope: own, complete: result.problems.length === 0, problems: result.problems, failed: false };
   }
 
   /**
@@ -213,8 +219,12 @@ export class GcpProvider implements ProviderWithWebhook {
     project: string,
     filter: string | undefined,
     signal: AbortSignal | undefined,
+    onPage?: (instances: Instance[]) => Promise<void>,
   ): Promise<{ ok: true; instances: Instance[]; problems: Problem[] } | { ok: false; message: string; at: string }> {
+    // With `onPage`, each page's instances go there (an instance a later page repeats, once) and
+    // none are kept here; without, they are all returned.
     const instances = new Map<string, Instance>();
+    const passed = new Set<string>();
     const problems = new Map<string, Problem>();
     const tokens = new Set<string>();
     let pageToken: string | undefined;
@@ -232,6 +242,7 @@ export class GcpProvider implements ProviderWithWebhook {
         const page = await aggregatedListPage(this.#client, request, this.#policy, signal);
         pages++;
         const observedAt = this.#now().toISOString();
+        const batch: Instance[] = [];
         for (const [scopeName, scoped] of Object.entries(page.items ?? {})) {
           const zone = scopeName.startsWith('zones/') ? scopeName.slice('zones/'.length) : undefined;
           const warning = scoped?.warning;
@@ -242,8 +253,12 @@ export class GcpProvider implements ProviderWithWebhook {
           for (const gce of scoped?.instances ?? []) {
             const mapped = toInstance(gce, { project, observedAt, networkTagsAsTags: this.#config.networkTagsAsTags, ...(zone === undefined ? {} : { zone }) });
             // An instance that cannot be read could be one whose entry exists: keep the project's deletes back.
-            if (mapped.ok) instances.set(mapped.instance.id, mapped.instance);
-            else problems.set(`${mapped.problem.at}:${mapped.problem.message}`, mapped.problem);
+            if (!mapped.ok) problems.set(`${mapped.problem.at}:${mapped.problem.message}`, mapped.problem);
+            else if (!onPage) instances.set(mapped.instance.id, mapped.instance);
+            else if (!passed.has(mapped.instance.id)) {
+              passed.add(mapped.instance.id);
+              batch.push(mapped.instance);
+            }
           }
         }
         for (const unreachable of page.unreachables ?? []) {
@@ -261,6 +276,7 @@ export class GcpProvider implements ProviderWithWebhook {
             at: `page ${pages}`,
           });
         }
+        if (onPage) await onPage(batch);
         const next = page.nextPageToken ? page.nextPageToken : undefined;
         if (next !== undefined && tokens.has(next)) {
           return { ok: false, message: `aggregatedList of project ${project} returned page token '${next.slice(0, 40)}' twice; the listing would never end`, at: `page ${pages + 1}` };
@@ -284,10 +300,6 @@ export function createGcpProvider(config: GcpProviderConfig, options: GcpProvide
 
 function workKey(ref: InstanceRef): string {
   return `${ref.account}/${ref.zone ?? '*'}/${ref.id}`;
-}
-
-function failed(scope: Scope, message: string, at: string): Listing {
-  return { scope, instances: [], complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message, at }] };
 }
 
 /** A failed Compute call as one line: HTTP status, Google's message, and how many attempts were made. */

@@ -6,6 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import type { MappingConfig, ProviderConfig } from '../../config/schema.ts';
 import type { Described, Instance, InstanceRef, Listing, ProviderKind, Scope } from '../../services/model.ts';
+import { wholeListing } from '../paging.ts';
 import type { PagedListing, Provider, WebhookReceiver } from '../provider.ts';
 import { fromThreadError, type ThreadData, type ThreadReply, type ThreadRequest } from './protocol.ts';
 
@@ -72,12 +73,7 @@ export class ThreadedProvider implements Provider {
   }
 
   async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
-    const instances: Instance[] = [];
-    const { failed, ...rest } = await this.listPages(scope, signal, async (page) => {
-      for (const instance of page) instances.push(instance);
-    });
-    // A listing that broke off gives no instances, as the provider's own list() does.
-    return { ...rest, instances: failed ? [] : instances };
+    return wholeListing((onPage) => this.listPages(scope, signal, onPage));
   }
 
   /** The listing a chunk at a time, each asked for once `onPage` has taken the one before. */

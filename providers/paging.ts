@@ -1,0 +1,17 @@
+// Listings read page by page (Provider.listPages), and the whole listing made of them.
+import type { Instance, Listing, Scope } from '../services/model.ts';
+import type { PagedListing } from './provider.ts';
+
+/** A listing that broke off: nothing of it may be used, and the scope deletes nothing. */
+export function brokenListing(scope: Scope, message: string, at: string): PagedListing {
+  return { scope, complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message, at }], failed: true };
+}
+
+/** The whole listing of a page-by-page one; a listing that broke off gives no instances. */
+export async function wholeListing(listPages: (onPage: (instances: Instance[]) => Promise<void>) => Promise<PagedListing>): Promise<Listing> {
+  const instances: Instance[] = [];
+  const { failed, ...rest } = await listPages(async (page) => {
+    for (const instance of page) instances.push(instance);
+  });
+  return { ...rest, instances: failed ? [] : instances };
+}
