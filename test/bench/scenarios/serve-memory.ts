@@ -100,6 +100,8 @@ interface FlavorMemory {
   slowestHealthzMs: number;
   /** True when the slowest probe got no answer at all (serve died while it waited). */
   slowestUnanswered: boolean;
+  /** Lines of serve's log in which BullMQ lost a job's lock (a blocked event loop's symptom). */
+  lockErrors: number;
   /** Set when serve did not get through: how it ended and its last output. */
   failure?: string;
 }
@@ -122,7 +124,7 @@ async function measureFlavor(flavor: BenchFlavor, label: string, n: number, roun
   let proc: ServeProcess | undefined;
   let sampler: NodeJS.Timeout | undefined;
   let probing = true;
-  const result: FlavorMemory = { flavor, label, instances: n, nodeOptions, startedMiB: 0, rounds: [], sampledPeakMiB: 0, slowestHealthzMs: 0, slowestUnanswered: false };
+  const result: FlavorMemory = { flavor, label, instances: n, nodeOptions, startedMiB: 0, rounds: [], sampledPeakMiB: 0, slowestHealthzMs: 0, slowestUnanswered: false, lockErrors: 0 };
   try {
     const dir = path.join(options.workDir, `memory-${prefix.replace(/\W+/g, '-')}`);
     const { kubeconfig } = await host.startKube(options.latencyMs, dir);
@@ -226,6 +228,7 @@ async function measureFlavor(flavor: BenchFlavor, label: string, n: number, roun
       if (delay) after.loopDelay = delay;
       result.rounds.push(after);
       if (last.error || !last.complete || last.owned !== n || last.changes !== 0) result.failure = `unexpected resync status ${JSON.stringify(last)}`;
+      result.lockErrors = serve.output.split('\n').filter((line) => /could not renew lock|missing lock/i.test(line)).length;
       progress('serve-memory', `${label}: resync ${r + 1} done in ${round(last.durationMs / 1000, 1)} s, RSS ${after.rssMiB} MiB`);
     }
   } catch (err) {
@@ -283,6 +286,7 @@ export const serveMemory: Scenario = {
       if (r.slowestUnanswered) probe = `none: no answer for ${r.slowestHealthzMs} ms, until serve died`;
       if (r.startedMiB === 0) probe = 'none: serve died before /healthz first answered';
       rows.push({ figure: `${r.label}: slowest /healthz answer while resyncing`, value: probe });
+      rows.push({ figure: `${r.label}: BullMQ lock errors in serve's log`, value: String(r.lockErrors) });
       const delays = r.rounds.map((x) => x.loopDelay).filter((d): d is LoopDelay => d !== undefined);
       if (delays.length > 0) {
         rows.push({ figure: `${r.label}: event-loop delay in serve, p99 / max, each resync`, value: delays.map((d) => `${d.p99Ms} / ${d.maxMs}`).join('; ') + ' ms' });
@@ -303,6 +307,7 @@ export const serveMemory: Scenario = {
         atMost(`event-loop delay p99 while resyncing ${size}, ${r.label}`, Math.max(...delays.map((d) => d.p99Ms)), GOALS.loopP99Ms, 'ms'),
         atMost(`event-loop delay max while resyncing ${size}, ${r.label}`, Math.max(...delays.map((d) => d.maxMs)), GOALS.loopMaxMs, 'ms'),
         atMost(`slowest /healthz while resyncing ${size}, ${r.label}`, r.slowestHealthzMs, GOALS.healthzMs, 'ms'),
+        atMost(`BullMQ lock errors while resyncing ${size}, ${r.label}`, r.lockErrors, 0, ''),
       ];
     });
     return {
