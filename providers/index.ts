@@ -38,17 +38,22 @@ export async function buildProvider(block: ProviderConfig, ctx: ProviderContext)
   return (FACTORIES[block.type] as Factory<typeof block.type>)(block, ctx);
 }
 
-/** One provider per config block, in config order; cloud blocks run in worker threads. */
+/** One provider per config block, in config order; cloud blocks run in worker threads, started side by side. */
 export async function createProviders(blocks: readonly ProviderConfig[], ctx: ProviderContext): Promise<Provider[]> {
-  const providers: Provider[] = [];
-  for (const block of blocks) {
-    if (block.type === 'static') {
-      providers.push(await buildProvider(block, ctx));
-      continue;
-    }
-    const webhook = await (RECEIVERS[block.type] as (config: typeof block, ctx: ProviderContext) => Promise<WebhookReceiver>)(block, ctx);
-    const { ThreadedProvider } = await import('./thread/threaded-provider.ts');
-    providers.push(await ThreadedProvider.start({ block, mapping: ctx.mapping, webhook, ...(ctx.env ? { env: ctx.env } : {}) }));
+  const started = await Promise.allSettled(
+    blocks.map(async (block): Promise<Provider> => {
+      if (block.type === 'static') return buildProvider(block, ctx);
+      const webhook = await (RECEIVERS[block.type] as (config: typeof block, ctx: ProviderContext) => Promise<WebhookReceiver>)(block, ctx);
+      const { ThreadedProvider } = await import('./thread/threaded-provider.ts');
+      return ThreadedProvider.start({ block, mapping: ctx.mapping, webhook, ...(ctx.env ? { env: ctx.env } : {}) });
+    }),
+  );
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  const providers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  if (failed) {
+    // The first block that could not be built is the error; the others' threads are not left running.
+    await Promise.allSettled(providers.map((p) => p.close?.()));
+    throw failed.reason;
   }
   return providers;
 }
