@@ -19,6 +19,7 @@ import type { Readiness } from '../server/server.ts';
 import { type ReconcileDeps, refreshInstances, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
 import type { Writer } from '../writer/writer.ts';
+import { Batches } from './batches.ts';
 import { EventRecorder } from './event-recorder.ts';
 import { type ScopeStatus, StatusStore } from './status-store.ts';
 
@@ -26,6 +27,15 @@ import { type ScopeStatus, StatusStore } from './status-store.ts';
 export const RESYNC_QUEUE_NAME = 'vms-resync';
 /** The queue of instance refreshes (from webhooks): one job per instance. */
 export const REFRESH_QUEUE_NAME = 'vms-refresh';
+
+/**
+ * Refreshes run in batches: the instances of the refresh jobs that arrive while earlier batches
+ * run are described (one cloud call per scope), planned and enqueued together. Up to
+ * REFRESH_IN_FLIGHT batches of up to REFRESH_BATCH instances run at once, so that many refresh
+ * jobs may be active.
+ */
+export const REFRESH_BATCH = 100;
+export const REFRESH_IN_FLIGHT = 2;
 
 /** The data of a resync job. */
 export interface ResyncJobData {
@@ -76,6 +86,7 @@ export class Runtime {
   readonly #leases: ScopeLeases;
   readonly #events: EventRecorder;
   readonly #deps: ReconcileDeps;
+  readonly #refreshes: Batches<InstanceRef, RefreshOutcome>;
   #applyWorker: ApplyWorker | undefined;
   #resyncWorker: Worker<ResyncJobData> | undefined;
   #refreshWorker: Worker<RefreshJobData> | undefined;
@@ -121,6 +132,7 @@ export class Runtime {
       // Redis's clock, shared by every replica: their own clocks never order two observations.
       clock: redisClock(this.#producer),
     };
+    this.#refreshes = new Batches((refs) => this.#refreshBatch(refs), { inFlight: REFRESH_IN_FLIGHT, maxBatch: REFRESH_BATCH });
     options.metrics.setQueueDepthSource(() => this.#changes.counts());
     options.metrics.setScopeSource(() => this.#scopeGauges());
   }
@@ -172,13 +184,13 @@ export class Runtime {
       stalledInterval: config.queue.stalledAfter,
       maxStalledCount: STALLS_FORGIVEN,
     };
-    // A resync holds a whole scope in memory, so few run at once; a refresh is one instance and
-    // mostly waits on the cloud API, so many do.
+    // A resync holds a whole scope in memory, so few run at once; a refresh job is one instance
+    // that waits for its batch, so a batch's worth of them (and the next batch's) are active.
     this.#resyncWorker = new Worker<ResyncJobData>(RESYNC_QUEUE_NAME, (job) => this.#resync(job.data.scopeKey), { ...workerOptions, concurrency: 2 });
     this.#resyncWorker.on('error', (err) => logger.error({ err: err.message }, 'resync worker error'));
     this.#refreshWorker = new Worker<RefreshJobData>(REFRESH_QUEUE_NAME, (job) => this.#refresh(job), {
       ...workerOptions,
-      concurrency: config.queue.concurrency,
+      concurrency: Math.max(config.queue.concurrency, REFRESH_BATCH * REFRESH_IN_FLIGHT),
     });
     this.#refreshWorker.on('error', (err) => logger.error({ err: err.message }, 'refresh worker error'));
   }
@@ -202,11 +214,16 @@ export class Runtime {
     await this.#status.pruneScopes(new Set(wanted.values()));
   }
 
-  async #refresh(job: Job<RefreshJobData>): Promise<unknown> {
-    const result = await refreshInstances(this.#deps, [job.data.ref]);
+  /** A refresh job ends with its batch: it fails (and is retried) when the batch fails. */
+  async #refresh(job: Job<RefreshJobData>): Promise<RefreshOutcome> {
+    return this.#refreshes.add(job.data.ref);
+  }
+
+  async #refreshBatch(refs: InstanceRef[]): Promise<RefreshOutcome> {
+    const result = await refreshInstances(this.#deps, refs);
     this.#countEnqueued(result.plan.summary);
     for (const s of result.skips) this.#events.skipped(s);
-    return { changes: result.plan.changes.length, skips: result.skips.length, unknown: result.unknown.length };
+    return { batch: refs.length, changes: result.plan.changes.length, skips: result.skips.length, unknown: result.unknown.length };
   }
 
   async #resync(scopeKey: string): Promise<unknown> {
@@ -415,6 +432,14 @@ export class Runtime {
     await Promise.allSettled([this.#resyncQueue.close(), this.#refreshQueue.close(), this.#changes.close()]);
     await Promise.allSettled([this.#producer.quit(), this.#workerConnection.quit()]);
   }
+}
+
+/** What a refresh job returns: the figures of the batch it ran in. */
+interface RefreshOutcome {
+  batch: number;
+  changes: number;
+  skips: number;
+  unknown: number;
 }
 
 function emptyStatus(scopeKey: string): ScopeStatus {

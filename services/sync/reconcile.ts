@@ -97,6 +97,23 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   return { observation, plan, instances, owned: owned.length };
 }
 
+/** How many names of a refresh are looked up in the cluster at once. */
+const OWNED_LOOKUPS = 8;
+
+/** `fn` of each item, at most `limit` at once, in the items' order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
+
 /** The outcome of refreshing a few instances. */
 export interface RefreshResult {
   plan: Plan;
@@ -111,7 +128,7 @@ export interface RefreshResult {
  * by exact name). A reference the provider did not answer for is left alone.
  */
 export async function refreshInstances(deps: ReconcileDeps, refs: readonly InstanceRef[]): Promise<RefreshResult> {
-  const groups = new Map<string, { provider: Provider; scope: Scope; refs: InstanceRef[] }>();
+  const groups = new Map<string, { provider: Provider; scope: Scope; refs: InstanceRef[]; names: Set<string> }>();
   const unknown: InstanceRef[] = [];
   for (const ref of refs) {
     const found = scopeOfRef(deps.providers, ref);
@@ -119,7 +136,11 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
       unknown.push(ref);
       continue;
     }
-    const group = groups.get(found.scope.key) ?? { ...found, refs: [] };
+    const group = groups.get(found.scope.key) ?? { ...found, refs: [], names: new Set<string>() };
+    // One instance twice in a batch is described once.
+    const name = entryName(ref);
+    if (group.names.has(name)) continue;
+    group.names.add(name);
     group.refs.push(ref);
     groups.set(found.scope.key, group);
   }
@@ -161,8 +182,7 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
   // As a listing does for its scope, for these names: older deletes are void before the cluster
   // is read, older upserts once this plan is recorded.
   for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'listed', d.names);
-  const owned: WorkloadEntry[] = [];
-  for (const name of names) owned.push(...(await deps.findOwnedByName(name)));
+  const owned = (await mapLimited([...names], OWNED_LOOKUPS, (name) => deps.findOwnedByName(name))).flat();
   const plan = planScopes(deps.config, observed, owned, { configuredScopes: configuredScopes(deps.providers), onlyNames: names });
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
   for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'planned', d.names);

@@ -179,6 +179,19 @@ describe('serve with an aws provider and EventBridge events', () => {
     expect(ec2.describeRequests.filter((r) => r.instanceIds.length === 0)).toHaveLength(1);
   });
 
+  it('a burst of events creates every entry, describing the instances in batches rather than one call each', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `i-0d${String(i).padStart(15, '0')}`);
+    for (const [i, id] of ids.entries()) ec2.put(tagged(id, `10.0.1.${i + 1}`));
+    const answers = await Promise.all(ids.map((id) => proc!.post('/webhooks/aws', stateChange(id, 'running'), { 'x-api-key': KEY })));
+    expect(answers.map((a) => a.status)).toEqual(ids.map(() => 202));
+    await waitFor(() => ids.every((id) => names(server).includes(`aws-${id}`)), 30_000, () => proc!.output);
+    const burst = ec2.describeRequests.filter((r) => r.instanceIds.some((id) => ids.includes(id)));
+    // Every instance described, none twice in one call, and far fewer calls than events.
+    expect(new Set(burst.flatMap((r) => r.instanceIds))).toEqual(new Set(ids));
+    for (const r of burst) expect(new Set(r.instanceIds).size).toBe(r.instanceIds.length);
+    expect(burst.length).toBeLessThan(ids.length / 2);
+  });
+
   it('the same event with a wrong or missing key is refused with 401 and changes nothing', async () => {
     ec2.put(tagged('i-0ccccccccccccccc3', '10.0.0.3'));
     const wrong = await proc!.post('/webhooks/aws', stateChange('i-0ccccccccccccccc3', 'running'), { 'x-api-key': 'not-the-key' });
