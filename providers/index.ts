@@ -1,8 +1,8 @@
 // The provider registry: one factory per provider type, keyed by the config block's `type`.
 // Each cloud's SDK is loaded only when a block of its type is configured: the SDKs together
-// would take several hundred MiB of memory in every process otherwise. A cloud block runs in a
-// worker thread of its own (thread/), so that its SDK's parsing never holds this thread's event
-// loop; its webhook receiver, which needs no SDK, stays here.
+// would take several hundred MiB of memory in every process otherwise. The cloud blocks of a kind
+// run in one worker thread (thread/), so that its SDK's parsing never holds this thread's event
+// loop and its SDK is loaded once; a block's webhook receiver, which needs no SDK, stays here.
 import type { MappingConfig, ProviderConfig } from '../config/schema.ts';
 import type { Provider, WebhookReceiver } from './provider.ts';
 
@@ -38,14 +38,26 @@ export async function buildProvider(block: ProviderConfig, ctx: ProviderContext)
   return (FACTORIES[block.type] as Factory<typeof block.type>)(block, ctx);
 }
 
-/** One provider per config block, in config order; cloud blocks run in worker threads, started side by side. */
+/**
+ * One provider per config block, in config order, started side by side. The cloud blocks of one
+ * kind share a worker thread, so that its SDK is loaded once.
+ */
 export async function createProviders(blocks: readonly ProviderConfig[], ctx: ProviderContext): Promise<Provider[]> {
+  const threads = new Map<ProviderConfig['type'], Promise<import('./thread/threaded-provider.ts').ProviderThread>>();
+  const threadOf = (kind: ProviderConfig['type']) => {
+    let thread = threads.get(kind);
+    if (!thread) {
+      thread = import('./thread/threaded-provider.ts').then(({ ProviderThread }) => new ProviderThread(kind, ctx.env ? { env: ctx.env } : {}));
+      threads.set(kind, thread);
+    }
+    return thread;
+  };
   const started = await Promise.allSettled(
     blocks.map(async (block): Promise<Provider> => {
       if (block.type === 'static') return buildProvider(block, ctx);
       const webhook = await (RECEIVERS[block.type] as (config: typeof block, ctx: ProviderContext) => Promise<WebhookReceiver>)(block, ctx);
       const { ThreadedProvider } = await import('./thread/threaded-provider.ts');
-      return ThreadedProvider.start({ block, mapping: ctx.mapping, webhook, ...(ctx.env ? { env: ctx.env } : {}) });
+      return ThreadedProvider.start({ block, mapping: ctx.mapping, webhook, thread: await threadOf(block.type) });
     }),
   );
   const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');

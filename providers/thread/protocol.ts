@@ -6,25 +6,27 @@ import { ERROR_CODES, type ErrorCode, VmsError } from '../../services/errors.ts'
 import type { Described, Instance, InstanceRef, Scope } from '../../services/model.ts';
 import type { PagedListing } from '../provider.ts';
 
-/** What the thread is started with. */
-export interface ThreadData {
-  block: ProviderConfig;
-  mapping: MappingConfig;
-}
-
-/** Main thread → provider thread. */
+/**
+ * Main thread → provider thread. A thread hosts every block of one provider kind (one SDK loaded
+ * once): `add` builds a block's provider under the number `block`, which later requests name.
+ */
 export type ThreadRequest =
-  | { op: 'list'; id: number; scope: Scope }
-  | { op: 'describe'; id: number; refs: InstanceRef[] }
+  | { op: 'add'; id: number; block: number; config: ProviderConfig; mapping: MappingConfig }
+  | { op: 'list'; id: number; block: number; scope: Scope }
+  | { op: 'describe'; id: number; block: number; refs: InstanceRef[] }
+  | { op: 'remove'; id: number; block: number }
   | { op: 'abort'; id: number }
   /** The main thread has read a chunk of instances and takes the next. */
   | { op: 'next'; id: number }
   | { op: 'close' };
 
-/** Provider thread → main thread. A listing comes as `instances` chunks, each after the main thread asked for the next, then `listed`. */
+/**
+ * Provider thread → main thread. A listing comes as `instances` chunks, each after the main thread
+ * asked for the next, then `listed`.
+ */
 export type ThreadReply =
-  | { type: 'ready'; scopes: Scope[] }
-  | { type: 'failed'; error: ThreadError }
+  | { type: 'added'; id: number; scopes: Scope[] }
+  | { type: 'removed'; id: number }
   | { type: 'instances'; id: number; instances: Instance[] }
   | { type: 'listed'; id: number; listing: PagedListing }
   | { type: 'described'; id: number; described: Described[] }

@@ -1,29 +1,20 @@
-// A cloud provider in a worker thread: its SDK, its requests and the parsing of its answers (EC2's
-// XML, the JSON of Compute and Resource Graph pages) never hold the main thread's event loop, which
-// keeps answering probes and running the queue meanwhile. A listing goes back in chunks of
-// INSTANCES_PER_MESSAGE, so the main thread reads it in short steps too.
-import { parentPort, workerData } from 'node:worker_threads';
+// The cloud providers of one kind in a worker thread: their SDK, its requests and the parsing of its
+// answers (EC2's XML, the JSON of Compute and Resource Graph pages) never hold the main thread's
+// event loop, which keeps answering probes and running the queue meanwhile. Every block of the kind
+// lives here, so the SDK is loaded once however many blocks there are. A listing goes back in
+// chunks of INSTANCES_PER_MESSAGE, so the main thread reads it in short steps too.
+import { parentPort } from 'node:worker_threads';
 import type { Instance } from '../../services/model.ts';
 import type { PagedListing, Provider } from '../provider.ts';
 import { buildProvider } from '../index.ts';
-import { INSTANCES_PER_MESSAGE, type ThreadData, type ThreadReply, type ThreadRequest, toThreadError } from './protocol.ts';
+import { INSTANCES_PER_MESSAGE, type ThreadReply, type ThreadRequest, toThreadError } from './protocol.ts';
 
 const port = parentPort!;
-const { block, mapping } = workerData as ThreadData;
 const send = (reply: ThreadReply): void => port.postMessage(reply);
+const providers = new Map<number, Provider>();
 const running = new Map<number, AbortController>();
 /** Listings waiting for the main thread to take their next chunk. */
 const waiting = new Map<number, () => void>();
-
-let provider: Provider;
-try {
-  provider = await buildProvider(block, { mapping, env: process.env });
-  send({ type: 'ready', scopes: provider.scopes() });
-} catch (err) {
-  send({ type: 'failed', error: toThreadError(err) });
-  port.close();
-  throw err;
-}
 
 port.on('message', (request: ThreadRequest) => {
   if (request.op === 'abort') {
@@ -36,7 +27,7 @@ port.on('message', (request: ThreadRequest) => {
     return;
   }
   if (request.op === 'close') {
-    void Promise.resolve(provider.close?.()).finally(() => {
+    void Promise.allSettled([...providers.values()].map((p) => p.close?.())).finally(() => {
       send({ type: 'closed' });
       port.close();
     });
@@ -45,11 +36,23 @@ port.on('message', (request: ThreadRequest) => {
   void serve(request);
 });
 
-async function serve(request: Extract<ThreadRequest, { op: 'list' | 'describe' }>): Promise<void> {
+async function serve(request: Exclude<ThreadRequest, { op: 'abort' | 'next' | 'close' }>): Promise<void> {
   const controller = new AbortController();
   running.set(request.id, controller);
   try {
-    if (request.op === 'list') {
+    if (request.op === 'add') {
+      const provider = await buildProvider(request.config, { mapping: request.mapping, env: process.env });
+      providers.set(request.block, provider);
+      send({ type: 'added', id: request.id, scopes: provider.scopes() });
+      return;
+    }
+    const provider = providers.get(request.block);
+    if (!provider) throw new Error(`no provider block ${request.block} in this thread`);
+    if (request.op === 'remove') {
+      providers.delete(request.block);
+      await provider.close?.();
+      send({ type: 'removed', id: request.id });
+    } else if (request.op === 'list') {
       const id = request.id;
       // One chunk at a time, each sent once the main thread has read the one before: the main
       // thread reads each in a task of its own, and a provider reading page by page holds no

@@ -106,3 +106,51 @@ describe('a cloud provider in a worker thread', () => {
     expect((await threaded.list(scope)).instances).toHaveLength(N);
   });
 });
+
+describe('one thread per provider kind', () => {
+  it('hosts every block of a kind in one thread, and each block lists its own scopes', async () => {
+    const blocks = [awsBlock(ec2.url, { name: 'first', pageSize: 500 }), awsBlock(ec2.url, { name: 'second', regions: ['us-east-1', 'eu-west-1'] })];
+    const providers = (await createProviders(blocks, { mapping: MAPPING, env: ENV })) as ThreadedProvider[];
+    open.push(...providers);
+    const [first, second] = providers;
+    expect(first!.thread).toBe(second!.thread);
+    expect(first!.scopes().map((s) => s.key)).toEqual(['aws:first:123456789012:us-east-1']);
+    expect(second!.scopes().map((s) => s.key)).toEqual(['aws:second:123456789012:us-east-1', 'aws:second:123456789012:eu-west-1']);
+    const [a, b] = await Promise.all([first!.list(first!.scopes()[0]!), second!.list(second!.scopes()[0]!)]);
+    expect(a.instances).toHaveLength(N);
+    expect(b.instances).toHaveLength(N);
+    // Each request reaches its own block: only the second knows eu-west-1.
+    const europe = second!.scopes()[1]!;
+    expect(await second!.list(europe)).toMatchObject({ complete: true, problems: [] });
+    expect(await first!.list(europe)).toMatchObject({ complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED' }] });
+    expect(first!.thread.threadId).toBeGreaterThan(0);
+  });
+
+  it('a thread that dies fails its calls, and the next call starts a new thread with every block of the kind', async () => {
+    const blocks = [awsBlock(ec2.url, { name: 'first' }), awsBlock(ec2.url, { name: 'second' })];
+    const [first, second] = (await createProviders(blocks, { mapping: MAPPING, env: ENV })) as ThreadedProvider[];
+    open.push(first!, second!);
+    const before = first!.thread.threadId;
+    // The fake answers nothing until healed, so the listing is in flight when the thread ends.
+    ec2.hang({});
+    const listing = first!.list(first!.scopes()[0]!);
+    await vi.waitFor(() => expect(ec2.describeRequests.length).toBeGreaterThan(0));
+    await first!.thread.terminate();
+    await expect(listing).rejects.toThrow(/aws provider thread \(blocks "first", "second"\) ended/);
+    ec2.heal();
+    expect((await second!.list(second!.scopes()[0]!)).instances).toHaveLength(N);
+    expect((await first!.list(first!.scopes()[0]!)).instances).toHaveLength(N);
+    expect(first!.thread.threadId).not.toBe(before);
+  });
+
+  it('closing one block keeps the thread for the others; closing the last ends it', async () => {
+    const blocks = [awsBlock(ec2.url, { name: 'first' }), awsBlock(ec2.url, { name: 'second' })];
+    const [first, second] = (await createProviders(blocks, { mapping: MAPPING, env: ENV })) as ThreadedProvider[];
+    open.push(second!);
+    await first!.close();
+    await expect(first!.list(first!.scopes()[0]!)).rejects.toThrow(/closed/);
+    expect((await second!.list(second!.scopes()[0]!)).instances).toHaveLength(N);
+    await second!.close();
+    expect(second!.thread.threadId).toBeUndefined();
+  });
+});
