@@ -183,6 +183,19 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(8080),
       /** Largest webhook body accepted, in bytes. */
       bodyLimit: z.number().int().min(1024).default(1_048_576),
+      /**
+       * Which proxies in front of the server are trusted to say the client's address
+       * (X-Forwarded-For): true (any), or the proxies' addresses and CIDR ranges. Behind an ingress,
+       * set it so that the rate limit is per client, not per ingress.
+       */
+      trustProxy: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).default(false),
+      /** Webhook requests one client may make per window; more get 429 with Retry-After. `max: 0` turns the limit off. */
+      rateLimit: z
+        .strictObject({
+          max: z.number().int().min(0).default(3000),
+          window: duration.default(10_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   log: z

@@ -36,12 +36,20 @@ export interface ProviderWithWebhook extends Provider {
   readonly webhook: WebhookReceiver;
 }
 
-/** An incoming webhook request, as the HTTP layer hands it to a provider's receiver. */
-export interface WebhookRequest {
+/**
+ * What a webhook request carries before its body is read: every scheme's credential is in a header
+ * or the query string, so a request is authenticated from these alone and an unauthenticated one
+ * costs only its headers.
+ */
+export interface WebhookCredentials {
   method: string;
   /** Header names in lower case. */
   headers: Record<string, string | string[] | undefined>;
   query: Record<string, string | undefined>;
+}
+
+/** An incoming webhook request, as the HTTP layer hands it to a provider's receiver. */
+export interface WebhookRequest extends WebhookCredentials {
   /** The body parsed as JSON (undefined when empty). */
   body: unknown;
   /** The body exactly as received, for signature checks. */
@@ -62,8 +70,11 @@ export type WebhookOutcome =
  * API or the cluster: it checks credentials and turns the body into instance references.
  */
 export interface WebhookReceiver {
-  /** Throws VmsError VMS_ERR_WEBHOOK_UNAUTHORIZED when credentials are missing or wrong (compared in constant time). */
-  authenticate(req: WebhookRequest): Promise<void>;
+  /**
+   * Throws VmsError VMS_ERR_WEBHOOK_UNAUTHORIZED when credentials are missing or wrong (compared in
+   * constant time). Runs before the body is read.
+   */
+  authenticate(req: WebhookCredentials): Promise<void>;
   /** Throws VmsError VMS_ERR_WEBHOOK_BODY, with a reason, when the body is malformed. */
   handle(req: WebhookRequest): WebhookOutcome;
 }

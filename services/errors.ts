@@ -32,6 +32,7 @@ export const ERROR_CODES = {
 
   // Webhooks
   VMS_ERR_WEBHOOK_UNAUTHORIZED: 'the webhook request has missing or wrong credentials',
+  VMS_ERR_WEBHOOK_RATE_LIMITED: 'this client sent more webhook requests than server.rateLimit allows; retry after the Retry-After header',
   VMS_ERR_WEBHOOK_BODY: 'the webhook body is malformed; the reason says which part',
   VMS_ERR_WEBHOOK_TOO_LARGE: 'the webhook body exceeds the size limit',
   VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER: 'no webhook receiver is configured for this provider',

@@ -3,7 +3,7 @@
 // receiver never calls AWS; the event only says which instance to look at, never what it looks like.
 import { resolveSecret } from '../../config/secret.ts';
 import type { InstanceRef } from '../../services/model.ts';
-import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
+import type { WebhookCredentials, WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
 import { bodyError, clip, constantTimeEqual, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
 import { AWS_ACCOUNT_ID, AWS_REGION, type AwsProviderConfig, type AwsWebhookConfig } from './config.ts';
 
@@ -53,7 +53,7 @@ export class EventBridgeReceiver implements WebhookReceiver {
    * Accepts the configured API key header or Basic credentials. Secrets are read on every request so
    * that a rotated Kubernetes Secret takes effect without a restart.
    */
-  async authenticate(req: WebhookRequest): Promise<void> {
+  async authenticate(req: WebhookCredentials): Promise<void> {
     const config = this.#webhook;
     if (!config) {
       throw unauthorized(`aws provider "${this.#name}" has no webhook credentials configured (webhook.apiKey or webhook.basic), so every request is refused`);

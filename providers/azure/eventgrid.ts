@@ -6,7 +6,7 @@
 // uses to confirm an endpoint: the subscription validation event and the CloudEvents OPTIONS request.
 import { resolveSecret } from '../../config/secret.ts';
 import type { InstanceRef } from '../../services/model.ts';
-import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
+import type { WebhookCredentials, WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
 import { bodyError, clip, constantTimeEqual, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
 import type { AzureProviderConfig, AzureWebhookConfig } from './config.ts';
 import { parseResourceId, parseVmResourceId } from './resource-id.ts';
@@ -89,7 +89,7 @@ export class EventGridReceiver implements WebhookReceiver {
    * same URL. Secrets are read on every request, so a rotated Kubernetes Secret needs no restart.
    * Signing keys that cannot be fetched throw a plain Error (answered 500, so Event Grid retries).
    */
-  async authenticate(req: WebhookRequest): Promise<void> {
+  async authenticate(req: WebhookCredentials): Promise<void> {
     const config = this.#webhook;
     if (!config) {
       throw unauthorized(`azure provider "${this.#name}" has no webhook credentials configured (webhook.querySecret or webhook.entra), so every request is refused`);

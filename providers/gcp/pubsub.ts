@@ -12,7 +12,7 @@
 import { OAuth2Client } from 'google-auth-library';
 import { VmsError } from '../../services/errors.ts';
 import type { InstanceRef } from '../../services/model.ts';
-import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
+import type { WebhookCredentials, WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
 import { bodyError, clip, describeJson, isObject, parseBody, unauthorized } from '../webhook-support.ts';
 import { GCP_PROJECT_ID, type GcpProviderConfig, type GcpWebhookConfig } from './config.ts';
 import { NUMERIC_ID, RESOURCE_NAME, regionOfZone, ZONE_NAME } from './instance.ts';
@@ -98,7 +98,7 @@ export class PubSubPushReceiver implements WebhookReceiver {
    * account with a verified email. Throws VMS_ERR_WEBHOOK_UNAUTHORIZED otherwise, and
    * VMS_ERR_WEBHOOK_KEYS_UNAVAILABLE when Google's certificates cannot be fetched.
    */
-  async authenticate(req: WebhookRequest): Promise<void> {
+  async authenticate(req: WebhookCredentials): Promise<void> {
     const config = this.#webhook;
     const verifier = this.#verifier;
     if (!config || !verifier) {

@@ -34,6 +34,8 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
       logger,
       metrics,
       bodyLimit: config.server.bodyLimit,
+      rateLimit: { max: config.server.rateLimit.max, windowMs: config.server.rateLimit.window },
+      trustProxy: config.server.trustProxy,
       receivers,
       refresh: (provider, refs) => runtime.refresh(provider, refs),
       readiness: () => runtime.readiness(),

@@ -27,6 +27,7 @@ export interface ErrorContext {
 /** The status of each code that an answer may carry; a VmsError with another code is unexpected here. */
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   VMS_ERR_WEBHOOK_UNAUTHORIZED: 401,
+  VMS_ERR_WEBHOOK_RATE_LIMITED: 429,
   VMS_ERR_WEBHOOK_BODY: 400,
   VMS_ERR_WEBHOOK_TOO_LARGE: 413,
   VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER: 404,

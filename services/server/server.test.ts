@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../providers/provider.ts';
+import net from 'node:net';
+import type { WebhookCredentials, WebhookOutcome, WebhookReceiver, WebhookRequest } from '../../providers/provider.ts';
 import { ERROR_CODES, VmsError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import { Metrics } from '../metrics.ts';
@@ -23,7 +24,7 @@ class FakeReceiver implements WebhookReceiver {
     this.crash = options.crash ?? false;
   }
 
-  async authenticate(req: WebhookRequest): Promise<void> {
+  async authenticate(req: WebhookCredentials): Promise<void> {
     if (req.headers['x-api-key'] !== KEY) throw new VmsError('VMS_ERR_WEBHOOK_UNAUTHORIZED', 'x-api-key is missing or wrong');
   }
 
@@ -262,6 +263,61 @@ describe('POST /webhooks/:provider', () => {
     expectErrorBody(res.json(), 'VMS_ERR_WEBHOOK_UNAUTHORIZED');
     expect(h.receiver.seen).toEqual([]);
     expect(h.refresh.calls).toEqual([]);
+  });
+
+  it('refuses a caller without credentials before reading its body: a 1 MB upload gets its 401 after the headers', async () => {
+    const h = harness({ bodyLimit: 2 * 1024 * 1024 });
+    await h.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = h.app.server.address() as net.AddressInfo;
+    const socket = net.connect(port, '127.0.0.1');
+    const answer = new Promise<string>((resolve, reject) => {
+      let text = '';
+      socket.on('data', (chunk) => {
+        text += chunk.toString('latin1');
+        if (text.includes('\r\n\r\n') && text.includes('}')) resolve(text);
+      });
+      socket.on('error', reject);
+      // A server that waits for the rest of the body never answers: that is the failure.
+      socket.setTimeout(10_000, () => reject(new Error('no answer while the body was incomplete: the server waited for it')));
+    });
+    // The headers promise a megabyte, and only a kilobyte of it is ever sent.
+    const size = 1024 * 1024;
+    socket.write(`POST /webhooks/aws HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${size}\r\n\r\n`);
+    socket.write('['.repeat(1024));
+    const text = await answer;
+    socket.destroy();
+    expect(text).toMatch(/^HTTP\/1\.1 401 /);
+    expect(text).toContain('VMS_ERR_WEBHOOK_UNAUTHORIZED');
+    expect(h.receiver.seen).toEqual([]);
+  });
+
+  it('answers 401, not a parse error, to a deeply nested body without credentials', async () => {
+    const h = harness({ bodyLimit: 1024 * 1024 });
+    const res = await post(h.app, '['.repeat(200_000) + ']'.repeat(200_000), { 'x-api-key': '' });
+    expect(res.statusCode).toBe(401);
+    expectErrorBody(res.json(), 'VMS_ERR_WEBHOOK_UNAUTHORIZED');
+  });
+
+  it('answers 429 with Retry-After to a client past server.rateLimit, counts it, and leaves other clients and the probes alone', async () => {
+    const h = harness({ rateLimit: { max: 3, windowMs: 60_000 }, trustProxy: true });
+    const from = (ip: string, key = KEY) => post(h.app, JSON.stringify({ type: 'ping' }), { 'x-forwarded-for': ip, 'x-api-key': key });
+    // Refused requests count too: guessing keys is limited like anything else.
+    expect((await from('203.0.113.7', 'guess')).statusCode).toBe(401);
+    expect((await from('203.0.113.7')).statusCode).toBe(200);
+    expect((await from('203.0.113.7')).statusCode).toBe(200);
+    const limited = await from('203.0.113.7');
+    expect(limited.statusCode).toBe(429);
+    expectErrorBody(limited.json(), 'VMS_ERR_WEBHOOK_RATE_LIMITED');
+    expect(limited.json().message).toContain('more than 3 webhook requests');
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await from('198.51.100.1')).statusCode).toBe(200);
+    expect((await h.app.inject({ method: 'GET', url: '/healthz', headers: { 'x-forwarded-for': '203.0.113.7' } })).statusCode).toBe(200);
+    expect(sampleValue(await h.metrics.text(), 'vms_webhook_rejected_total', { provider: 'aws', code: 'VMS_ERR_WEBHOOK_RATE_LIMITED' })).toBe(1);
+  });
+
+  it('has no rate limit with server.rateLimit.max 0', async () => {
+    const h = harness({ rateLimit: { max: 0, windowMs: 60_000 } });
+    for (let i = 0; i < 20; i++) expect((await post(h.app, JSON.stringify({ type: 'ping' }))).statusCode).toBe(200);
   });
 
   it('answers 400 with the parser reason to a body that is not JSON', async () => {

@@ -3,6 +3,7 @@
 // reaches a cloud API or the cluster from here: it is authenticated, turned into references by its
 // provider's receiver and handed to `refresh`, which only enqueues.
 import { validateHeaderName, validateHeaderValue } from 'node:http';
+import rateLimit from '@fastify/rate-limit';
 import fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { WebhookReceiver, WebhookRequest } from '../../providers/provider.ts';
 import { VmsError } from '../errors.ts';
@@ -31,6 +32,10 @@ export interface ServerDeps {
   metrics: Metrics;
   /** Largest webhook body in bytes (config server.bodyLimit). */
   bodyLimit: number;
+  /** Webhook requests per client and window (config server.rateLimit); absent or max 0: no limit. */
+  rateLimit?: { max: number; windowMs: number };
+  /** fastify's trustProxy (config server.trustProxy): whose X-Forwarded-For names the client. */
+  trustProxy?: boolean | string[];
   /** Provider kind → its webhook receiver, mounted at /webhooks/<kind>. */
   receivers: ReadonlyMap<string, WebhookReceiver>;
   /** Enqueues a refresh of the referenced instances; never describes them itself. */
@@ -72,6 +77,7 @@ export function buildServer(deps: ServerDeps): VmsServer {
     // Probes and scrapes come every few seconds; their request lines would drown everything else.
     logController: new LogController({ disableRequestLogging: (request: FastifyRequest) => QUIET_PATHS.has(pathOf(request.url)) }),
     bodyLimit: deps.bodyLimit,
+    trustProxy: deps.trustProxy ?? false,
     frameworkErrors: (err, _request, reply) => {
       // Fastify's messages here quote the path, which may carry what the client should not see echoed.
       void (reply as FastifyReply).code(400).send(errorBody('VMS_ERR_HTTP_REQUEST', `the request cannot be routed (${err.code})`));
@@ -121,49 +127,69 @@ export function buildServer(deps: ServerDeps): VmsServer {
 
   app.get('/status', async () => deps.status());
 
-  app.route({
-    method: ['POST', 'OPTIONS'],
-    url: WEBHOOK_ROUTE,
-    // Checked before the body is read: an unknown provider or a closing replica costs no upload.
-    onRequest: async (request) => {
-      const provider = providerParam(request);
-      if (!deps.receivers.has(provider)) {
-        const known = [...deps.receivers.keys()].sort().join(', ') || 'none';
-        throw new VmsError('VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER', `no webhook receiver for provider '${clip(provider)}' (configured: ${known})`);
-      }
-      if (shuttingDown) throw new VmsError('VMS_ERR_SHUTTING_DOWN', 'this replica is shutting down; the delivery should be retried');
-    },
-    handler: async (request, reply) => {
-      const provider = providerParam(request);
-      const receiver = deps.receivers.get(provider);
-      if (!receiver) throw new VmsError('VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER', `no webhook receiver for provider '${clip(provider)}'`);
-      const webhookRequest: WebhookRequest = {
-        method: request.method,
-        headers: { ...request.headers },
-        query: flattenQuery(request.query),
-        body: request.body,
-        rawBody: rawBodies.get(request) ?? '',
-      };
-      await receiver.authenticate(webhookRequest);
-      const outcome = receiver.handle(webhookRequest);
-      switch (outcome.kind) {
-        case 'refresh': {
-          if (outcome.refs.length > 0) await refreshOrUnavailable(deps.refresh, provider, outcome.refs, timeoutMs, request);
-          deps.metrics.recordWebhook(provider, 'refresh');
-          return reply.code(202).send({ accepted: outcome.refs.length, ignored: outcome.ignored });
+  const limit = deps.rateLimit ?? { max: 0, windowMs: 0 };
+  if (limit.max > 0) {
+    void app.register(rateLimit, {
+      global: false,
+      // Per client address (server.trustProxy decides which address that is behind proxies).
+      errorResponseBuilder: (_request, context) =>
+        new VmsError(
+          'VMS_ERR_WEBHOOK_RATE_LIMITED',
+          `more than ${context.max} webhook requests from this client in ${context.after}; retry after ${Math.ceil(context.ttl / 1000)} s (server.rateLimit)`,
+        ),
+    });
+  }
+  const webhookRoute = (scope: FastifyInstance): void => {
+    scope.route({
+      method: ['POST', 'OPTIONS'],
+      url: WEBHOOK_ROUTE,
+      ...(limit.max > 0 ? { config: { rateLimit: { max: limit.max, timeWindow: limit.windowMs } } } : {}),
+      // Checked before the body is read (after the rate limit): an unknown provider, a closing replica
+      // or a caller without credentials costs no upload and no parsing.
+      preParsing: async (request, _reply, payload) => {
+        const provider = providerParam(request);
+        const receiver = deps.receivers.get(provider);
+        if (!receiver) {
+          const known = [...deps.receivers.keys()].sort().join(', ') || 'none';
+          throw new VmsError('VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER', `no webhook receiver for provider '${clip(provider)}' (configured: ${known})`);
         }
-        case 'ignored':
-          deps.metrics.recordWebhook(provider, 'ignored');
-          return reply.code(200).send({ ignored: outcome.reason });
-        case 'reply':
-          sendReply(reply, outcome.status, outcome.headers, outcome.body);
-          deps.metrics.recordWebhook(provider, 'reply');
-          return reply;
-        default:
-          throw new Error(`the ${provider} webhook receiver returned an outcome of unknown kind`);
-      }
-    },
-  });
+        if (shuttingDown) throw new VmsError('VMS_ERR_SHUTTING_DOWN', 'this replica is shutting down; the delivery should be retried');
+        await receiver.authenticate({ method: request.method, headers: { ...request.headers }, query: flattenQuery(request.query) });
+        return payload;
+      },
+      handler: async (request, reply) => {
+        const provider = providerParam(request);
+        const receiver = deps.receivers.get(provider);
+        if (!receiver) throw new VmsError('VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER', `no webhook receiver for provider '${clip(provider)}'`);
+        const webhookRequest: WebhookRequest = {
+          method: request.method,
+          headers: { ...request.headers },
+          query: flattenQuery(request.query),
+          body: request.body,
+          rawBody: rawBodies.get(request) ?? '',
+        };
+        const outcome = receiver.handle(webhookRequest);
+        switch (outcome.kind) {
+          case 'refresh': {
+            if (outcome.refs.length > 0) await refreshOrUnavailable(deps.refresh, provider, outcome.refs, timeoutMs, request);
+            deps.metrics.recordWebhook(provider, 'refresh');
+            return reply.code(202).send({ accepted: outcome.refs.length, ignored: outcome.ignored });
+          }
+          case 'ignored':
+            deps.metrics.recordWebhook(provider, 'ignored');
+            return reply.code(200).send({ ignored: outcome.reason });
+          case 'reply':
+            sendReply(reply, outcome.status, outcome.headers, outcome.body);
+            deps.metrics.recordWebhook(provider, 'reply');
+            return reply;
+          default:
+            throw new Error(`the ${provider} webhook receiver returned an outcome of unknown kind`);
+        }
+      },
+    });
+  };
+  // In a scope of its own, registered after the rate limit so that the limit sees the route.
+  void app.register(async (scope) => webhookRoute(scope));
 
   const shutdownSwitch: ShutdownSwitch = {
     setShuttingDown: () => {
