@@ -114,6 +114,8 @@ export interface Skip {
   source: string;
   code: string;
   reason: string;
+  /** The namespace mapping chose for the entry, when it got that far (a bad namespace tag has none). */
+  namespace?: string;
   /**
    * True when the skip comes from a value that cannot be used (a bad tag, no address), as opposed
    * to an instance that is not selected or not running. An existing entry for such an instance is

@@ -64,20 +64,22 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
 
   const namespace = chooseNamespace(instance.tags, rules.namespace, ctx.namespaces ?? { global: [rules.namespace.default] });
   if (!namespace.ok) return skip(namespace.code, namespace.reason);
+  // From here on a skip says in which namespace the entry would be (its Warning Event goes there).
+  const skipIn = (code: SkipCode, reason: string): MapResult => ({ kind: 'skip', skip: { ...makeSkip(instance, ctx, code, reason), namespace: namespace.value } });
   const labels = buildLabels(instance.tags, rules);
-  if (!labels.ok) return skip(labels.code, labels.reason);
+  if (!labels.ok) return skipIn(labels.code, labels.reason);
   const serviceAccount = chooseServiceAccount(instance.tags, rules.serviceAccount);
-  if (!serviceAccount.ok) return skip(serviceAccount.code, serviceAccount.reason);
+  if (!serviceAccount.ok) return skipIn(serviceAccount.code, serviceAccount.reason);
   const ports = choosePorts(instance.tags, rules.ports);
-  if (!ports.ok) return skip(ports.code, ports.reason);
+  if (!ports.ok) return skipIn(ports.code, ports.reason);
   const address = chooseAddress(instance, rules.address);
-  if (!address.ok) return skip(address.code, address.reason);
+  if (!address.ok) return skipIn(address.code, address.reason);
   const network = chooseNetwork(instance, rules.network);
-  if (!network.ok) return skip(network.code, network.reason);
+  if (!network.ok) return skipIn(network.code, network.reason);
   const locality = rules.locality.enabled ? makeLocality(instance.region, instance.zone) : ok(undefined);
-  if (!locality.ok) return skip(locality.code, locality.reason);
+  if (!locality.ok) return skipIn(locality.code, locality.reason);
   const weight = chooseWeight(instance.tags, rules.weight.tag);
-  if (!weight.ok) return skip(weight.code, weight.reason);
+  if (!weight.ok) return skipIn(weight.code, weight.reason);
 
   // Fixed field order, so printed plans and diffs read the same for every entry.
   const shared = ctx.shared;

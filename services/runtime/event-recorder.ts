@@ -43,11 +43,15 @@ export class EventRecorder {
     this.#send(namespace, name, reasonOf(code), `${code}: ${message}`);
   }
 
-  /** An instance is kept out of the mesh by a value that cannot be used (bad tag, no address). */
+  /**
+   * An instance is kept out of the mesh by a value that cannot be used (bad tag, no address): the
+   * Event goes to the namespace mapping chose for its entry, or the default one when the namespace
+   * itself is what could not be used.
+   */
   skipped(skip: Skip): void {
     if (!skip.keepsEntry) return; // untagged or stopped VMs are normal, not news
     const name = entryName(skip.instance);
-    this.#send(this.#options.defaultNamespace ?? 'default', name, reasonOf(skip.code), `${skip.instance.provider}:${skip.instance.id} (${skip.instance.name}): ${skip.code}: ${skip.reason}`);
+    this.#send(skip.namespace ?? this.#options.defaultNamespace ?? 'default', name, reasonOf(skip.code), `${skip.instance.provider}:${skip.instance.id} (${skip.instance.name}): ${skip.code}: ${skip.reason}`);
   }
 
   /** A scope wants an entry name that another scope (or an object not ours) holds; `key` is `namespace/name`. */

@@ -171,4 +171,16 @@ describe('serve runtime', () => {
     expect((server.objects('events', 'default') as unknown as KubeEvent[]).filter((e) => e.involvedObject.name === 'static-pg-1')).toEqual([]);
     expect((await proc.stop('SIGTERM')).code).toBe(0);
   }, 90_000);
+
+  it("a skipped instance's Warning Event goes to the namespace its entry would be in", async () => {
+    server.createNamespace('payments');
+    writeConfig({ mapping: { namespace: { allowed: ['default', 'payments'] } } });
+    ws.writeInventory([meshMachine('pay-bad', '10.0.1.14', { 'mesh-namespace': 'payments', 'mesh-ports': 'pg:99999' })]);
+    const proc = await start();
+    const inPayments = () => (server.objects('events', 'payments') as unknown as KubeEvent[]).filter((e) => e.involvedObject.name === 'static-pay-bad');
+    await waitFor(() => inPayments().length > 0, 30_000, () => proc.output);
+    expect(inPayments()[0]).toMatchObject({ reason: 'BadPorts', involvedObject: { namespace: 'payments', name: 'static-pay-bad' } });
+    expect((server.objects('events', 'default') as unknown as KubeEvent[]).filter((e) => e.involvedObject.name === 'static-pay-bad')).toEqual([]);
+    expect((await proc.stop('SIGTERM')).code).toBe(0);
+  }, 90_000);
 });
