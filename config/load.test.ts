@@ -47,6 +47,9 @@ describe('loadConfig', () => {
       expect(config.providers[0]).toMatchObject({ inventory: path.join(dir, 'inv.yaml') });
       expect(Object.isFrozen(config.mapping)).toBe(true);
       expect(() => loadConfig(file, { VMS_PORT: 'eighty' })).toThrow(expect.objectContaining({ code: 'VMS_ERR_CONFIG_ENV' }));
+      expect(config.server).toMatchObject({ tokenClockSkew: 60_000, rateLimit: { max: 3000, window: 10_000 }, trustProxy: false });
+      writeFileSync(file, 'providers:\n  - {type: static, name: a, inventory: inv.yaml}\nserver: {tokenClockSkew: 6m}\n');
+      expect(() => loadConfig(file, {})).toThrow(/server\.tokenClockSkew.*at most 5m/s);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -189,6 +189,12 @@ export const configSchema = z.strictObject({
        * set it so that the rate limit is per client, not per ingress.
        */
       trustProxy: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).default(false),
+      /**
+       * How far past its expiry (or before its issue time) a webhook bearer token is still accepted:
+       * Pub/Sub's Google ID tokens and Event Grid's Microsoft Entra tokens alike. At most 5 minutes,
+       * the most Google's verifier allows.
+       */
+      tokenClockSkew: duration.default(60_000).refine((ms) => ms <= 300_000, 'must be at most 5m (Google ID tokens are refused past that anyway)'),
       /** Webhook requests one client may make per window; more get 429 with Retry-After. `max: 0` turns the limit off. */
       rateLimit: z
         .strictObject({

@@ -12,6 +12,8 @@ export interface ProviderContext {
   mapping: MappingConfig;
   /** Where secret references (`{env: NAME}`) are looked up; the process environment by default. */
   env?: NodeJS.ProcessEnv;
+  /** How long past its expiry a webhook bearer token is still accepted (server.tokenClockSkew); 60 s by default. */
+  tokenClockSkewMs?: number;
 }
 
 type Factory<T extends ProviderConfig['type']> = (config: Extract<ProviderConfig, { type: T }>, ctx: ProviderContext) => Promise<Provider>;
@@ -29,8 +31,9 @@ const FACTORIES: { [T in ProviderConfig['type']]: Factory<T> } = {
 /** The webhook receiver of each cloud type, from the block's config alone. */
 const RECEIVERS: { [T in Exclude<ProviderConfig['type'], 'static'>]: (config: Extract<ProviderConfig, { type: T }>, ctx: ProviderContext) => Promise<WebhookReceiver> } = {
   aws: async (config, ctx) => (await import('./aws/eventbridge.ts')).eventBridgeReceiverOf(config, ctx.env),
-  gcp: async (config) => (await import('./gcp/pubsub.ts')).pubSubReceiverOf(config),
-  azure: async (config, ctx) => (await import('./azure/eventgrid.ts')).eventGridReceiverOf(config, ctx.env),
+  gcp: async (config, ctx) => (await import('./gcp/pubsub.ts')).pubSubReceiverOf(config, { ...(ctx.tokenClockSkewMs === undefined ? {} : { clockSkewMs: ctx.tokenClockSkewMs }) }),
+  azure: async (config, ctx) =>
+    (await import('./azure/eventgrid.ts')).eventGridReceiverOf(config, ctx.env, { ...(ctx.tokenClockSkewMs === undefined ? {} : { clockSkewMs: ctx.tokenClockSkewMs }) }),
 };
 
 /** The provider of one block, in this thread. */

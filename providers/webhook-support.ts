@@ -59,3 +59,6 @@ export function unauthorized(message: string): VmsError {
 export function bodyError(message: string): VmsError {
   return new VmsError('VMS_ERR_WEBHOOK_BODY', message);
 }
+
+/** How long past its expiry a webhook bearer token is accepted unless server.tokenClockSkew says otherwise. */
+export const DEFAULT_TOKEN_CLOCK_SKEW_MS = 60_000;

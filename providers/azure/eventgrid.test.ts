@@ -267,6 +267,18 @@ describe('authenticate with a Microsoft Entra token', () => {
     expect((err as Error).message).toMatch(/"exp" claim timestamp check failed/);
   });
 
+  it('accepts an expired token for server.tokenClockSkew after its expiry and no longer (60 s by default)', async () => {
+    const token = await keys.token({ tenantId: TENANT, audience: AUDIENCE, issuedAt: ISSUED });
+    const expiry = ISSUED + 3600;
+    const at = (seconds: number) => () => new Date((expiry + seconds) * 1000);
+    await expect(entra({}, at(59)).authenticate(bearer(token))).resolves.toBeUndefined();
+    expect(isVmsError(await rejection(entra({}, at(61)).authenticate(bearer(token))), 'VMS_ERR_WEBHOOK_UNAUTHORIZED')).toBe(true);
+    const lenient = (now: () => Date) =>
+      new EventGridReceiver({ name: 'prod', subscriptions: [SUB], webhook: { entra: { tenantId: TENANT, audience: AUDIENCE, jwksUri: keys.jwksUri, clientIds: [] } } as AzureWebhookConfig, now, clockSkewMs: 120_000 });
+    await expect(lenient(at(119)).authenticate(bearer(token))).resolves.toBeUndefined();
+    expect(isVmsError(await rejection(lenient(at(121)).authenticate(bearer(token))), 'VMS_ERR_WEBHOOK_UNAUTHORIZED')).toBe(true);
+  });
+
   it('with clientIds, refuses tokens of other clients', async () => {
     const r = entra({ clientIds: [EVENT_GRID_CLIENT_ID.toUpperCase()] });
     await expect(r.authenticate(bearer(await keys.token({ tenantId: TENANT, audience: AUDIENCE, issuedAt: ISSUED })))).resolves.toBeUndefined();

@@ -7,7 +7,7 @@
 import { resolveSecret } from '../../config/secret.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookCredentials, WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
-import { bodyError, clip, constantTimeEqual, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
+import { bodyError, clip, constantTimeEqual, DEFAULT_TOKEN_CLOCK_SKEW_MS, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
 import type { AzureProviderConfig, AzureWebhookConfig } from './config.ts';
 import { parseResourceId, parseVmResourceId } from './resource-id.ts';
 
@@ -42,6 +42,8 @@ export interface EventGridReceiverOptions {
   env?: NodeJS.ProcessEnv;
   /** The clock token lifetimes are checked against. */
   now?: () => Date;
+  /** How long past its expiry (or before its start) an Entra token is still accepted; default 60 s. */
+  clockSkewMs?: number;
 }
 
 type EventResult = { kind: 'refs'; refs: InstanceRef[] } | { kind: 'ignored'; reason: string } | { kind: 'validate'; code: string };
@@ -75,12 +77,15 @@ export class EventGridReceiver implements WebhookReceiver {
   // One key set per receiver: jose caches the keys and refetches them when an unknown key id shows up.
   #jwks: ReturnType<(typeof import('jose'))['createRemoteJWKSet']> | undefined;
 
+  readonly #skewSeconds: number;
+
   constructor(options: EventGridReceiverOptions) {
     this.#name = options.name;
     this.#subscriptions = new Set(options.subscriptions.map((s) => s.toLowerCase()));
     this.#webhook = options.webhook;
     this.#env = options.env;
     this.#now = options.now;
+    this.#skewSeconds = Math.floor((options.clockSkewMs ?? DEFAULT_TOKEN_CLOCK_SKEW_MS) / 1000);
   }
 
   /**
@@ -220,7 +225,7 @@ export class EventGridReceiver implements WebhookReceiver {
         // v2.0 tokens, and v1.0 tokens of app registrations that still issue them.
         issuer: [`https://login.microsoftonline.com/${entra.tenantId}/v2.0`, `https://sts.windows.net/${entra.tenantId}/`],
         algorithms: ['RS256'],
-        clockTolerance: 60,
+        clockTolerance: this.#skewSeconds,
         ...(this.#now === undefined ? {} : { currentDate: this.#now() }),
       });
       if (entra.clientIds.length > 0) {
@@ -257,11 +262,12 @@ function bearerToken(header: string | string[] | undefined): string | undefined 
 }
 
 /** The receiver of a `type: azure` block, from its config alone. */
-export function eventGridReceiverOf(config: AzureProviderConfig, env?: NodeJS.ProcessEnv): EventGridReceiver {
+export function eventGridReceiverOf(config: AzureProviderConfig, env?: NodeJS.ProcessEnv, options: { clockSkewMs?: number } = {}): EventGridReceiver {
   return new EventGridReceiver({
     name: config.name,
     subscriptions: config.subscriptions,
     webhook: config.webhook,
     ...(env === undefined ? {} : { env }),
+    ...options,
   });
 }

@@ -115,7 +115,7 @@ export class GcpProvider implements ProviderWithWebhook {
       random: options.random ?? Math.random,
     };
     this.#now = options.now ?? (() => new Date());
-    this.webhook = pubSubReceiverOf(config, options.oauth2Client);
+    this.webhook = pubSubReceiverOf(config, options.oauth2Client === undefined ? {} : { oauth2Client: options.oauth2Client });
   }
 
   /** Every project of the block, `gcp:<name>:<project>`; a project is one scope across all its zones. */

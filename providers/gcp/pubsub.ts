@@ -13,7 +13,7 @@ import { OAuth2Client } from 'google-auth-library';
 import { VmsError } from '../../services/errors.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookCredentials, WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
-import { bodyError, clip, describeJson, isObject, parseBody, unauthorized } from '../webhook-support.ts';
+import { bodyError, clip, DEFAULT_TOKEN_CLOCK_SKEW_MS, describeJson, isObject, parseBody, unauthorized } from '../webhook-support.ts';
 import { GCP_PROJECT_ID, type GcpProviderConfig, type GcpWebhookConfig } from './config.ts';
 import { NUMERIC_ID, RESOURCE_NAME, regionOfZone, ZONE_NAME } from './instance.ts';
 
@@ -66,6 +66,10 @@ export interface PubSubPushReceiverOptions {
   webhook: GcpWebhookConfig | undefined;
   /** Verifies tokens; absent: one fetching Google's certificates from `webhook.certsUrl`. */
   oauth2Client?: OAuth2Client;
+  /** How long past its expiry (or before its issue time) a token is still accepted; default 60 s, at most Google's 300 s. */
+  clockSkewMs?: number;
+  /** The clock tokens are checked against; the system's by default. */
+  now?: () => number;
 }
 
 type MessageResult = { kind: 'ref'; ref: InstanceRef } | { kind: 'ignored'; reason: string };
@@ -82,9 +86,13 @@ export class PubSubPushReceiver implements WebhookReceiver {
   readonly #projects: ReadonlySet<string>;
   readonly #webhook: GcpWebhookConfig | undefined;
   readonly #verifier: OAuth2Client | undefined;
+  readonly #skewSeconds: number;
+  readonly #now: () => number;
 
   constructor(options: PubSubPushReceiverOptions) {
     this.#name = options.name;
+    this.#skewSeconds = Math.floor((options.clockSkewMs ?? DEFAULT_TOKEN_CLOCK_SKEW_MS) / 1000);
+    this.#now = options.now ?? Date.now;
     this.#projects = new Set(options.projects);
     this.#webhook = options.webhook;
     // One client per block: it caches Google's certificates for as long as Google's max-age says.
@@ -131,6 +139,14 @@ export class PubSubPushReceiver implements WebhookReceiver {
       throw unauthorized(verifyFailure(message));
     }
     if (!payload) throw unauthorized('the token has no payload');
+    // google-auth-library allows 300 s of clock skew; the configured skew is checked here on top.
+    const now = Math.floor(this.#now() / 1000);
+    if (typeof payload.exp === 'number' && now > payload.exp + this.#skewSeconds) {
+      throw unauthorized(`the token has expired: it expired ${now - payload.exp} s ago, more than the ${this.#skewSeconds} s of clock skew allowed (server.tokenClockSkew)`);
+    }
+    if (typeof payload.iat === 'number' && payload.iat - this.#skewSeconds > now) {
+      throw unauthorized(`the token was issued ${payload.iat - now} s in the future, more than the ${this.#skewSeconds} s of clock skew allowed (server.tokenClockSkew)`);
+    }
     if (!GOOGLE_ISSUERS.includes(String(payload.iss))) throw unauthorized(`the token was not issued by Google (iss ${quoteValue(payload.iss)})`);
     const email = typeof payload.email === 'string' ? payload.email.toLowerCase() : undefined;
     if (email === undefined) throw unauthorized('the token carries no email claim; set --push-auth-service-account on the push subscription');
@@ -287,11 +303,11 @@ function quoteValue(value: unknown): string {
 }
 
 /** The receiver of a `type: gcp` block, from its config (and, in tests, a token verifier). */
-export function pubSubReceiverOf(config: GcpProviderConfig, oauth2Client?: OAuth2Client): PubSubPushReceiver {
+export function pubSubReceiverOf(config: GcpProviderConfig, options: { oauth2Client?: OAuth2Client; clockSkewMs?: number } = {}): PubSubPushReceiver {
   return new PubSubPushReceiver({
     name: config.name,
     projects: config.projects,
     webhook: config.webhook,
-    ...(oauth2Client === undefined ? {} : { oauth2Client }),
+    ...options,
   });
 }

@@ -19,7 +19,7 @@ export async function loadContext(flag: string | undefined, io: CliIO, options: 
   const configFile = configPath(flag, io.env);
   const config = loadConfig(configFile, io.env);
   const logger = createLogger(options.logLevel ?? config.log.level, io.stderr);
-  const providers = await createProviders(config.providers, { mapping: config.mapping, env: io.env });
+  const providers = await createProviders(config.providers, { mapping: config.mapping, env: io.env, tokenClockSkewMs: config.server.tokenClockSkew });
   return { config, configFile, providers, logger };
 }
 
