@@ -75,6 +75,7 @@ export class Metrics {
   private readonly deletesHeld: Gauge<'scope'>;
   private readonly conflicts: Gauge<'scope'>;
   private readonly webhookEvents: Counter<'provider' | 'outcome'>;
+  private readonly refreshFailures: Counter<'provider' | 'code'>;
   private readonly webhookRejected: Counter<'provider' | 'code'>;
   private readonly queueDepthTimeoutMs: number;
   private queueDepthSource: QueueDepthSource | undefined;
@@ -197,6 +198,12 @@ export class Metrics {
       labelNames: ['provider', 'outcome'],
       registers,
     });
+    this.refreshFailures = new Counter({
+      name: 'vms_refresh_failures_total',
+      help: 'Refreshes of an instance (from a webhook) that failed, each attempt, by provider and error code.',
+      labelNames: ['provider', 'code'],
+      registers,
+    });
     this.webhookRejected = new Counter({
       name: 'vms_webhook_rejected_total',
       help: 'Webhook requests answered with an error, by provider and error code.',
@@ -262,6 +269,11 @@ export class Metrics {
   }
 
   /** Records one webhook request answered with an error. `provider` must be a configured kind or `unknown`. */
+  /** A refresh of one instance failed (one attempt; BullMQ retries it). */
+  recordRefreshFailure(provider: string, code: ErrorCode): void {
+    this.refreshFailures.inc({ provider, code });
+  }
+
   recordWebhookRejected(provider: string, code: ErrorCode): void {
     this.webhookRejected.inc({ provider, code });
   }

@@ -44,6 +44,30 @@ export interface InstanceRef {
   id: string;
 }
 
+/** The longest field of an instance reference taken from an event. */
+const MAX_REF_FIELD = 1024;
+// C0 and C1 control characters and DEL.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Why an instance reference read from an event cannot be described, or undefined when it can: every
+ * field is well-formed Unicode (no lone surrogate, which URL encoding refuses) without control
+ * characters, and not absurdly long. Checked before a webhook is accepted, so that a reference a
+ * refresh could never use is refused with its reason instead of failing in the queue.
+ */
+export function referenceProblem(ref: InstanceRef): string | undefined {
+  for (const field of ['account', 'region', 'zone', 'id'] as const) {
+    const value = ref[field];
+    if (value === undefined) continue;
+    if (typeof value !== 'string') return `its ${field} is not a string`;
+    if (field === 'account' || field === 'id' ? value === '' : false) return `its ${field} is empty`;
+    if (!value.isWellFormed()) return `its ${field} is not well-formed Unicode (a lone surrogate)`;
+    if (CONTROL.test(value)) return `its ${field} contains a control character`;
+    if (value.length > MAX_REF_FIELD) return `its ${field} is longer than ${MAX_REF_FIELD} characters`;
+  }
+  return undefined;
+}
+
 /** One unit of discovery: AWS account × region, a GCP project, an Azure subscription, a static file. */
 export interface Scope {
   /** Stable and unique, e.g. `aws:prod:123456789012:us-east-1` or `static:onprem`. */

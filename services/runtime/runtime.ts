@@ -214,9 +214,25 @@ export class Runtime {
     await this.#status.pruneScopes(new Set(wanted.values()));
   }
 
-  /** A refresh job ends with its batch: it fails (and is retried) when the batch fails. */
+  /**
+   * A refresh job ends with its batch: it fails (and is retried) when the batch fails. Each
+   * failure is one warn line naming the reference and one count, so none is silent.
+   */
   async #refresh(job: Job<RefreshJobData>): Promise<RefreshOutcome> {
-    return this.#refreshes.add(job.data.ref);
+    const { ref } = job.data;
+    try {
+      return await this.#refreshes.add(ref);
+    } catch (err) {
+      const code = isVmsError(err) ? err.code : 'VMS_ERR_INTERNAL';
+      const attempt = job.attemptsMade + 1;
+      const attempts = job.opts.attempts ?? 1;
+      this.#options.metrics.recordRefreshFailure(ref.provider, code);
+      this.#options.logger.warn(
+        { code, ref, attempt, attempts, err: (err as Error).message },
+        attempt >= attempts ? 'refresh of an instance failed for good; the next resync covers it' : 'refresh of an instance failed; it is tried again',
+      );
+      throw err;
+    }
   }
 
   async #refreshBatch(refs: InstanceRef[]): Promise<RefreshOutcome> {

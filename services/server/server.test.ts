@@ -224,6 +224,17 @@ describe('POST /webhooks/:provider', () => {
     ]);
   });
 
+  it.each([
+    ['a lone surrogate', '"vm\\ud800"', 'its id is not well-formed Unicode (a lone surrogate)'],
+    ['a control character', '"vm\\u0000x"', 'its id contains a control character'],
+  ])('answers 400 with the reason to a reference with %s, and queues nothing', async (_, id, reason) => {
+    const h = harness();
+    const res = await post(h.app, `{"type":"refresh","ids":["i-ok",${id}]}`);
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ code: 'VMS_ERR_WEBHOOK_BODY', message: `instance reference 2 of the event cannot be described: ${reason}`, hint: ERROR_CODES.VMS_ERR_WEBHOOK_BODY });
+    expect(h.refresh.calls).toEqual([]);
+  });
+
   it('queues nothing for a refresh without references', async () => {
     const h = harness();
     const res = await post(h.app, JSON.stringify({ type: 'refresh', ids: [] }));

@@ -9,7 +9,7 @@ import type { WebhookReceiver, WebhookRequest } from '../../providers/provider.t
 import { VmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import type { InstanceRef } from '../model.ts';
+import { type InstanceRef, referenceProblem } from '../model.ts';
 import { WEBHOOK_CONTENT_TYPES, clip, errorBody, toErrorAnswer } from './error-answer.ts';
 import { redactHeaders, serializeRequest } from './request-log.ts';
 import { flattenQuery, parseWebhookBody } from './webhook-body.ts';
@@ -171,6 +171,10 @@ export function buildServer(deps: ServerDeps): VmsServer {
         const outcome = receiver.handle(webhookRequest);
         switch (outcome.kind) {
           case 'refresh': {
+            outcome.refs.forEach((ref, i) => {
+              const problem = referenceProblem(ref);
+              if (problem !== undefined) throw new VmsError('VMS_ERR_WEBHOOK_BODY', `instance reference ${i + 1} of the event cannot be described: ${problem}`);
+            });
             if (outcome.refs.length > 0) await refreshOrUnavailable(deps.refresh, provider, outcome.refs, timeoutMs, request);
             deps.metrics.recordWebhook(provider, 'refresh');
             return reply.code(202).send({ accepted: outcome.refs.length, ignored: outcome.ignored });

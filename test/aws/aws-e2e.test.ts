@@ -12,6 +12,7 @@ import { DEFAULT_ACCOUNT, type FakeEc2, type FakeInstance, startFakeEc2 } from '
 import { listen, type QueryRequest, readQueryRequest } from '../fakes/ec2/query-protocol.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
 import { runCli, Workspace } from '../helpers/cli.ts';
+import { sampleValue } from '../../services/server/metrics-sample.test-helper.ts';
 import { cleanupPrefix, freePort, ServeProcess, uniquePrefix, waitFor } from '../helpers/serve.ts';
 
 const WE = 'workloadentries';
@@ -190,6 +191,25 @@ describe('serve with an aws provider and EventBridge events', () => {
     expect(new Set(burst.flatMap((r) => r.instanceIds))).toEqual(new Set(ids));
     for (const r of burst) expect(new Set(r.instanceIds).size).toBe(r.instanceIds.length);
     expect(burst.length).toBeLessThan(ids.length / 2);
+  });
+
+  it('a refresh that fails says so: one warn line with its code and reference, and one count, per failed attempt', async () => {
+    ec2.failAlways({}, 'UnauthorizedOperation');
+    const answer = await proc!.post('/webhooks/aws', stateChange('i-0eeeeeeeeeeeeeee5', 'running'), { 'x-api-key': KEY });
+    expect(answer.status).toBe(202);
+    const lines = () =>
+      proc!.output
+        .split('\n')
+        .filter((l) => l.includes('refresh of an instance failed') && l.includes('i-0eeeeeeeeeeeeeee5'))
+        .map((l) => JSON.parse(l) as { level: number | string; code: string; attempt: number; attempts: number });
+    // Five attempts, the last one said to be final.
+    await waitFor(() => lines().some((l) => l.attempt === l.attempts), 30_000, () => proc!.output);
+    const failures = lines();
+    expect(failures).toHaveLength(5);
+    for (const l of failures) expect(l).toMatchObject({ code: 'VMS_ERR_PROVIDER_FAILED' });
+    const metrics = (await proc!.get('/metrics')).body as string;
+    expect(sampleValue(metrics, 'vms_refresh_failures_total', { provider: 'aws', code: 'VMS_ERR_PROVIDER_FAILED' })).toBe(5);
+    ec2.heal();
   });
 
   it('the same event with a wrong or missing key is refused with 401 and changes nothing', async () => {
