@@ -1,5 +1,5 @@
 // The EventBridge webhook receiver: authentication and events, with AWS's published sample events.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -169,6 +169,37 @@ describe('authenticate', () => {
     for (const header of [basicHeader('eventbridge', 'pa:ss w0rd!'), basicHeader('eventbridgf', 'pa:ss w0rd'), 'Bearer abc', 'Basic !!!']) {
       expect(isVmsError(await rejection(r.authenticate(request({}, { authorization: header }))), 'VMS_ERR_WEBHOOK_UNAUTHORIZED')).toBe(true);
     }
+  });
+
+  it('reads a key file once per few seconds, not per request, and takes a rotated Secret without a restart', async () => {
+    // As the kubelet mounts a Secret: key -> ..data/key, and ..data is swapped to a new directory.
+    const mount = path.join(dir, 'mount');
+    const version = (name: string, key: string) => {
+      mkdirSync(path.join(mount, name), { recursive: true });
+      writeFileSync(path.join(mount, name, 'key'), `${key}\n`);
+      symlinkSync(name, path.join(mount, `..data-${name}`));
+      renameSync(path.join(mount, `..data-${name}`), path.join(mount, '..data'));
+    };
+    version('v1', 'old-key');
+    symlinkSync('..data/key', path.join(mount, 'key'));
+    let now = 0;
+    const r = new EventBridgeReceiver({
+      name: 'prod',
+      accounts: ['123456789012'],
+      regions: ['us-east-1'],
+      webhook: { apiKey: { header: 'x-api-key', value: { file: path.join(mount, 'key') } } },
+      secretFiles: { maxAgeMs: 5000, now: () => now },
+    });
+    const accepts = async (key: string) => (await r.authenticate(request({}, { 'x-api-key': key })).then(() => true, () => false));
+    expect(await accepts('old-key')).toBe(true);
+    version('v2', 'new-key');
+    now = 1000;
+    // Still the value read a second ago: the file was not read for this request.
+    expect(await accepts('old-key')).toBe(true);
+    expect(await accepts('new-key')).toBe(false);
+    now = 6000;
+    expect(await accepts('new-key')).toBe(true);
+    expect(await accepts('old-key')).toBe(false);
   });
 
   it('with both configured, either one is enough', async () => {

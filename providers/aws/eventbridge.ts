@@ -1,7 +1,7 @@
 // Events from an EventBridge rule, delivered by an API destination: instance state changes and tag
 // changes become instance references to describe again now instead of at the next resync. The
 // receiver never calls AWS; the event only says which instance to look at, never what it looks like.
-import { resolveSecret } from '../../config/secret.ts';
+import { SecretReader } from '../../config/secret.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookCredentials, WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
 import { bodyError, clip, constantTimeEqual, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
@@ -26,6 +26,8 @@ export interface EventBridgeReceiverOptions {
   webhook: AwsWebhookConfig | undefined;
   /** Where secret references are looked up. */
   env?: NodeJS.ProcessEnv;
+  /** How secret files are re-read (tests set the clock). */
+  secretFiles?: { maxAgeMs?: number; now?: () => number };
 }
 
 type EventResult = { kind: 'refs'; refs: InstanceRef[] } | { kind: 'ignored'; reason: string };
@@ -39,19 +41,23 @@ export class EventBridgeReceiver implements WebhookReceiver {
   readonly #accounts: ReadonlySet<string>;
   readonly #regions: ReadonlySet<string>;
   readonly #webhook: AwsWebhookConfig | undefined;
-  readonly #env: NodeJS.ProcessEnv | undefined;
+  readonly #apiKey: SecretReader | undefined;
+  readonly #password: SecretReader | undefined;
 
   constructor(options: EventBridgeReceiverOptions) {
     this.#name = options.name;
     this.#accounts = new Set(options.accounts);
     this.#regions = new Set(options.regions);
     this.#webhook = options.webhook;
-    this.#env = options.env;
+    const apiKey = options.webhook?.apiKey;
+    const basic = options.webhook?.basic;
+    this.#apiKey = apiKey ? new SecretReader(apiKey.value, options.env, options.secretFiles) : undefined;
+    this.#password = basic ? new SecretReader(basic.password, options.env, options.secretFiles) : undefined;
   }
 
   /**
-   * Accepts the configured API key header or Basic credentials. Secrets are read on every request so
-   * that a rotated Kubernetes Secret takes effect without a restart.
+   * Accepts the configured API key header or Basic credentials. A secret file is read again every
+   * few seconds (SecretReader), so that a rotated Kubernetes Secret takes effect without a restart.
    */
   async authenticate(req: WebhookCredentials): Promise<void> {
     const config = this.#webhook;
@@ -61,8 +67,8 @@ export class EventBridgeReceiver implements WebhookReceiver {
     let apiKey: { header: string; value: string } | undefined;
     let basic: { username: string; password: string } | undefined;
     try {
-      if (config.apiKey) apiKey = { header: config.apiKey.header.toLowerCase(), value: resolveSecret(config.apiKey.value, this.#env) };
-      if (config.basic) basic = { username: config.basic.username, password: resolveSecret(config.basic.password, this.#env) };
+      if (config.apiKey && this.#apiKey) apiKey = { header: config.apiKey.header.toLowerCase(), value: await this.#apiKey.read() };
+      if (config.basic && this.#password) basic = { username: config.basic.username, password: await this.#password.read() };
     } catch (err) {
       throw unauthorized(`the webhook credentials of aws provider "${this.#name}" cannot be read: ${(err as Error).message}`);
     }

@@ -4,7 +4,7 @@
 // describe again now instead of at the next resync. The receiver never calls Azure: an event only
 // says which VM to look at, never what it looks like. It also answers both handshakes Event Grid
 // uses to confirm an endpoint: the subscription validation event and the CloudEvents OPTIONS request.
-import { resolveSecret } from '../../config/secret.ts';
+import { SecretReader } from '../../config/secret.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import type { WebhookCredentials, WebhookOutcome, WebhookReceiver, WebhookRequest } from '../provider.ts';
 import { bodyError, clip, constantTimeEqual, DEFAULT_TOKEN_CLOCK_SKEW_MS, describeJson, isObject, parseBody, singleHeader, unauthorized } from '../webhook-support.ts';
@@ -44,6 +44,8 @@ export interface EventGridReceiverOptions {
   now?: () => Date;
   /** How long past its expiry (or before its start) an Entra token is still accepted; default 60 s. */
   clockSkewMs?: number;
+  /** How secret files are re-read (tests set the clock). */
+  secretFiles?: { maxAgeMs?: number; now?: () => number };
 }
 
 type EventResult = { kind: 'refs'; refs: InstanceRef[] } | { kind: 'ignored'; reason: string } | { kind: 'validate'; code: string };
@@ -72,7 +74,7 @@ export class EventGridReceiver implements WebhookReceiver {
   readonly #name: string;
   readonly #subscriptions: ReadonlySet<string>;
   readonly #webhook: AzureWebhookConfig | undefined;
-  readonly #env: NodeJS.ProcessEnv | undefined;
+  readonly #secret: SecretReader | undefined;
   readonly #now: (() => Date) | undefined;
   // One key set per receiver: jose caches the keys and refetches them when an unknown key id shows up.
   #jwks: ReturnType<(typeof import('jose'))['createRemoteJWKSet']> | undefined;
@@ -83,7 +85,7 @@ export class EventGridReceiver implements WebhookReceiver {
     this.#name = options.name;
     this.#subscriptions = new Set(options.subscriptions.map((s) => s.toLowerCase()));
     this.#webhook = options.webhook;
-    this.#env = options.env;
+    this.#secret = options.webhook?.querySecret ? new SecretReader(options.webhook.querySecret.value, options.env, options.secretFiles) : undefined;
     this.#now = options.now;
     this.#skewSeconds = Math.floor((options.clockSkewMs ?? DEFAULT_TOKEN_CLOCK_SKEW_MS) / 1000);
   }
@@ -91,7 +93,7 @@ export class EventGridReceiver implements WebhookReceiver {
   /**
    * Accepts the configured query secret or a Microsoft Entra bearer token (either is enough when both
    * are configured); the handshakes are authenticated the same way, as Event Grid sends them to the
-   * same URL. Secrets are read on every request, so a rotated Kubernetes Secret needs no restart.
+   * same URL. A secret file is read again every few seconds, so a rotated Kubernetes Secret needs no restart.
    * Signing keys that cannot be fetched throw a plain Error (answered 500, so Event Grid retries).
    */
   async authenticate(req: WebhookCredentials): Promise<void> {
@@ -101,7 +103,7 @@ export class EventGridReceiver implements WebhookReceiver {
     }
     let secret: { param: string; value: string } | undefined;
     try {
-      if (config.querySecret) secret = { param: config.querySecret.param, value: resolveSecret(config.querySecret.value, this.#env) };
+      if (config.querySecret && this.#secret) secret = { param: config.querySecret.param, value: await this.#secret.read() };
     } catch (err) {
       throw unauthorized(`the webhook secret of azure provider "${this.#name}" cannot be read: ${(err as Error).message}`);
     }
