@@ -1,10 +1,11 @@
 // Listings read page by page (Provider.listPages), and the whole listing made of them.
+import type { ErrorCode } from '../services/errors.ts';
 import type { Instance, Listing, Scope } from '../services/model.ts';
 import type { PagedListing } from './provider.ts';
 
 /** A listing that broke off: nothing of it may be used, and the scope deletes nothing. */
-export function brokenListing(scope: Scope, message: string, at: string): PagedListing {
-  return { scope, complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message, at }], failed: true };
+export function brokenListing(scope: Scope, message: string, at: string, code: ErrorCode = 'VMS_ERR_PROVIDER_FAILED'): PagedListing {
+  return { scope, complete: false, problems: [{ code, message, at }], failed: true };
 }
 
 /** The whole listing of a page-by-page one; a listing that broke off gives no instances. */

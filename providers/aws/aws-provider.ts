@@ -97,6 +97,10 @@ export class AwsProvider implements ProviderWithWebhook {
         pages++;
         const observedAt = this.#now().toISOString();
         const batch: Instance[] = [];
+        const foreign = foreignOwner(page.Reservations, account.id);
+        if (foreign !== undefined) {
+          return brokenListing(scope, accountMismatch(account, foreign, where), `page ${pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
+        }
         for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
           const mapped = toInstance(ec2, { account: account.id, region: own.region, observedAt });
           if (!mapped.ok) problems.push(mapped.problem);
@@ -182,6 +186,8 @@ export class AwsProvider implements ProviderWithWebhook {
         const result: Instance[] = [];
         for await (const page of paginateDescribeInstances({ client, stopOnSameToken: true }, { InstanceIds: remaining }, abortOptions(signal))) {
           const observedAt = this.#now().toISOString();
+          const foreign = foreignOwner(page.Reservations, account.id);
+          if (foreign !== undefined) throw new VmsError('VMS_ERR_ACCOUNT_MISMATCH', accountMismatch(account, foreign, where), { account: account.id, owner: foreign, region });
           for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
             const mapped = toInstance(ec2, { account: account.id, region, observedAt });
             if (!mapped.ok) throw new VmsError('VMS_ERR_PROVIDER_ANSWER', mapped.problem.message, { account: account.id, region });
@@ -232,6 +238,20 @@ export function listingFilters(selector: MappingConfig['selector'], extra: AwsPr
 // Filter values are globs; a literal tag key must not be one.
 function escapeFilterValue(value: string): string {
   return value.replace(/[\\*?]/g, '\\$&');
+}
+
+/**
+ * The account that owns a reservation of the page, when it is not the configured one: credentials
+ * (or a role) of another account would otherwise put that account's instances into the mesh as
+ * this one's. A reservation without an owner decides nothing.
+ */
+export function foreignOwner(reservations: ReadonlyArray<{ OwnerId?: string | undefined }> | undefined, accountId: string): string | undefined {
+  return reservations?.find((r) => r.OwnerId !== undefined && r.OwnerId !== accountId)?.OwnerId;
+}
+
+function accountMismatch(account: AwsAccountConfig, owner: string, where: string): string {
+  const through = account.roleArn === undefined ? 'its credentials' : `role ${account.roleArn}`;
+  return `DescribeInstances in ${where} answered with instances of account ${owner}: ${through} belong to account ${owner}, not ${account.id}; fix accounts[].id or roleArn (nothing in this scope is changed until they match)`;
 }
 
 function abortOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {

@@ -286,4 +286,24 @@ describe('a region whose API keeps failing', () => {
     expect(JSON.stringify(entries(server).filter((e) => e.metadata.name.startsWith('aws-i-0f')))).toBe(euBefore);
     expect(ec2.describeRequests.filter((r) => r.region === 'eu-west-1' && r.status === 503).length).toBeGreaterThan(0);
   });
+
+  it('credentials of another account than the configured one: the scope fails with VMS_ERR_ACCOUNT_MISMATCH, 0 writes, and explain says why', async () => {
+    // The keys belong to DEFAULT_ACCOUNT (the fake's answer names it as the reservations' owner).
+    ws.writeConfig({
+      providers: [awsBlock(ec2.url, { accounts: [{ id: '111111111111' }] })],
+      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+      log: { level: 'warn' },
+    });
+    server.counts.reset();
+    const run = await runCli(['sync', '--once', '--config', ws.configFile], { ...CREDENTIALS });
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout)).toMatchObject({ incompleteScopes: ['aws:prod:111111111111:us-east-1'] });
+    expect(run.stderr + run.stdout).toContain('VMS_ERR_ACCOUNT_MISMATCH');
+    expect(server.counts.writes(WE)).toBe(0);
+    expect(names(server)).toEqual([]);
+
+    const explained = await runCli(['explain', 'aws:i-0eeeeeeeeeeeeeee1', '--config', ws.configFile], { ...CREDENTIALS });
+    expect(explained.stdout + explained.stderr).toContain('VMS_ERR_ACCOUNT_MISMATCH');
+    expect(explained.stdout + explained.stderr).toMatch(/belong to account 123456789012, not 111111111111/);
+  });
 });
