@@ -38,12 +38,13 @@ USER 1000:1000
 
 # The process writes nothing but to /tmp, so the root filesystem can be read-only
 # (`docker run --read-only --tmpfs /tmp`; in Kubernetes /tmp is an emptyDir).
-EXPOSE 8080
+# Webhooks on 8080 (server.port); health, readiness, metrics and status on 8081 (server.adminPort).
+EXPOSE 8080 8081
 
 # Only for `docker run`/compose; Kubernetes uses the Deployment's probes. The slim image has no
 # curl, Node itself asks.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.VMS_PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.VMS_ADMIN_PORT || 8081) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
 # Node as PID 1 handles SIGTERM itself: `serve` stops taking jobs and finishes those in flight.
 ENTRYPOINT ["node", "bin/vm-mesh-sync.js"]

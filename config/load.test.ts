@@ -40,10 +40,11 @@ describe('loadConfig', () => {
     try {
       const file = path.join(dir, 'config.yaml');
       writeFileSync(file, 'providers:\n  - {type: static, name: a, inventory: inv.yaml}\n');
-      const config = loadConfig(file, { REDIS_URL: 'redis://r:1', VMS_OWNER_ID: 'blue', VMS_PORT: '9090' });
+      const config = loadConfig(file, { REDIS_URL: 'redis://r:1', VMS_OWNER_ID: 'blue', VMS_PORT: '9090', VMS_ADMIN_PORT: '9091' });
       expect(config.redis.url).toBe('redis://r:1');
       expect(config.ownerId).toBe('blue');
       expect(config.server.port).toBe(9090);
+      expect(config.server.adminPort).toBe(9091);
       expect(config.providers[0]).toMatchObject({ inventory: path.join(dir, 'inv.yaml') });
       expect(Object.isFrozen(config.mapping)).toBe(true);
       expect(() => loadConfig(file, { VMS_PORT: 'eighty' })).toThrow(expect.objectContaining({ code: 'VMS_ERR_CONFIG_ENV' }));

@@ -15,6 +15,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[]; parse?:
   { env: 'VMS_POLICY', path: ['policy'] },
   { env: 'VMS_LOG_LEVEL', path: ['log', 'level'] },
   { env: 'VMS_PORT', path: ['server', 'port'], parse: Number },
+  { env: 'VMS_ADMIN_PORT', path: ['server', 'adminPort'], parse: Number },
 ];
 
 /** Where the config file is: `--config`, else $VMS_CONFIG. */

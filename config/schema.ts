@@ -180,7 +180,10 @@ export const configSchema = z.strictObject({
   server: z
     .strictObject({
       host: z.string().default('0.0.0.0'),
+      /** The webhooks' port: the one an ingress exposes. */
       port: z.number().int().min(0).max(65535).default(8080),
+      /** Health, readiness, metrics and status: a port only the cluster reaches (kubelet, Prometheus). */
+      adminPort: z.number().int().min(0).max(65535).default(8081),
       /** Largest webhook body accepted, in bytes. */
       bodyLimit: z.number().int().min(1024).default(1_048_576),
       /**
@@ -210,6 +213,9 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 }).superRefine((config, ctx) => {
+  if (config.server.port !== 0 && config.server.port === config.server.adminPort) {
+    ctx.addIssue({ code: 'custom', path: ['server', 'adminPort'], message: `must differ from server.port (${config.server.port}): webhooks and the admin routes have a port each` });
+  }
   const allowed = config.mapping.namespace.allowed;
   if (config.kubernetes.listNamespaces === 'allowed' && allowed?.some((p) => p.includes('*'))) {
     ctx.addIssue({

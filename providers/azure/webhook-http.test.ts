@@ -6,22 +6,23 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../services/logger.ts';
 import { Metrics } from '../../services/metrics.ts';
 import type { InstanceRef } from '../../services/model.ts';
-import { buildServer, type VmsServer } from '../../services/server/server.ts';
+import type { FastifyInstance } from 'fastify';
+import { buildServers } from '../../services/server/server.ts';
 import { EventGridReceiver } from './eventgrid.ts';
 
 const FIXTURES = path.join(import.meta.dirname, '../../test/fixtures/azure');
 const SUB = '1f7a6c2e-5d3b-4e8a-9c01-2b3d4e5f6a7b';
 const DB1 = `/subscriptions/${SUB}/resourcegroups/rg-mesh/providers/microsoft.compute/virtualmachines/db-1`;
 
-const servers: VmsServer[] = [];
+const servers: FastifyInstance[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-function server(): { app: VmsServer; refreshed: Array<{ provider: string; refs: InstanceRef[] }> } {
+function server(): { app: FastifyInstance; refreshed: Array<{ provider: string; refs: InstanceRef[] }> } {
   const refreshed: Array<{ provider: string; refs: InstanceRef[] }> = [];
   const receiver = new EventGridReceiver({ name: 'prod', subscriptions: [SUB], webhook: { querySecret: { param: 'code', value: 's3cret' } } });
-  const app = buildServer({
+  const app = buildServers({
     logger: silentLogger(),
     metrics: new Metrics({ defaultMetrics: false }),
     bodyLimit: 1_048_576,
@@ -31,7 +32,7 @@ function server(): { app: VmsServer; refreshed: Array<{ provider: string; refs: 
     },
     readiness: async () => ({ ready: true, checks: {} }),
     status: async () => ({}),
-  });
+  }).webhooks;
   servers.push(app);
   return { app, refreshed };
 }

@@ -6,7 +6,7 @@ import { maskConfig } from '../../config/load.ts';
 import { Metrics } from '../metrics.ts';
 import { webhookReceivers } from '../runtime/receivers.ts';
 import { Runtime } from '../runtime/runtime.ts';
-import { buildServer } from '../server/server.ts';
+import { buildServers } from '../server/server.ts';
 import { openCluster } from './cluster.ts';
 import { withContext } from './context.ts';
 import { EXIT, type CliIO } from './io.ts';
@@ -30,7 +30,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
     const runtime = await Runtime.start({ config, providers, api: cluster.api, writer: cluster.writer, metrics, logger, instanceName });
 
     const receivers = webhookReceivers(providers);
-    const server = buildServer({
+    const servers = buildServers({
       logger,
       metrics,
       bodyLimit: config.server.bodyLimit,
@@ -41,8 +41,9 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
       readiness: () => runtime.readiness(),
       status: () => runtime.status(),
     });
-    const address = await server.listen({ host: config.server.host, port: config.server.port });
-    logger.info({ address, replica: instanceName, config: maskConfig(config) }, 'serving');
+    const admin = await servers.admin.listen({ host: config.server.host, port: config.server.adminPort });
+    const address = await servers.webhooks.listen({ host: config.server.host, port: config.server.port });
+    logger.info({ address, admin, replica: instanceName, config: maskConfig(config) }, 'serving');
 
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
@@ -53,9 +54,9 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
       signals.once('SIGINT', () => stop('SIGINT'));
     });
 
-    server.setShuttingDown();
+    servers.setShuttingDown();
     await runtime.close(DRAIN_TIMEOUT_MS);
-    await server.close();
+    await servers.close();
     logger.info('stopped');
     return EXIT.ok;
   });

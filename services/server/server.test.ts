@@ -8,7 +8,8 @@ import { Metrics } from '../metrics.ts';
 import type { InstanceRef } from '../model.ts';
 import { sampleValue } from './metrics-sample.test-helper.ts';
 import { maskQuery, redactHeaders, serializeRequest } from './request-log.ts';
-import { type Readiness, type ServerDeps, type VmsServer, buildServer } from './server.ts';
+import type { FastifyInstance } from 'fastify';
+import { type Readiness, type ServerDeps, type VmsServers, buildServers } from './server.ts';
 
 const KEY = 's3cret';
 
@@ -67,16 +68,20 @@ class RecordingRefresh {
 }
 
 interface Harness {
-  app: VmsServer;
+  servers: VmsServers;
+  /** The webhook port's server. */
+  webhooks: FastifyInstance;
+  /** The admin port's server. */
+  admin: FastifyInstance;
   metrics: Metrics;
   receiver: FakeReceiver;
   refresh: RecordingRefresh;
   readinessCalls: () => number;
 }
 
-const servers: VmsServer[] = [];
+const built: VmsServers[] = [];
 afterEach(async () => {
-  await Promise.all(servers.splice(0).map((app) => app.close()));
+  await Promise.all(built.splice(0).map((s) => s.close()));
 });
 
 function harness(overrides: Partial<ServerDeps> & { receiver?: FakeReceiver; readinessResult?: Readiness } = {}): Harness {
@@ -85,7 +90,7 @@ function harness(overrides: Partial<ServerDeps> & { receiver?: FakeReceiver; rea
   const refresh = new RecordingRefresh();
   let readinessCalls = 0;
   const readinessResult: Readiness = overrides.readinessResult ?? { ready: true, checks: { redis: { ok: true }, kubernetes: { ok: true } } };
-  const app = buildServer({
+  const servers = buildServers({
     logger: silentLogger(),
     metrics,
     bodyLimit: 1024,
@@ -99,11 +104,11 @@ function harness(overrides: Partial<ServerDeps> & { receiver?: FakeReceiver; rea
     dependencyTimeoutMs: 200,
     ...overrides,
   });
-  servers.push(app);
-  return { app, metrics, receiver, refresh, readinessCalls: () => readinessCalls };
+  built.push(servers);
+  return { servers, webhooks: servers.webhooks, admin: servers.admin, metrics, receiver, refresh, readinessCalls: () => readinessCalls };
 }
 
-function post(app: VmsServer, body: string, headers: Record<string, string> = {}, provider = 'aws') {
+function post(app: FastifyInstance, body: string, headers: Record<string, string> = {}, provider = 'aws') {
   return app.inject({
     method: 'POST',
     url: `/webhooks/${provider}`,
@@ -119,7 +124,7 @@ function expectErrorBody(json: unknown, code: keyof typeof ERROR_CODES): void {
 describe('GET /healthz', () => {
   it('answers ok without asking any dependency', async () => {
     const h = harness();
-    const res = await h.app.inject({ method: 'GET', url: '/healthz' });
+    const res = await h.admin.inject({ method: 'GET', url: '/healthz' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: 'ok' });
     expect(h.readinessCalls()).toBe(0);
@@ -129,7 +134,7 @@ describe('GET /healthz', () => {
 describe('GET /readyz', () => {
   it('answers 200 with the checks when ready', async () => {
     const h = harness();
-    const res = await h.app.inject({ method: 'GET', url: '/readyz' });
+    const res = await h.admin.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ ready: true, checks: { redis: { ok: true }, kubernetes: { ok: true } } });
   });
@@ -137,26 +142,26 @@ describe('GET /readyz', () => {
   it('answers 503 with the checks when not ready', async () => {
     const checks = { redis: { ok: false, detail: 'connect ECONNREFUSED' }, kubernetes: { ok: true } };
     const h = harness({ readinessResult: { ready: false, checks } });
-    const res = await h.app.inject({ method: 'GET', url: '/readyz' });
+    const res = await h.admin.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toEqual({ ready: false, checks });
   });
 
   it('answers 503 when a check failed even though the readiness said ready', async () => {
     const h = harness({ readinessResult: { ready: true, checks: { 'scope:static:onprem': { ok: false, detail: 'no completed resync' } } } });
-    const res = await h.app.inject({ method: 'GET', url: '/readyz' });
+    const res = await h.admin.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);
     expect(res.json().ready).toBe(false);
   });
 
   it('answers 503 when the readiness checks throw or hang', async () => {
     const throwing = harness({ readiness: async () => Promise.reject(new Error('redis ping failed')) });
-    const thrown = await throwing.app.inject({ method: 'GET', url: '/readyz' });
+    const thrown = await throwing.admin.inject({ method: 'GET', url: '/readyz' });
     expect(thrown.statusCode).toBe(503);
     expect(thrown.json().checks.readiness.ok).toBe(false);
 
     const hanging = harness({ readiness: () => new Promise<Readiness>(() => {}) });
-    const hung = await hanging.app.inject({ method: 'GET', url: '/readyz' });
+    const hung = await hanging.admin.inject({ method: 'GET', url: '/readyz' });
     expect(hung.statusCode).toBe(503);
     expect(hung.json().checks.readiness.detail).toMatch(/longer than 200 ms/);
   });
@@ -165,7 +170,7 @@ describe('GET /readyz', () => {
 describe('GET /metrics', () => {
   it('answers Prometheus text with the registry content type', async () => {
     const h = harness();
-    const res = await h.app.inject({ method: 'GET', url: '/metrics' });
+    const res = await h.admin.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe(h.metrics.contentType);
     expect(sampleValue(res.body, 'vms_changes_enqueued_total', { op: 'create' })).toBe(0);
@@ -173,13 +178,13 @@ describe('GET /metrics', () => {
 
   it('counts accepted and rejected webhooks by provider, outcome and code', async () => {
     const h = harness();
-    await post(h.app, JSON.stringify({ type: 'refresh', ids: ['i-1'] }));
-    await post(h.app, JSON.stringify({ type: 'ping' }));
-    await post(h.app, JSON.stringify({ type: 'ping' }));
-    await post(h.app, JSON.stringify({ type: 'ping' }), { 'x-api-key': 'wrong' });
-    await post(h.app, '{', {});
-    await post(h.app, '{}', {}, 'nope');
-    const text = (await h.app.inject({ method: 'GET', url: '/metrics' })).body;
+    await post(h.webhooks, JSON.stringify({ type: 'refresh', ids: ['i-1'] }));
+    await post(h.webhooks, JSON.stringify({ type: 'ping' }));
+    await post(h.webhooks, JSON.stringify({ type: 'ping' }));
+    await post(h.webhooks, JSON.stringify({ type: 'ping' }), { 'x-api-key': 'wrong' });
+    await post(h.webhooks, '{', {});
+    await post(h.webhooks, '{}', {}, 'nope');
+    const text = (await h.admin.inject({ method: 'GET', url: '/metrics' })).body;
     expect(sampleValue(text, 'vms_webhook_events_total', { provider: 'aws', outcome: 'refresh' })).toBe(1);
     expect(sampleValue(text, 'vms_webhook_events_total', { provider: 'aws', outcome: 'ignored' })).toBe(2);
     expect(sampleValue(text, 'vms_webhook_rejected_total', { provider: 'aws', code: 'VMS_ERR_WEBHOOK_UNAUTHORIZED' })).toBe(1);
@@ -192,14 +197,14 @@ describe('GET /metrics', () => {
 describe('GET /status', () => {
   it('answers the status document', async () => {
     const h = harness();
-    const res = await h.app.inject({ method: 'GET', url: '/status' });
+    const res = await h.admin.inject({ method: 'GET', url: '/status' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ scopes: [{ key: 'aws:prod:123456789012:eu-west-1', lastResync: '2025-01-01T00:00:00.000Z' }] });
   });
 
   it('answers 500 with a code and no stack when the status cannot be built', async () => {
     const h = harness({ status: async () => Promise.reject(new Error('boom at /srv/app/services/x.ts:1:1')) });
-    const res = await h.app.inject({ method: 'GET', url: '/status' });
+    const res = await h.admin.inject({ method: 'GET', url: '/status' });
     expect(res.statusCode).toBe(500);
     expectErrorBody(res.json(), 'VMS_ERR_INTERNAL');
     expect(res.body).not.toContain('boom');
@@ -210,7 +215,7 @@ describe('GET /status', () => {
 describe('POST /webhooks/:provider', () => {
   it('queues a refresh of the referenced instances and answers 202', async () => {
     const h = harness();
-    const res = await post(h.app, JSON.stringify({ type: 'refresh', ids: ['i-1', 'i-2', 7] }));
+    const res = await post(h.webhooks, JSON.stringify({ type: 'refresh', ids: ['i-1', 'i-2', 7] }));
     expect(res.statusCode).toBe(202);
     expect(res.json()).toEqual({ accepted: 2, ignored: 1 });
     expect(h.refresh.calls).toEqual([
@@ -229,7 +234,7 @@ describe('POST /webhooks/:provider', () => {
     ['a control character', '"vm\\u0000x"', 'its id contains a control character'],
   ])('answers 400 with the reason to a reference with %s, and queues nothing', async (_, id, reason) => {
     const h = harness();
-    const res = await post(h.app, `{"type":"refresh","ids":["i-ok",${id}]}`);
+    const res = await post(h.webhooks, `{"type":"refresh","ids":["i-ok",${id}]}`);
     expect(res.statusCode).toBe(400);
     expect(res.json()).toEqual({ code: 'VMS_ERR_WEBHOOK_BODY', message: `instance reference 2 of the event cannot be described: ${reason}`, hint: ERROR_CODES.VMS_ERR_WEBHOOK_BODY });
     expect(h.refresh.calls).toEqual([]);
@@ -237,7 +242,7 @@ describe('POST /webhooks/:provider', () => {
 
   it('queues nothing for a refresh without references', async () => {
     const h = harness();
-    const res = await post(h.app, JSON.stringify({ type: 'refresh', ids: [] }));
+    const res = await post(h.webhooks, JSON.stringify({ type: 'refresh', ids: [] }));
     expect(res.statusCode).toBe(202);
     expect(res.json()).toEqual({ accepted: 0, ignored: 0 });
     expect(h.refresh.calls).toEqual([]);
@@ -246,7 +251,7 @@ describe('POST /webhooks/:provider', () => {
   it('hands the receiver the raw body, lower-case headers and one value per query name', async () => {
     const h = harness();
     const raw = '{ "type" : "ping",\n  "n": 1 }';
-    const res = await h.app.inject({
+    const res = await h.webhooks.inject({
       method: 'POST',
       url: '/webhooks/aws?token=a&token=b&x=1',
       headers: { 'content-type': 'text/plain; charset=UTF-8', 'X-Api-Key': KEY, 'X-Amz-Sns-Message-Type': 'Notification' },
@@ -263,13 +268,13 @@ describe('POST /webhooks/:provider', () => {
 
   it.each(['application/cloudevents+json', 'application/cloudevents-batch+json', 'application/json; charset=utf-8'])('accepts %s', async (type) => {
     const h = harness();
-    const res = await post(h.app, JSON.stringify({ type: 'ping' }), { 'content-type': type });
+    const res = await post(h.webhooks, JSON.stringify({ type: 'ping' }), { 'content-type': type });
     expect(res.statusCode).toBe(200);
   });
 
   it('answers 401 to wrong credentials and never handles the body', async () => {
     const h = harness();
-    const res = await post(h.app, JSON.stringify({ type: 'refresh', ids: ['i-1'] }), { 'x-api-key': 'guess' });
+    const res = await post(h.webhooks, JSON.stringify({ type: 'refresh', ids: ['i-1'] }), { 'x-api-key': 'guess' });
     expect(res.statusCode).toBe(401);
     expectErrorBody(res.json(), 'VMS_ERR_WEBHOOK_UNAUTHORIZED');
     expect(h.receiver.seen).toEqual([]);
@@ -278,8 +283,8 @@ describe('POST /webhooks/:provider', () => {
 
   it('refuses a caller without credentials before reading its body: a 1 MB upload gets its 401 after the headers', async () => {
     const h = harness({ bodyLimit: 2 * 1024 * 1024 });
-    await h.app.listen({ host: '127.0.0.1', port: 0 });
-    const { port } = h.app.server.address() as net.AddressInfo;
+    await h.webhooks.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = h.webhooks.server.address() as net.AddressInfo;
     const socket = net.connect(port, '127.0.0.1');
     const answer = new Promise<string>((resolve, reject) => {
       let text = '';
@@ -304,14 +309,14 @@ describe('POST /webhooks/:provider', () => {
 
   it('answers 401, not a parse error, to a deeply nested body without credentials', async () => {
     const h = harness({ bodyLimit: 1024 * 1024 });
-    const res = await post(h.app, '['.repeat(200_000) + ']'.repeat(200_000), { 'x-api-key': '' });
+    const res = await post(h.webhooks, '['.repeat(200_000) + ']'.repeat(200_000), { 'x-api-key': '' });
     expect(res.statusCode).toBe(401);
     expectErrorBody(res.json(), 'VMS_ERR_WEBHOOK_UNAUTHORIZED');
   });
 
   it('answers 429 with Retry-After to a client past server.rateLimit, counts it, and leaves other clients and the probes alone', async () => {
     const h = harness({ rateLimit: { max: 3, windowMs: 60_000 }, trustProxy: true });
-    const from = (ip: string, key = KEY) => post(h.app, JSON.stringify({ type: 'ping' }), { 'x-forwarded-for': ip, 'x-api-key': key });
+    const from = (ip: string, key = KEY) => post(h.webhooks, JSON.stringify({ type: 'ping' }), { 'x-forwarded-for': ip, 'x-api-key': key });
     // Refused requests count too: guessing keys is limited like anything else.
     expect((await from('203.0.113.7', 'guess')).statusCode).toBe(401);
     expect((await from('203.0.113.7')).statusCode).toBe(200);
@@ -322,18 +327,18 @@ describe('POST /webhooks/:provider', () => {
     expect(limited.json().message).toContain('more than 3 webhook requests');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
     expect((await from('198.51.100.1')).statusCode).toBe(200);
-    expect((await h.app.inject({ method: 'GET', url: '/healthz', headers: { 'x-forwarded-for': '203.0.113.7' } })).statusCode).toBe(200);
+    expect((await h.admin.inject({ method: 'GET', url: '/healthz', headers: { 'x-forwarded-for': '203.0.113.7' } })).statusCode).toBe(200);
     expect(sampleValue(await h.metrics.text(), 'vms_webhook_rejected_total', { provider: 'aws', code: 'VMS_ERR_WEBHOOK_RATE_LIMITED' })).toBe(1);
   });
 
   it('has no rate limit with server.rateLimit.max 0', async () => {
     const h = harness({ rateLimit: { max: 0, windowMs: 60_000 } });
-    for (let i = 0; i < 20; i++) expect((await post(h.app, JSON.stringify({ type: 'ping' }))).statusCode).toBe(200);
+    for (let i = 0; i < 20; i++) expect((await post(h.webhooks, JSON.stringify({ type: 'ping' }))).statusCode).toBe(200);
   });
 
   it('answers 400 with the parser reason to a body that is not JSON', async () => {
     const h = harness();
-    const res = await post(h.app, '{"type": "refresh",');
+    const res = await post(h.webhooks, '{"type": "refresh",');
     expect(res.statusCode).toBe(400);
     expectErrorBody(res.json(), 'VMS_ERR_WEBHOOK_BODY');
     expect(res.json().message).toMatch(/^the body is not JSON: /);
@@ -342,7 +347,7 @@ describe('POST /webhooks/:provider', () => {
 
   it('answers 400 to a body with a __proto__ key', async () => {
     const h = harness();
-    const res = await post(h.app, '{"type":"ping","__proto__":{"polluted":true}}');
+    const res = await post(h.webhooks, '{"type":"ping","__proto__":{"polluted":true}}');
     expect(res.statusCode).toBe(400);
     expectErrorBody(res.json(), 'VMS_ERR_WEBHOOK_BODY');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -350,14 +355,14 @@ describe('POST /webhooks/:provider', () => {
 
   it('answers 400 when the receiver finds the body malformed', async () => {
     const h = harness();
-    const res = await post(h.app, JSON.stringify({ kind: 'what' }));
+    const res = await post(h.webhooks, JSON.stringify({ kind: 'what' }));
     expect(res.statusCode).toBe(400);
     expect(res.json()).toEqual({ code: 'VMS_ERR_WEBHOOK_BODY', message: 'the body has no "type"', hint: ERROR_CODES.VMS_ERR_WEBHOOK_BODY });
   });
 
   it('answers 413 to a body over the limit', async () => {
     const h = harness();
-    const res = await post(h.app, JSON.stringify({ type: 'ping', pad: 'x'.repeat(2000) }));
+    const res = await post(h.webhooks, JSON.stringify({ type: 'ping', pad: 'x'.repeat(2000) }));
     expect(res.statusCode).toBe(413);
     expectErrorBody(res.json(), 'VMS_ERR_WEBHOOK_TOO_LARGE');
     expect(res.json().message).toContain('1024 bytes');
@@ -366,14 +371,14 @@ describe('POST /webhooks/:provider', () => {
 
   it('answers 415 to a content type it does not parse', async () => {
     const h = harness();
-    const res = await post(h.app, 'a=1', { 'content-type': 'application/x-www-form-urlencoded' });
+    const res = await post(h.webhooks, 'a=1', { 'content-type': 'application/x-www-form-urlencoded' });
     expect(res.statusCode).toBe(415);
     expectErrorBody(res.json(), 'VMS_ERR_WEBHOOK_BODY');
   });
 
   it('answers 404 to a provider without a receiver, before reading the body', async () => {
     const h = harness();
-    const res = await post(h.app, 'not even json', {}, 'gcp');
+    const res = await post(h.webhooks, 'not even json', {}, 'gcp');
     expect(res.statusCode).toBe(404);
     expectErrorBody(res.json(), 'VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER');
     expect(res.json().message).toContain('configured: aws');
@@ -382,13 +387,13 @@ describe('POST /webhooks/:provider', () => {
   it('answers 503 so the cloud retries when the refresh cannot be queued', async () => {
     const h = harness();
     h.refresh.mode = 'fail';
-    const failed = await post(h.app, JSON.stringify({ type: 'refresh', ids: ['i-1'] }));
+    const failed = await post(h.webhooks, JSON.stringify({ type: 'refresh', ids: ['i-1'] }));
     expect(failed.statusCode).toBe(503);
     expectErrorBody(failed.json(), 'VMS_ERR_REDIS_UNREACHABLE');
     expect(failed.body).not.toContain('ECONNREFUSED');
 
     h.refresh.mode = 'hang';
-    const hung = await post(h.app, JSON.stringify({ type: 'refresh', ids: ['i-1'] }));
+    const hung = await post(h.webhooks, JSON.stringify({ type: 'refresh', ids: ['i-1'] }));
     expect(hung.statusCode).toBe(503);
     expectErrorBody(hung.json(), 'VMS_ERR_REDIS_UNREACHABLE');
 
@@ -399,7 +404,7 @@ describe('POST /webhooks/:provider', () => {
 
   it('passes a receiver reply through with its status, headers and body', async () => {
     const h = harness();
-    const res = await post(h.app, JSON.stringify({ type: 'validate' }));
+    const res = await post(h.webhooks, JSON.stringify({ type: 'validate' }));
     expect(res.statusCode).toBe(200);
     expect(res.headers['x-handshake']).toBe('done');
     expect(res.json()).toEqual({ validationResponse: 'abc' });
@@ -408,7 +413,7 @@ describe('POST /webhooks/:provider', () => {
 
   it('answers the CloudEvents OPTIONS handshake through the receiver', async () => {
     const h = harness();
-    const res = await h.app.inject({
+    const res = await h.webhooks.inject({
       method: 'OPTIONS',
       url: '/webhooks/aws',
       headers: { 'x-api-key': KEY, 'webhook-request-origin': 'eventgrid.azure.net' },
@@ -423,11 +428,11 @@ describe('POST /webhooks/:provider', () => {
 
   it('answers 500 with a generic code when the receiver fails unexpectedly', async () => {
     const h = harness({ receiver: new FakeReceiver({ crash: true }) });
-    const res = await post(h.app, JSON.stringify({ type: 'ping' }));
+    const res = await post(h.webhooks, JSON.stringify({ type: 'ping' }));
     expect(res.statusCode).toBe(500);
     expectErrorBody(res.json(), 'VMS_ERR_INTERNAL');
     expect(res.body).not.toContain('cannot read properties');
-    const healthy = await h.app.inject({ method: 'GET', url: '/healthz' });
+    const healthy = await h.admin.inject({ method: 'GET', url: '/healthz' });
     expect(healthy.statusCode).toBe(200);
   });
 });
@@ -435,20 +440,20 @@ describe('POST /webhooks/:provider', () => {
 describe('shutting down', () => {
   it('answers webhooks and /readyz with 503 and /healthz with 200', async () => {
     const h = harness();
-    expect(h.app.isShuttingDown()).toBe(false);
-    h.app.setShuttingDown();
-    expect(h.app.isShuttingDown()).toBe(true);
+    expect(h.servers.isShuttingDown()).toBe(false);
+    h.servers.setShuttingDown();
+    expect(h.servers.isShuttingDown()).toBe(true);
 
-    const hook = await post(h.app, JSON.stringify({ type: 'refresh', ids: ['i-1'] }));
+    const hook = await post(h.webhooks, JSON.stringify({ type: 'refresh', ids: ['i-1'] }));
     expect(hook.statusCode).toBe(503);
     expectErrorBody(hook.json(), 'VMS_ERR_SHUTTING_DOWN');
     expect(h.refresh.calls).toEqual([]);
 
-    const ready = await h.app.inject({ method: 'GET', url: '/readyz' });
+    const ready = await h.admin.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(503);
     expect(ready.json().checks.shutdown.ok).toBe(false);
 
-    const health = await h.app.inject({ method: 'GET', url: '/healthz' });
+    const health = await h.admin.inject({ method: 'GET', url: '/healthz' });
     expect(health.statusCode).toBe(200);
   });
 });
@@ -456,21 +461,45 @@ describe('shutting down', () => {
 describe('other routes', () => {
   it('answer 404 with a code', async () => {
     const h = harness();
-    for (const [method, url] of [
-      ['GET', '/nope?secret=1'],
-      ['GET', '/webhooks/aws'],
-      ['POST', '/healthz'],
+    for (const [server, method, url] of [
+      [h.admin, 'GET', '/nope?secret=1'],
+      [h.webhooks, 'GET', '/webhooks/aws'],
+      [h.admin, 'POST', '/healthz'],
     ] as const) {
-      const res = await h.app.inject({ method, url });
+      const res = await server.inject({ method, url });
       expect(res.statusCode).toBe(404);
       expectErrorBody(res.json(), 'VMS_ERR_HTTP_REQUEST');
       expect(res.body).not.toContain('secret');
     }
   });
 
+  it('each route is on its own port: webhooks on the webhook port, health, readiness, metrics and status on the admin port, 404 elsewhere', async () => {
+    const h = harness();
+    const routes = [
+      { method: 'GET', url: '/healthz', port: 'admin', status: 200 },
+      { method: 'GET', url: '/readyz', port: 'admin', status: 200 },
+      { method: 'GET', url: '/metrics', port: 'admin', status: 200 },
+      { method: 'GET', url: '/status', port: 'admin', status: 200 },
+      { method: 'POST', url: '/webhooks/aws', port: 'webhooks', status: 200 },
+      { method: 'OPTIONS', url: '/webhooks/aws', port: 'webhooks', status: 200 },
+    ] as const;
+    for (const route of routes) {
+      for (const port of ['admin', 'webhooks'] as const) {
+        const res = await h[port].inject({
+          method: route.method,
+          url: route.url,
+          headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+          ...(route.method === 'POST' ? { payload: JSON.stringify({ type: 'ping' }) } : {}),
+        });
+        expect({ route: `${route.method} ${route.url}`, port, status: res.statusCode }).toEqual({ route: `${route.method} ${route.url}`, port, status: port === route.port ? route.status : 404 });
+        if (port !== route.port) expect(res.json().message).toMatch(/on this port/);
+      }
+    }
+  });
+
   it('answer 400 with a code to a URL that cannot be decoded', async () => {
     const h = harness();
-    const res = await h.app.inject({ method: 'POST', url: '/webhooks/%E0%A4%A', headers: { 'x-api-key': KEY } });
+    const res = await h.webhooks.inject({ method: 'POST', url: '/webhooks/%E0%A4%A', headers: { 'x-api-key': KEY } });
     expect(res.statusCode).toBe(400);
     expectErrorBody(res.json(), 'VMS_ERR_HTTP_REQUEST');
   });
@@ -540,7 +569,7 @@ describe('any request to a webhook', () => {
         fc.constantFrom('ok', 'fail') as fc.Arbitrary<'ok' | 'fail'>,
         async (method, provider, contentType, body, headers, withKey, refreshMode) => {
           h.refresh.mode = refreshMode;
-          const res = await h.app.inject({
+          const res = await h.webhooks.inject({
             method,
             url: `/webhooks/${encodeURIComponent(provider)}`,
             headers: { ...headers, ...(contentType ? { 'content-type': contentType } : {}), ...(withKey ? { 'x-api-key': KEY } : {}) },

@@ -58,20 +58,46 @@ export interface ShutdownSwitch {
   isShuttingDown(): boolean;
 }
 
-/** The fastify instance of `serve`, with its shutdown switch. */
-export type VmsServer = FastifyInstance & ShutdownSwitch;
+/**
+ * The two HTTP servers of `serve`, with their shutdown switch: the webhooks on the port an ingress
+ * exposes, and health, readiness, metrics and status on a cluster-internal admin port, so that
+ * nothing but webhooks is reachable from outside and /status (instance names, tag values) is not.
+ */
+export interface VmsServers extends ShutdownSwitch {
+  /** POST /webhooks/<provider> only. */
+  webhooks: FastifyInstance;
+  /** GET /healthz, /readyz, /metrics, /status only. */
+  admin: FastifyInstance;
+  /** Closes both. */
+  close(): Promise<void>;
+}
 
 /** The webhook route; its provider segment is bounded to configured kinds before it reaches a metric label. */
 export const WEBHOOK_ROUTE = '/webhooks/:provider';
 
-/** Builds the HTTP server; call `listen` (or `inject` in tests) on the result. */
-export function buildServer(deps: ServerDeps): VmsServer {
-  const timeoutMs = deps.dependencyTimeoutMs ?? 5000;
-  const rawBodies = new WeakMap<FastifyRequest, string>();
+/** Builds the two HTTP servers; call `listen` (or `inject` in tests) on each. */
+export function buildServers(deps: ServerDeps): VmsServers {
   let shuttingDown = false;
+  const isShuttingDown = (): boolean => shuttingDown;
+  const webhooks = buildWebhookServer(deps, isShuttingDown);
+  const admin = buildAdminServer(deps, isShuttingDown);
+  return {
+    webhooks,
+    admin,
+    setShuttingDown: () => {
+      shuttingDown = true;
+    },
+    isShuttingDown,
+    close: async () => {
+      await Promise.all([webhooks.close(), admin.close()]);
+    },
+  };
+}
 
+/** A fastify instance with what both servers share: the logger, coded errors and 404s, no body parsers. */
+function baseServer(deps: ServerDeps, port: 'webhooks' | 'admin'): FastifyInstance {
   // Typed as fastify's base logger so the instance is the plain FastifyInstance the runtime expects.
-  const logger: FastifyBaseLogger = deps.logger.child({ component: 'http' }, { serializers: { req: serializeRequest, headers: redactHeaders } });
+  const logger: FastifyBaseLogger = deps.logger.child({ component: 'http', port }, { serializers: { req: serializeRequest, headers: redactHeaders } });
   const app = fastify({
     loggerInstance: logger,
     // Probes and scrapes come every few seconds; their request lines would drown everything else.
@@ -84,18 +110,7 @@ export function buildServer(deps: ServerDeps): VmsServer {
     },
   });
 
-  // Only webhooks take bodies; their text is kept for signature checks and parsed here.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser([...WEBHOOK_CONTENT_TYPES], { parseAs: 'string', bodyLimit: deps.bodyLimit }, (request, body, done) => {
-    const raw = body as string;
-    rawBodies.set(request, raw);
-    try {
-      done(null, parseWebhookBody(raw));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
-
   app.setErrorHandler((err, request, reply) => {
     const webhook = request.routeOptions.url === WEBHOOK_ROUTE;
     const contentType = request.headers['content-type'];
@@ -105,15 +120,22 @@ export function buildServer(deps: ServerDeps): VmsServer {
     else request.log.info({ code: answer.body.code, reason: answer.body.message }, 'request rejected');
     return reply.code(answer.status).type('application/json; charset=utf-8').send(answer.body);
   });
-
   app.setNotFoundHandler((request, reply) => {
-    return reply.code(404).send(errorBody('VMS_ERR_HTTP_REQUEST', `no route ${request.method} ${clip(pathOf(request.url))}`));
+    const elsewhere = port === 'webhooks' ? ' (health, readiness, metrics and status are on the admin port, server.adminPort)' : ' (webhooks are on server.port)';
+    return reply.code(404).send(errorBody('VMS_ERR_HTTP_REQUEST', `no route ${request.method} ${clip(pathOf(request.url))} on this port${elsewhere}`));
   });
+  return app;
+}
+
+/** Health, readiness, metrics and status. */
+function buildAdminServer(deps: ServerDeps, isShuttingDown: () => boolean): FastifyInstance {
+  const timeoutMs = deps.dependencyTimeoutMs ?? 5000;
+  const app = baseServer(deps, 'admin');
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (request, reply) => {
-    const readiness = shuttingDown
+    const readiness = isShuttingDown()
       ? { ready: false, checks: { shutdown: { ok: false, detail: 'the process is shutting down' } } }
       : await readinessOrFailure(deps.readiness, timeoutMs, request);
     const ready = readiness.ready && Object.values(readiness.checks).every((check) => check.ok);
@@ -126,6 +148,24 @@ export function buildServer(deps: ServerDeps): VmsServer {
   });
 
   app.get('/status', async () => deps.status());
+  return app;
+}
+
+/** The webhooks, /webhooks/<provider>. */
+function buildWebhookServer(deps: ServerDeps, isShuttingDown: () => boolean): FastifyInstance {
+  const timeoutMs = deps.dependencyTimeoutMs ?? 5000;
+  const rawBodies = new WeakMap<FastifyRequest, string>();
+  const app = baseServer(deps, 'webhooks');
+  // Only webhooks take bodies; their text is kept for signature checks and parsed here.
+  app.addContentTypeParser([...WEBHOOK_CONTENT_TYPES], { parseAs: 'string', bodyLimit: deps.bodyLimit }, (request, body, done) => {
+    const raw = body as string;
+    rawBodies.set(request, raw);
+    try {
+      done(null, parseWebhookBody(raw));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
 
   const limit = deps.rateLimit ?? { max: 0, windowMs: 0 };
   if (limit.max > 0) {
@@ -153,7 +193,7 @@ export function buildServer(deps: ServerDeps): VmsServer {
           const known = [...deps.receivers.keys()].sort().join(', ') || 'none';
           throw new VmsError('VMS_ERR_WEBHOOK_UNKNOWN_PROVIDER', `no webhook receiver for provider '${clip(provider)}' (configured: ${known})`);
         }
-        if (shuttingDown) throw new VmsError('VMS_ERR_SHUTTING_DOWN', 'this replica is shutting down; the delivery should be retried');
+        if (isShuttingDown()) throw new VmsError('VMS_ERR_SHUTTING_DOWN', 'this replica is shutting down; the delivery should be retried');
         await receiver.authenticate({ method: request.method, headers: { ...request.headers }, query: flattenQuery(request.query) });
         return payload;
       },
@@ -194,14 +234,7 @@ export function buildServer(deps: ServerDeps): VmsServer {
   };
   // In a scope of its own, registered after the rate limit so that the limit sees the route.
   void app.register(async (scope) => webhookRoute(scope));
-
-  const shutdownSwitch: ShutdownSwitch = {
-    setShuttingDown: () => {
-      shuttingDown = true;
-    },
-    isShuttingDown: () => shuttingDown,
-  };
-  return Object.assign(app, shutdownSwitch);
+  return app;
 }
 
 const QUIET_PATHS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);

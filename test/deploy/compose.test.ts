@@ -92,9 +92,9 @@ describe('docker-compose.yml', () => {
       const inv = await readInventory(p.inventory);
       expect(inv.complete).toBe(true);
     }
-    // Published on all interfaces at the port the config serves.
+    // Published on all interfaces at the ports the config serves: webhooks and admin.
     expect(config.server.host).toBe('0.0.0.0');
-    expect(app.ports).toEqual([`${config.server.port}:${config.server.port}`]);
+    expect(app.ports).toEqual([`${config.server.port}:${config.server.port}`, `${config.server.adminPort}:${config.server.adminPort}`]);
   });
 
   it('runs as in the cluster: read-only root filesystem with /tmp writable, no capabilities', () => {

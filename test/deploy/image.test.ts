@@ -197,11 +197,11 @@ describe('Dockerfile', () => {
     for (const c of ops(finalStage, 'COPY').map(parseCopy)) expect(c.flags.chown, JSON.stringify(c)).toBeUndefined();
   });
 
-  it('starts `serve` with the cluster config path, and exposes 8080', () => {
+  it('starts `serve` with the cluster config path, and exposes 8080 (webhooks) and 8081 (admin)', () => {
     expect(ops(finalStage, 'ENTRYPOINT')).toEqual(['["node", "bin/vm-mesh-sync.js"]']);
     expect(JSON.parse(ops(finalStage, 'ENTRYPOINT')[0]!)).toEqual(['node', 'bin/vm-mesh-sync.js']);
     expect(JSON.parse(ops(finalStage, 'CMD').at(-1)!)).toEqual(['serve', '--config', '/etc/vm-mesh-sync/config.yaml']);
-    expect(ops(finalStage, 'EXPOSE')).toEqual(['8080']);
+    expect(ops(finalStage, 'EXPOSE')).toEqual(['8080 8081']);
     expect(ops(finalStage, 'WORKDIR').at(-1)).toBe('/app');
   });
 

@@ -9,7 +9,7 @@ import { loadConfig, parseConfig } from '../../config/load.ts';
 import { readInventory } from '../../providers/static/inventory.ts';
 import { silentLogger } from '../../services/logger.ts';
 import { Metrics } from '../../services/metrics.ts';
-import { buildServer, type Readiness } from '../../services/server/server.ts';
+import { buildServers, type Readiness } from '../../services/server/server.ts';
 import {
   DEPLOY,
   findKubectl,
@@ -81,9 +81,9 @@ function effective(pod: any, container: any, key: string): unknown {
   return container.securityContext?.[key] ?? pod.securityContext?.[key];
 }
 
-/** The HTTP server of `serve` with stub collaborators; `readiness` says what /readyz reports. */
-function stubServer(readiness: () => Readiness = () => ({ ready: true, checks: {} })) {
-  return buildServer({
+/** The HTTP servers of `serve` with stub collaborators; `readiness` says what /readyz reports. */
+function stubServers(readiness: () => Readiness = () => ({ ready: true, checks: {} })) {
+  return buildServers({
     logger: silentLogger(),
     metrics: new Metrics({ defaultMetrics: false }),
     bodyLimit: 1_048_576,
@@ -221,25 +221,29 @@ describe('the base Deployment', () => {
     expect(Object.keys(generatedConfigFiles())).toContain('config.yaml');
   });
 
-  it('listens on the port the config serves (server.port, default 8080), probed at /healthz and /readyz', async () => {
+  it('listens on the ports the config serves (webhooks on server.port 8080, the rest on server.adminPort 8081), probed on the admin port', async () => {
     const c = appContainer(baseDeployment());
     const defaults = parseConfig({ providers: [{ type: 'static', name: 'x', inventory: 'x.yaml' }] });
     const { config } = await loadMountedConfig(generatedConfigFiles());
-    expect(c.ports).toEqual([{ name: 'http', containerPort: defaults.server.port, protocol: 'TCP' }]);
+    expect(c.ports).toEqual([
+      { name: 'http', containerPort: defaults.server.port, protocol: 'TCP' },
+      { name: 'admin', containerPort: defaults.server.adminPort, protocol: 'TCP' },
+    ]);
     expect(config.server.port).toBe(defaults.server.port);
-    expect(defaults.server.port).toBe(8080);
+    expect(config.server.adminPort).toBe(defaults.server.adminPort);
+    expect([defaults.server.port, defaults.server.adminPort]).toEqual([8080, 8081]);
     expect(config.server.host).toBe('0.0.0.0');
-    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
-    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
-    if (c.startupProbe) expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
+    expect(c.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+    if (c.startupProbe) expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
   });
 
   it('probes routes the server answers: liveness stays 200 while draining, readiness turns 503', async () => {
     const c = appContainer(baseDeployment());
     let readiness: Readiness = { ready: true, checks: { redis: { ok: true }, kubernetes: { ok: true } } };
-    const app = stubServer(() => readiness);
+    const servers = stubServers(() => readiness);
     try {
-      const get = async (url: string) => (await app.inject({ method: 'GET', url })).statusCode;
+      const get = async (url: string) => (await servers.admin.inject({ method: 'GET', url })).statusCode;
       const liveness = [c.livenessProbe, c.startupProbe].filter(Boolean).map((p) => p.httpGet.path as string);
       const readinessPath = c.readinessProbe.httpGet.path as string;
       for (const url of [...liveness, readinessPath]) expect(await get(url), url).toBe(200);
@@ -249,11 +253,11 @@ describe('the base Deployment', () => {
       for (const url of liveness) expect(await get(url), url).toBe(200);
       // SIGTERM: the same while in-flight jobs finish.
       readiness = { ready: true, checks: {} };
-      app.setShuttingDown();
+      servers.setShuttingDown();
       expect(await get(readinessPath)).toBe(503);
       for (const url of liveness) expect(await get(url), url).toBe(200);
     } finally {
-      await app.close();
+      await servers.close();
     }
   });
 
@@ -332,13 +336,32 @@ describe('the base Deployment', () => {
     expect(selects(pdb.spec.selector.matchLabels, podLabels)).toBe(true);
   });
 
-  it('is reached through a Service on port 8080 named http', () => {
+  it('is reached through a Service on port 8080 named http for webhooks, and a Service on 8081 named admin for the rest', () => {
     const objects = baseObjects();
     const d = only(objects, 'Deployment', 'vm-mesh-sync');
     const svc = only(objects, 'Service', 'vm-mesh-sync');
     expect(svc.spec.ports).toEqual([{ name: 'http', port: 8080, targetPort: 'http', protocol: 'TCP' }]);
-    expect(selects(svc.spec.selector, d.spec.template.metadata.labels)).toBe(true);
-    expect((appContainer(d).ports as any[]).map((p) => p.name)).toContain(svc.spec.ports[0].targetPort);
+    const admin = only(objects, 'Service', 'vm-mesh-sync-admin');
+    expect(admin.spec.ports).toEqual([{ name: 'admin', port: 8081, targetPort: 'admin', protocol: 'TCP' }]);
+    for (const s of [svc, admin]) {
+      expect(selects(s.spec.selector, d.spec.template.metadata.labels)).toBe(true);
+      expect((appContainer(d).ports as any[]).map((p) => p.name)).toContain(s.spec.ports[0].targetPort);
+    }
+  });
+
+  it('has a NetworkPolicy for its pods: webhooks from the ingress namespace, the admin port from monitoring, nothing else', () => {
+    const objects = baseObjects();
+    const d = only(objects, 'Deployment', 'vm-mesh-sync');
+    const policy = only(objects, 'NetworkPolicy', 'vm-mesh-sync');
+    expect(selects(policy.spec.podSelector.matchLabels, d.spec.template.metadata.labels)).toBe(true);
+    expect(policy.spec.policyTypes).toEqual(['Ingress']);
+    const rules = (policy.spec.ingress as any[]).map((r) => ({ from: r.from.map((f: any) => f.namespaceSelector.matchLabels['kubernetes.io/metadata.name']), ports: r.ports.map((p: any) => p.port) }));
+    expect(rules).toEqual([
+      { from: ['ingress-nginx'], ports: ['http'] },
+      { from: ['monitoring'], ports: ['admin'] },
+    ]);
+    const named = (appContainer(d).ports as any[]).map((p) => p.name);
+    for (const r of rules) for (const port of r.ports) expect(named).toContain(port);
   });
 });
 
@@ -402,9 +425,11 @@ describe.skipIf(!KUBECTL)('kubectl kustomize deploy/overlays/example', () => {
         `ConfigMap/${configMap.metadata.name}`,
         'Deployment/vm-mesh-sync',
         'Namespace/vm-mesh-sync',
+        'NetworkPolicy/vm-mesh-sync',
         'NetworkPolicy/vm-mesh-sync-redis',
         'PodDisruptionBudget/vm-mesh-sync',
         'Service/vm-mesh-sync',
+        'Service/vm-mesh-sync-admin',
         'Service/vm-mesh-sync-redis',
         'ServiceAccount/vm-mesh-sync',
         'StatefulSet/vm-mesh-sync-redis',
@@ -469,7 +494,7 @@ describe.skipIf(!KUBECTL)('kubectl kustomize deploy/overlays/example', () => {
     expect(readFileSync(path.join(DEPLOY, 'README.md'), 'utf8')).toContain(`--from-literal=redis-url=${documented}`);
     expect(readFileSync(path.join(BASE, 'secret.example.yaml'), 'utf8')).toContain(documented);
     // The NetworkPolicy lets the controller's pods in.
-    const policy = only(objects, 'NetworkPolicy');
+    const policy = only(objects, 'NetworkPolicy', 'vm-mesh-sync-redis');
     expect(selects(policy.spec.podSelector.matchLabels, sts.spec.template.metadata.labels)).toBe(true);
     expect(selects(policy.spec.ingress[0].from[0].podSelector.matchLabels, only(objects, 'Deployment').spec.template.metadata.labels)).toBe(true);
   });
@@ -481,13 +506,13 @@ describe.skipIf(!KUBECTL)('kubectl kustomize deploy/overlays/example', () => {
       expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
       expect(monitor.metadata.namespace).toBe('vm-mesh-sync');
       const selected = built.filter((o) => o.kind === 'Service' && selects(monitor.spec.selector.matchLabels, o.metadata.labels));
-      expect(selected.map((s) => s.metadata.name)).toEqual(['vm-mesh-sync']);
+      expect(selected.map((s) => s.metadata.name)).toEqual(['vm-mesh-sync-admin']);
       expect(monitor.spec.endpoints).toHaveLength(1);
-      expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'http', path: '/metrics' });
-      expect((selected[0]!.spec.ports as any[]).map((p) => p.name)).toContain('http');
-      const app = stubServer();
+      expect(monitor.spec.endpoints[0]).toMatchObject({ port: 'admin', path: '/metrics' });
+      expect((selected[0]!.spec.ports as any[]).map((p) => p.name)).toContain('admin');
+      const app = stubServers();
       try {
-        const scrape = await app.inject({ method: 'GET', url: monitor.spec.endpoints[0].path });
+        const scrape = await app.admin.inject({ method: 'GET', url: monitor.spec.endpoints[0].path });
         expect(scrape.statusCode).toBe(200);
         expect(scrape.headers['content-type']).toMatch(/^text\/plain/);
       } finally {

@@ -18,7 +18,8 @@ import { checkEntry, mapInstances } from '../../services/mapping/index.ts';
 import { Metrics } from '../../services/metrics.ts';
 import type { Instance, InstanceRef, WorkloadEntry } from '../../services/model.ts';
 import { webhookReceivers } from '../../services/runtime/receivers.ts';
-import { buildServer, type VmsServer } from '../../services/server/server.ts';
+import type { FastifyInstance } from 'fastify';
+import { buildServers } from '../../services/server/server.ts';
 import { type FakeGoogleCerts, PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT, startFakeGoogleCerts } from '../fakes/gcp/google-certs.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
 import { meshMachine, runCli, Workspace } from '../helpers/cli.ts';
@@ -48,7 +49,7 @@ function expectCoded(err: unknown, prefix: string): void {
 
 describe('webhook requests to the real receivers', () => {
   let google: FakeGoogleCerts;
-  let app: VmsServer;
+  let app: FastifyInstance;
   let gcpToken: string;
   const refreshes: Array<{ provider: string; refs: InstanceRef[] }> = [];
   let refreshFails = false;
@@ -64,7 +65,7 @@ describe('webhook requests to the real receivers', () => {
       ],
     });
     const providers = await createProviders(config.providers, { mapping: config.mapping });
-    app = buildServer({
+    app = buildServers({
       logger: silentLogger(),
       metrics: new Metrics(),
       bodyLimit: 64 * 1024,
@@ -75,7 +76,7 @@ describe('webhook requests to the real receivers', () => {
       },
       readiness: async () => ({ ready: true, checks: {} }),
       status: async () => ({}),
-    });
+    }).webhooks;
     await app.ready();
   });
   afterAll(async () => {

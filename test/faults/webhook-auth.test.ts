@@ -12,7 +12,8 @@ import { silentLogger } from '../../services/logger.ts';
 import { Metrics } from '../../services/metrics.ts';
 import type { InstanceRef } from '../../services/model.ts';
 import { webhookReceivers } from '../../services/runtime/receivers.ts';
-import { buildServer, type VmsServer } from '../../services/server/server.ts';
+import type { FastifyInstance } from 'fastify';
+import { buildServers } from '../../services/server/server.ts';
 import { type FakeEntraKeys, startFakeEntraKeys } from '../fakes/azure/entra-keys.ts';
 import { type FakeGoogleCerts, PUSH_AUDIENCE, PUSH_SERVICE_ACCOUNT, startFakeGoogleCerts } from '../fakes/gcp/google-certs.ts';
 
@@ -171,11 +172,11 @@ afterAll(async () => {
 });
 
 /** The real server with the receivers config makes for `blocks`, and the refreshes it asked for. */
-async function serverFor(blocks: Array<Record<string, unknown>>): Promise<{ app: VmsServer; routes: string[]; refreshes: InstanceRef[][] }> {
+async function serverFor(blocks: Array<Record<string, unknown>>): Promise<{ app: FastifyInstance; routes: string[]; refreshes: InstanceRef[][] }> {
   const config = parseConfig({ providers: blocks });
   const receivers = webhookReceivers(await createProviders(config.providers, { mapping: config.mapping }));
   const refreshes: InstanceRef[][] = [];
-  const app = buildServer({
+  const app = buildServers({
     logger: silentLogger(),
     metrics: new Metrics(),
     bodyLimit: 1 << 20,
@@ -183,7 +184,7 @@ async function serverFor(blocks: Array<Record<string, unknown>>): Promise<{ app:
     refresh: async (_provider, refs) => void refreshes.push(refs),
     readiness: async () => ({ ready: true, checks: {} }),
     status: async () => ({}),
-  });
+  }).webhooks;
   await app.ready();
   return { app, routes: [...receivers.keys()].sort(), refreshes };
 }
@@ -200,7 +201,7 @@ describe('webhook authentication', () => {
   });
 
   describe.each(rows)('$name', (row) => {
-    let app: VmsServer;
+    let app: FastifyInstance;
     let refreshes: InstanceRef[][];
     beforeAll(async () => {
       ({ app, refreshes } = await serverFor([row.block()]));

@@ -77,7 +77,7 @@ describe('sustained webhook load', () => {
 
   function requestOf(kind: Kind, n: number): { url: string; init: RequestInit } {
     const url = `http://127.0.0.1:${proc!.port}`;
-    if (kind === 'health') return { url: `${url}/healthz`, init: {} };
+    if (kind === 'health') return { url: proc!.url('/healthz'), init: {} };
     const id = IDS[n % IDS.length]!;
     const event =
       kind === 'ignored'

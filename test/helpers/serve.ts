@@ -6,30 +6,48 @@ import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/vm-mesh-sync.js', import.meta.url));
 
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+function listenOn(port: number): Promise<net.Server | undefined> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(undefined));
+    srv.listen(port, '127.0.0.1', () => resolve(srv));
   });
+}
+
+/**
+ * A free TCP port on 127.0.0.1 whose next port is free too: `serve` takes the webhook port and the
+ * admin port after it (ServeProcess).
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const first = await listenOn(0);
+    if (!first) throw new Error('no free port on 127.0.0.1');
+    const { port } = first.address() as net.AddressInfo;
+    const second = port < 65535 ? await listenOn(port + 1) : undefined;
+    await new Promise((resolve) => first.close(resolve));
+    if (second) {
+      await new Promise((resolve) => second.close(resolve));
+      return port;
+    }
+  }
 }
 
 /** A `serve` process. */
 export class ServeProcess {
   readonly child: ChildProcess;
+  /** The webhooks' port (server.port). */
   readonly port: number;
+  /** Health, readiness, metrics and status (server.adminPort): the port after `port`. */
+  readonly adminPort: number;
   output = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(configFile: string, port: number, env: NodeJS.ProcessEnv = {}) {
     this.port = port;
+    this.adminPort = port + 1;
     this.child = spawn(process.execPath, [BIN, 'serve', '--config', configFile], {
       cwd: path.dirname(path.dirname(BIN)),
-      env: { PATH: process.env.PATH, HOME: '/nonexistent', VMS_PORT: String(port), ...env },
+      env: { PATH: process.env.PATH, HOME: '/nonexistent', VMS_PORT: String(port), VMS_ADMIN_PORT: String(this.adminPort), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
@@ -39,7 +57,7 @@ export class ServeProcess {
 
   /** GET a path; resolves to status and parsed body (text for non-JSON). */
   async get(pathname: string): Promise<{ status: number; body: unknown }> {
-    const res = await fetch(`http://127.0.0.1:${this.port}${pathname}`);
+    const res = await fetch(this.url(pathname));
     const text = await res.text();
     let body: unknown = text;
     try {
@@ -52,13 +70,18 @@ export class ServeProcess {
 
   /** POST a JSON body with headers. */
   async post(pathname: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
-    const res = await fetch(`http://127.0.0.1:${this.port}${pathname}`, {
+    const res = await fetch(this.url(pathname), {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify(body),
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  /** The URL of a path: webhooks on the webhook port, everything else on the admin port. */
+  url(pathname: string): string {
+    return `http://127.0.0.1:${pathname.startsWith('/webhooks/') ? this.port : this.adminPort}${pathname}`;
   }
 
   /** Resolves once /healthz answers. */

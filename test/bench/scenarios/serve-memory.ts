@@ -194,7 +194,7 @@ async function measureFlavor(flavor: BenchFlavor, label: string, n: number, roun
         const t = performance.now();
         let answered = true;
         try {
-          await fetch(`http://127.0.0.1:${serve.port}/healthz`, { signal: AbortSignal.timeout(60_000) });
+          await fetch(serve.url('/healthz'), { signal: AbortSignal.timeout(60_000) });
         } catch {
           // Blocked until serve died (or a minute passed): as long as it waited, and unanswered.
           answered = false;
