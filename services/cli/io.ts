@@ -2,7 +2,11 @@
 import { isVmsError } from '../errors.ts';
 
 /** Exit codes of every command. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+/**
+ * Exit codes: 0 done; 1 something failed; 2 bad command line or config; 3 (`sync --once`) done,
+ * but the deletion guard held deletes back, which someone must look at (`--force`, or the cause).
+ */
+export const EXIT = { ok: 0, failed: 1, usage: 2, held: 3 } as const;
 
 /** Where commands write; tests pass their own streams. */
 export interface CliIO {

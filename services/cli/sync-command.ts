@@ -45,6 +45,8 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     };
     io.stdout.write(`${JSON.stringify(summary)}\n`);
     logger.info(summary, 'sync finished');
-    return outcome.failed.length > 0 || incomplete.length > 0 ? EXIT.failed : EXIT.ok;
+    if (outcome.failed.length > 0 || incomplete.length > 0) return EXIT.failed;
+    // A CronJob must flag held deletes: the fleet is not what the cloud says until someone decides.
+    return plan.summary.held > 0 ? EXIT.held : EXIT.ok;
   });
 }

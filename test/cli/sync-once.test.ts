@@ -210,11 +210,13 @@ describe('sync --once against the fake API server', () => {
     expect(server.counts.writes()).toBe(0);
   });
 
-  it('the deletion guard holds a mass delete back until forced', async () => {
+  it('the deletion guard holds a mass delete back until forced, and says so with exit code 3', async () => {
     ws.writeInventory(Array.from({ length: 10 }, (_, i) => meshMachine(`vm-${i}`, `10.0.2.${i + 1}`)));
     expect((await sync()).code).toBe(0);
     ws.writeInventory([meshMachine('vm-0', '10.0.2.1')]);
-    expect((await sync()).code).toBe(0);
+    const held = await sync();
+    expect(held.code).toBe(3);
+    expect(JSON.parse(held.stdout)).toMatchObject({ held: 9, failed: [] });
     expect(entries()).toHaveLength(10);
     expect((await sync('--force')).code).toBe(0);
     expect(entries().map((e) => e.metadata.name)).toEqual(['static-vm-0']);
