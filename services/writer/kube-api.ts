@@ -155,8 +155,17 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
     }
     kc.setCurrentContext(context);
   }
-  if (!kc.getCurrentCluster()) {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) {
     throw new VmsError('VMS_ERR_KUBE_UNREACHABLE', 'the kubeconfig names no cluster for its current context');
+  }
+  // The client refuses plain HTTP unless TLS checks are off, and says so only when the first
+  // request is made, as a bare Error: say it now, with what to change.
+  if (cluster.server.startsWith('http:') && !cluster.skipTLSVerify) {
+    throw new VmsError(
+      'VMS_ERR_KUBE_UNREACHABLE',
+      `the kubeconfig's cluster "${cluster.name}" has an http:// server (${cluster.server}), which the Kubernetes client refuses unless the cluster sets insecure-skip-tls-verify: true; use the https:// address of the API server, or set insecure-skip-tls-verify for a local test cluster`,
+    );
   }
   return kc;
 }

@@ -97,7 +97,7 @@ describe('loadKubeConfig', () => {
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  function writeKubeconfig(server: string): string {
+  function writeKubeconfig(server: string, skipTls = true): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-kc-'));
     dirs.push(dir);
     const file = path.join(dir, 'config');
@@ -107,7 +107,7 @@ describe('loadKubeConfig', () => {
         'apiVersion: v1',
         'kind: Config',
         'clusters:',
-        `- name: a\n  cluster:\n    server: ${server}\n    insecure-skip-tls-verify: true`,
+        `- name: a\n  cluster:\n    server: ${server}${skipTls ? '\n    insecure-skip-tls-verify: true' : ''}`,
         `- name: b\n  cluster:\n    server: ${server}/b\n    insecure-skip-tls-verify: true`,
         'users:',
         '- name: u\n  user:\n    token: t',
@@ -131,6 +131,18 @@ describe('loadKubeConfig', () => {
     const fromEnv = writeKubeconfig('http://127.0.0.1:2');
     const kc = loadKubeConfig({ env: { KUBECONFIG: fromEnv }, homeDir: '/nonexistent' });
     expect(kc.getCurrentCluster()?.server).toBe('http://127.0.0.1:2');
+  });
+
+  it('an http:// server without insecure-skip-tls-verify is VMS_ERR_KUBE_UNREACHABLE at once, saying what to change', () => {
+    const file = writeKubeconfig('http://127.0.0.1:1', false);
+    let caught: unknown;
+    try {
+      loadKubeConfig({ kubeconfig: file });
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as VmsError).code).toBe('VMS_ERR_KUBE_UNREACHABLE');
+    expect((caught as Error).message).toMatch(/cluster "a" has an http:\/\/ server \(http:\/\/127\.0\.0\.1:1\).*insecure-skip-tls-verify/);
   });
 
   it('an unknown context and a missing kubeconfig are VMS_ERR_KUBE_UNREACHABLE, never localhost:8080', () => {
