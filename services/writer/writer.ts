@@ -155,7 +155,18 @@ export class Writer {
       } catch (err) {
         if (!(err instanceof TransientKubeError) || attempt >= maxAttempts) throw err;
         const delay = Math.min(maxDelayMs, this.#retryDelay(err, attempt, baseDelayMs));
-        this.#logger?.debug({ key: what, attempt, delayMs: delay, reason: err.reason }, 'transient Kubernetes error, retrying');
+        if (attempt === 1) {
+          // Said at once, with how long it may go on, so that a run against an API server that is
+          // down does not look hung. Later retries of the same call are debug.
+          let waits = 0;
+          for (let a = 1; a < maxAttempts; a++) waits += Math.min(maxDelayMs, baseDelayMs * 2 ** (a - 1));
+          this.#logger?.warn(
+            { key: what, code: 'VMS_ERR_KUBE_TRANSIENT', reason: err.reason, attempts: maxAttempts, waitsUpToMs: waits },
+            `the Kubernetes API failed (${err.message}); retrying ${what} up to ${maxAttempts - 1} more times, waiting up to ${Math.ceil(waits / 1000)} s in all besides the requests' own time-outs`,
+          );
+        } else {
+          this.#logger?.debug({ key: what, attempt, delayMs: delay, reason: err.reason }, 'transient Kubernetes error, retrying');
+        }
         await this.#sleep(delay);
       }
     }

@@ -129,6 +129,19 @@ describe('sync --once against the fake API server', () => {
     expect(server.get(WE, 'default', 'static-pg-2')).toBeDefined();
   });
 
+  it('says at once, with a code, that the API server failed and how long it retries, and then succeeds', async () => {
+    ws.writeConfig({ kubernetes: { kubeconfig }, queue: { attempts: 4, backoff: '200ms' } });
+    ws.writeInventory([meshMachine('pg-1', '10.0.1.10')]);
+    server.faults.push({ match: { verb: 'list', resource: WE }, status: 503, count: 2 });
+    const run = await sync();
+    expect(run.code).toBe(0);
+    const retrying = run.stderr.split('\n').filter((l) => l.includes('VMS_ERR_KUBE_TRANSIENT'));
+    // One line for the call, not one per attempt: it names the call, the attempts and the waits.
+    expect(retrying).toHaveLength(1);
+    expect(retrying[0]).toMatch(/retrying page of owned entries up to 3 more times, waiting up to 2 s in all/);
+    expect(entries().map((e) => e.metadata.name)).toEqual(['static-pg-1']);
+  });
+
   it('an incomplete listing deletes nothing', async () => {
     ws.writeInventory([meshMachine('pg-1', '10.0.1.10'), meshMachine('pg-2', '10.0.1.11'), meshMachine('pg-3', '10.0.1.12')]);
     expect((await sync()).code).toBe(0);
