@@ -2,10 +2,12 @@
 // entry could not be written, why a VM's tag values keep it out of the mesh. Rate-limited per
 // object and reason so that a resync every few minutes does not flood the API, and never awaited
 // by the work that triggers them.
+import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { entryName } from '../mapping/index.ts';
 import type { Skip } from '../model.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
+import { TransientKubeError } from '../writer/transient-kube-error.ts';
 
 /** How often the same reason is reported on the same object at most. */
 export const EVENT_INTERVAL_MS = 10 * 60_000;
@@ -15,7 +17,7 @@ const MAX_REMEMBERED = 50_000;
 
 /** Options of EventRecorder. */
 export interface EventRecorderOptions {
-  logger?: Pick<Logger, 'debug'>;
+  logger?: Pick<Logger, 'debug' | 'warn'>;
   /** This replica's name, shown as the reporting instance. */
   instance?: string;
   /** Namespace of events about instances whose entry namespace is unknown. */
@@ -28,6 +30,10 @@ export class EventRecorder {
   readonly #api: Pick<KubeApi, 'createEvent'>;
   readonly #options: EventRecorderOptions;
   readonly #lastSent = new Map<string, number>();
+  /** Events the API server refused: not sent again by this process. */
+  readonly #refused = new Set<string>();
+  /** Codes of refusals already logged at warn: each is said once. */
+  readonly #refusalsSaid = new Set<string>();
   #windowStart = 0;
   #sentInWindow = 0;
   #closed = false;
@@ -69,6 +75,7 @@ export class EventRecorder {
     if (this.#closed) return;
     const now = this.#options.now?.() ?? Date.now();
     const id = `${namespace}/${name}/${reason}`;
+    if (this.#refused.has(id)) return;
     const last = this.#lastSent.get(id);
     if (last !== undefined && now - last < EVENT_INTERVAL_MS) return;
     if (now - this.#windowStart >= 1000) {
@@ -87,7 +94,22 @@ export class EventRecorder {
         type: 'Warning',
         ...(this.#options.instance ? { reportingInstance: this.#options.instance } : {}),
       })
-      .catch((err: Error) => this.#options.logger?.debug({ err: err.message, namespace, name }, 'event not recorded'));
+      .catch((err: Error) => {
+        if (isVmsError(err) && !(err instanceof TransientKubeError)) {
+          // Refused (forbidden, invalid, no such namespace): asking again changes nothing.
+          if (this.#refused.size >= MAX_REMEMBERED) this.#refused.clear();
+          this.#refused.add(id);
+          const first = !this.#refusalsSaid.has(err.code);
+          this.#refusalsSaid.add(err.code);
+          const log = { code: err.code, namespace, name, reason, err: err.message };
+          if (first) this.#options.logger?.warn(log, 'the Kubernetes API refused a Warning Event; events like it are not sent again by this process');
+          else this.#options.logger?.debug(log, 'Warning Event refused');
+        } else {
+          // Failed on the way (network, 5xx): the next occasion may send it.
+          this.#lastSent.delete(id);
+          this.#options.logger?.debug({ err: err.message, namespace, name }, 'event not recorded');
+        }
+      });
   }
 }
 
