@@ -14,15 +14,16 @@ export class PresenceCache {
     this.#now = options.now ?? Date.now;
   }
 
-  /** True when `key` was added less than the TTL ago. */
-  has(key: string): boolean {
+  /** True when `key` was added less than the TTL ago, or less than `maxAgeMs` ago when given. */
+  has(key: string, maxAgeMs?: number): boolean {
     const at = this.#expiresAt.get(key);
     if (at === undefined) return false;
-    if (at <= this.#now()) {
+    const now = this.#now();
+    if (at <= now) {
       this.#expiresAt.delete(key);
       return false;
     }
-    return true;
+    return maxAgeMs === undefined || at - this.#ttlMs + maxAgeMs > now;
   }
 
   /** Marks `key` present from now on, for one TTL. */

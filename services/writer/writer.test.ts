@@ -376,6 +376,24 @@ describe('Writer service accounts', () => {
     expect(server.counts.of(SA).get).toBe(1);
   });
 
+  it('a cluster that lost its accounts gets them back with its entries, whatever the cache says', async () => {
+    let now = 0;
+    const w = writer({ now: () => now });
+    await w.apply(upsert(entry('vm-1', { serviceAccount: 'db' }), T1));
+    expect(server.get(SA, ns, 'db')).toBeDefined();
+    // The cluster loses the entry and the account; the cache still says the account is there.
+    server.remove(WE, ns, 'vm-1');
+    server.remove(SA, ns, 'db');
+    now = 60_000;
+    expect(await w.apply(upsert(entry('vm-1', { serviceAccount: 'db' }), T2))).toBe('created');
+    expect(server.get(SA, ns, 'db')).toBeDefined();
+    // An update of an entry that is there trusts the cache: no lookup.
+    server.counts.reset();
+    now = 120_000;
+    await w.apply(upsert(entry('vm-1', { serviceAccount: 'db', address: '10.0.0.9' }), T3));
+    expect(server.counts.of(SA).get).toBe(0);
+  });
+
   it('does nothing about service accounts when told not to', async () => {
     await writer({ ensureServiceAccounts: false }).apply(upsert(entry('vm-1', { serviceAccount: 'db' }), T1));
     expect(server.get(SA, ns, 'db')).toBeUndefined();

@@ -24,6 +24,13 @@ export type ApplyResult = 'created' | 'updated' | 'unchanged' | 'stale' | 'delet
 /** The logger calls the writer makes; a pino logger fits. */
 export type WriterLogger = Pick<BaseLogger, 'debug' | 'info' | 'warn'>;
 
+/**
+ * How long a service account seen present is trusted when an entry has to be created: entries are
+ * created in bursts that share a few accounts, so this costs a GET per account every few seconds,
+ * and a cluster that lost its accounts gets them back with its entries.
+ */
+const RECHECK_ON_CREATE_MS = 10_000;
+
 /** How a Writer talks to the cluster and whose entries it may touch. */
 export interface WriterOptions {
   api: KubeApi;
@@ -223,7 +230,9 @@ export class Writer {
         if (isNewer(live.metadata.annotations[OBSERVED_AT_ANNOTATION], change.observedAt)) return 'stale';
         if (entriesEqual(desired, live)) return 'unchanged';
       }
-      await this.#ensureServiceAccount(desired);
+      // An entry that is missing may mean a cluster that lost its objects: its service account is
+      // then looked at again unless it was seen a moment ago, whatever the cache says.
+      await this.#ensureServiceAccount(desired, live ? undefined : RECHECK_ON_CREATE_MS);
       try {
         if (!live) {
           await this.#api.createEntry(desired, { fieldManager: this.#fieldManager });
@@ -320,12 +329,12 @@ export class Writer {
     });
   }
 
-  async #ensureServiceAccount(entry: WorkloadEntry): Promise<void> {
+  async #ensureServiceAccount(entry: WorkloadEntry, maxAgeMs?: number): Promise<void> {
     const name = entry.spec.serviceAccount;
     if (!this.#ensureServiceAccounts || !name) return;
     const namespace = entry.metadata.namespace;
     const key = `${namespace}/${name}`;
-    if (this.#knownServiceAccounts.has(key)) return;
+    if (this.#knownServiceAccounts.has(key, maxAgeMs)) return;
     let pending = this.#pendingServiceAccounts.get(key);
     if (!pending) {
       pending = this.#lookUpOrCreateServiceAccount(namespace, name).finally(() => this.#pendingServiceAccounts.delete(key));
