@@ -4,6 +4,7 @@
 import os from 'node:os';
 import { maskConfig } from '../../config/load.ts';
 import { Metrics } from '../metrics.ts';
+import { maskRedisUrl } from '../queue/redis.ts';
 import { webhookReceivers } from '../runtime/receivers.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import { buildServers } from '../server/server.ts';
@@ -27,8 +28,10 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
     if (!cluster.ok) throw new Error(cluster.reason);
     const metrics = new Metrics();
     const instanceName = io.env.POD_NAME ?? os.hostname();
-    const runtime = await Runtime.start({ config, providers, api: cluster.api, writer: cluster.writer, metrics, logger, instanceName });
-
+    // The admin port answers from the start, so that probes and operators see why a replica is
+    // not ready (Redis down, say) instead of a connection refused; webhooks wait for the queue.
+    let runtime: Runtime | undefined;
+    const starting = { ready: false, checks: { redis: { ok: false, detail: `starting: waiting for Redis at ${maskRedisUrl(config.redis.url)} (see the VMS_ERR_REDIS_UNREACHABLE log lines)` } } };
     const receivers = webhookReceivers(providers);
     const servers = buildServers({
       logger,
@@ -37,11 +40,16 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
       rateLimit: { max: config.server.rateLimit.max, windowMs: config.server.rateLimit.window },
       trustProxy: config.server.trustProxy,
       receivers,
-      refresh: (provider, refs) => runtime.refresh(provider, refs),
-      readiness: () => runtime.readiness(),
-      status: () => runtime.status(),
+      refresh: async (provider, refs) => {
+        if (!runtime) throw new Error('the queue is not started yet');
+        await runtime.refresh(provider, refs);
+      },
+      readiness: async () => (runtime ? runtime.readiness() : starting),
+      status: async () => (runtime ? runtime.status() : { starting: starting.checks.redis.detail }),
     });
     const admin = await servers.admin.listen({ host: config.server.host, port: config.server.adminPort });
+    runtime = await Runtime.start({ config, providers, api: cluster.api, writer: cluster.writer, metrics, logger, instanceName });
+    const running = runtime;
     const address = await servers.webhooks.listen({ host: config.server.host, port: config.server.port });
     logger.info({ address, admin, replica: instanceName, config: maskConfig(config) }, 'serving');
 
@@ -55,7 +63,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
     });
 
     servers.setShuttingDown();
-    await runtime.close(DRAIN_TIMEOUT_MS);
+    await running.close(DRAIN_TIMEOUT_MS);
     await servers.close();
     logger.info('stopped');
     return EXIT.ok;

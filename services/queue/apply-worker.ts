@@ -13,7 +13,7 @@ import type { ApplyResult, Writer } from '../writer/writer.ts';
 import { APPLY_QUEUE_NAME } from './change-queue.ts';
 import type { ApplyJobData } from './change-queue.ts';
 import type { DesiredStore } from './desired-store.ts';
-import { createRedis } from './redis.ts';
+import { createRedis, type RedisErrorLog } from './redis.ts';
 
 /** What one pass of a job did: a result, or the error it failed with. */
 export type ApplyOutcome = ApplyResult | Error;
@@ -40,6 +40,8 @@ export interface ApplyWorkerOptions {
   /** Told of every apply and every failure (retried ones too, with `final: false`), for metrics. */
   onResult?: (key: EntryKey, outcome: ApplyOutcome, info: ApplyOutcomeInfo) => void;
   logger?: Pick<BaseLogger, 'debug' | 'warn' | 'error'>;
+  /** Takes the worker's and its connection's errors instead of `logger` (a Redis outage is said once, not per retry). */
+  errors?: RedisErrorLog;
   /** Applies per job before the rest is left to the job queued behind it (default 10). */
   maxPasses?: number;
   /** Longest queue-wide pause a 429's Retry-After may impose (default 60 s). */
@@ -75,7 +77,10 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
   const { store, writer, onResult, logger } = options;
   const maxPasses = options.maxPasses ?? 10;
   const maxRateLimitMs = options.maxRateLimitMs ?? 60_000;
-  const ownConnection = typeof options.connection === 'string' ? createRedis(options.connection, { role: 'worker' }) : undefined;
+  const ownConnection =
+    typeof options.connection === 'string'
+      ? createRedis(options.connection, { role: 'worker', connectionName: 'vms-apply', ...(options.errors ? { errors: options.errors } : {}) })
+      : undefined;
 
   const report = (key: EntryKey, outcome: ApplyOutcome, info: ApplyOutcomeInfo): void => {
     try {
@@ -125,7 +130,7 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
       ...(options.lockDurationMs ? { lockDuration: options.lockDurationMs, stalledInterval: options.lockDurationMs } : {}),
     },
   );
-  worker.on('error', (err: Error) => logger?.error({ err: err.message }, 'apply worker error'));
+  worker.on('error', (err: Error) => (options.errors ? options.errors.report('apply worker', err) : logger?.error({ err: err.message }, 'apply worker error')));
   worker.on('failed', (job, err) => {
     if (!job) return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);

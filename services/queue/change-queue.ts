@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis';
 import type { BaseLogger } from 'pino';
 import type { Change, EntryKey } from '../model.ts';
 import type { DesiredStore, ListingPhase } from './desired-store.ts';
-import { redisReady } from './redis.ts';
+import { type RedisErrorLog, redisReady } from './redis.ts';
 
 /** The queue every replica's apply workers take from. */
 export const APPLY_QUEUE_NAME = 'vms-apply';
@@ -43,6 +43,8 @@ export interface ChangeQueueOptions {
   keepFailed: number;
   queueName?: string;
   logger?: Pick<BaseLogger, 'warn' | 'error'>;
+  /** Takes the queue's errors instead of `logger` (a Redis outage is said once, not per retry). */
+  errors?: RedisErrorLog;
 }
 
 // Enough records in flight to keep the connection busy without building a huge command backlog.
@@ -73,7 +75,8 @@ export class ChangeQueue {
       prefix: options.prefix,
     });
     const logger = options.logger;
-    this.queue.on('error', (err: Error) => logger?.error({ err: err.message }, 'apply queue error'));
+    const errors = options.errors;
+    this.queue.on('error', (err: Error) => (errors ? errors.report('apply queue', err) : logger?.error({ err: err.message }, 'apply queue error')));
     this.#jobOptions = {
       attempts: options.attempts,
       backoff: { type: 'exponential', delay: options.backoffMs, jitter: 0.5 },

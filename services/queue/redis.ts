@@ -19,6 +19,8 @@ export interface CreateRedisOptions {
   connectionName?: string;
   /** Receives connection errors (with the URL masked); without it they are dropped, never thrown. */
   logger?: Pick<BaseLogger, 'warn'>;
+  /** Takes the connection's errors and its coming up instead of `logger`. */
+  errors?: RedisErrorLog;
 }
 
 /** The URL with its password replaced by `***`. */
@@ -40,6 +42,13 @@ export function createRedis(url: string, options: CreateRedisOptions): Redis {
     ...roleOptions,
     ...(options.connectionName ? { connectionName: options.connectionName } : {}),
   });
+  const errors = options.errors;
+  if (errors) {
+    const source = `Redis ${options.connectionName ?? options.role} connection`;
+    redis.on('error', (err: Error) => errors.report(source, err));
+    redis.on('ready', () => errors.connected());
+    return redis;
+  }
   const masked = maskRedisUrl(url);
   let lastReport = 0;
   redis.on('error', (err: Error) => {
@@ -98,4 +107,81 @@ export function redisClock(redis: Redis): Clock {
     if (!Number.isFinite(seconds) || !Number.isFinite(micros)) throw new Error('Redis TIME gave no time');
     return stampFromMicros(seconds! * 1_000_000 + micros!);
   };
+}
+
+/** Network failures of a connection, as opposed to errors of a command. */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+function isConnectionError(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return (code !== undefined && CONNECTION_CODES.has(code)) || /Connection is closed|connect ETIMEDOUT|Stream isn't writeable/i.test(err.message);
+}
+
+/** The longest pause between two lines about the same Redis outage. */
+const MAX_OUTAGE_LINE_INTERVAL_MS = 5 * 60_000;
+
+/**
+ * The errors of every Redis connection and BullMQ queue and worker of a process, in one place. A
+ * Redis outage makes each of them fail on every reconnect attempt, which said as it comes is
+ * hundreds of uncoded lines a minute: here it is one VMS_ERR_REDIS_UNREACHABLE line, then again
+ * after 10 s, 20 s, 40 s and so on up to every 5 minutes, and one line when Redis answers again.
+ * Any other error is logged as it comes.
+ */
+export class RedisErrorLog {
+  readonly #logger: Pick<BaseLogger, 'warn' | 'error' | 'info'>;
+  readonly #redis: string;
+  readonly #now: () => number;
+  #outageSince: number | undefined;
+  #nextLineAt = 0;
+  #interval = 10_000;
+  #suppressed = 0;
+
+  constructor(logger: Pick<BaseLogger, 'warn' | 'error' | 'info'>, url: string, now: () => number = Date.now) {
+    this.#logger = logger;
+    this.#redis = maskRedisUrl(url);
+    this.#now = now;
+  }
+
+  /** An error event of `source` (a connection, a queue, a worker). */
+  report(source: string, err: Error): void {
+    if (!isConnectionError(err)) {
+      this.#logger.error({ source, err: err.message }, `${source} error`);
+      return;
+    }
+    const now = this.#now();
+    this.#outageSince ??= now;
+    if (now < this.#nextLineAt) {
+      this.#suppressed++;
+      return;
+    }
+    this.#logger.warn(
+      {
+        code: 'VMS_ERR_REDIS_UNREACHABLE',
+        redis: this.#redis,
+        err: err.message,
+        downForMs: now - this.#outageSince,
+        sameErrorsSinceLastLine: this.#suppressed,
+        nextLineInMs: this.#interval,
+      },
+      'Redis is unreachable; every connection keeps retrying',
+    );
+    this.#suppressed = 0;
+    this.#nextLineAt = now + this.#interval;
+    this.#interval = Math.min(MAX_OUTAGE_LINE_INTERVAL_MS, this.#interval * 2);
+  }
+
+  /** A connection is up: the end of an outage, when there was one. */
+  connected(): void {
+    if (this.#outageSince === undefined) return;
+    this.#logger.info({ redis: this.#redis, downForMs: this.#now() - this.#outageSince }, 'Redis answers again');
+    this.#outageSince = undefined;
+    this.#nextLineAt = 0;
+    this.#interval = 10_000;
+    this.#suppressed = 0;
+  }
+
+  /** True while connections fail and none has come back. */
+  get down(): boolean {
+    return this.#outageSince !== undefined;
+  }
 }

@@ -14,7 +14,7 @@ import { type ApplyWorker, STALLS_FORGIVEN, startApplyWorker } from '../queue/ap
 import { ChangeQueue } from '../queue/change-queue.ts';
 import { RedisDesiredStore } from '../queue/desired-store.ts';
 import { ScopeLeases } from '../queue/scope-lease.ts';
-import { createRedis, redisClock } from '../queue/redis.ts';
+import { createRedis, RedisErrorLog, redisClock } from '../queue/redis.ts';
 import type { Readiness } from '../server/server.ts';
 import { type ReconcileDeps, refreshInstances, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
@@ -87,6 +87,8 @@ export class Runtime {
   readonly #events: EventRecorder;
   readonly #deps: ReconcileDeps;
   readonly #refreshes: Batches<InstanceRef, RefreshOutcome>;
+  /** Every Redis connection's, queue's and worker's errors: an outage is said once, with a code. */
+  readonly #redisErrors: RedisErrorLog;
   #applyWorker: ApplyWorker | undefined;
   #resyncWorker: Worker<ResyncJobData> | undefined;
   #refreshWorker: Worker<RefreshJobData> | undefined;
@@ -95,8 +97,9 @@ export class Runtime {
   private constructor(options: RuntimeOptions) {
     this.#options = options;
     const { config, logger } = options;
-    this.#producer = createRedis(config.redis.url, { role: 'producer', connectionName: 'vms-producer', logger });
-    this.#workerConnection = createRedis(config.redis.url, { role: 'worker', connectionName: 'vms-worker', logger });
+    this.#redisErrors = new RedisErrorLog(logger, config.redis.url);
+    this.#producer = createRedis(config.redis.url, { role: 'producer', connectionName: 'vms-producer', errors: this.#redisErrors });
+    this.#workerConnection = createRedis(config.redis.url, { role: 'worker', connectionName: 'vms-worker', errors: this.#redisErrors });
     const store = new RedisDesiredStore(this.#producer, config.redis.prefix);
     this.#changes = new ChangeQueue({
       connection: this.#producer,
@@ -106,11 +109,12 @@ export class Runtime {
       backoffMs: config.queue.backoff,
       keepFailed: config.queue.keepFailed,
       logger,
+      errors: this.#redisErrors,
     });
     this.#resyncQueue = new Queue<ResyncJobData>(RESYNC_QUEUE_NAME, { connection: this.#producer, prefix: config.redis.prefix });
-    this.#resyncQueue.on('error', (err) => logger.error({ err: err.message }, 'resync queue error'));
+    this.#resyncQueue.on('error', (err) => this.#redisErrors.report('resync queue', err));
     this.#refreshQueue = new Queue<RefreshJobData>(REFRESH_QUEUE_NAME, { connection: this.#producer, prefix: config.redis.prefix });
-    this.#refreshQueue.on('error', (err) => logger.error({ err: err.message }, 'refresh queue error'));
+    this.#refreshQueue.on('error', (err) => this.#redisErrors.report('refresh queue', err));
     this.#status = new StatusStore(this.#producer, config.redis.prefix);
     this.#leases = new ScopeLeases(this.#producer, config.redis.prefix);
     this.#events = new EventRecorder(options.api, {
@@ -163,6 +167,7 @@ export class Runtime {
       concurrency: config.queue.concurrency,
       lockDurationMs: config.queue.stalledAfter,
       logger,
+      errors: this.#redisErrors,
       onResult: (key, outcome, info) => {
         if (outcome instanceof Error) {
           // Failures BullMQ will retry are not news yet; the last one is.
@@ -187,12 +192,12 @@ export class Runtime {
     // A resync holds a whole scope in memory, so few run at once; a refresh job is one instance
     // that waits for its batch, so a batch's worth of them (and the next batch's) are active.
     this.#resyncWorker = new Worker<ResyncJobData>(RESYNC_QUEUE_NAME, (job) => this.#resync(job.data.scopeKey), { ...workerOptions, concurrency: 2 });
-    this.#resyncWorker.on('error', (err) => logger.error({ err: err.message }, 'resync worker error'));
+    this.#resyncWorker.on('error', (err) => this.#redisErrors.report('resync worker', err));
     this.#refreshWorker = new Worker<RefreshJobData>(REFRESH_QUEUE_NAME, (job) => this.#refresh(job), {
       ...workerOptions,
       concurrency: Math.max(config.queue.concurrency, REFRESH_BATCH * REFRESH_IN_FLIGHT),
     });
-    this.#refreshWorker.on('error', (err) => logger.error({ err: err.message }, 'refresh worker error'));
+    this.#refreshWorker.on('error', (err) => this.#redisErrors.report('refresh worker', err));
   }
 
   /** One scheduler per configured scope; schedulers of scopes no longer configured are removed. */

@@ -100,4 +100,34 @@ describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
     await waitFor(async () => (await readyz(proc!)) === 200, 30_000, () => 'readyz never answered 200 after Redis thawed');
     expect(proc.child.exitCode).toBeNull();
   }, 150_000);
+
+  it('down from the start: the admin port answers at once (/readyz 503 saying why), the outage is a few coded lines, and serve starts when Redis comes', async () => {
+    await redis.stop();
+    const inventory = machines(5);
+    ws.writeInventory(inventory);
+    ws.writeConfig({
+      kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+      redis: { url: redis.url, prefix: uniquePrefix('redis-outage') },
+      resync: { interval: '1s' },
+      log: { level: 'info' },
+    });
+    proc = new ServeProcess(ws.configFile, await freePort());
+    await proc.started();
+    const ready = await proc.get('/readyz');
+    expect(ready.status).toBe(503);
+    expect(JSON.stringify(ready.body)).toContain('waiting for Redis');
+    // Twelve seconds of an outage: every connection, queue and worker fails on each retry, and the log
+    // says so in two or three coded lines, with nothing uncoded at error level.
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    const lines = proc.output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string | number; code?: string; msg: string });
+    const outage = lines.filter((l) => l.code === 'VMS_ERR_REDIS_UNREACHABLE');
+    expect(outage.length).toBeGreaterThanOrEqual(1);
+    expect(outage.length).toBeLessThanOrEqual(3);
+    expect(lines.filter((l) => l.level === 'error' || l.level === 50)).toEqual([]);
+
+    await redis.start();
+    await waitFor(() => converged(inventory), 60_000, () => `${entries().length} entries of ${inventory.length}`);
+    await waitFor(async () => (await readyz(proc!)) === 200, 30_000, () => 'readyz never answered 200 after Redis came');
+    expect(proc.output).toContain('Redis answers again');
+  }, 120_000);
 });
