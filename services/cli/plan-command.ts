@@ -1,7 +1,7 @@
 // `vm-mesh-sync plan`: what would change. Reads the cluster when one is reachable, else plans
 // against an empty one and says so; never needs Redis and never writes.
 import { isVmsError } from '../errors.ts';
-import { entryKey, type WorkloadEntry } from '../model.ts';
+import { type EntryKey, entryKey, type WorkloadEntry } from '../model.ts';
 import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
 import { allSkips, planScopes } from '../sync/plan-scopes.ts';
@@ -25,12 +25,14 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
     const { config, providers } = ctx;
     const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout });
     let owned: WorkloadEntry[] = [];
+    let foreign: EntryKey[] = [];
     let clusterNote = 'cluster: not read (--no-cluster); planned against an empty cluster';
     if (opts.cluster) {
       const cluster = openCluster(config, { optional: true, env: io.env });
       if (cluster.ok) {
         try {
           owned = await cluster.writer.listOwned();
+          foreign = await cluster.writer.listForeign();
           clusterNote = `cluster: ${cluster.server}, ${owned.length} entries owned by ${config.ownerId}`;
         } catch (err) {
           if (!isVmsError(err, 'VMS_ERR_KUBE_UNREACHABLE', 'VMS_ERR_KUBE_TRANSIENT')) throw err;
@@ -40,7 +42,7 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
         clusterNote = `cluster: ${cluster.reason}; planned against an empty cluster`;
       }
     }
-    const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers) });
+    const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
     const report: PlanReport = {
       plan,
       observed,

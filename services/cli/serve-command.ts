@@ -45,7 +45,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
         await runtime.refresh(provider, refs);
       },
       readiness: async () => (runtime ? runtime.readiness() : starting),
-      status: async () => (runtime ? runtime.status() : { starting: starting.checks.redis.detail }),
+      status: async () => (runtime ? runtime.status() : { starting: starting.checks.redis.detail, scopes: [], writeErrors: [], writeErrorCount: 0 }),
     });
     const admin = await servers.admin.listen({ host: config.server.host, port: config.server.adminPort });
     runtime = await Runtime.start({ config, providers, api: cluster.api, writer: cluster.writer, metrics, logger, instanceName });

@@ -24,7 +24,8 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout });
     const retry = { maxAttempts: config.queue.attempts, baseDelayMs: config.queue.backoff };
     const owned = await cluster.writer.listOwned();
-    const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers) });
+    const foreign = await cluster.writer.listForeign();
+    const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
     const outcome = await applyChanges(cluster.writer, plan.changes, { concurrency: config.queue.concurrency, ...retry });
 
     const incomplete = observed.filter((o) => !o.listing.complete);
@@ -40,12 +41,15 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
       incompleteScopes: incomplete.map((o) => o.scope.key),
       skipped: allSkips(observed).length,
       held: plan.summary.held,
+      conflicts: plan.conflicts.map((c) => ({ key: c.key, kind: c.kind })),
       results: outcome.results,
       failed: outcome.failed.map((f) => ({ key: f.change.key, op: f.change.op, error: f.error.message })),
     };
     io.stdout.write(`${JSON.stringify(summary)}\n`);
     logger.info(summary, 'sync finished');
-    if (outcome.failed.length > 0 || incomplete.length > 0) return EXIT.failed;
+    // A name taken by an entry that is not ours keeps an instance out of the mesh until someone acts.
+    const taken = plan.conflicts.some((c) => c.kind === 'not-owned');
+    if (outcome.failed.length > 0 || incomplete.length > 0 || taken) return EXIT.failed;
     // A CronJob must flag held deletes: the fleet is not what the cloud says until someone decides.
     return plan.summary.held > 0 ? EXIT.held : EXIT.ok;
   });

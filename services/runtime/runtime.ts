@@ -131,6 +131,7 @@ export class Runtime {
         return owned;
       },
       findOwnedByName: (name) => options.writer.findOwnedByName(name),
+      listForeign: () => options.writer.listForeign(),
       enqueue: (changes) => this.#changes.enqueue(changes),
       confirm: (scopeKey, observedAt, phase, names) => this.#changes.confirm(scopeKey, observedAt, phase, names),
       // Redis's clock, shared by every replica: their own clocks never order two observations.

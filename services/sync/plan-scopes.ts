@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.ts';
 import { type DesiredScope, entriesEqual, type Plan, planSliced } from '../planning/index.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { namespaceAllowed } from '../mapping/index.ts';
-import { entryKey, SCOPE_ANNOTATION, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
+import { type EntryKey, entryKey, SCOPE_ANNOTATION, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
 import type { ScopeObservation } from './observe.ts';
 
 /** What planning needs from an observation, without the provider object. */
@@ -71,6 +71,8 @@ export interface PlanRunOptions {
   onlyNames?: ReadonlySet<string>;
   /** Every scope in the config; owned entries of other scopes are orphans and are kept. */
   configuredScopes: Iterable<string>;
+  /** Keys of entries that exist and are not ours (Writer.listForeign): a conflict, never a create. */
+  foreign?: Iterable<EntryKey>;
 }
 
 /** Plans every observed scope against the owned entries with the config's policy and guard. */
@@ -91,7 +93,7 @@ export function* planScopesSliced(
   options: PlanRunOptions,
 ): Sliced<Plan> {
   const plan = yield* planSliced(
-    { desired: desiredScopes(observed, owned), owned },
+    { desired: desiredScopes(observed, owned), owned, ...(options.foreign ? { foreign: options.foreign } : {}) },
     {
       ownerId: config.ownerId,
       policy: config.policy,

@@ -5,7 +5,7 @@
 import type { Config } from '../../config/schema.ts';
 import type { Provider } from '../../providers/provider.ts';
 import { entryName, mapInstance } from '../mapping/index.ts';
-import type { Change, InstanceRef, Scope, Skip, WorkloadEntry } from '../model.ts';
+import type { Change, EntryKey, InstanceRef, Scope, Skip, WorkloadEntry } from '../model.ts';
 import type { Plan } from '../planning/index.ts';
 import type { ListingPhase } from '../queue/desired-store.ts';
 import type { Clock } from '../stamp.ts';
@@ -27,6 +27,8 @@ export interface ReconcileDeps {
    * returns, the plan looks at entries of exactly the names it was given.
    */
   findOwnedByName: (name: string) => Promise<WorkloadEntry[]>;
+  /** Keys of the entries in the cluster that are not ours (Writer.listForeign): conflicts, not creates. */
+  listForeign: () => Promise<EntryKey[]>;
   /** Hands changes to the writer (through the queue in `serve`). */
   enqueue: (changes: Change[]) => Promise<unknown>;
   /**
@@ -85,10 +87,12 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   // entry this listing is about to see and keep.
   if (complete) await deps.confirm(scopeKey, observation.observedAt, 'listed');
   const owned = await deps.listOwned(await runSliced(sameAsDesired([observation])));
+  const foreign = await deps.listForeign();
   const plan = await runSliced(
     planScopesSliced(deps.config, [observation], owned, {
       force: options.force ?? false,
       configuredScopes: configuredScopes(deps.providers),
+      foreign,
     }),
   );
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);

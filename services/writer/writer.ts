@@ -5,8 +5,8 @@
 // a lost update.
 import type { BaseLogger } from 'pino';
 import { VmsError } from '../errors.ts';
-import type { Change, WorkloadEntry } from '../model.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION } from '../model.ts';
+import type { Change, EntryKey, WorkloadEntry } from '../model.ts';
+import { entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION } from '../model.ts';
 import { matchesNamespace } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { compareStamps } from '../stamp.ts';
@@ -193,17 +193,29 @@ export class Writer {
    * tag put it). The field selector only narrows what the server sends: what it returns is
    * checked here, since a proxy or an old server may ignore it.
    */
+  /**
+   * The keys of the WorkloadEntries that are not this installation's (another tool's, another
+   * owner id's, hand-written ones): a name among them is a conflict, never a create that would be
+   * refused again at every run. The label selector only narrows what the server sends; ownership
+   * is checked here.
+   */
+  async listForeign(): Promise<EntryKey[]> {
+    const entries = await this.#list({}, `${OWNER_LABEL}!=${this.#ownerId}`);
+    return entries.filter((e) => !isOwned(e, this.#ownerId)).map((e) => entryKey(e.metadata.namespace, e.metadata.name));
+  }
+
   async findOwnedByName(name: string): Promise<WorkloadEntry[]> {
     const found = await this.#list({ fieldSelector: `metadata.name=${name}` });
     return found.filter((e) => e.metadata.name === name && isOwned(e, this.#ownerId));
   }
 
-  async #list(options: Pick<ListOptions, 'fieldSelector' | 'keep'>): Promise<WorkloadEntry[]> {
-    const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, 'page of owned entries');
-    if (!this.#listNamespaces) return this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { ...options, page });
+  async #list(options: Pick<ListOptions, 'fieldSelector' | 'keep'>, selector = this.ownerSelector): Promise<WorkloadEntry[]> {
+    const what = selector === this.ownerSelector ? 'page of owned entries' : 'page of entries not ours';
+    const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, what);
+    if (!this.#listNamespaces) return this.#api.listOwnedEntries(selector, this.#pageSize, { ...options, page });
     const out: WorkloadEntry[] = [];
     for (const namespace of this.#listNamespaces) {
-      out.push(...(await this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { ...options, namespace, page })));
+      out.push(...(await this.#api.listOwnedEntries(selector, this.#pageSize, { ...options, namespace, page })));
     }
     return out;
   }

@@ -122,11 +122,24 @@ describe('sync --once against the fake API server', () => {
     server.put(otherOwner as never);
     const before = JSON.stringify([server.get(WE, 'default', 'static-pg-1'), server.get(WE, 'default', 'static-gone')]);
     ws.writeInventory([meshMachine('pg-1', '10.0.1.10'), meshMachine('pg-2', '10.0.1.11')]);
+    server.counts.reset();
     const run = await sync();
-    // pg-1's entry name is taken by an object that is not ours: that change fails, the rest syncs.
+    // pg-1's entry name is taken by an object that is not ours: a conflict, never sent; the rest syncs.
     expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout).conflicts).toEqual([{ key: 'default/static-pg-1', kind: 'not-owned' }]);
     expect(JSON.stringify([server.get(WE, 'default', 'static-pg-1'), server.get(WE, 'default', 'static-gone')])).toBe(before);
     expect(server.get(WE, 'default', 'static-pg-2')).toBeDefined();
+    expect(server.counts.writes(WE)).toBe(1);
+    // plan says so too, and a second run sends nothing while the name stays taken.
+    const plan = await runCli(['plan', '--config', ws.configFile, '--output', 'json']);
+    expect(JSON.parse(plan.stdout).conflicts).toEqual([expect.objectContaining({ key: 'default/static-pg-1', kind: 'not-owned' })]);
+    server.counts.reset();
+    expect((await sync()).code).toBe(1);
+    expect(server.counts.writes(WE)).toBe(0);
+    // Once the foreign entry is gone, the instance gets its entry.
+    server.remove(WE, 'default', 'static-pg-1');
+    expect((await sync()).code).toBe(0);
+    expect(server.get(WE, 'default', 'static-pg-1')).toMatchObject({ spec: { address: '10.0.1.10' } });
   });
 
   it('says at once, with a code, that the API server failed and how long it retries, and then succeeds', async () => {

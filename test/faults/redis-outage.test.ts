@@ -112,7 +112,10 @@ describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
       log: { level: 'info' },
     });
     proc = new ServeProcess(ws.configFile, await freePort());
-    await proc.started();
+    const p = proc;
+    // The admin port answers; the webhook port waits for the queue.
+    await waitFor(async () => (await p.get('/healthz').catch(() => ({ status: 0 }))).status === 200, 30_000, () => p.output);
+    await expect(fetch(p.url('/webhooks/static'), { method: 'POST' })).rejects.toThrow();
     const ready = await proc.get('/readyz');
     expect(ready.status).toBe(503);
     expect(JSON.stringify(ready.body)).toContain('waiting for Redis');
@@ -128,6 +131,7 @@ describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
     await redis.start();
     await waitFor(() => converged(inventory), 60_000, () => `${entries().length} entries of ${inventory.length}`);
     await waitFor(async () => (await readyz(proc!)) === 200, 30_000, () => 'readyz never answered 200 after Redis came');
+    await proc.started();
     expect(proc.output).toContain('Redis answers again');
   }, 120_000);
 });

@@ -81,6 +81,7 @@ export class Pipeline {
       providers,
       listOwned: (keep) => writer.listOwned(keep),
       findOwnedByName: (name) => writer.findOwnedByName(name),
+      listForeign: () => writer.listForeign(),
       enqueue: async (changes) => {
         enqueued.push(...changes);
         return queue.enqueue(changes);

@@ -32,6 +32,18 @@ export async function freePort(): Promise<number> {
   }
 }
 
+/** True when something listens on 127.0.0.1:`port`. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 /** A `serve` process. */
 export class ServeProcess {
   readonly child: ChildProcess;
@@ -84,12 +96,12 @@ export class ServeProcess {
     return `http://127.0.0.1:${pathname.startsWith('/webhooks/') ? this.port : this.adminPort}${pathname}`;
   }
 
-  /** Resolves once /healthz answers. */
+  /** Resolves once /healthz answers and the webhook port, which opens once the queue runs, takes connections. */
   async started(timeoutMs = 30_000): Promise<void> {
     await waitFor(async () => {
       if (this.child.exitCode !== null) throw new Error(`serve exited early:\n${this.output}`);
       try {
-        return (await this.get('/healthz')).status === 200;
+        return (await this.get('/healthz')).status === 200 && (await accepts(this.port));
       } catch {
         return false;
       }

@@ -130,6 +130,7 @@ export const coldSync: Scenario = {
           return owned;
         },
         findOwnedByName: (name) => writer.findOwnedByName(name),
+        listForeign: () => writer.listForeign(),
         enqueue: async (changes) => {
           enqueueStarted = performance.now();
           // Host and Redis readings start with the apply phase.

@@ -79,6 +79,7 @@ async function resyncFlavor(flavor: BenchFlavor, n: number, options: BenchOption
         return owned;
       },
       findOwnedByName: (name) => writer.findOwnedByName(name),
+      listForeign: () => writer.listForeign(),
       enqueue: (changes) => queue.enqueue(changes),
       confirm: (scopeKey, observedAt, phase, names) => queue.confirm(scopeKey, observedAt, phase, names),
     };
