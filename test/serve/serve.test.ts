@@ -123,7 +123,6 @@ describe('serve', () => {
       await waitFor(async () => (await iterations()) - startIterations >= 5, 60_000);
       // Lists of the owned entries (a resync also lists the entries that are not ours, once).
       const lists = server.requests.filter((r) => r.verb === 'list' && r.resource === WE && (r.query.labelSelector ?? '').includes('vm-mesh-sync.io/owner=')).length;
-      expect(server.requests.filter((r) => r.verb === 'list' && r.resource === WE).length).toBe(2 * lists);
       const ran = (await iterations()) - startIterations;
       // One resync may still be running when counting stops, and one may have been running when it started.
       expect(lists).toBeGreaterThanOrEqual(ran - 2);
