@@ -130,7 +130,7 @@ export class Runtime {
         options.metrics.setOwnedEntries(owned.length);
         return owned;
       },
-      findOwnedByName: (name) => options.writer.findOwnedByName(name),
+      findByName: (name) => options.writer.findByName(name),
       listForeign: () => options.writer.listForeign(),
       enqueue: (changes) => this.#changes.enqueue(changes),
       confirm: (scopeKey, observedAt, phase, names) => this.#changes.confirm(scopeKey, observedAt, phase, names),

@@ -23,10 +23,11 @@ export interface ReconcileDeps {
    */
   listOwned: (keep?: (entry: WorkloadEntry) => WorkloadEntry) => Promise<WorkloadEntry[]>;
   /**
-   * Our entries with this name, in any namespace. A narrowing for the server only: whatever it
-   * returns, the plan looks at entries of exactly the names it was given.
+   * Every entry with this name, in any namespace, ours or not (one not ours makes the name a
+   * not-owned conflict). A narrowing for the server only: whatever it returns, the plan looks at
+   * entries of exactly the names it was given, and checks ownership itself.
    */
-  findOwnedByName: (name: string) => Promise<WorkloadEntry[]>;
+  findByName: (name: string) => Promise<WorkloadEntry[]>;
   /** Keys of the entries in the cluster that are not ours (Writer.listForeign): conflicts, not creates. */
   listForeign: () => Promise<EntryKey[]>;
   /** Hands changes to the writer (through the queue in `serve`). */
@@ -186,7 +187,8 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
   // As a listing does for its scope, for these names: older deletes are void before the cluster
   // is read, older upserts once this plan is recorded.
   for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'listed', d.names);
-  const owned = (await mapLimited([...names], OWNED_LOOKUPS, (name) => deps.findOwnedByName(name))).flat();
+  // Ours and not ours: the planner makes a name held by another object a not-owned conflict.
+  const owned = (await mapLimited([...names], OWNED_LOOKUPS, (name) => deps.findByName(name))).flat();
   const plan = planScopes(deps.config, observed, owned, { configuredScopes: configuredScopes(deps.providers), onlyNames: names });
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
   for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'planned', d.names);

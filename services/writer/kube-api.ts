@@ -280,7 +280,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
             const query = {
               group,
               version,
-              labelSelector,
+              ...(labelSelector ? { labelSelector } : {}),
               limit: pageSize,
               ...(fieldSelector ? { fieldSelector } : {}),
               ...(token ? { _continue: token } : {}),

@@ -205,12 +205,20 @@ export class Writer {
   }
 
   async findOwnedByName(name: string): Promise<WorkloadEntry[]> {
-    const found = await this.#list({ fieldSelector: `metadata.name=${name}` });
-    return found.filter((e) => e.metadata.name === name && isOwned(e, this.#ownerId));
+    return (await this.findByName(name)).filter((e) => isOwned(e, this.#ownerId));
+  }
+
+  /**
+   * Every entry named `name`, in any namespace, ours or not: a refresh plans against all of them,
+   * so that a name another object holds is a conflict rather than a create refused at every event.
+   */
+  async findByName(name: string): Promise<WorkloadEntry[]> {
+    const found = await this.#list({ fieldSelector: `metadata.name=${name}` }, '');
+    return found.filter((e) => e.metadata.name === name);
   }
 
   async #list(options: Pick<ListOptions, 'fieldSelector' | 'keep'>, selector = this.ownerSelector): Promise<WorkloadEntry[]> {
-    const what = selector === this.ownerSelector ? 'page of owned entries' : 'page of entries not ours';
+    const what = selector === this.ownerSelector ? 'page of owned entries' : selector === '' ? 'page of entries by name' : 'page of entries not ours';
     const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, what);
     if (!this.#listNamespaces) return this.#api.listOwnedEntries(selector, this.#pageSize, { ...options, page });
     const out: WorkloadEntry[] = [];

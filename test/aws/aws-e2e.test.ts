@@ -212,6 +212,33 @@ describe('serve with an aws provider and EventBridge events', () => {
     ec2.heal();
   });
 
+  it('an event for an instance whose entry name another object holds sends no create: the refresh plans a conflict', async () => {
+    server.put({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'WorkloadEntry',
+      metadata: { name: 'aws-i-0bbbbbbbbbbbbbbb2', namespace: 'default', labels: { team: 'dba' } },
+      spec: { address: '192.168.0.9' },
+    } as never);
+    ec2.put(tagged('i-0bbbbbbbbbbbbbbb2', '10.0.0.2'));
+    ec2.put(tagged('i-0ccccccccccccccc3', '10.0.0.3'));
+    server.counts.reset();
+    await proc!.post('/webhooks/aws', stateChange('i-0bbbbbbbbbbbbbbb2', 'running'), { 'x-api-key': KEY });
+    await proc!.post('/webhooks/aws', stateChange('i-0ccccccccccccccc3', 'running'), { 'x-api-key': KEY });
+    await waitFor(() => names(server).includes('aws-i-0ccccccccccccccc3'), 30_000, () => proc!.output);
+    // Every queue empty: both refreshes and whatever they enqueued are done.
+    await waitFor(
+      async () => {
+        const s = (await proc!.get('/status')).body as { queue: Record<string, number>; refreshQueue: Record<string, number> };
+        return [s.queue, s.refreshQueue].every((q) => (q.waiting ?? 0) + (q.active ?? 0) + (q.delayed ?? 0) + (q.prioritized ?? 0) === 0);
+      },
+      30_000,
+      () => proc!.output,
+    );
+    expect(server.counts.of(WE).create).toBe(1);
+    expect(server.get(WE, 'default', 'aws-i-0bbbbbbbbbbbbbbb2')).toMatchObject({ spec: { address: '192.168.0.9' } });
+    expect(((await proc!.get('/status')).body as { writeErrorCount: number }).writeErrorCount).toBe(0);
+  });
+
   it('the same event with a wrong or missing key is refused with 401 and changes nothing', async () => {
     ec2.put(tagged('i-0ccccccccccccccc3', '10.0.0.3'));
     const wrong = await proc!.post('/webhooks/aws', stateChange('i-0ccccccccccccccc3', 'running'), { 'x-api-key': 'not-the-key' });

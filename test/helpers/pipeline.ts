@@ -80,7 +80,7 @@ export class Pipeline {
       config,
       providers,
       listOwned: (keep) => writer.listOwned(keep),
-      findOwnedByName: (name) => writer.findOwnedByName(name),
+      findByName: (name) => writer.findByName(name),
       listForeign: () => writer.listForeign(),
       enqueue: async (changes) => {
         enqueued.push(...changes);

@@ -129,7 +129,7 @@ export const coldSync: Scenario = {
           listOwnedMs = performance.now() - t;
           return owned;
         },
-        findOwnedByName: (name) => writer.findOwnedByName(name),
+        findByName: (name) => writer.findByName(name),
         listForeign: () => writer.listForeign(),
         enqueue: async (changes) => {
           enqueueStarted = performance.now();

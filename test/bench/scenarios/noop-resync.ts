@@ -78,7 +78,7 @@ async function resyncFlavor(flavor: BenchFlavor, n: number, options: BenchOption
         listOwnedMs = performance.now() - t;
         return owned;
       },
-      findOwnedByName: (name) => writer.findOwnedByName(name),
+      findByName: (name) => writer.findByName(name),
       listForeign: () => writer.listForeign(),
       enqueue: (changes) => queue.enqueue(changes),
       confirm: (scopeKey, observedAt, phase, names) => queue.confirm(scopeKey, observedAt, phase, names),
