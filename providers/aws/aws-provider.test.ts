@@ -268,7 +268,7 @@ describe('credentials', () => {
 
   beforeEach(async () => {
     await ec2.close();
-    sts = await startFakeSts({ roles: { [ROLE]: { externalId: 'ext-7f3a' } } });
+    sts = await startFakeSts({ roles: { [ROLE]: { externalId: 'ext-7f3a' } }, accountOf: (key) => (key === BASE_CREDENTIALS.accessKeyId ? '111111111111' : undefined) });
     ec2 = await startFakeEc2({ accountOf: (key) => (key === BASE_CREDENTIALS.accessKeyId ? '111111111111' : sts.accountOf(key)) });
   });
 
@@ -296,10 +296,12 @@ describe('credentials', () => {
     expect(own.instances.map((i) => i.id)).toEqual(['i-00000001']);
     expect(assumed.instances.map((i) => [i.id, i.account])).toEqual([['i-00000002', '222222222222']]);
     // One AssumeRole: the client caches the temporary credentials until they near expiry.
-    expect(sts.requests).toEqual([
+    expect(sts.requests.filter((r) => r.action === 'AssumeRole')).toEqual([
       { action: 'AssumeRole', roleArn: ROLE, roleSessionName: 'mesh-sync', externalId: 'ext-7f3a', callerAccessKeyId: BASE_CREDENTIALS.accessKeyId, region: 'us-east-1', status: 200 },
     ]);
     const [issuedKey, issued] = [...sts.issued.entries()][0]!;
+    // Each account's credentials were asked who they are once, with the key each lists with.
+    expect(sts.requests.filter((r) => r.action === 'GetCallerIdentity').map((r) => r.callerAccessKeyId)).toEqual([BASE_CREDENTIALS.accessKeyId, issuedKey]);
     const roleRequests = ec2.describeRequests.filter((r) => r.account === '222222222222');
     expect(roleRequests).toHaveLength(2);
     for (const r of roleRequests) {
@@ -318,10 +320,25 @@ describe('credentials', () => {
 
     expect(listing.complete).toBe(false);
     expect(listing.problems[0]!.message).toBe(
-      `DescribeInstances in us-east-1 (account 222222222222) failed: assuming role ${ROLE} failed: AccessDenied: User: arn:aws:iam::000000000000:user/caller is not authorized to perform: sts:AssumeRole on resource: ${ROLE}`,
+      `GetCallerIdentity for account 222222222222 in us-east-1 failed, so its credentials cannot be checked: assuming role ${ROLE} failed: AccessDenied: User: arn:aws:iam::000000000000:user/caller is not authorized to perform: sts:AssumeRole on resource: ${ROLE}`,
     );
     expect(sts.requests[0]).toMatchObject({ externalId: 'wrong', status: 403 });
     expect(ec2.requests).toHaveLength(0);
+  });
+
+  it('credentials of another account fail the scope with VMS_ERR_ACCOUNT_MISMATCH even when it has no instances, and STS is asked once', async () => {
+    // The base key belongs to 111111111111; the block says 333333333333.
+    const block = awsBlock(ec2.url, { accounts: [{ id: '333333333333' }] }, sts.url);
+    const p = createAwsProvider(block, { selector: SELECTOR, credentials: BASE_CREDENTIALS });
+    providers.push(p);
+    for (let round = 0; round < 2; round++) {
+      const listing = await p.list(scopeOf(p, 'us-east-1', '333333333333'));
+      expect(listing).toMatchObject({ complete: false, instances: [], problems: [{ code: 'VMS_ERR_ACCOUNT_MISMATCH' }] });
+      expect(listing.problems[0]!.message).toMatch(/its credentials belong to account 111111111111, not 333333333333/);
+    }
+    await expect(p.describe([{ provider: 'aws', account: '333333333333', region: 'us-east-1', id: 'i-00000001' }])).rejects.toMatchObject({ code: 'VMS_ERR_ACCOUNT_MISMATCH' });
+    expect(ec2.requests).toHaveLength(0);
+    expect(sts.requests.filter((r) => r.action === 'GetCallerIdentity')).toHaveLength(1);
   });
 
   it('an externalId that cannot be read makes the listing incomplete, without calling STS', async () => {

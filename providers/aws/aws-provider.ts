@@ -2,6 +2,7 @@
 // server-side filtered and all-or-nothing per scope: a page that fails makes the listing incomplete
 // (nothing in that scope is deleted) rather than presenting the pages read so far as the whole.
 import { type DescribeInstancesCommandInput, type EC2Client, type Filter, paginateDescribeInstances } from '@aws-sdk/client-ec2';
+import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { MappingConfig } from '../../config/schema.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
@@ -41,6 +42,8 @@ export class AwsProvider implements ProviderWithWebhook {
   readonly #filters: Filter[];
   readonly #clients: Ec2ClientPool;
   readonly #now: () => Date;
+  /** Per account, the account its credentials belong to, once STS has said it. */
+  readonly #identities = new Map<string, string>();
 
   constructor(config: AwsProviderConfig, options: AwsProviderOptions) {
     this.name = config.name;
@@ -85,6 +88,8 @@ export class AwsProvider implements ProviderWithWebhook {
       return brokenListing(scope, `scope ${scope.key} does not belong to aws provider "${this.name}"`, scope.key);
     }
     const where = `${own.region} (account ${account.id})`;
+    const identity = await this.#checkIdentity(account, own.region, signal);
+    if (identity) return brokenListing(scope, identity.message, 'GetCallerIdentity', identity.code);
     const seen = new Set<string>();
     const problems: Problem[] = [];
     let pages = 0;
@@ -99,7 +104,7 @@ export class AwsProvider implements ProviderWithWebhook {
         const batch: Instance[] = [];
         const foreign = foreignOwner(page.Reservations, account.id);
         if (foreign !== undefined) {
-          return brokenListing(scope, accountMismatch(account, foreign, where), `page ${pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
+          return brokenListing(scope, accountMismatch(account, foreign, `DescribeInstances in ${where} answered with instances of account ${foreign}`), `page ${pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
         }
         for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
           const mapped = toInstance(ec2, { account: account.id, region: own.region, observedAt });
@@ -166,6 +171,28 @@ export class AwsProvider implements ProviderWithWebhook {
     });
   }
 
+  /**
+   * Whether the account's credentials belong to the configured account: STS says once per account
+   * (GetCallerIdentity; the answer is kept), and a mismatch or an unanswered question stops the
+   * call. Asked of AWS itself, or of `endpoint.sts` when one is set; a custom EC2 endpoint without
+   * one (a VPC endpoint, an emulator) is not asked, and the reservations' owners are checked alone.
+   */
+  async #checkIdentity(account: AwsAccountConfig, region: string, signal: AbortSignal | undefined): Promise<{ code: 'VMS_ERR_ACCOUNT_MISMATCH' | 'VMS_ERR_PROVIDER_FAILED'; message: string } | undefined> {
+    if (this.#config.endpoint.ec2 !== undefined && this.#config.endpoint.sts === undefined) return undefined;
+    let actual = this.#identities.get(account.id);
+    if (actual === undefined) {
+      try {
+        const answer = await this.#clients.sts(account, region).send(new GetCallerIdentityCommand({}), abortOptions(signal));
+        actual = answer.Account ?? '';
+      } catch (err) {
+        return { code: 'VMS_ERR_PROVIDER_FAILED', message: `GetCallerIdentity for account ${account.id} in ${region} failed, so its credentials cannot be checked: ${explain(err)}` };
+      }
+      this.#identities.set(account.id, actual);
+    }
+    if (actual === account.id) return undefined;
+    return { code: 'VMS_ERR_ACCOUNT_MISMATCH', message: accountMismatch(account, actual, `${region} (account ${account.id}), as STS GetCallerIdentity says`) };
+  }
+
   /** Closes the EC2 clients' connections. */
   async close(): Promise<void> {
     this.#clients.destroy();
@@ -174,6 +201,8 @@ export class AwsProvider implements ProviderWithWebhook {
   // EC2 fails the whole call when one id does not exist, naming the missing ones: drop them, ask again.
   async #describeBatch(account: AwsAccountConfig, region: string, ids: string[], signal: AbortSignal | undefined): Promise<Instance[]> {
     const where = `${region} (account ${account.id})`;
+    const identity = await this.#checkIdentity(account, region, signal);
+    if (identity) throw new VmsError(identity.code, identity.message, { account: account.id, region });
     let client: EC2Client;
     try {
       client = this.#clients.get(account, region);
@@ -187,7 +216,7 @@ export class AwsProvider implements ProviderWithWebhook {
         for await (const page of paginateDescribeInstances({ client, stopOnSameToken: true }, { InstanceIds: remaining }, abortOptions(signal))) {
           const observedAt = this.#now().toISOString();
           const foreign = foreignOwner(page.Reservations, account.id);
-          if (foreign !== undefined) throw new VmsError('VMS_ERR_ACCOUNT_MISMATCH', accountMismatch(account, foreign, where), { account: account.id, owner: foreign, region });
+          if (foreign !== undefined) throw new VmsError('VMS_ERR_ACCOUNT_MISMATCH', accountMismatch(account, foreign, `DescribeInstances in ${where} answered with instances of account ${foreign}`), { account: account.id, owner: foreign, region });
           for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
             const mapped = toInstance(ec2, { account: account.id, region, observedAt });
             if (!mapped.ok) throw new VmsError('VMS_ERR_PROVIDER_ANSWER', mapped.problem.message, { account: account.id, region });
@@ -251,7 +280,7 @@ export function foreignOwner(reservations: ReadonlyArray<{ OwnerId?: string | un
 
 function accountMismatch(account: AwsAccountConfig, owner: string, where: string): string {
   const through = account.roleArn === undefined ? 'its credentials' : `role ${account.roleArn}`;
-  return `DescribeInstances in ${where} answered with instances of account ${owner}: ${through} belong to account ${owner}, not ${account.id}; fix accounts[].id or roleArn (nothing in this scope is changed until they match)`;
+  return `${where}: ${through} belong to account ${owner}, not ${account.id}; fix accounts[].id or roleArn (nothing in this scope is changed until they match)`;
 }
 
 function abortOptions(signal: AbortSignal | undefined): { abortSignal?: AbortSignal } {

@@ -1,6 +1,7 @@
 // One EC2Client per (account, region), made on first use and kept: the SDK caches credentials and
 // keeps connections per client, so reusing it spares an AssumeRole and a TLS handshake per resync.
 import { EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2';
+import { STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { resolveSecret } from '../../config/secret.ts';
 import type { AwsAccountConfig, AwsProviderConfig } from './config.ts';
@@ -33,11 +34,17 @@ export class AssumeRoleError extends Error {
   }
 }
 
+/** Assumed-role credentials are renewed this long before they expire. */
+const CREDENTIALS_REFRESH_MS = 5 * 60_000;
+
 /** The EC2 clients of one provider block. */
 export class Ec2ClientPool {
   readonly #config: AwsProviderConfig;
   readonly #options: Ec2ClientPoolOptions;
   readonly #clients = new Map<string, EC2Client>();
+  readonly #sts = new Map<string, STSClient>();
+  /** Per account and region: one assumed role, shared by its EC2 and STS clients. */
+  readonly #assumed = new Map<string, { credentials?: AwsCredentials }>();
 
   constructor(config: AwsProviderConfig, options: Ec2ClientPoolOptions = {}) {
     this.#config = config;
@@ -61,10 +68,31 @@ export class Ec2ClientPool {
     return client;
   }
 
+  /**
+   * An STS client with the same credentials as the account's EC2 clients in `region`, to ask who
+   * they are (GetCallerIdentity, which needs no permission).
+   */
+  sts(account: AwsAccountConfig, region: string): STSClient {
+    const key = `${account.id}:${region}`;
+    let client = this.#sts.get(key);
+    if (!client) {
+      const endpoint = this.#config.endpoint.sts?.replaceAll('{region}', region);
+      client = new STSClient({
+        ...this.#sdkSettings(),
+        region,
+        ...(endpoint === undefined ? {} : { endpoint }),
+        ...this.#credentialsFor(account, region),
+      });
+      this.#sts.set(key, client);
+    }
+    return client;
+  }
+
   /** Closes every client's sockets. */
   destroy(): void {
-    for (const client of this.#clients.values()) client.destroy();
+    for (const client of [...this.#clients.values(), ...this.#sts.values()]) client.destroy();
     this.#clients.clear();
+    this.#sts.clear();
   }
 
   // Shared by the EC2 clients and the STS clients behind assumed roles.
@@ -80,6 +108,16 @@ export class Ec2ClientPool {
   }
 
   #credentialsFor(account: AwsAccountConfig, region: string): { credentials?: AwsCredentials } {
+    const key = `${account.id}:${region}`;
+    let made = this.#assumed.get(key);
+    if (!made) {
+      made = this.#makeCredentials(account, region);
+      this.#assumed.set(key, made);
+    }
+    return made;
+  }
+
+  #makeCredentials(account: AwsAccountConfig, region: string): { credentials?: AwsCredentials } {
     const base = this.#options.credentials;
     if (account.roleArn === undefined) return base === undefined ? {} : { credentials: base };
     const roleArn = account.roleArn;
@@ -94,12 +132,21 @@ export class Ec2ClientPool {
       // Regional STS in the client's own region: no dependency on us-east-1 being reachable.
       clientConfig: { ...this.#sdkSettings(), region, ...(stsEndpoint === undefined ? {} : { endpoint: stsEndpoint }) },
     });
+    // Shared by the account's EC2 and STS clients, which each keep their own cache: the role is
+    // assumed once, and again only when the temporary credentials near their expiry.
+    let held: Promise<Awaited<ReturnType<CredentialProvider>>> | undefined;
+    const fresh = (c: Awaited<ReturnType<CredentialProvider>>): boolean => c.expiration === undefined || c.expiration.getTime() - Date.now() > CREDENTIALS_REFRESH_MS;
     const credentials: CredentialProvider = async (properties) => {
-      try {
-        return await assume(properties);
-      } catch (err) {
+      const current = held ? await held.catch(() => undefined) : undefined;
+      if (current && fresh(current)) return current;
+      const next = assume(properties).catch((err: unknown) => {
         throw new AssumeRoleError(roleArn, err);
-      }
+      });
+      held = next;
+      next.catch(() => {
+        if (held === next) held = undefined;
+      });
+      return next;
     };
     return { credentials };
   }

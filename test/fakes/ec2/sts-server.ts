@@ -39,6 +39,8 @@ export interface FakeStsOptions {
   roles: Record<string, FakeRole>;
   /** Lifetime of issued credentials; default one hour. */
   durationSeconds?: number;
+  /** The account of a key this fake did not issue (GetCallerIdentity); default 123456789012. */
+  accountOf?: (accessKeyId: string) => string | undefined;
 }
 
 /** A running fake STS endpoint. */
@@ -49,6 +51,7 @@ export class FakeSts {
   readonly issued = new Map<string, IssuedCredentials>();
   readonly #roles: Record<string, FakeRole>;
   readonly #durationSeconds: number;
+  readonly #accountOfKey: (accessKeyId: string) => string | undefined;
   readonly #close: () => Promise<void>;
   #counter = 0;
 
@@ -57,6 +60,7 @@ export class FakeSts {
     this.#close = close;
     this.#roles = options.roles;
     this.#durationSeconds = options.durationSeconds ?? 3600;
+    this.#accountOfKey = options.accountOf ?? (() => '123456789012');
   }
 
   /** The account of an issued key, for the EC2 fake's `accountOf`. */
@@ -87,8 +91,24 @@ export class FakeSts {
     sendXml(res, reply);
   }
 
+  /** Who a key belongs to: the role it was issued for, or the account `accountOf` names. */
+  #callerIdentity(accessKeyId: string): XmlReply {
+    const issued = this.issued.get(accessKeyId);
+    const account = issued?.account ?? this.#accountOfKey(accessKeyId);
+    if (account === undefined) return stsError(403, 'InvalidClientTokenId', 'The security token included in the request is invalid.');
+    const arn = issued ? `arn:aws:sts::${account}:assumed-role/${issued.roleArn.split('/').pop()}/session` : `arn:aws:iam::${account}:user/caller`;
+    return {
+      status: 200,
+      body:
+        `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>` +
+        `${el('Arn', arn)}${el('UserId', accessKeyId)}${el('Account', account)}` +
+        `</GetCallerIdentityResult><ResponseMetadata>${el('RequestId', requestId())}</ResponseMetadata></GetCallerIdentityResponse>`,
+    };
+  }
+
   #reply(r: RecordedStsRequest): XmlReply {
     if (r.callerAccessKeyId === undefined) return stsError(403, 'MissingAuthenticationToken', 'Request is missing Authentication Token');
+    if (r.action === 'GetCallerIdentity') return this.#callerIdentity(r.callerAccessKeyId);
     if (r.action !== 'AssumeRole') return stsError(400, 'InvalidAction', `Could not find operation ${r.action} for version 2011-06-15`);
     const denied = `User: arn:aws:iam::000000000000:user/caller is not authorized to perform: sts:AssumeRole on resource: ${r.roleArn ?? ''}`;
     const role = r.roleArn === undefined ? undefined : this.#roles[r.roleArn];
