@@ -53,19 +53,7 @@ export class Ec2ClientPool {
 
   /** The client for one account and region; throws when the account's externalId cannot be read. */
   get(account: AwsAccountConfig, region: string): EC2Client {
-    const key = `${account.id}:${region}`;
-    let client = this.#clients.get(key);
-    if (!client) {
-      const endpoint = this.#config.endpoint.ec2?.replaceAll('{region}', region);
-      client = new EC2Client({
-        ...this.#sdkSettings(),
-        region,
-        ...(endpoint === undefined ? {} : { endpoint }),
-        ...this.#credentialsFor(account, region),
-      });
-      this.#clients.set(key, client);
-    }
-    return client;
+    return this.#client(this.#clients, account, region, this.#config.endpoint.ec2, (settings) => new EC2Client(settings));
   }
 
   /**
@@ -73,19 +61,29 @@ export class Ec2ClientPool {
    * they are (GetCallerIdentity, which needs no permission).
    */
   sts(account: AwsAccountConfig, region: string): STSClient {
+    return this.#client(this.#sts, account, region, this.#config.endpoint.sts, (settings) => new STSClient(settings));
+  }
+
+  /** One client per account and region in `cache`, made with the shared settings and credentials. */
+  #client<C>(
+    cache: Map<string, C>,
+    account: AwsAccountConfig,
+    region: string,
+    endpointTemplate: string | undefined,
+    make: (settings: ReturnType<Ec2ClientPool['clientSettings']>) => C,
+  ): C {
     const key = `${account.id}:${region}`;
-    let client = this.#sts.get(key);
+    let client = cache.get(key);
     if (!client) {
-      const endpoint = this.#config.endpoint.sts?.replaceAll('{region}', region);
-      client = new STSClient({
-        ...this.#sdkSettings(),
-        region,
-        ...(endpoint === undefined ? {} : { endpoint }),
-        ...this.#credentialsFor(account, region),
-      });
-      this.#sts.set(key, client);
+      client = make(this.clientSettings(account, region, endpointTemplate?.replaceAll('{region}', region)));
+      cache.set(key, client);
     }
     return client;
+  }
+
+  /** What every client of an account and region is made with. */
+  clientSettings(account: AwsAccountConfig, region: string, endpoint: string | undefined) {
+    return { ...this.#sdkSettings(), region, ...(endpoint === undefined ? {} : { endpoint }), ...this.#credentialsFor(account, region) };
   }
 
   /** Closes every client's sockets. */
