@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   VMS_ERR_ENTRY_CONFLICT: 'two scopes (provider blocks) list an instance with the same entry name; the scope that wrote it first keeps it; list the instance in one block only',
   VMS_ERR_NAMESPACE_NOT_ALLOWED: 'a create or update names a namespace outside mapping.namespace.allowed; nothing is written there',
 
+  VMS_ERR_PORT_IN_USE: 'another process listens on server.port or server.adminPort; stop it or choose other ports (VMS_PORT, VMS_ADMIN_PORT)',
+
   // Queue
   VMS_ERR_REDIS_UNREACHABLE: 'Redis cannot be reached; check REDIS_URL and that Redis is running',
 

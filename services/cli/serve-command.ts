@@ -7,6 +7,8 @@ import { Metrics } from '../metrics.ts';
 import { maskRedisUrl } from '../queue/redis.ts';
 import { webhookReceivers } from '../runtime/receivers.ts';
 import { Runtime } from '../runtime/runtime.ts';
+import type { FastifyInstance } from 'fastify';
+import { VmsError } from '../errors.ts';
 import { buildServers } from '../server/server.ts';
 import { openCluster } from './cluster.ts';
 import { withContext } from './context.ts';
@@ -47,10 +49,18 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
       readiness: async () => (runtime ? runtime.readiness() : starting),
       status: async () => (runtime ? runtime.status() : { starting: starting.checks.redis.detail, scopes: [], writeErrors: [], writeErrorCount: 0 }),
     });
-    const admin = await servers.admin.listen({ host: config.server.host, port: config.server.adminPort });
-    runtime = await Runtime.start({ config, providers, api: cluster.api, writer: cluster.writer, metrics, logger, instanceName });
+    const admin = await listen(servers.admin, config.server.host, config.server.adminPort, 'server.adminPort');
+    let address: string;
+    try {
+      runtime = await Runtime.start({ config, providers, api: cluster.api, writer: cluster.writer, metrics, logger, instanceName });
+      address = await listen(servers.webhooks, config.server.host, config.server.port, 'server.port');
+    } catch (err) {
+      // What was opened would keep the process alive after the error is reported.
+      await runtime?.close(5000).catch(() => {});
+      await servers.close().catch(() => {});
+      throw err;
+    }
     const running = runtime;
-    const address = await servers.webhooks.listen({ host: config.server.host, port: config.server.port });
     logger.info({ address, admin, replica: instanceName, config: maskConfig(config) }, 'serving');
 
     await new Promise<void>((resolve) => {
@@ -68,4 +78,15 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
     logger.info('stopped');
     return EXIT.ok;
   });
+}
+
+/** Listens on `port`; a port another process holds is a coded error naming the setting. */
+async function listen(server: FastifyInstance, host: string, port: number, setting: string): Promise<string> {
+  try {
+    return await server.listen({ host, port });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    await server.close().catch(() => {});
+    throw new VmsError('VMS_ERR_PORT_IN_USE', `${host}:${port} (${setting}) is in use by another process`);
+  }
 }

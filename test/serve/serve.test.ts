@@ -1,5 +1,6 @@
 // `serve` as a real process against real Redis and the fake API server: it converges, survives a
 // SIGKILL with changes queued, drains on SIGTERM, and several replicas share the work.
+import net from 'node:net';
 import { Queue } from 'bullmq';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkloadEntry } from '../../services/model.ts';
@@ -71,6 +72,22 @@ describe('serve', () => {
 
     const exit = await proc.stop('SIGTERM');
     expect(exit.code).toBe(0);
+  });
+
+  it('a webhook port another process holds ends serve with VMS_ERR_PORT_IN_USE and exit 1, nothing left running', async () => {
+    ws.writeInventory([meshMachine('pg-1', '10.0.1.10')]);
+    const port = await freePort();
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(port, '0.0.0.0', resolve));
+    try {
+      const proc = new ServeProcess(ws.configFile, port);
+      procs.push(proc);
+      const exit = await Promise.race([proc.exited, new Promise((resolve) => setTimeout(() => resolve('still running'), 30_000))]);
+      expect(exit).toEqual({ code: 1, signal: null });
+      expect(proc.output).toContain(`VMS_ERR_PORT_IN_USE: 0.0.0.0:${port} (server.port) is in use by another process`);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   });
 
   it('SIGKILL while changes are queued loses nothing: a restart ends with the cluster equal to the inventory', async () => {
