@@ -183,7 +183,8 @@ export class AwsProvider implements ProviderWithWebhook {
     if (actual === undefined) {
       try {
         const answer = await this.#clients.sts(account, region).send(new GetCallerIdentityCommand({}), abortOptions(signal));
-        actual = answer.Account ?? '';
+        if (!answer.Account) throw new Error('the answer names no account');
+        actual = answer.Account;
       } catch (err) {
         return { code: 'VMS_ERR_PROVIDER_FAILED', message: `GetCallerIdentity for account ${account.id} in ${region} failed, so its credentials cannot be checked: ${explain(err)}` };
       }

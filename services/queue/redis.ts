@@ -46,7 +46,9 @@ export function createRedis(url: string, options: CreateRedisOptions): Redis {
   if (errors) {
     const source = `Redis ${options.connectionName ?? options.role} connection`;
     redis.on('error', (err: Error) => errors.report(source, err));
-    redis.on('ready', () => errors.connected());
+    // The producer says when Redis is back: BullMQ's own connections have no say here, and one
+    // connection of many coming up does not end an outage the others still see.
+    if (options.role === 'producer') redis.on('ready', () => errors.connected());
     return redis;
   }
   const masked = maskRedisUrl(url);

@@ -16,7 +16,7 @@ import { RedisDesiredStore } from '../queue/desired-store.ts';
 import { ScopeLeases } from '../queue/scope-lease.ts';
 import { createRedis, RedisErrorLog, redisClock } from '../queue/redis.ts';
 import type { Readiness } from '../server/server.ts';
-import { type ReconcileDeps, refreshInstances, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
+import { type ReconcileDeps, refreshInstances, resyncScope, type ResyncResult, scopeOfRef } from '../sync/reconcile.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
 import type { Writer } from '../writer/writer.ts';
 import { Batches } from './batches.ts';
@@ -86,7 +86,7 @@ export class Runtime {
   readonly #leases: ScopeLeases;
   readonly #events: EventRecorder;
   readonly #deps: ReconcileDeps;
-  readonly #refreshes: Batches<InstanceRef, RefreshOutcome>;
+  readonly #refreshes: Batches<InstanceRef, BatchOutcome>;
   /** Every Redis connection's, queue's and worker's errors: an outage is said once, with a code. */
   readonly #redisErrors: RedisErrorLog;
   #applyWorker: ApplyWorker | undefined;
@@ -145,8 +145,14 @@ export class Runtime {
   /** Starts workers and makes sure every scope has its scheduler, now and after every Redis reconnect. */
   static async start(options: RuntimeOptions): Promise<Runtime> {
     const runtime = new Runtime(options);
-    await runtime.#startWorkers();
-    await runtime.#ensureSchedulers();
+    try {
+      await runtime.#startWorkers();
+      await runtime.#ensureSchedulers();
+    } catch (err) {
+      // Workers and connections already started would keep running, and the process alive.
+      await runtime.close(5000).catch(() => {});
+      throw err;
+    }
     // A Redis restarted without persistence comes back empty: the schedulers went with it, and
     // without them no scope would ever be resynced again (nor would /readyz recover). Putting them
     // back on each reconnect is harmless when they survived, since upserting is idempotent.
@@ -227,7 +233,10 @@ export class Runtime {
   async #refresh(job: Job<RefreshJobData>): Promise<RefreshOutcome> {
     const { ref } = job.data;
     try {
-      return await this.#refreshes.add(ref);
+      const { failed, ...outcome } = await this.#refreshes.add(ref);
+      const own = failed.get(refreshId(ref));
+      if (own !== undefined) throw own;
+      return outcome;
     } catch (err) {
       const code = isVmsError(err) ? err.code : 'VMS_ERR_INTERNAL';
       const attempt = job.attemptsMade + 1;
@@ -241,7 +250,37 @@ export class Runtime {
     }
   }
 
-  async #refreshBatch(refs: InstanceRef[]): Promise<RefreshOutcome> {
+  /**
+   * Refreshes a batch. When it fails, each scope's references are refreshed again on their own, so
+   * that one scope that cannot be described (a wrong account, a dead thread) fails only its own
+   * jobs; `failed` says which, by refreshId.
+   */
+  async #refreshBatch(refs: InstanceRef[]): Promise<BatchOutcome> {
+    try {
+      return { ...(await this.#refreshGroup(refs)), failed: new Map() };
+    } catch (err) {
+      const groups = new Map<string, InstanceRef[]>();
+      for (const ref of refs) {
+        const key = scopeOfRef(this.#options.providers, ref)?.scope.key ?? '';
+        groups.set(key, [...(groups.get(key) ?? []), ref]);
+      }
+      if (groups.size === 1) throw err;
+      const total: BatchOutcome = { batch: refs.length, changes: 0, skips: 0, unknown: 0, failed: new Map() };
+      for (const group of groups.values()) {
+        try {
+          const part = await this.#refreshGroup(group);
+          total.changes += part.changes;
+          total.skips += part.skips;
+          total.unknown += part.unknown;
+        } catch (groupErr) {
+          for (const ref of group) total.failed.set(refreshId(ref), groupErr);
+        }
+      }
+      return total;
+    }
+  }
+
+  async #refreshGroup(refs: InstanceRef[]): Promise<RefreshOutcome> {
     const result = await refreshInstances(this.#deps, refs);
     this.#countEnqueued(result.plan.summary);
     for (const s of result.skips) this.#events.skipped(s);
@@ -462,6 +501,11 @@ interface RefreshOutcome {
   changes: number;
   skips: number;
   unknown: number;
+}
+
+/** A batch's outcome: its figures, and the error of each reference (by refreshId) whose scope failed. */
+interface BatchOutcome extends RefreshOutcome {
+  failed: Map<string, unknown>;
 }
 
 function emptyStatus(scopeKey: string): ScopeStatus {

@@ -255,6 +255,51 @@ describe('serve with an aws provider and EventBridge events', () => {
   });
 });
 
+describe('serve with events for two regions, one of which fails', () => {
+  it('a batch with references of a failing scope fails only those: the other region’s entry is created', async () => {
+    const server = new FakeKubeApiServer();
+    await server.start();
+    const ec2 = await startFakeEc2();
+    const ws = new Workspace();
+    const prefix = uniquePrefix('aws-batch');
+    let proc: ServeProcess | undefined;
+    try {
+      ws.writeConfig({
+        providers: [awsBlock(ec2.url, { regions: ['us-east-1', 'eu-west-1'], webhook: { apiKey: { value: 'k-0123456789' } } })],
+        kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+        redis: { prefix },
+        resync: { interval: '1h' },
+        queue: { backoff: '100ms' },
+        log: { level: 'warn' },
+      });
+      proc = new ServeProcess(ws.configFile, await freePort(), { ...CREDENTIALS, REDIS_URL });
+      await proc.started();
+      const p = proc;
+      await waitFor(async () => ((await p.get('/status')).body as { scopes: ScopeStatus[] }).scopes.every((s) => s.lastResyncAt !== ''), 30_000, () => p.output);
+      ec2.put({ id: 'i-0aaaaaaaaaaaaaaa1', region: 'us-east-1', privateIp: '10.0.0.1', tags: { mesh: 'true' } });
+      ec2.put({ id: 'i-0bbbbbbbbbbbbbbb2', region: 'eu-west-1', privateIp: '10.0.0.2', tags: { mesh: 'true' } });
+      ec2.failAlways({ region: 'eu-west-1' }, 'UnauthorizedOperation');
+      const event = (id: string, region: string) => ({ ...stateChange(id, 'running'), region, resources: [`arn:aws:ec2:${region}:${DEFAULT_ACCOUNT}:instance/${id}`] });
+      // Sent together, so that their refreshes fall due together and go in one batch.
+      await Promise.all([
+        p.post('/webhooks/aws', event('i-0aaaaaaaaaaaaaaa1', 'us-east-1'), { 'x-api-key': 'k-0123456789' }),
+        p.post('/webhooks/aws', event('i-0bbbbbbbbbbbbbbb2', 'eu-west-1'), { 'x-api-key': 'k-0123456789' }),
+      ]);
+      await waitFor(() => names(server).includes('aws-i-0aaaaaaaaaaaaaaa1'), 30_000, () => p.output);
+      // The failing region's refresh failed on its own, and said so.
+      await waitFor(() => p.output.includes('i-0bbbbbbbbbbbbbbb2') && p.output.includes('refresh of an instance failed'), 30_000, () => p.output);
+      expect(p.output).not.toMatch(/refresh of an instance failed[^\n]*i-0aaaaaaaaaaaaaaa1|i-0aaaaaaaaaaaaaaa1[^\n]*refresh of an instance failed/);
+      expect(names(server)).toEqual(['aws-i-0aaaaaaaaaaaaaaa1']);
+    } finally {
+      await proc?.stop('SIGKILL');
+      await server.close();
+      await ec2.close();
+      await cleanupPrefix(prefix);
+      ws.remove();
+    }
+  }, 90_000);
+});
+
 describe('a region whose API keeps failing', () => {
   let server: FakeKubeApiServer;
   let ec2: FakeEc2;
