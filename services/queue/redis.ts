@@ -17,9 +17,7 @@ export interface CreateRedisOptions {
   role: RedisRole;
   /** Shown in CLIENT LIST, to tell replicas and roles apart. */
   connectionName?: string;
-  /** Receives connection errors (with the URL masked); without it they are dropped, never thrown. */
-  logger?: Pick<BaseLogger, 'warn'>;
-  /** Takes the connection's errors and its coming up instead of `logger`. */
+  /** Takes the connection's errors (and, for the producer, its coming up); without it they are dropped, never thrown. */
   errors?: RedisErrorLog;
 }
 
@@ -43,23 +41,12 @@ export function createRedis(url: string, options: CreateRedisOptions): Redis {
     ...(options.connectionName ? { connectionName: options.connectionName } : {}),
   });
   const errors = options.errors;
-  if (errors) {
-    const source = `Redis ${options.connectionName ?? options.role} connection`;
-    redis.on('error', (err: Error) => errors.report(source, err));
-    // The producer says when Redis is back: BullMQ's own connections have no say here, and one
-    // connection of many coming up does not end an outage the others still see.
-    if (options.role === 'producer') redis.on('ready', () => errors.connected());
-    return redis;
-  }
-  const masked = maskRedisUrl(url);
-  let lastReport = 0;
-  redis.on('error', (err: Error) => {
-    // A Redis outage produces an error per reconnect attempt; one line every 10 s says enough.
-    const now = Date.now();
-    if (now - lastReport < 10_000) return;
-    lastReport = now;
-    options.logger?.warn({ redis: masked, role: options.role, err: err.message }, 'Redis connection error');
-  });
+  const source = `Redis ${options.connectionName ?? options.role} connection`;
+  // An unhandled 'error' event would throw; without a log, errors are dropped.
+  redis.on('error', (err: Error) => errors?.report(source, err));
+  // The producer says when Redis is back: BullMQ's own connections have no say here, and one
+  // connection of many coming up does not end an outage the others still see.
+  if (errors && options.role === 'producer') redis.on('ready', () => errors.connected());
   return redis;
 }
 

@@ -227,8 +227,8 @@ export class Runtime {
   }
 
   /**
-   * A refresh job ends with its batch: it fails (and is retried) when the batch fails. Each
-   * failure is one warn line naming the reference and one count, so none is silent.
+   * A refresh job ends with its batch: it fails (and is retried) when its scope's part of the batch
+   * fails. Each failure is one warn line naming the reference and one count, so none is silent.
    */
   async #refresh(job: Job<RefreshJobData>): Promise<RefreshOutcome> {
     const { ref } = job.data;
@@ -262,7 +262,9 @@ export class Runtime {
       const groups = new Map<string, InstanceRef[]>();
       for (const ref of refs) {
         const key = scopeOfRef(this.#options.providers, ref)?.scope.key ?? '';
-        groups.set(key, [...(groups.get(key) ?? []), ref]);
+        const group = groups.get(key) ?? [];
+        group.push(ref);
+        groups.set(key, group);
       }
       if (groups.size === 1) throw err;
       const total: BatchOutcome = { batch: refs.length, changes: 0, skips: 0, unknown: 0, failed: new Map() };
