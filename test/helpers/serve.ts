@@ -1,5 +1,6 @@
 // Runs `vm-mesh-sync serve` as a real child process, as a Deployment would, and talks to it over HTTP.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,21 +16,40 @@ function listenOn(port: number): Promise<net.Server | undefined> {
 }
 
 /**
- * A free TCP port on 127.0.0.1 whose next port is free too: `serve` takes the webhook port and the
- * admin port after it (ServeProcess).
+ * The ports the kernel hands out for `listen(0)` and outgoing connections: a port chosen from this
+ * range can be taken by any fake server or client socket of a test file running beside us between
+ * the check and the bind (CI once lost a `serve` start that way), so ports are chosen below it.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low !== undefined && high !== undefined && Number.isInteger(low) && Number.isInteger(high)) return [low, high];
+  } catch {
+    // Not Linux: the IANA dynamic range.
+  }
+  return [49152, 65535];
+}
+
+/**
+ * A free TCP port on 127.0.0.1 whose next port is free too (`serve` takes the webhook port and the
+ * admin port after it, ServeProcess), chosen at random outside the kernel's ephemeral range so that
+ * no socket of another test takes it before the process that asked for it binds it.
  */
 export async function freePort(): Promise<number> {
-  for (;;) {
-    const first = await listenOn(0);
-    if (!first) throw new Error('no free port on 127.0.0.1');
-    const { port } = first.address() as net.AddressInfo;
-    const second = port < 65535 ? await listenOn(port + 1) : undefined;
+  const [low, high] = ephemeralRange();
+  const [from, to] = low > 12_000 ? [10_000, low - 2] : [high + 1, 65_534];
+  for (let tries = 0; tries < 1000; tries++) {
+    const port = from + Math.floor(Math.random() * (to - from));
+    const first = await listenOn(port);
+    if (!first) continue;
+    const second = await listenOn(port + 1);
     await new Promise((resolve) => first.close(resolve));
     if (second) {
       await new Promise((resolve) => second.close(resolve));
       return port;
     }
   }
+  throw new Error(`no two free ports next to each other on 127.0.0.1 between ${from} and ${to}`);
 }
 
 /** True when something listens on 127.0.0.1:`port`. */
