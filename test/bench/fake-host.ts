@@ -3,17 +3,27 @@
 // (schema checks, JSON, XML) never shares an event loop with what is measured, as a real API
 // server and a real cloud would not.
 import http from 'node:http';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { configSchema } from '../../config/schema.ts';
+import { buildProvider } from '../../providers/index.ts';
+import { mapInstances } from '../../services/mapping/index.ts';
 import type { WorkloadEntry } from '../../services/model.ts';
+import { type FakeArm, startFakeArm } from '../fakes/azure/arm-server.ts';
 import { startFakeEc2, type FakeEc2 } from '../fakes/ec2/ec2-server.ts';
+import { type FakeCompute, startFakeCompute } from '../fakes/gcp/compute-server.ts';
 import { FakeKubeApiServer, type KubeObject } from '../fakes/kube-api-server.ts';
-import { benchEc2Instance, benchEntriesOf, type BenchFlavor } from './fixtures.ts';
+import { BENCH_OWNER, benchAzureVm, benchEc2Instance, benchEntriesOf, benchGceInstance, SEED_OBSERVED_AT } from './fixtures.ts';
 import type { HostReply, HostRequest, TrackTarget, VerbCounts } from './host-protocol.ts';
 
 const WE = 'workloadentries';
 
 let kube: FakeKubeApiServer | undefined;
 let ec2: FakeEc2 | undefined;
+let gce: FakeCompute | undefined;
+let arm: FakeArm | undefined;
+/** Managed-identity tokens for Azure (App Service's protocol), as DefaultAzureCredential asks for them. */
+let identity: http.Server | undefined;
 let watch: http.ClientRequest | undefined;
 
 /** Tracked conditions: `namespace/name` → what the entry must look like, and when it first did. */
@@ -29,6 +39,56 @@ function requireKube(): FakeKubeApiServer {
 function requireEc2(): FakeEc2 {
   if (!ec2) throw new Error('the fake EC2 is not started');
   return ec2;
+}
+
+function required<T>(fake: T | undefined, what: string): T {
+  if (!fake) throw new Error(`the fake ${what} is not started`);
+  return fake;
+}
+
+/** The header value the identity endpoint asks for, as App Service sets IDENTITY_HEADER. */
+export const IDENTITY_HEADER = 'bench-identity-header';
+
+/** Answers managed-identity token requests with a token valid for an hour. */
+async function startIdentity(): Promise<string> {
+  identity = http.createServer((req, res) => {
+    if (req.headers['x-identity-header'] !== IDENTITY_HEADER) {
+      res.writeHead(401).end();
+      return;
+    }
+    const resource = new URL(req.url ?? '/', 'http://x').searchParams.get('resource') ?? '';
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ access_token: 'bench-token', expires_on: String(Math.floor(Date.now() / 1000) + 3600), resource, token_type: 'Bearer' }));
+  });
+  await new Promise<void>((resolve) => identity!.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(identity.address() as AddressInfo).port}/msi/token`;
+}
+
+/**
+ * Seeds the cluster with what the config's blocks list, mapped as `serve` maps them: each block's
+ * real provider (in this process) lists each of its scopes from the fakes. So a resync of the same
+ * scopes is a true no-op however the provider builds its instances.
+ */
+async function seedListed(raw: Record<string, unknown>): Promise<{ ms: number; entries: number }> {
+  const server = requireKube();
+  const started = performance.now();
+  const config = configSchema.parse(raw);
+  let entries = 0;
+  for (const block of config.providers) {
+    const provider = await buildProvider(block, { mapping: config.mapping });
+    try {
+      for (const scope of provider.scopes()) {
+        const listing = await provider.list(scope);
+        if (!listing.complete) throw new Error(`listing ${scope.key} to seed the cluster was incomplete: ${JSON.stringify(listing.problems?.slice(0, 3))}`);
+        const mapped = mapInstances(listing.instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey: scope.key, observedAt: SEED_OBSERVED_AT });
+        for (const entry of mapped.entries) server.put(entry as unknown as KubeObject, { validate: false, fieldManager: 'vm-mesh-sync' });
+        entries += mapped.entries.length;
+      }
+    } finally {
+      await provider.close?.();
+    }
+  }
+  return { ms: performance.now() - started, entries };
 }
 
 function verbCounts(): VerbCounts {
@@ -90,9 +150,33 @@ async function handle(req: HostRequest): Promise<unknown> {
     }
     case 'ec2Put': {
       const fake = requireEc2();
-      for (let i = req.from; i < req.from + req.count; i++) fake.put(benchEc2Instance(i, req.tagged));
+      for (let i = req.from; i < req.from + req.count; i++) fake.put(benchEc2Instance(i, req.tagged, req.region));
       return null;
     }
+    case 'startGce': {
+      gce = await startFakeCompute();
+      return { url: gce.url };
+    }
+    case 'gcePut': {
+      const fake = required(gce, 'Compute');
+      for (let i = req.from; i < req.from + req.count; i++) fake.put(benchGceInstance(i, req.project));
+      return null;
+    }
+    case 'startArm': {
+      arm = await startFakeArm({ tls: { cert: readFileSync(req.certFile, 'utf8'), key: readFileSync(req.keyFile, 'utf8') }, subscriptions: [] });
+      const identityEndpoint = await startIdentity();
+      // DefaultAzureCredential reads these when it is made: the seeding below uses them too.
+      process.env.IDENTITY_ENDPOINT = identityEndpoint;
+      process.env.IDENTITY_HEADER = IDENTITY_HEADER;
+      return { url: arm.url, identityEndpoint, identityHeader: IDENTITY_HEADER };
+    }
+    case 'armPut': {
+      const fake = required(arm, 'ARM');
+      for (let i = req.from; i < req.from + req.count; i++) fake.putVm(benchAzureVm(i, req.subscription));
+      return null;
+    }
+    case 'seedListed':
+      return seedListed(req.config);
     case 'ec2SetTags': {
       const fake = requireEc2();
       for (const { i, tags } of req.items) fake.setTags(benchEc2Instance(i, true).id, tags);
@@ -104,7 +188,7 @@ async function handle(req: HostRequest): Promise<unknown> {
       const chunk = 5000;
       for (let from = req.from; from < req.from + req.count; from += chunk) {
         const n = Math.min(chunk, req.from + req.count - from);
-        for (const entry of benchEntriesOf(req.flavor as BenchFlavor, n, from)) {
+        for (const entry of benchEntriesOf(req.flavor, n, from)) {
           server.put(entry as unknown as KubeObject, { validate: false, fieldManager: 'vm-mesh-sync' });
         }
       }
@@ -144,7 +228,8 @@ async function handle(req: HostRequest): Promise<unknown> {
     }
     case 'stop': {
       watch?.destroy();
-      await Promise.allSettled([kube?.close(), ec2?.close()]);
+      identity?.closeAllConnections();
+      await Promise.allSettled([kube?.close(), ec2?.close(), gce?.close(), arm?.close(), new Promise((resolve) => (identity ? identity.close(resolve) : resolve(undefined)))]);
       setImmediate(() => process.exit(0));
       return null;
     }

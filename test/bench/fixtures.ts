@@ -5,7 +5,9 @@ import { writeFileSync } from 'node:fs';
 import { type Config, configSchema } from '../../config/schema.ts';
 import { mapInstances } from '../../services/mapping/index.ts';
 import type { Instance, WorkloadEntry } from '../../services/model.ts';
+import type { FakeVm } from '../fakes/azure/arm-server.ts';
 import type { FakeInstance } from '../fakes/ec2/ec2-server.ts';
+import type { FakeGceInstance } from '../fakes/gcp/compute-server.ts';
 
 /** The owner id of every benchmark installation. */
 export const BENCH_OWNER = 'bench';
@@ -67,8 +69,8 @@ export function benchInstances(n: number, observedAt: string): Instance[] {
 }
 
 /** Writes a static inventory of the first n machines as JSON (which the provider reads as YAML). */
-export function writeStaticInventory(file: string, n: number): void {
-  const machines = Array.from({ length: n }, (_, i) => ({
+export function writeStaticInventory(file: string, n: number, from = 0): void {
+  const machines = Array.from({ length: n }, (_, k) => from + k).map((i) => ({
     id: staticId(i),
     region: AWS_REGION,
     zone: `${AWS_REGION}${ZONES[i % ZONES.length]}`,
@@ -79,12 +81,12 @@ export function writeStaticInventory(file: string, n: number): void {
 }
 
 /** Instance i as the fake EC2 serves it; `tagged` false leaves out the selector tag. */
-export function benchEc2Instance(i: number, tagged: boolean): FakeInstance {
+export function benchEc2Instance(i: number, tagged: boolean, region = AWS_REGION): FakeInstance {
   const { mesh: _mesh, ...rest } = benchTags(i);
   return {
     id: awsId(i),
-    region: AWS_REGION,
-    zone: `${AWS_REGION}${ZONES[i % ZONES.length]}`,
+    region,
+    zone: `${region}${ZONES[i % ZONES.length]}`,
     privateIp: benchIp(i),
     vpcId: 'vpc-0bench',
     subnetId: 'subnet-0bench',
@@ -102,7 +104,50 @@ export function benchConfig(overrides: Record<string, unknown> = {}): Config {
 }
 
 /** Which provider's instances a seeded cluster holds. */
-export type BenchFlavor = 'static' | 'aws';
+export type BenchFlavor = 'static' | 'aws' | 'gcp' | 'azure';
+
+/** The flavors whose entries are computed here (benchEntriesOf); the others are seeded from their real listing. */
+export type SeedFlavor = 'static' | 'aws';
+
+/** The GCP provider block's name. */
+export const GCP_NAME = 'bench';
+/** The project of the one-scope GCP runs. */
+export const GCP_PROJECT = 'bench-project';
+/** The zones of GCP instances. */
+const GCP_ZONES = ['us-central1-a', 'us-central1-b', 'us-central1-c'];
+
+/**
+ * Instance i as the fake Compute serves it: the tags of benchTags as labels (a label value cannot
+ * hold `:`, so the port is written `http-8080`), a numeric id and a name of its own.
+ */
+export function benchGceInstance(i: number, project = GCP_PROJECT): FakeGceInstance {
+  return {
+    id: String(4_000_000_000_000 + i),
+    name: `vm-${i}`,
+    project,
+    zone: GCP_ZONES[i % GCP_ZONES.length],
+    labels: { ...benchTags(i), 'mesh-ports': 'http-8080' },
+    privateIp: benchIp(i),
+  };
+}
+
+/** The Azure provider block's name. */
+export const AZURE_NAME = 'bench';
+/** The subscription of the one-scope Azure runs. */
+export const AZURE_SUBSCRIPTION = '5e1f0c2a-7b3d-4c8e-9a10-b2c3d4e5f6a7';
+
+/** A subscription id of its own for scope k of a run with several. */
+export function benchSubscription(k: number): string {
+  return `5e1f0c2a-7b3d-4c8e-9a10-${k.toString(16).padStart(12, '0')}`;
+}
+
+/** VM i as the fake ARM serves it: one interface with one private address, in one of three zones. */
+export function benchAzureVm(i: number, subscription = AZURE_SUBSCRIPTION): FakeVm {
+  return { name: `vm-${i}`, subscription, location: 'westeurope', zones: [String((i % 3) + 1)], tags: benchTags(i), privateIp: benchIp(i) };
+}
+
+/** Regions of an AWS block with several scopes. */
+export const BENCH_REGIONS: readonly string[] = ['us-east-1', 'us-east-2', 'us-west-2', 'eu-west-1', 'eu-central-1'];
 
 /** The AWS provider block's name. */
 export const AWS_NAME = 'bench';
@@ -134,7 +179,7 @@ export function benchAwsInstance(i: number, observedAt: string): Instance {
  * The entries mapping makes of instances from..from+n of a flavor, as the cluster holds them after
  * a sync: what a seeded fake API server stores.
  */
-export function benchEntriesOf(flavor: BenchFlavor, n: number, from = 0): WorkloadEntry[] {
+export function benchEntriesOf(flavor: SeedFlavor, n: number, from = 0): WorkloadEntry[] {
   const config = benchConfig();
   const make = flavor === 'aws' ? benchAwsInstance : (i: number, at: string) => benchInstance(i, at);
   const instances = Array.from({ length: n }, (_, k) => make(from + k, SEED_OBSERVED_AT));

@@ -1,7 +1,7 @@
 // The messages between a benchmark scenario and its fake host (fake-host.ts), and the client side.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { BenchFlavor } from './fixtures.ts';
+import type { SeedFlavor } from './fixtures.ts';
 import { trackChild } from './children.ts';
 
 /** An entry to time: when it first exists (and, with `label`, carries that spec label value). */
@@ -29,9 +29,14 @@ export interface VerbCounts {
 export type HostRequest =
   | { op: 'startKube'; latencyMs: number; dir: string }
   | { op: 'startEc2' }
-  | { op: 'ec2Put'; from: number; count: number; tagged: boolean }
+  | { op: 'ec2Put'; from: number; count: number; tagged: boolean; region?: string }
+  | { op: 'startGce' }
+  | { op: 'gcePut'; from: number; count: number; project: string }
+  | { op: 'startArm'; certFile: string; keyFile: string }
+  | { op: 'armPut'; from: number; count: number; subscription: string }
+  | { op: 'seedListed'; config: Record<string, unknown> }
   | { op: 'ec2SetTags'; items: Array<{ i: number; tags: Record<string, string> }> }
-  | { op: 'seed'; flavor: BenchFlavor; from: number; count: number }
+  | { op: 'seed'; flavor: SeedFlavor; from: number; count: number }
   | { op: 'clear' }
   | { op: 'size' }
   | { op: 'counts' }
@@ -58,8 +63,9 @@ export class FakeHost {
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   #next = 1;
 
-  constructor() {
-    this.#child = spawn(process.execPath, [HOST], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  /** `env` is added to the host's environment (NODE_EXTRA_CA_CERTS, read only when a process starts). */
+  constructor(env: NodeJS.ProcessEnv = {}) {
+    this.#child = spawn(process.execPath, [HOST], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
     trackChild(this.#child);
     this.#child.on('message', (reply: HostReply) => {
       const waiting = this.#pending.get(reply.id);

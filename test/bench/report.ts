@@ -23,7 +23,7 @@ export interface BenchReport {
   startedAt: string;
   durationMs: number;
   command: string;
-  options: { quick: boolean; latencyMs: number; only: string[]; instances?: number };
+  options: { quick: boolean; latencyMs: number; only: string[]; variants?: string[]; instances?: number };
   machine: MachineInfo;
   scenarios: ScenarioReport[];
   goals: Array<GoalVerdict & { scenario: string }>;

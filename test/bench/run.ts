@@ -8,6 +8,7 @@
 //   npm run bench -- --only cold-sync     one scenario (repeat or comma-separate for more)
 //   npm run bench -- --latency 5 --out /tmp/report.json --timeout 600
 //   npm run bench -- --only serve-memory --instances 20000   another size for the scenarios that take one
+//   npm run bench -- --only serve-memory --variant gcp,mixed  some variants of a scenario that has several
 //
 // Environment: BENCH_LATENCY_MS (default 3), BENCH_REPORT (default ./bench-report.json),
 // REDIS_URL (default redis://127.0.0.1:6379), BENCH_SERVE_NODE_OPTIONS (added to the NODE_OPTIONS
@@ -35,14 +36,15 @@ let current: ChildProcess | undefined;
 let interrupted = false;
 
 function usage(): string {
-  return `usage: npm run bench -- [--quick] [--only NAME[,NAME]] [--instances N] [--latency MS] [--out FILE] [--timeout SECONDS]\nscenarios: ${SCENARIOS.map((s) => s.name).join(', ')}\n`;
+  return `usage: npm run bench -- [--quick] [--only NAME[,NAME]] [--variant NAME[,NAME]] [--instances N] [--latency MS] [--out FILE] [--timeout SECONDS]\nscenarios: ${SCENARIOS.map((s) => s.name).join(', ')}\n`;
 }
 
-function parseOptions(): { quick: boolean; only: string[]; instances?: number; latencyMs: number; out: string; timeoutMs: number } {
+function parseOptions(): { quick: boolean; only: string[]; variants: string[]; instances?: number; latencyMs: number; out: string; timeoutMs?: number } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
       only: { type: 'string', multiple: true },
+      variant: { type: 'string', multiple: true },
       latency: { type: 'string' },
       out: { type: 'string' },
       timeout: { type: 'string' },
@@ -60,16 +62,19 @@ function parseOptions(): { quick: boolean; only: string[]; instances?: number; l
   if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}\n${usage()}`);
   const latencyMs = Number(values.latency ?? process.env.BENCH_LATENCY_MS ?? 3);
   if (!Number.isFinite(latencyMs) || latencyMs < 0) throw new Error(`--latency must be a number of milliseconds, not ${values.latency}`);
-  const timeoutMs = Number(values.timeout ?? 600) * 1000;
+  const timeoutMs = values.timeout === undefined ? undefined : Number(values.timeout) * 1000;
+  if (timeoutMs !== undefined && !(timeoutMs > 0)) throw new Error(`--timeout must be a number of seconds, not ${values.timeout}`);
+  const variants = (values.variant ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter(Boolean);
   const instances = values.instances === undefined ? undefined : Number(values.instances);
   if (instances !== undefined && !(Number.isInteger(instances) && instances > 0)) throw new Error(`--instances must be a whole number above 0, not ${values.instances}`);
   return {
     quick: values.quick ?? false,
     only,
+    variants,
     ...(instances ? { instances } : {}),
     latencyMs,
     out: path.resolve(values.out ?? process.env.BENCH_REPORT ?? 'bench-report.json'),
-    timeoutMs,
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
   };
 }
 
@@ -125,7 +130,7 @@ async function main(): Promise<number> {
   const runId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'vms-bench-'));
-  const options: BenchOptions = { quick: opts.quick, ...(opts.instances ? { instances: opts.instances } : {}), latencyMs: opts.latencyMs, runId, redisUrl, workDir };
+  const options: BenchOptions = { quick: opts.quick, ...(opts.instances ? { instances: opts.instances } : {}), ...(opts.variants.length > 0 ? { variants: opts.variants } : {}), latencyMs: opts.latencyMs, runId, redisUrl, workDir };
   const selected = SCENARIOS.filter((s) => opts.only.length === 0 || opts.only.includes(s.name));
   const started = Date.now();
   const machine = await machineInfo(redisUrl);
@@ -134,7 +139,7 @@ async function main(): Promise<number> {
     startedAt: new Date(started).toISOString(),
     durationMs: 0,
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
-    options: { quick: opts.quick, latencyMs: opts.latencyMs, only: opts.only, ...(opts.instances ? { instances: opts.instances } : {}) },
+    options: { quick: opts.quick, latencyMs: opts.latencyMs, only: opts.only, ...(opts.variants.length > 0 ? { variants: opts.variants } : {}), ...(opts.instances ? { instances: opts.instances } : {}) },
     machine,
     scenarios: [],
     goals: [],
@@ -166,7 +171,7 @@ async function main(): Promise<number> {
     if (interrupted) break;
     process.stderr.write(`[bench] ${scenario.name}: starting\n`);
     const t0 = Date.now();
-    const outcome = await runScenario(scenario.name, options, opts.timeoutMs);
+    const outcome = await runScenario(scenario.name, options, opts.timeoutMs ?? scenario.timeoutMs ?? 600_000);
     killStartedProcesses();
     const entry: ScenarioReport = {
       name: scenario.name,

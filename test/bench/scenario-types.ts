@@ -7,6 +7,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Another size for the scenarios that take one (`--instances`). */
   instances?: number;
+  /** Only these variants of the scenarios that have several (`--variant`); all when absent. */
+  variants?: string[];
   /** Delay the fake API server adds to every request. */
   latencyMs: number;
   /** Unique per run; every Redis key of the run starts with `{vms-bench-<runId>`. */
@@ -39,6 +41,8 @@ export interface ScenarioResult {
 export interface Scenario {
   name: string;
   title: string;
+  /** How long the scenario may take at full size when `--timeout` is not given; default 10 minutes. */
+  timeoutMs?: number;
   run(options: BenchOptions): Promise<ScenarioResult>;
 }
 

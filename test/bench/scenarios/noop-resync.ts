@@ -17,7 +17,7 @@ import { type ReconcileDeps, resyncScope } from '../../../services/sync/reconcil
 import { createKubeApi, loadKubeConfig } from '../../../services/writer/kube-api.ts';
 import { Writer } from '../../../services/writer/writer.ts';
 import { cleanupPrefix } from '../../helpers/serve.ts';
-import { AWS_ACCOUNT, AWS_NAME, AWS_REGION, AWS_SCOPE, BENCH_OWNER, type BenchFlavor, benchConfig, STATIC_NAME, STATIC_SCOPE, writeStaticInventory } from '../fixtures.ts';
+import { AWS_ACCOUNT, AWS_NAME, AWS_REGION, AWS_SCOPE, BENCH_OWNER, benchConfig, STATIC_NAME, type SeedFlavor, STATIC_SCOPE, writeStaticInventory } from '../fixtures.ts';
 import { FakeHost } from '../host-protocol.ts';
 import { atMost, mib, round } from '../measure.ts';
 import type { Row } from '../scenario-types.ts';
@@ -27,10 +27,10 @@ import { type BenchOptions, progress, type Scenario, type ScenarioResult, scenar
 export const FAKE_AWS_CREDENTIALS = { accessKeyId: 'AKIABENCHEXAMPLE0000', secretAccessKey: 'bench/secret/example/key/0000000000000000' };
 
 /** The flavors a full run resyncs, in order. */
-export const NOOP_FLAVORS: readonly BenchFlavor[] = ['aws', 'static'];
+export const NOOP_FLAVORS: readonly SeedFlavor[] = ['aws', 'static'];
 
 interface FlavorResult {
-  flavor: BenchFlavor;
+  flavor: SeedFlavor;
   instances: number;
   seedMs: number;
   totalMs: number;
@@ -44,7 +44,7 @@ interface FlavorResult {
   peakRssMiB: number;
 }
 
-async function resyncFlavor(flavor: BenchFlavor, n: number, options: BenchOptions, prefix: string, redis: Redis): Promise<FlavorResult> {
+async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions, prefix: string, redis: Redis): Promise<FlavorResult> {
   const host = new FakeHost();
   const inventory = path.join(options.workDir, `noop-${flavor}.json`);
   let provider: Provider | undefined;

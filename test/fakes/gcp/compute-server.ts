@@ -129,6 +129,10 @@ export class FakeCompute {
   #standing: Array<{ target: FaultTarget } & GoogleErrorSpec> = [];
   #hanging: FaultTarget[] = [];
   #tokenCounter = 0;
+  /** Bumped by every change of what a listing answers, so that the answer of a query can be kept between its pages. */
+  #version = 0;
+  /** The sorted selection of the last aggregatedList query, while nothing changed: a 100,000-instance listing is not filtered and sorted again for each of its pages. */
+  #selection: { key: string; version: number; zones: string[]; selected: FakeGceInstance[] } | undefined;
 
   constructor(url: string, close: () => Promise<void>, options: FakeComputeOptions) {
     this.url = url;
@@ -144,31 +148,37 @@ export class FakeCompute {
   /** Adds or replaces an instance (by id). */
   put(instance: FakeGceInstance): void {
     this.#instances.set(instance.id, structuredClone(instance));
+    this.#version++;
   }
 
   /** Deletes an instance: it is absent from listings and a get answers 404. */
   remove(id: string): void {
     this.#instances.delete(id);
+    this.#version++;
   }
 
   /** Replaces an instance's labels. */
   setLabels(id: string, labels: Record<string, string>): void {
     this.#get(id).labels = { ...labels };
+    this.#version++;
   }
 
   /** Moves an instance to another status. */
   setStatus(id: string, status: string): void {
     this.#get(id).status = status;
+    this.#version++;
   }
 
   /** The zones a project has (default DEFAULT_ZONES); each appears in aggregated answers. */
   setZones(zones: string[], project = DEFAULT_PROJECT): void {
     this.#zones.set(project, [...zones]);
+    this.#version++;
   }
 
   /** Every aggregated answer files this zone under a warning instead of its instances. */
   zoneWarning(zone: string, code: string, message: string, project = DEFAULT_PROJECT): void {
     this.#warnings.set(`${project}/${zone}`, { code, message });
+    this.#version++;
   }
 
   /**
@@ -177,6 +187,7 @@ export class FakeCompute {
    */
   unreachable(zone: string, project = DEFAULT_PROJECT): void {
     this.#unreachable.add(`${project}/${zone}`);
+    this.#version++;
   }
 
   /** The next `count` matching requests fail with this HTTP status; then it answers normally again. */
@@ -261,21 +272,28 @@ export class FakeCompute {
     return instanceJson(found);
   }
 
+  /** The zones of a project and the instances a query selects, in page order. */
+  #select(project: string, filter: string | undefined, key: string): { zones: string[]; selected: FakeGceInstance[] } {
+    if (this.#selection?.key === key && this.#selection.version === this.#version) return this.#selection;
+    const predicate = filter === undefined ? () => true : compileFilter(filter);
+    const zones = [...new Set([...(this.#zones.get(project) ?? DEFAULT_ZONES), ...[...this.#instances.values()].filter((i) => (i.project ?? DEFAULT_PROJECT) === project).map((i) => i.zone ?? DEFAULT_ZONE)])].sort();
+    const hidden = (zone: string) => this.#unreachable.has(`${project}/${zone}`) || this.#warnings.has(`${project}/${zone}`);
+    const selected = [...this.#instances.values()]
+      .filter((i) => (i.project ?? DEFAULT_PROJECT) === project && !hidden(i.zone ?? DEFAULT_ZONE) && predicate(i))
+      .sort((a, b) => (a.zone ?? DEFAULT_ZONE).localeCompare(b.zone ?? DEFAULT_ZONE) || a.name.localeCompare(b.name));
+    this.#selection = { key, version: this.#version, zones, selected };
+    return this.#selection;
+  }
+
   #aggregatedList(r: RecordedComputeRequest): unknown {
     const project = r.project!;
     const maxResults = r.maxResults ?? 500;
     if (!Number.isInteger(maxResults) || maxResults < 0 || maxResults > 500) {
       throw new ComputeError(400, `Invalid value for field 'maxResults': '${r.query.maxResults}'. Must be less than or equal to 500`);
     }
-    const predicate = r.filter === undefined ? () => true : compileFilter(r.filter);
-    const zones = [...new Set([...(this.#zones.get(project) ?? DEFAULT_ZONES), ...[...this.#instances.values()].filter((i) => (i.project ?? DEFAULT_PROJECT) === project).map((i) => i.zone ?? DEFAULT_ZONE)])].sort();
-    const hidden = (zone: string) => this.#unreachable.has(`${project}/${zone}`) || this.#warnings.has(`${project}/${zone}`);
-    const selected = [...this.#instances.values()]
-      .filter((i) => (i.project ?? DEFAULT_PROJECT) === project && !hidden(i.zone ?? DEFAULT_ZONE) && predicate(i))
-      .sort((a, b) => (a.zone ?? DEFAULT_ZONE).localeCompare(b.zone ?? DEFAULT_ZONE) || a.name.localeCompare(b.name));
-
     // A token is only good for the query it came from, as Compute's are.
     const queryKey = JSON.stringify([project, r.filter, maxResults, r.returnPartialSuccess]);
+    const { zones, selected } = this.#select(project, r.filter, queryKey);
     let offset = 0;
     if (r.pageToken !== undefined) {
       const token = this.#tokens.get(r.pageToken);
