@@ -183,11 +183,11 @@ type PagedCall = (request: AggregatedListRequest, options: Record<string, unknow
  * one by one here through the client's own paged call.
  */
 export async function aggregatedListPage(compute: ComputeClient, request: AggregatedListRequest, policy: CallPolicy, signal?: AbortSignal): Promise<AggregatedListPage> {
-  return withRetries(policy, signal, async () => {
+  return withRetries(policy, signal, async (attempt) => {
     const client = await compute.ready();
     const call = client.innerApiCalls.aggregatedList as PagedCall | undefined;
     if (call === undefined) throw new Error('this @google-cloud/compute has no aggregatedList call');
-    const [, , raw] = await call(request, { ...callOptions(policy, signal), autoPaginate: false, otherArgs: routing(request.project ?? '') });
+    const [, , raw] = await call(request, { ...callOptions(attempt), autoPaginate: false, otherArgs: routing(request.project ?? '') });
     if (typeof raw !== 'object' || raw === null) throw new Error('aggregatedList answered without a response body');
     return raw;
   });
@@ -200,11 +200,11 @@ export async function getInstance(
   policy: CallPolicy,
   signal?: AbortSignal,
 ): Promise<ComputeInstance | null> {
-  return withRetries(policy, signal, async () => {
+  return withRetries(policy, signal, async (attempt) => {
     // Started first and apart: the generated get() would start the client in a promise nobody awaits.
     const client = await compute.ready();
     try {
-      const [instance] = await client.get(ref, callOptions(policy, signal));
+      const [instance] = await client.get(ref, callOptions(attempt));
       return instance;
     } catch (err) {
       if (httpStatusOf(err) === 404) return null;
@@ -213,8 +213,51 @@ export async function getInstance(
   });
 }
 
-function callOptions(policy: CallPolicy, signal: AbortSignal | undefined) {
-  return { retry: NO_RETRY, timeout: policy.timeout, ...(signal === undefined ? {} : { signal }) };
+/**
+ * The library's options for one attempt. Its own timeout is switched off (an infinite one sets no
+ * deadline): the REST transport arms an `AbortSignal.timeout` per request whose listener keeps the
+ * whole answer reachable until the timer fires, 30 s after the request even when it took 50 ms, so
+ * a listing held every page it had read in the last 30 s (hundreds of MiB at 100,000 instances).
+ * The attempt's signal (withRetries) bounds the request instead, and its listener is removed when
+ * the call ends.
+ */
+function callOptions(attempt: AbortSignal) {
+  return { retry: NO_RETRY, timeout: Number.POSITIVE_INFINITY, signal: attempt };
+}
+
+/** A request of ours that took longer than `timeout`: retried, as Compute's own deadline errors are. */
+export class RequestTimeoutError extends Error {
+  readonly code = DEADLINE_EXCEEDED;
+
+  constructor(ms: number) {
+    super(`the request got no answer within ${ms} milliseconds`);
+    this.name = 'RequestTimeoutError';
+  }
+}
+
+/**
+ * Runs one attempt with a signal that aborts when `signal` does or after `ms`; the timer and the
+ * listener are gone when it settles. An attempt that outlives its time rejects with
+ * RequestTimeoutError at once, whether or not the library noticed the abort.
+ */
+async function withTimeout<T>(ms: number, signal: AbortSignal | undefined, call: (attempt: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const reason = new RequestTimeoutError(ms);
+      controller.abort(reason);
+      reject(reason);
+    }, ms);
+  });
+  try {
+    return await Promise.race([call(controller.signal), expired]);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 // The header the generated methods add for routing; the paged call used here does not add it.
@@ -223,11 +266,11 @@ function routing(project: string) {
 }
 
 /** Runs `call` until it succeeds, fails for good, or runs out of attempts; throws ComputeCallError. */
-export async function withRetries<T>(policy: CallPolicy, signal: AbortSignal | undefined, call: () => Promise<T>): Promise<T> {
+export async function withRetries<T>(policy: CallPolicy, signal: AbortSignal | undefined, call: (attempt: AbortSignal) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     signal?.throwIfAborted();
     try {
-      return await call();
+      return await withTimeout(policy.timeout, signal, call);
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
       if (attempt >= policy.maxAttempts || !isTransient(err)) throw new ComputeCallError(err, attempt);
