@@ -8,6 +8,7 @@ import type { NetworkInterface, PublicIPAddress } from '@azure/arm-network';
 import { isRestError } from '@azure/arm-resourcegraph';
 import type { TokenCredential } from '@azure/identity';
 import type { MappingConfig } from '../../config/schema.ts';
+import { mapLimited } from '../../services/concurrency.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
 import type { ProviderWithWebhook } from '../provider.ts';
@@ -122,7 +123,7 @@ export class AzureProvider implements ProviderWithWebhook {
     }
 
     const found = new Map<string, Instance | null>();
-    await forEachLimited([...wanted.values()], CONCURRENCY, async (vm) => {
+    await mapLimited([...wanted.values()], CONCURRENCY, async (vm) => {
       found.set(vm.id, await this.#describeOne(vm, signal));
     });
     return refs.map((ref) => {
@@ -205,7 +206,7 @@ export class AzureProvider implements ProviderWithWebhook {
 
     const nics = new Map<string, NetworkInterface>();
     const nicGroups = resourceGroupsOf(selected.flatMap(({ vm }) => (vm.networkProfile?.networkInterfaces ?? []).map((n) => n.id ?? '')), subscription);
-    await forEachLimited(nicGroups, CONCURRENCY, async (group) => {
+    await mapLimited(nicGroups, CONCURRENCY, async (group) => {
       try {
         for await (const page of pagesOf(network.networkInterfaces.list(group, abort).byPage(), signal)) {
           for (const nic of page) if (nic.id) nics.set(normalizeResourceId(nic.id), nic);
@@ -218,7 +219,7 @@ export class AzureProvider implements ProviderWithWebhook {
     const publicIps = new Map<string, PublicIPAddress>();
     const wantedNics = selected.flatMap(({ vm }) => (vm.networkProfile?.networkInterfaces ?? []).flatMap((n) => nics.get(normalizeResourceId(n.id ?? '')) ?? []));
     const publicIpGroups = resourceGroupsOf(wantedNics.flatMap(publicIpIdsOf), subscription);
-    await forEachLimited(publicIpGroups, CONCURRENCY, async (group) => {
+    await mapLimited(publicIpGroups, CONCURRENCY, async (group) => {
       try {
         for await (const page of pagesOf(network.publicIPAddresses.list(group, abort).byPage(), signal)) {
           for (const ip of page) if (ip.id) publicIps.set(normalizeResourceId(ip.id), ip);
@@ -340,24 +341,6 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-// Runs `task` over `items`, at most `limit` at once; the first failure rejects once the running ones end.
-async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await task(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure) throw failure.error;
 }
 
 function failed(scope: Scope, message: string, at: string): Listing {

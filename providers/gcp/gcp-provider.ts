@@ -3,6 +3,7 @@
 // read, makes the project's listing incomplete, so nothing in it is deleted on a partial view.
 import type { AuthClient, OAuth2Client } from 'google-auth-library';
 import type { MappingConfig } from '../../config/schema.ts';
+import { mapLimited } from '../../services/concurrency.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
 import { brokenListing, wholeListing } from '../paging.ts';
@@ -161,15 +162,9 @@ export class GcpProvider implements ProviderWithWebhook {
     }
 
     const found = new Map<string, Instance | null>();
-    const items = [...work.entries()];
-    let next = 0;
-    const worker = async () => {
-      while (next < items.length) {
-        const [key, item] = items[next++]!;
-        found.set(key, NUMERIC_ID.test(item.id) || RESOURCE_NAME.test(item.id) ? await this.#describeOne(item, signal) : null);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, items.length) }, worker));
+    await mapLimited([...work.entries()], DESCRIBE_CONCURRENCY, async ([key, item]) => {
+      found.set(key, NUMERIC_ID.test(item.id) || RESOURCE_NAME.test(item.id) ? await this.#describeOne(item, signal) : null);
+    });
 
     return refs.map((ref) => {
       const instance = found.get(workKey(ref)) ?? null;

@@ -5,6 +5,7 @@ import { Queue } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BaseLogger } from 'pino';
+import { mapLimited } from '../concurrency.ts';
 import type { Change, EntryKey } from '../model.ts';
 import type { DesiredStore, ListingPhase } from './desired-store.ts';
 import { type RedisErrorLog, redisReady } from './redis.ts';
@@ -92,19 +93,14 @@ export class ChangeQueue {
     const newest = new Set<EntryKey>();
     let enqueued = 0;
     let superseded = 0;
-    let next = 0;
-    const recordSome = async (): Promise<void> => {
-      while (next < changes.length) {
-        const change = changes[next++] as Change;
-        if (await this.#store.record(change)) {
-          enqueued++;
-          newest.add(change.key);
-        } else {
-          superseded++;
-        }
+    await mapLimited(changes, RECORD_CONCURRENCY, async (change) => {
+      if (await this.#store.record(change)) {
+        enqueued++;
+        newest.add(change.key);
+      } else {
+        superseded++;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(RECORD_CONCURRENCY, changes.length) }, recordSome));
+    });
 
     // addBulk goes through the same Lua scripts as add (deduplication included), in one pipeline.
     const keys = [...newest];

@@ -4,6 +4,7 @@
 import type { Config } from '../../config/schema.ts';
 import type { PagedListing, Provider } from '../../providers/provider.ts';
 import { ListingMapper, type MapContext, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
+import { mapLimited } from '../concurrency.ts';
 import type { Instance, Listing, Scope, Skip, WorkloadEntry } from '../model.ts';
 import { runSliced } from '../slices.ts';
 import type { Clock } from '../stamp.ts';
@@ -128,15 +129,5 @@ export async function observeScopes(providers: readonly Provider[], options: Obs
       if (!options.only || options.only.has(scope.key)) work.push({ provider, scope });
     }
   }
-  const results: ScopeObservation[] = new Array(work.length);
-  let next = 0;
-  const runOne = async (): Promise<void> => {
-    while (next < work.length) {
-      const i = next++;
-      const { provider, scope } = work[i]!;
-      results[i] = await observeScope(provider, scope, options);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, work.length) }, runOne));
-  return results;
+  return mapLimited(work, options.concurrency ?? 4, ({ provider, scope }) => observeScope(provider, scope, options));
 }
