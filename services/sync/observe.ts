@@ -2,6 +2,7 @@
 // the providers' own and the clock; a provider that throws or times out becomes an incomplete
 // listing, so a cloud API outage can never turn into deletes.
 import type { Config } from '../../config/schema.ts';
+import { brokenListing, listingPages } from '../../providers/paging.ts';
 import type { PagedListing, Provider } from '../../providers/provider.ts';
 import { ListingMapper, type MapContext, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
 import { mapLimited } from '../concurrency.ts';
@@ -54,16 +55,6 @@ export function mapContext(config: MappingRules, scope: Scope, observedAt: strin
   return { ownerId: config.ownerId, scopeKey: scope.key, observedAt, namespaces: scopeNamespaces(config, scope) };
 }
 
-/** An incomplete listing that says why. */
-function failedListing(scope: Scope, err: unknown): PagedListing {
-  return {
-    scope,
-    complete: false,
-    problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message: `listing ${scope.key} failed: ${(err as Error).message}` }],
-    failed: true,
-  };
-}
-
 /**
  * Lists one scope, handing each page to `onPage` as it comes (the whole listing at once from a
  * provider that does not list page by page); never throws: failures and time-outs come back as a
@@ -81,16 +72,10 @@ export async function listScopePages(provider: Provider, scope: Scope, timeoutMs
       reject(err);
     }, timeoutMs);
   });
-  const listing = async (): Promise<PagedListing> => {
-    if (provider.listPages) return provider.listPages(scope, controller.signal, onPage);
-    const { instances, ...rest } = await provider.list(scope, controller.signal);
-    await onPage(instances);
-    return { ...rest, failed: false };
-  };
   try {
-    return await Promise.race([listing(), timedOut]);
+    return await Promise.race([listingPages(provider, scope, controller.signal, onPage), timedOut]);
   } catch (err) {
-    return failedListing(scope, err);
+    return brokenListing(scope, `listing ${scope.key} failed: ${(err as Error).message}`);
   } finally {
     clearTimeout(timer);
   }
