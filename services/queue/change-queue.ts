@@ -8,6 +8,7 @@ import type { BaseLogger } from 'pino';
 import { mapLimited } from '../concurrency.ts';
 import type { Change, EntryKey } from '../model.ts';
 import type { DesiredStore, ListingPhase } from './desired-store.ts';
+import { idPart } from './job-id.ts';
 import { type RedisErrorLog, redisReady } from './redis.ts';
 
 /** The queue every replica's apply workers take from. */
@@ -52,12 +53,9 @@ export interface ChangeQueueOptions {
 const RECORD_CONCURRENCY = 64;
 const ADD_BATCH = 500;
 
-/**
- * A deduplication id for `key`. Entry keys are `namespace/name` and never contain ':', but a
- * colon would split BullMQ's Redis key names, so it is escaped (with '%' first, to stay unique).
- */
+/** A deduplication id for `key`. Entry keys are `namespace/name` and never contain ':', but one would split BullMQ's key names. */
 export function deduplicationId(key: EntryKey): string {
-  return key.replaceAll('%', '%25').replaceAll(':', '%3A');
+  return idPart(key);
 }
 
 /** Puts changes on the apply queue, newest observation per entry winning. */
