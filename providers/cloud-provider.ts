@@ -59,7 +59,7 @@ export class ListingStepFailure extends Error {
 }
 
 /** Why an abort happened, as one line. */
-export function reasonOf(signal: AbortSignal): string {
+function abortReason(signal: AbortSignal): string {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason.message : String(reason ?? 'aborted');
 }
@@ -135,13 +135,13 @@ export abstract class CloudProvider implements ProviderWithWebhook {
     const what = this.listingCall(scope, step?.message);
     const at = step?.at ?? `page ${progress.pages + 1}`;
     const code: ErrorCode = 'VMS_ERR_PROVIDER_FAILED';
-    if (signal?.aborted) return { message: `${what} was abandoned after ${progress.pages} page(s): ${reasonOf(signal)}`, at, code };
+    if (signal?.aborted) return { message: `${what} was abandoned after ${progress.pages} page(s): ${abortReason(signal)}`, at, code };
     return { message: `${what} failed: ${this.explain(step?.cause ?? err)}`, at, code };
   }
 
   /** A describe call that failed or was abandoned, for the caller to retry rather than take as "gone". */
   protected callFailure(what: string, err: unknown, signal: AbortSignal | undefined, details: Record<string, unknown>): VmsError {
-    const why = signal?.aborted ? `abandoned: ${reasonOf(signal)}` : `failed: ${this.explain(err)}`;
+    const why = signal?.aborted ? `abandoned: ${abortReason(signal)}` : `failed: ${this.explain(err)}`;
     return new VmsError('VMS_ERR_PROVIDER_FAILED', `${what} ${why}`, details, { cause: err });
   }
 
