@@ -119,35 +119,3 @@ function deepFreeze<T>(value: T): T {
   }
   return value;
 }
-
-const SECRET_KEY = /(password|secret|token|apikey|api_key|credential|privatekey|clientsecret|externalid)/i;
-/** Keys inside a secret block that name where or how a secret is sent, not the secret itself. */
-const NOT_SECRET = new Set(['env', 'file', 'header', 'param', 'username']);
-
-/** A copy of the config fit for logs and `/status`: passwords in URLs and secret values replaced. */
-export function maskConfig<T>(value: T): T {
-  return maskValue(value, '', false) as T;
-}
-
-function maskValue(value: unknown, key: string, inSecret: boolean): unknown {
-  if (typeof value === 'string') {
-    // A secret reference ({env} or {file}) names where the secret is, which is safe to show.
-    if ((inSecret || SECRET_KEY.test(key)) && !NOT_SECRET.has(key)) return '***';
-    return maskUrl(value);
-  }
-  if (Array.isArray(value)) return value.map((v) => maskValue(v, key, inSecret));
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = maskValue(v, k, inSecret || SECRET_KEY.test(k));
-    return out;
-  }
-  return value;
-}
-
-/** Replaces the password of a URL (`redis://:pw@host`) with `***`. */
-export function maskUrl(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@\s]*)@/i, (_m, scheme: string, auth: string) => {
-    const colon = auth.indexOf(':');
-    return colon === -1 ? `${scheme}***@` : `${scheme}${auth.slice(0, colon)}:***@`;
-  });
-}

@@ -248,6 +248,11 @@ export class Metrics {
     this.changesEnqueued.inc({ op }, count);
   }
 
+  /** Records the changes of a plan sent to the queue, by operation (a resync's or a refresh's). */
+  recordPlanEnqueued(summary: Readonly<Record<EnqueuedOp, number>>): void {
+    for (const op of ENQUEUED_OPS) if (summary[op] > 0) this.recordEnqueued(op, summary[op]);
+  }
+
   /** Records one change applied to the cluster. */
   recordApply(result: ApplyResult): void {
     this.changesApplied.inc({ result });

@@ -5,9 +5,8 @@ import { type DescribeInstancesCommandInput, type EC2Client, type Filter, pagina
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { MappingConfig } from '../../config/schema.ts';
 import { VmsError } from '../../services/errors.ts';
-import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
-import { brokenListing, wholeListing } from '../paging.ts';
-import type { PagedListing, ProviderWithWebhook } from '../provider.ts';
+import type { Described, Instance, InstanceRef, Problem, Scope } from '../../services/model.ts';
+import { BrokenListing, CloudProvider, type CloudProviderOptions, cloudScope, type ScopeReading } from '../cloud-provider.ts';
 import { AssumeRoleError, type AwsCredentials, Ec2ClientPool } from './clients.ts';
 import type { AwsAccountConfig, AwsProviderConfig } from './config.ts';
 import { type EventBridgeReceiver, eventBridgeReceiverOf, INSTANCE_ID } from './eventbridge.ts';
@@ -20,111 +19,76 @@ export const LISTED_STATES = ['pending', 'running', 'stopping', 'stopped'] as co
 export const DESCRIBE_BATCH = 1000;
 
 /** What the provider needs beyond its config block; only `selector` is required. */
-export interface AwsProviderOptions {
-  /** The onboarding selector of the mapping rules, sent to EC2 as a filter. */
-  selector: MappingConfig['selector'];
+export interface AwsProviderOptions extends CloudProviderOptions {
   /** Source credentials; absent: the SDK's default chain (IRSA, EKS Pod Identity, environment, instance profile). */
   credentials?: AwsCredentials;
-  /** The clock that stamps observations. */
-  now?: () => Date;
   /** Where secret references are looked up. */
   env?: NodeJS.ProcessEnv;
 }
 
 /** EC2 discovery for one `type: aws` block. */
-export class AwsProvider implements ProviderWithWebhook {
+export class AwsProvider extends CloudProvider {
   readonly kind = 'aws' as const;
-  readonly name: string;
   readonly webhook: EventBridgeReceiver;
   readonly #config: AwsProviderConfig;
   readonly #accounts: ReadonlyMap<string, AwsAccountConfig>;
-  readonly #scopes: ReadonlyMap<string, Scope>;
   readonly #filters: Filter[];
   readonly #clients: Ec2ClientPool;
-  readonly #now: () => Date;
   /** Per account, the account its credentials belong to, once STS has said it. */
   readonly #identities = new Map<string, string>();
 
   constructor(config: AwsProviderConfig, options: AwsProviderOptions) {
-    this.name = config.name;
+    // Every account × region of the block, `aws:<name>:<account>:<region>`.
+    super(config.name, config.accounts.flatMap((a) => config.regions.map((region) => cloudScope('aws', config.name, a.id, region))), options.now);
     this.#config = config;
     this.#accounts = new Map(config.accounts.map((a) => [a.id, a]));
-    this.#scopes = new Map(
-      config.accounts.flatMap((a) =>
-        config.regions.map((region): [string, Scope] => {
-          const key = `aws:${config.name}:${a.id}:${region}`;
-          return [key, { key, provider: 'aws', source: config.name, account: a.id, region }];
-        }),
-      ),
-    );
     this.#filters = listingFilters(options.selector, config.filters);
     this.#clients = new Ec2ClientPool(config, {
       ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
       ...(options.env === undefined ? {} : { env: options.env }),
     });
-    this.#now = options.now ?? (() => new Date());
     this.webhook = eventBridgeReceiverOf(config, options.env);
   }
 
-  /** Every account × region of the block, `aws:<name>:<account>:<region>`. */
-  scopes(): Scope[] {
-    return [...this.#scopes.values()].map((s) => ({ ...s }));
-  }
-
-  /** All selected instances of one account and region; never throws, an unreadable scope is an incomplete listing. */
-  async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
-    return wholeListing((onPage) => this.listPages(scope, signal, onPage));
+  protected listingCall(scope: Scope): string {
+    return `DescribeInstances in ${scope.region} (account ${scope.account})`;
   }
 
   /**
-   * list() page by page: each page's instances go to `onPage` as soon as they are read, and the
-   * next page is asked for once `onPage` resolves, so that nothing but a page is held here. An
-   * instance a later page repeats is passed on once.
+   * One account and region, after its credentials are checked: each page's instances go on as
+   * soon as they are read, so that nothing but a page is held here. An instance a later page
+   * repeats is passed on once.
    */
-  async listPages(scope: Scope, signal: AbortSignal | undefined, onPage: (instances: Instance[]) => Promise<void>): Promise<PagedListing> {
-    const own = this.#scopes.get(scope.key);
-    const account = own ? this.#accounts.get(own.account) : undefined;
-    if (!own?.region || !account) {
-      return brokenListing(scope, `scope ${scope.key} does not belong to aws provider "${this.name}"`, scope.key);
-    }
-    const where = `${own.region} (account ${account.id})`;
-    const identity = await this.#checkIdentity(account, own.region, signal);
-    if (identity) return brokenListing(scope, identity.message, 'GetCallerIdentity', identity.code);
+  protected async readScope(scope: Scope, { signal, onPage, progress }: ScopeReading): Promise<Problem[]> {
+    const account = this.#accounts.get(scope.account)!;
+    const region = scope.region!;
+    const identity = await this.#checkIdentity(account, region, signal);
+    if (identity) throw new BrokenListing(identity.message, 'GetCallerIdentity', identity.code);
     const seen = new Set<string>();
     const problems: Problem[] = [];
-    let pages = 0;
-    try {
-      signal?.throwIfAborted();
-      const client = this.#clients.get(account, own.region);
-      const input: DescribeInstancesCommandInput = { Filters: this.#filters };
-      const paginator = paginateDescribeInstances({ client, pageSize: this.#config.pageSize, stopOnSameToken: true }, input, abortOptions(signal));
-      for await (const page of paginator) {
-        pages++;
-        const observedAt = this.#now().toISOString();
-        const batch: Instance[] = [];
-        const foreign = foreignOwner(page.Reservations, account.id);
-        if (foreign !== undefined) {
-          return brokenListing(scope, accountMismatch(account, foreign, `DescribeInstances in ${where} answered with instances of account ${foreign}`), `page ${pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
-        }
-        for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
-          const mapped = toInstance(ec2, { account: account.id, region: own.region, observedAt });
-          if (!mapped.ok) problems.push(mapped.problem);
-          else if (!seen.has(mapped.instance.id)) {
-            seen.add(mapped.instance.id);
-            batch.push(mapped.instance);
-          }
-        }
-        await onPage(batch);
+    const client = this.#clients.get(account, region);
+    const input: DescribeInstancesCommandInput = { Filters: this.#filters };
+    const paginator = paginateDescribeInstances({ client, pageSize: this.#config.pageSize, stopOnSameToken: true }, input, abortOptions(signal));
+    for await (const page of paginator) {
+      progress.pages++;
+      const observedAt = this.observedAt();
+      const batch: Instance[] = [];
+      const foreign = foreignOwner(page.Reservations, account.id);
+      if (foreign !== undefined) {
+        const message = accountMismatch(account, foreign, `${this.listingCall(scope)} answered with instances of account ${foreign}`);
+        throw new BrokenListing(message, `page ${progress.pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
       }
-    } catch (err) {
-      const at = `page ${pages + 1}`;
-      if (signal?.aborted) {
-        return brokenListing(scope, `DescribeInstances in ${where} was abandoned after ${pages} page(s): ${reasonOf(signal)}`, at);
+      for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+        const mapped = toInstance(ec2, { account: account.id, region, observedAt });
+        if (!mapped.ok) problems.push(mapped.problem);
+        else if (!seen.has(mapped.instance.id)) {
+          seen.add(mapped.instance.id);
+          batch.push(mapped.instance);
+        }
       }
-      return brokenListing(scope, `DescribeInstances in ${where} failed: ${explain(err)}`, at);
+      await onPage(batch);
     }
-    // An instance that cannot be read could be one whose entry exists: keep the scope's deletes back.
-    return { scope: own, complete: problems.length === 0, problems, failed: false };
+    return problems;
   }
 
   /**
@@ -137,10 +101,7 @@ export class AwsProvider implements ProviderWithWebhook {
     for (const ref of refs) {
       const account = this.#accounts.get(ref.account);
       if (ref.provider !== 'aws' || !account || (ref.region !== undefined && !this.#config.regions.includes(ref.region))) {
-        // Saying "gone" for an instance this block cannot see would delete its entry.
-        throw new VmsError('VMS_ERR_PROVIDER_FAILED', `reference ${ref.provider}:${ref.account}:${ref.region ?? '*'}:${ref.id} is outside aws provider "${this.name}"`, {
-          ref,
-        });
+        throw this.outside(ref, `${ref.provider}:${ref.account}:${ref.region ?? '*'}:${ref.id}`);
       }
       if (!INSTANCE_ID.test(ref.id)) continue;
       // Without a region the instance may be in any of the block's regions.
@@ -186,7 +147,7 @@ export class AwsProvider implements ProviderWithWebhook {
         if (!answer.Account) throw new Error('the answer names no account');
         actual = answer.Account;
       } catch (err) {
-        return { code: 'VMS_ERR_PROVIDER_FAILED', message: `GetCallerIdentity for account ${account.id} in ${region} failed, so its credentials cannot be checked: ${explain(err)}` };
+        return { code: 'VMS_ERR_PROVIDER_FAILED', message: `GetCallerIdentity for account ${account.id} in ${region} failed, so its credentials cannot be checked: ${this.explain(err)}` };
       }
       this.#identities.set(account.id, actual);
     }
@@ -208,14 +169,14 @@ export class AwsProvider implements ProviderWithWebhook {
     try {
       client = this.#clients.get(account, region);
     } catch (err) {
-      throw new VmsError('VMS_ERR_PROVIDER_FAILED', `DescribeInstances in ${where} cannot start: ${explain(err)}`, { account: account.id, region }, { cause: err });
+      throw new VmsError('VMS_ERR_PROVIDER_FAILED', `DescribeInstances in ${where} cannot start: ${this.explain(err)}`, { account: account.id, region }, { cause: err });
     }
     let remaining = ids;
     while (remaining.length > 0) {
       try {
         const result: Instance[] = [];
         for await (const page of paginateDescribeInstances({ client, stopOnSameToken: true }, { InstanceIds: remaining }, abortOptions(signal))) {
-          const observedAt = this.#now().toISOString();
+          const observedAt = this.observedAt();
           const foreign = foreignOwner(page.Reservations, account.id);
           if (foreign !== undefined) throw new VmsError('VMS_ERR_ACCOUNT_MISMATCH', accountMismatch(account, foreign, `DescribeInstances in ${where} answered with instances of account ${foreign}`), { account: account.id, owner: foreign, region });
           for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
@@ -239,11 +200,20 @@ export class AwsProvider implements ProviderWithWebhook {
           for (const id of remaining) each.push(...(await this.#describeBatch(account, region, [id], signal)));
           return each;
         }
-        const why = signal?.aborted ? `abandoned: ${reasonOf(signal)}` : `failed: ${explain(err)}`;
-        throw new VmsError('VMS_ERR_PROVIDER_FAILED', `DescribeInstances of ${remaining.length} instance(s) in ${where} ${why}`, { account: account.id, region }, { cause: err });
+        throw this.callFailure(`DescribeInstances of ${remaining.length} instance(s) in ${where}`, err, signal, { account: account.id, region });
       }
     }
     return [];
+  }
+
+  /** An SDK error as one line: the AWS error code, its message, and how many attempts were made. */
+  protected explain(err: unknown): string {
+    if (!(err instanceof Error)) return String(err);
+    if (err instanceof AssumeRoleError) return err.message;
+    const code = errorCode(err);
+    const attempts = (err as { $metadata?: { attempts?: number } }).$metadata?.attempts;
+    const prefix = code && code !== 'Error' && !err.message.startsWith(code) ? `${code}: ` : '';
+    return `${prefix}${err.message}${attempts && attempts > 1 ? ` (after ${attempts} attempts)` : ''}`;
   }
 }
 
@@ -292,19 +262,4 @@ function errorCode(err: unknown): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const e = err as { Code?: unknown; name?: unknown };
   return typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : undefined;
-}
-
-/** An SDK error as one line: the AWS error code, its message, and how many attempts were made. */
-export function explain(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  if (err instanceof AssumeRoleError) return err.message;
-  const code = errorCode(err);
-  const attempts = (err as { $metadata?: { attempts?: number } }).$metadata?.attempts;
-  const prefix = code && code !== 'Error' && !err.message.startsWith(code) ? `${code}: ` : '';
-  return `${prefix}${err.message}${attempts && attempts > 1 ? ` (after ${attempts} attempts)` : ''}`;
-}
-
-function reasonOf(signal: AbortSignal): string {
-  const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason.message : String(reason ?? 'aborted');
 }

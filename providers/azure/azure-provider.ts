@@ -7,10 +7,10 @@ import type { VirtualMachine } from '@azure/arm-compute';
 import type { NetworkInterface, PublicIPAddress } from '@azure/arm-network';
 import { isRestError } from '@azure/arm-resourcegraph';
 import type { TokenCredential } from '@azure/identity';
-import type { MappingConfig } from '../../config/schema.ts';
+import { mapLimited } from '../../services/concurrency.ts';
 import { VmsError } from '../../services/errors.ts';
-import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
-import type { ProviderWithWebhook } from '../provider.ts';
+import type { Described, Instance, InstanceRef, Problem, Scope } from '../../services/model.ts';
+import { CloudProvider, type CloudProviderOptions, cloudScope, type ListingProgress, ListingStepFailure, type ScopeReading } from '../cloud-provider.ts';
 import { AzureClients, armErrorOf, attemptsOf } from './clients.ts';
 import type { AzureProviderConfig } from './config.ts';
 import { type EventGridReceiver, eventGridReceiverOf } from './eventgrid.ts';
@@ -22,85 +22,50 @@ import { normalizeResourceId, parseVmResourceId, resourceGroupAndName, type VmRe
 export const CONCURRENCY = 4;
 
 /** What the provider needs beyond its config block; only `selector` is required. */
-export interface AzureProviderOptions {
-  /** The onboarding selector of the mapping rules; its tag key filters the listing. */
-  selector: MappingConfig['selector'];
+export interface AzureProviderOptions extends CloudProviderOptions {
   /** The identity that calls Azure; absent: DefaultAzureCredential. */
   credential?: TokenCredential;
   /** PEM certificates trusted for the endpoint instead of the public roots (a test fake's). */
   ca?: string;
-  /** The clock that stamps observations. */
-  now?: () => Date;
   /** Where secret references are looked up. */
   env?: NodeJS.ProcessEnv;
 }
 
-// A failed step of a listing, with where it failed; turned into the listing's problem.
-class StepFailure extends Error {
-  readonly at: string;
-  constructor(what: string, at: string, cause: unknown) {
-    super(what, { cause });
-    this.at = at;
-  }
-}
-
 /** Azure VM discovery for one `type: azure` block. */
-export class AzureProvider implements ProviderWithWebhook {
+export class AzureProvider extends CloudProvider {
   readonly kind = 'azure' as const;
-  readonly name: string;
   readonly webhook: EventGridReceiver;
   readonly #config: AzureProviderConfig;
-  readonly #scopes: ReadonlyMap<string, Scope>;
   readonly #subscriptions: ReadonlySet<string>;
   readonly #tag: string;
   readonly #clients: AzureClients;
-  readonly #now: () => Date;
 
   constructor(config: AzureProviderConfig, options: AzureProviderOptions) {
-    this.name = config.name;
+    // One scope per subscription, `azure:<name>:<subscription>`.
+    super(config.name, config.subscriptions.map((s) => cloudScope('azure', config.name, s)), options.now);
     this.#config = config;
     this.#subscriptions = new Set(config.subscriptions);
-    this.#scopes = new Map(
-      config.subscriptions.map((s): [string, Scope] => {
-        const key = `azure:${config.name}:${s}`;
-        return [key, { key, provider: 'azure', source: config.name, account: s }];
-      }),
-    );
     this.#tag = options.selector.tag;
     this.#clients = new AzureClients(config, {
       ...(options.credential === undefined ? {} : { credential: options.credential }),
       ...(options.ca === undefined ? {} : { ca: options.ca }),
     });
-    this.#now = options.now ?? (() => new Date());
     this.webhook = eventGridReceiverOf(config, options.env);
   }
 
-  /** One scope per subscription, `azure:<name>:<subscription>`. */
-  scopes(): Scope[] {
-    return [...this.#scopes.values()].map((s) => ({ ...s }));
+  protected listingCall(scope: Scope, step?: string): string {
+    return `${step ?? (this.#config.discovery === 'arm' ? 'listing virtual machines' : 'the Resource Graph query')} in subscription ${scope.account}`;
   }
 
   /**
-   * Every VM of one subscription that carries the selector tag; never throws. A failed request
-   * (after the SDK's retries), a truncated Resource Graph answer or a VM that cannot be read make
-   * the listing incomplete, which keeps the subscription's entries from being deleted.
+   * Every VM of one subscription that carries the selector tag, handed on at once (VMs, interfaces
+   * and public IPs are joined first). A truncated Resource Graph answer or a VM that cannot be
+   * read is a problem, which keeps the subscription's entries from being deleted.
    */
-  async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
-    const own = this.#scopes.get(scope.key);
-    if (!own) return failed(scope, `scope ${scope.key} does not belong to azure provider "${this.name}"`, scope.key);
-    const progress = { pages: 0 };
-    try {
-      signal?.throwIfAborted();
-      return this.#config.discovery === 'arm' ? await this.#listArm(own, progress, signal) : await this.#listGraph(own, progress, signal);
-    } catch (err) {
-      const step = err instanceof StepFailure ? err : undefined;
-      const at = step?.at ?? `page ${progress.pages + 1}`;
-      const what = step?.message ?? (this.#config.discovery === 'arm' ? 'listing virtual machines' : 'the Resource Graph query');
-      if (signal?.aborted) {
-        return failed(scope, `${what} in subscription ${own.account} was abandoned after ${progress.pages} page(s): ${reasonOf(signal)}`, at);
-      }
-      return failed(scope, `${what} in subscription ${own.account} failed: ${this.#explain(step?.cause ?? err)}`, at);
-    }
+  protected async readScope(scope: Scope, { signal, onPage, progress }: ScopeReading): Promise<Problem[]> {
+    const { instances, problems } = this.#config.discovery === 'arm' ? await this.#listArm(scope, progress, signal) : await this.#listGraph(scope, progress, signal);
+    await onPage(instances);
+    return problems;
   }
 
   /**
@@ -112,8 +77,7 @@ export class AzureProvider implements ProviderWithWebhook {
     const wanted = new Map<string, VmResourceId>();
     for (const ref of refs) {
       if (ref.provider !== 'azure' || !this.#subscriptions.has(ref.account.toLowerCase())) {
-        // Saying "gone" for a VM this block cannot see would delete its entry.
-        throw new VmsError('VMS_ERR_PROVIDER_FAILED', `reference ${ref.provider}:${ref.account}:${ref.id} is outside azure provider "${this.name}"`, { ref });
+        throw this.outside(ref, `${ref.provider}:${ref.account}:${ref.id}`);
       }
       // An id that is not a VM's names nothing, and a VM id names its subscription: a VM of another
       // subscription is not in this one (`explain` asks every scope). Both are null without a call.
@@ -122,7 +86,7 @@ export class AzureProvider implements ProviderWithWebhook {
     }
 
     const found = new Map<string, Instance | null>();
-    await forEachLimited([...wanted.values()], CONCURRENCY, async (vm) => {
+    await mapLimited([...wanted.values()], CONCURRENCY, async (vm) => {
       found.set(vm.id, await this.#describeOne(vm, signal));
     });
     return refs.map((ref) => {
@@ -136,13 +100,24 @@ export class AzureProvider implements ProviderWithWebhook {
     this.#clients.clear();
   }
 
-  // Without an aborted signal, an aborted request is one that ran into the configured timeout.
-  #explain(err: unknown): string {
-    if (err instanceof Error && err.name === 'AbortError') return `a request took longer than ${this.#config.timeout} ms and was abandoned`;
-    return explain(err);
+  /**
+   * An SDK error as one line: HTTP status, ARM error code, message, and how many attempts were
+   * made. Without an aborted signal, an aborted request is one that ran into the configured timeout.
+   */
+  protected explain(err: unknown): string {
+    if (!(err instanceof Error)) return String(err);
+    if (err.name === 'AbortError') return `a request took longer than ${this.#config.timeout} ms and was abandoned`;
+    if (isRestError(err)) {
+      const body = armErrorOf(err.request);
+      const head = [err.statusCode === undefined ? undefined : `HTTP ${err.statusCode}`, err.code ?? body?.code].filter(Boolean).join(' ');
+      const message = body?.message ?? err.message;
+      const attempts = attemptsOf(err.request);
+      return `${head ? `${head}: ` : ''}${message}${attempts > 1 ? ` (after ${attempts} attempts)` : ''}`;
+    }
+    return `${err.name && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message}`;
   }
 
-  async #listGraph(scope: Scope, progress: { pages: number }, signal: AbortSignal | undefined): Promise<Listing> {
+  async #listGraph(scope: Scope, progress: ListingProgress, signal: AbortSignal | undefined): Promise<{ instances: Instance[]; problems: Problem[] }> {
     const client = this.#clients.graph();
     const query = discoveryQuery(this.#tag);
     const rows: Array<{ row: unknown; observedAt: string }> = [];
@@ -155,7 +130,7 @@ export class AzureProvider implements ProviderWithWebhook {
         signal === undefined ? {} : { abortSignal: signal },
       );
       progress.pages++;
-      const observedAt = this.#now().toISOString();
+      const observedAt = this.observedAt();
       if (!Array.isArray(answer.data)) throw new Error(`Resource Graph answered page ${progress.pages} without an array of rows`);
       for (const row of answer.data as unknown[]) rows.push({ row, observedAt });
       if (answer.resultTruncated === 'true') truncated = true;
@@ -181,10 +156,10 @@ export class AzureProvider implements ProviderWithWebhook {
       });
     }
     // An unreadable VM or a truncated answer could hide a VM whose entry exists: keep the deletes back.
-    return { scope, instances: [...instances.values()], complete: problems.length === 0, problems };
+    return { instances: [...instances.values()], problems };
   }
 
-  async #listArm(scope: Scope, progress: { pages: number }, signal: AbortSignal | undefined): Promise<Listing> {
+  async #listArm(scope: Scope, progress: ListingProgress, signal: AbortSignal | undefined): Promise<{ instances: Instance[]; problems: Problem[] }> {
     const subscription = scope.account;
     const compute = this.#clients.compute(subscription);
     const network = this.#clients.network(subscription);
@@ -195,36 +170,36 @@ export class AzureProvider implements ProviderWithWebhook {
       // statusOnly adds each VM's instance view (power state) to the list, sparing a call per VM.
       for await (const page of pagesOf(compute.virtualMachines.listAll({ statusOnly: 'true', ...abort }).byPage(), signal)) {
         progress.pages++;
-        const observedAt = this.#now().toISOString();
+        const observedAt = this.observedAt();
         // The list API cannot filter by tag: select here, by key only, as the Resource Graph query does.
         for (const vm of page) if (vm.tags && Object.hasOwn(vm.tags, this.#tag)) selected.push({ vm, observedAt });
       }
     } catch (err) {
-      throw new StepFailure('listing virtual machines', `virtual machines page ${progress.pages + 1}`, err);
+      throw new ListingStepFailure('listing virtual machines', `virtual machines page ${progress.pages + 1}`, err);
     }
 
     const nics = new Map<string, NetworkInterface>();
     const nicGroups = resourceGroupsOf(selected.flatMap(({ vm }) => (vm.networkProfile?.networkInterfaces ?? []).map((n) => n.id ?? '')), subscription);
-    await forEachLimited(nicGroups, CONCURRENCY, async (group) => {
+    await mapLimited(nicGroups, CONCURRENCY, async (group) => {
       try {
         for await (const page of pagesOf(network.networkInterfaces.list(group, abort).byPage(), signal)) {
           for (const nic of page) if (nic.id) nics.set(normalizeResourceId(nic.id), nic);
         }
       } catch (err) {
-        throw new StepFailure(`listing network interfaces of resource group ${group}`, `resource group ${group}`, err);
+        throw new ListingStepFailure(`listing network interfaces of resource group ${group}`, `resource group ${group}`, err);
       }
     });
 
     const publicIps = new Map<string, PublicIPAddress>();
     const wantedNics = selected.flatMap(({ vm }) => (vm.networkProfile?.networkInterfaces ?? []).flatMap((n) => nics.get(normalizeResourceId(n.id ?? '')) ?? []));
     const publicIpGroups = resourceGroupsOf(wantedNics.flatMap(publicIpIdsOf), subscription);
-    await forEachLimited(publicIpGroups, CONCURRENCY, async (group) => {
+    await mapLimited(publicIpGroups, CONCURRENCY, async (group) => {
       try {
         for await (const page of pagesOf(network.publicIPAddresses.list(group, abort).byPage(), signal)) {
           for (const ip of page) if (ip.id) publicIps.set(normalizeResourceId(ip.id), ip);
         }
       } catch (err) {
-        throw new StepFailure(`listing public IP addresses of resource group ${group}`, `resource group ${group}`, err);
+        throw new ListingStepFailure(`listing public IP addresses of resource group ${group}`, `resource group ${group}`, err);
       }
     });
 
@@ -235,7 +210,7 @@ export class AzureProvider implements ProviderWithWebhook {
       if (mapped.ok) instances.set(mapped.instance.id, mapped.instance);
       else problems.push(mapped.problem);
     }
-    return { scope, instances: [...instances.values()], complete: problems.length === 0, problems };
+    return { instances: [...instances.values()], problems };
   }
 
   async #describeOne(ref: VmResourceId, signal: AbortSignal | undefined): Promise<Instance | null> {
@@ -251,7 +226,7 @@ export class AzureProvider implements ProviderWithWebhook {
         if (isGone(err)) return null;
         throw err;
       }
-      const observedAt = this.#now().toISOString();
+      const observedAt = this.observedAt();
 
       const nics = new Map<string, NetworkInterface>();
       for (const nicRef of vm.networkProfile?.networkInterfaces ?? []) {
@@ -281,8 +256,7 @@ export class AzureProvider implements ProviderWithWebhook {
       return mapped.instance;
     } catch (err) {
       if (err instanceof VmsError) throw err;
-      const why = signal?.aborted ? `abandoned: ${reasonOf(signal)}` : `failed: ${this.#explain(err)}`;
-      throw new VmsError('VMS_ERR_PROVIDER_FAILED', `describing VM ${ref.id} ${why}`, { id: ref.id }, { cause: err });
+      throw this.callFailure(`describing VM ${ref.id}`, err, signal, { id: ref.id });
     }
   }
 }
@@ -290,19 +264,6 @@ export class AzureProvider implements ProviderWithWebhook {
 /** Builds the provider for a validated `type: azure` block (the registry's factory). */
 export function createAzureProvider(config: AzureProviderConfig, options: AzureProviderOptions): AzureProvider {
   return new AzureProvider(config, options);
-}
-
-/** An SDK error as one line: HTTP status, ARM error code, message, and how many attempts were made. */
-export function explain(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  if (isRestError(err)) {
-    const body = armErrorOf(err.request);
-    const head = [err.statusCode === undefined ? undefined : `HTTP ${err.statusCode}`, err.code ?? body?.code].filter(Boolean).join(' ');
-    const message = body?.message ?? err.message;
-    const attempts = attemptsOf(err.request);
-    return `${head ? `${head}: ` : ''}${message}${attempts > 1 ? ` (after ${attempts} attempts)` : ''}`;
-  }
-  return `${err.name && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message}`;
 }
 
 // A missing subscription is a configuration error, not a VM that is gone.
@@ -340,31 +301,4 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-// Runs `task` over `items`, at most `limit` at once; the first failure rejects once the running ones end.
-async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await task(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure) throw failure.error;
-}
-
-function failed(scope: Scope, message: string, at: string): Listing {
-  return { scope, instances: [], complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message, at }] };
-}
-
-function reasonOf(signal: AbortSignal): string {
-  const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason.message : String(reason ?? 'aborted');
 }

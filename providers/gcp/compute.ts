@@ -9,6 +9,7 @@ import type { protos } from '@google-cloud/compute';
 import { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_client.js';
 import { readFileSync } from 'node:fs';
 import { type AuthClient, JWT } from 'google-auth-library';
+import { jitteredBackoff } from '../../services/backoff.ts';
 import type { GcpProviderConfig } from './config.ts';
 
 /** One aggregatedList request (v1), with the field the v1 request type of this library lacks. */
@@ -50,6 +51,8 @@ const UNAVAILABLE = 14;
 const CANCELLED = 1;
 const TRANSIENT_HTTP: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 const TRANSIENT_NET = /^(ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|EAI_AGAIN|ENOTFOUND|UND_ERR_\w+)$/;
+/** How many times the retry delay is doubled at most (to 32 times the first delay). */
+const MAX_DOUBLINGS = 5;
 
 /** The OAuth scope a key file's credentials ask for: reading instances is all this provider does. */
 export const COMPUTE_READ_SCOPE = 'https://www.googleapis.com/auth/compute.readonly';
@@ -274,16 +277,11 @@ export async function withRetries<T>(policy: CallPolicy, signal: AbortSignal | u
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
       if (attempt >= policy.maxAttempts || !isTransient(err)) throw new ComputeCallError(err, attempt);
-      await policy.sleep(backoff(policy, attempt), signal);
+      await policy.sleep(jitteredBackoff(policy.retryDelay, attempt, policy.random, MAX_DOUBLINGS), signal);
     }
   }
 }
 
-/** The wait before attempt `attempt + 1`: half of the doubled delay fixed, half random ("equal jitter"). */
-export function backoff(policy: Pick<CallPolicy, 'retryDelay' | 'random'>, attempt: number): number {
-  const ceiling = policy.retryDelay * 2 ** Math.min(attempt - 1, 5);
-  return Math.round(ceiling / 2 + policy.random() * (ceiling / 2));
-}
 
 /** Whether another attempt may succeed: throttling, a server error, a timeout or a dropped connection. */
 export function isTransient(err: unknown): boolean {

@@ -3,10 +3,10 @@
 // read, makes the project's listing incomplete, so nothing in it is deleted on a partial view.
 import type { AuthClient, OAuth2Client } from 'google-auth-library';
 import type { MappingConfig } from '../../config/schema.ts';
+import { mapLimited } from '../../services/concurrency.ts';
 import { VmsError } from '../../services/errors.ts';
-import type { Described, Instance, InstanceRef, Listing, Problem, Scope } from '../../services/model.ts';
-import { brokenListing, wholeListing } from '../paging.ts';
-import type { PagedListing, ProviderWithWebhook } from '../provider.ts';
+import type { Described, Instance, InstanceRef, Problem, Scope } from '../../services/model.ts';
+import { BrokenListing, CloudProvider, type CloudProviderOptions, cloudScope, type ListingProgress, type ScopeReading } from '../cloud-provider.ts';
 import {
   abortableSleep,
   type AggregatedListRequest,
@@ -30,15 +30,11 @@ const LABEL_KEY = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u;
 const LABEL_VALUE = /^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$/u;
 
 /** What the provider needs beyond its config block; only `selector` is required. */
-export interface GcpProviderOptions {
-  /** The onboarding selector of the mapping rules, sent to Compute as a label filter. */
-  selector: MappingConfig['selector'];
+export interface GcpProviderOptions extends CloudProviderOptions {
   /** Credentials used as they are; absent: `keyFile`, else Application Default Credentials (Workload Identity). */
   authClient?: AuthClient;
   /** The client that verifies push tokens; absent: one that fetches certificates from `webhook.certsUrl`. */
   oauth2Client?: OAuth2Client;
-  /** The clock that stamps observations. */
-  now?: () => Date;
   /** Waits between attempts; replaceable so that retries take no real time in tests. */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** The jitter source, a number in [0, 1). */
@@ -83,27 +79,19 @@ export function listingFilter(selector: MappingConfig['selector'], networkTagsAs
 }
 
 /** Compute Engine discovery for one `type: gcp` block. */
-export class GcpProvider implements ProviderWithWebhook {
+export class GcpProvider extends CloudProvider {
   readonly kind = 'gcp' as const;
-  readonly name: string;
   readonly webhook: PubSubPushReceiver;
   readonly #config: GcpProviderConfig;
-  readonly #scopes: ReadonlyMap<string, Scope>;
   readonly #filter: ListingFilter;
   readonly #selectorTag: string;
   readonly #client: ComputeClient;
   readonly #policy: CallPolicy;
-  readonly #now: () => Date;
 
   constructor(config: GcpProviderConfig, options: GcpProviderOptions) {
-    this.name = config.name;
+    // Every project of the block, `gcp:<name>:<project>`; a project is one scope across all its zones.
+    super(config.name, config.projects.map((project) => cloudScope('gcp', config.name, project)), options.now);
     this.#config = config;
-    this.#scopes = new Map(
-      config.projects.map((project): [string, Scope] => {
-        const key = `gcp:${config.name}:${project}`;
-        return [key, { key, provider: 'gcp', source: config.name, account: project }];
-      }),
-    );
     this.#filter = listingFilter(options.selector, config.networkTagsAsTags, `gcp provider "${config.name}"`);
     this.#selectorTag = options.selector.tag;
     this.#client = new ComputeClient(config, options.authClient === undefined ? {} : { authClient: options.authClient });
@@ -114,28 +102,18 @@ export class GcpProvider implements ProviderWithWebhook {
       sleep: options.sleep ?? abortableSleep,
       random: options.random ?? Math.random,
     };
-    this.#now = options.now ?? (() => new Date());
     this.webhook = pubSubReceiverOf(config, options.oauth2Client === undefined ? {} : { oauth2Client: options.oauth2Client });
   }
 
-  /** Every project of the block, `gcp:<name>:<project>`; a project is one scope across all its zones. */
-  scopes(): Scope[] {
-    return [...this.#scopes.values()].map((s) => ({ ...s }));
+  protected listingCall(scope: Scope): string {
+    return `aggregatedList of project ${scope.account}`;
   }
 
-  /** All selected instances of one project; never throws, an unreadable project or zone is an incomplete listing. */
-  async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
-    return wholeListing((onPage) => this.listPages(scope, signal, onPage));
-  }
-
-  /** list() page by page: each page's instances go to `onPage`, and the next page is asked for once it resolves. */
-  async listPages(scope: Scope, signal: AbortSignal | undefined, onPage: (instances: Instance[]) => Promise<void>): Promise<PagedListing> {
-    const own = this.#scopes.get(scope.key);
-    if (!own) return brokenListing(scope, `scope ${scope.key} does not belong to gcp provider "${this.name}"`, scope.key);
+  /** One project, all zones: zones Compute could not read are problems beside the instances read. */
+  protected async readScope(scope: Scope, { signal, onPage, progress }: ScopeReading): Promise<Problem[]> {
     const selected = (page: Instance[]): Instance[] => (this.#filter.clientSide ? page.filter((i) => Object.hasOwn(i.tags, this.#selectorTag)) : page);
-    const result = await this.#aggregated(own.account, this.#filter.server, signal, (page) => onPage(selected(page)));
-    if (!result.ok) return brokenListing(own, result.message, result.at);
-    return { scope: own, complete: result.problems.length === 0, problems: result.problems, failed: false };
+    const { problems } = await this.#aggregated(scope.account, this.#filter.server, signal, progress, (page) => onPage(selected(page)));
+    return problems;
   }
 
   /**
@@ -152,7 +130,7 @@ export class GcpProvider implements ProviderWithWebhook {
       const where = `${ref.provider}:${ref.account}:${ref.zone ?? '*'}:${ref.id}`;
       if (ref.provider !== 'gcp' || !this.#config.projects.includes(ref.account)) {
         // Saying "gone" for an instance this block cannot see would delete its entry.
-        throw new VmsError('VMS_ERR_PROVIDER_FAILED', `reference ${where} is outside gcp provider "${this.name}"`, { ref });
+        throw this.outside(ref, where);
       }
       if (ref.zone !== undefined && !ZONE_NAME.test(ref.zone)) {
         throw new VmsError('VMS_ERR_PROVIDER_FAILED', `reference ${where} names no zone one can ask (zone '${ref.zone}')`, { ref });
@@ -161,15 +139,9 @@ export class GcpProvider implements ProviderWithWebhook {
     }
 
     const found = new Map<string, Instance | null>();
-    const items = [...work.entries()];
-    let next = 0;
-    const worker = async () => {
-      while (next < items.length) {
-        const [key, item] = items[next++]!;
-        found.set(key, NUMERIC_ID.test(item.id) || RESOURCE_NAME.test(item.id) ? await this.#describeOne(item, signal) : null);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, items.length) }, worker));
+    await mapLimited([...work.entries()], DESCRIBE_CONCURRENCY, async ([key, item]) => {
+      found.set(key, NUMERIC_ID.test(item.id) || RESOURCE_NAME.test(item.id) ? await this.#describeOne(item, signal) : null);
+    });
 
     return refs.map((ref) => {
       const instance = found.get(workKey(ref)) ?? null;
@@ -186,8 +158,16 @@ export class GcpProvider implements ProviderWithWebhook {
     const where = `${item.id} in ${item.zone ?? 'any zone'} (project ${item.project})`;
     if (item.zone === undefined) {
       const filter = NUMERIC_ID.test(item.id) ? `id = ${item.id}` : `name = "${item.id}"`;
-      const result = await this.#aggregated(item.project, filter, signal);
-      if (!result.ok) throw new VmsError('VMS_ERR_PROVIDER_FAILED', result.message, { project: item.project, id: item.id });
+      const progress: ListingProgress = { pages: 0 };
+      let result: { instances: Instance[]; problems: Problem[] };
+      try {
+        result = await this.#aggregated(item.project, filter, signal, progress);
+      } catch (err) {
+        // Worded as the project's listing would say it: the lookup is that listing narrowed to one instance.
+        const project = this.scopes().find((s) => s.account === item.project)!;
+        const { message } = this.listingFailure(project, progress, err, signal);
+        throw new VmsError('VMS_ERR_PROVIDER_FAILED', message, { project: item.project, id: item.id });
+      }
       if (result.problems.length > 0) {
         // A zone that could not be read may hold it: "not found" would be a guess.
         throw new VmsError('VMS_ERR_PROVIDER_FAILED', `looking up instance ${where}: ${result.problems.map((p) => p.message).join('; ')}`, { project: item.project, id: item.id });
@@ -204,23 +184,24 @@ export class GcpProvider implements ProviderWithWebhook {
     try {
       gce = await getInstance(this.#client, { project: item.project, zone: item.zone, instance: item.id }, this.#policy, signal);
     } catch (err) {
-      const why = signal?.aborted ? `abandoned: ${reasonOf(signal)}` : `failed: ${explain(err)}`;
-      throw new VmsError('VMS_ERR_PROVIDER_FAILED', `instances.get of ${where} ${why}`, { project: item.project, zone: item.zone, id: item.id }, { cause: err });
+      throw this.callFailure(`instances.get of ${where}`, err, signal, { project: item.project, zone: item.zone, id: item.id });
     }
     if (gce === null) return null;
-    const mapped = toInstance(gce, { project: item.project, observedAt: this.#now().toISOString(), networkTagsAsTags: this.#config.networkTagsAsTags, zone: item.zone });
+    const mapped = toInstance(gce, { project: item.project, observedAt: this.observedAt(), networkTagsAsTags: this.#config.networkTagsAsTags, zone: item.zone });
     if (!mapped.ok) throw new VmsError('VMS_ERR_PROVIDER_ANSWER', mapped.problem.message, { project: item.project, zone: item.zone, id: item.id });
     return mapped.instance;
   }
 
-  // Every page of one project's aggregatedList. A failed call ends it with nothing (never a partial
-  // view passing as whole); zones Compute could not read become problems beside the instances read.
+  // Every page of one project's aggregatedList, counted in `progress`. A failed call throws (never a
+  // partial view passing as whole); zones Compute could not read become problems beside the
+  // instances read.
   async #aggregated(
     project: string,
     filter: string | undefined,
     signal: AbortSignal | undefined,
+    progress: ListingProgress,
     onPage?: (instances: Instance[]) => Promise<void>,
-  ): Promise<{ ok: true; instances: Instance[]; problems: Problem[] } | { ok: false; message: string; at: string }> {
+  ): Promise<{ instances: Instance[]; problems: Problem[] }> {
     // With `onPage`, each page's instances go there (an instance a later page repeats, once) and
     // none are kept here; without, they are all returned.
     const instances = new Map<string, Instance>();
@@ -228,68 +209,67 @@ export class GcpProvider implements ProviderWithWebhook {
     const problems = new Map<string, Problem>();
     const tokens = new Set<string>();
     let pageToken: string | undefined;
-    let pages = 0;
-    try {
-      signal?.throwIfAborted();
-      do {
-        const request: AggregatedListRequest = {
-          project,
-          maxResults: this.#config.pageSize,
-          returnPartialSuccess: true,
-          ...(filter === undefined ? {} : { filter }),
-          ...(pageToken === undefined ? {} : { pageToken }),
-        };
-        const page = await aggregatedListPage(this.#client, request, this.#policy, signal);
-        pages++;
-        const observedAt = this.#now().toISOString();
-        const batch: Instance[] = [];
-        for (const [scopeName, scoped] of Object.entries(page.items ?? {})) {
-          const zone = scopeName.startsWith('zones/') ? scopeName.slice('zones/'.length) : undefined;
-          const warning = scoped?.warning;
-          if (warning?.code && warning.code !== 'NO_RESULTS_ON_PAGE') {
-            const message = `${scopeName} of project ${project} answered ${String(warning.code)}${warning.message ? `: ${warning.message}` : ''}; its instances may be missing`;
-            problems.set(`${scopeName}:${String(warning.code)}`, { code: 'VMS_ERR_PROVIDER_FAILED', message, at: scopeName });
-          }
-          for (const gce of scoped?.instances ?? []) {
-            const mapped = toInstance(gce, { project, observedAt, networkTagsAsTags: this.#config.networkTagsAsTags, ...(zone === undefined ? {} : { zone }) });
-            // An instance that cannot be read could be one whose entry exists: keep the project's deletes back.
-            if (!mapped.ok) problems.set(`${mapped.problem.at}:${mapped.problem.message}`, mapped.problem);
-            else if (!onPage) instances.set(mapped.instance.id, mapped.instance);
-            else if (!passed.has(mapped.instance.id)) {
-              passed.add(mapped.instance.id);
-              batch.push(mapped.instance);
-            }
+    signal?.throwIfAborted();
+    do {
+      const request: AggregatedListRequest = {
+        project,
+        maxResults: this.#config.pageSize,
+        returnPartialSuccess: true,
+        ...(filter === undefined ? {} : { filter }),
+        ...(pageToken === undefined ? {} : { pageToken }),
+      };
+      const page = await aggregatedListPage(this.#client, request, this.#policy, signal);
+      progress.pages++;
+      const observedAt = this.observedAt();
+      const batch: Instance[] = [];
+      for (const [scopeName, scoped] of Object.entries(page.items ?? {})) {
+        const zone = scopeName.startsWith('zones/') ? scopeName.slice('zones/'.length) : undefined;
+        const warning = scoped?.warning;
+        if (warning?.code && warning.code !== 'NO_RESULTS_ON_PAGE') {
+          const message = `${scopeName} of project ${project} answered ${String(warning.code)}${warning.message ? `: ${warning.message}` : ''}; its instances may be missing`;
+          problems.set(`${scopeName}:${String(warning.code)}`, { code: 'VMS_ERR_PROVIDER_FAILED', message, at: scopeName });
+        }
+        for (const gce of scoped?.instances ?? []) {
+          const mapped = toInstance(gce, { project, observedAt, networkTagsAsTags: this.#config.networkTagsAsTags, ...(zone === undefined ? {} : { zone }) });
+          // An instance that cannot be read could be one whose entry exists: keep the project's deletes back.
+          if (!mapped.ok) problems.set(`${mapped.problem.at}:${mapped.problem.message}`, mapped.problem);
+          else if (!onPage) instances.set(mapped.instance.id, mapped.instance);
+          else if (!passed.has(mapped.instance.id)) {
+            passed.add(mapped.instance.id);
+            batch.push(mapped.instance);
           }
         }
-        for (const unreachable of page.unreachables ?? []) {
-          problems.set(`${unreachable}:UNREACHABLE`, {
-            code: 'VMS_ERR_PROVIDER_FAILED',
-            message: `${unreachable} of project ${project} could not be reached; its instances are missing from the listing`,
-            at: unreachable,
-          });
-        }
-        const topWarning = page.warning;
-        if (topWarning?.code && topWarning.code !== 'NO_RESULTS_ON_PAGE') {
-          problems.set(`page:${String(topWarning.code)}`, {
-            code: 'VMS_ERR_PROVIDER_FAILED',
-            message: `aggregatedList of project ${project} answered ${String(topWarning.code)}${topWarning.message ? `: ${topWarning.message}` : ''}`,
-            at: `page ${pages}`,
-          });
-        }
-        if (onPage) await onPage(batch);
-        const next = page.nextPageToken ? page.nextPageToken : undefined;
-        if (next !== undefined && tokens.has(next)) {
-          return { ok: false, message: `aggregatedList of project ${project} returned page token '${next.slice(0, 40)}' twice; the listing would never end`, at: `page ${pages + 1}` };
-        }
-        if (next !== undefined) tokens.add(next);
-        pageToken = next;
-      } while (pageToken !== undefined);
-    } catch (err) {
-      const at = `page ${pages + 1}`;
-      if (signal?.aborted) return { ok: false, message: `aggregatedList of project ${project} was abandoned after ${pages} page(s): ${reasonOf(signal)}`, at };
-      return { ok: false, message: `aggregatedList of project ${project} failed: ${explain(err)}`, at };
-    }
-    return { ok: true, instances: [...instances.values()], problems: [...problems.values()] };
+      }
+      for (const unreachable of page.unreachables ?? []) {
+        problems.set(`${unreachable}:UNREACHABLE`, {
+          code: 'VMS_ERR_PROVIDER_FAILED',
+          message: `${unreachable} of project ${project} could not be reached; its instances are missing from the listing`,
+          at: unreachable,
+        });
+      }
+      const topWarning = page.warning;
+      if (topWarning?.code && topWarning.code !== 'NO_RESULTS_ON_PAGE') {
+        problems.set(`page:${String(topWarning.code)}`, {
+          code: 'VMS_ERR_PROVIDER_FAILED',
+          message: `aggregatedList of project ${project} answered ${String(topWarning.code)}${topWarning.message ? `: ${topWarning.message}` : ''}`,
+          at: `page ${progress.pages}`,
+        });
+      }
+      if (onPage) await onPage(batch);
+      const next = page.nextPageToken ? page.nextPageToken : undefined;
+      if (next !== undefined && tokens.has(next)) {
+        throw new BrokenListing(`aggregatedList of project ${project} returned page token '${next.slice(0, 40)}' twice; the listing would never end`, `page ${progress.pages + 1}`);
+      }
+      if (next !== undefined) tokens.add(next);
+      pageToken = next;
+    } while (pageToken !== undefined);
+    return { instances: [...instances.values()], problems: [...problems.values()] };
+  }
+
+  /** A failed Compute call as one line: HTTP status, Google's message, and how many attempts were made. */
+  protected explain(err: unknown): string {
+    if (err instanceof ComputeCallError) return err.message;
+    return describeError(err);
   }
 }
 
@@ -300,15 +280,4 @@ export function createGcpProvider(config: GcpProviderConfig, options: GcpProvide
 
 function workKey(ref: InstanceRef): string {
   return `${ref.account}/${ref.zone ?? '*'}/${ref.id}`;
-}
-
-/** A failed Compute call as one line: HTTP status, Google's message, and how many attempts were made. */
-export function explain(err: unknown): string {
-  if (err instanceof ComputeCallError) return err.message;
-  return describeError(err);
-}
-
-function reasonOf(signal: AbortSignal): string {
-  const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason.message : String(reason ?? 'aborted');
 }

@@ -5,8 +5,9 @@
 // chunks of INSTANCES_PER_MESSAGE, so the main thread reads it in short steps too.
 import { parentPort } from 'node:worker_threads';
 import type { Instance } from '../../services/model.ts';
-import type { PagedListing, Provider } from '../provider.ts';
+import type { Provider } from '../provider.ts';
 import { buildProvider } from '../index.ts';
+import { listingPages } from '../paging.ts';
 import { INSTANCES_PER_MESSAGE, type ThreadReply, type ThreadRequest, toThreadError } from './protocol.ts';
 
 const port = parentPort!;
@@ -64,14 +65,7 @@ async function serve(request: Exclude<ThreadRequest, { op: 'abort' | 'next' | 'c
           await taken;
         }
       };
-      let listing: PagedListing;
-      if (provider.listPages) {
-        listing = await provider.listPages(request.scope, controller.signal, pass);
-      } else {
-        const { instances, ...rest } = await provider.list(request.scope, controller.signal);
-        await pass(instances);
-        listing = { ...rest, failed: false };
-      }
+      const listing = await listingPages(provider, request.scope, controller.signal, pass);
       waiting.delete(id);
       send({ type: 'listed', id, listing });
     } else {

@@ -3,7 +3,8 @@ import type { Config } from '../../config/schema.ts';
 import { writerNamespaces } from '../mapping/index.ts';
 import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { createKubeApi, type KubeApi, loadKubeConfig } from '../writer/kube-api.ts';
+import { createKubeApi, type KubeApi } from '../writer/kube-api.ts';
+import { loadKubeConfig } from '../writer/kubeconfig.ts';
 import { Writer } from '../writer/writer.ts';
 
 /** A cluster we can talk to, or why not. */

@@ -1,7 +1,6 @@
 // What every command shares: where it writes, its exit codes and how an error is printed.
 import { isVmsError } from '../errors.ts';
 
-/** Exit codes of every command. */
 /**
  * Exit codes: 0 done; 1 something failed; 2 bad command line or config; 3 (`sync --once`) done,
  * but the deletion guard held deletes back, which someone must look at (`--force`, or the cause).

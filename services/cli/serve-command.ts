@@ -2,9 +2,8 @@
 // (queue workers, periodic resync). SIGTERM stops taking webhooks, lets jobs in flight finish
 // within a bound, closes Redis and exits 0.
 import os from 'node:os';
-import { maskConfig } from '../../config/load.ts';
+import { maskConfig, maskUrl } from '../../config/mask.ts';
 import { Metrics } from '../metrics.ts';
-import { maskRedisUrl } from '../queue/redis.ts';
 import { webhookReceivers } from '../runtime/receivers.ts';
 import { Runtime } from '../runtime/runtime.ts';
 import type { FastifyInstance } from 'fastify';
@@ -33,7 +32,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
     // The admin port answers from the start, so that probes and operators see why a replica is
     // not ready (Redis down, say) instead of a connection refused; webhooks wait for the queue.
     let runtime: Runtime | undefined;
-    const starting = { ready: false, checks: { redis: { ok: false, detail: `starting: waiting for Redis at ${maskRedisUrl(config.redis.url)} (see the VMS_ERR_REDIS_UNREACHABLE log lines)` } } };
+    const starting = { ready: false, checks: { redis: { ok: false, detail: `starting: waiting for Redis at ${maskUrl(config.redis.url)} (see the VMS_ERR_REDIS_UNREACHABLE log lines)` } } };
     const receivers = webhookReceivers(providers);
     const servers = buildServers({
       logger,

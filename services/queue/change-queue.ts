@@ -5,8 +5,10 @@ import { Queue } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BaseLogger } from 'pino';
+import { mapLimited } from '../concurrency.ts';
 import type { Change, EntryKey } from '../model.ts';
 import type { DesiredStore, ListingPhase } from './desired-store.ts';
+import { idPart } from './job-id.ts';
 import { type RedisErrorLog, redisReady } from './redis.ts';
 
 /** The queue every replica's apply workers take from. */
@@ -51,12 +53,9 @@ export interface ChangeQueueOptions {
 const RECORD_CONCURRENCY = 64;
 const ADD_BATCH = 500;
 
-/**
- * A deduplication id for `key`. Entry keys are `namespace/name` and never contain ':', but a
- * colon would split BullMQ's Redis key names, so it is escaped (with '%' first, to stay unique).
- */
+/** A deduplication id for `key`. Entry keys are `namespace/name` and never contain ':', but one would split BullMQ's key names. */
 export function deduplicationId(key: EntryKey): string {
-  return key.replaceAll('%', '%25').replaceAll(':', '%3A');
+  return idPart(key);
 }
 
 /** Puts changes on the apply queue, newest observation per entry winning. */
@@ -92,19 +91,14 @@ export class ChangeQueue {
     const newest = new Set<EntryKey>();
     let enqueued = 0;
     let superseded = 0;
-    let next = 0;
-    const recordSome = async (): Promise<void> => {
-      while (next < changes.length) {
-        const change = changes[next++] as Change;
-        if (await this.#store.record(change)) {
-          enqueued++;
-          newest.add(change.key);
-        } else {
-          superseded++;
-        }
+    await mapLimited(changes, RECORD_CONCURRENCY, async (change) => {
+      if (await this.#store.record(change)) {
+        enqueued++;
+        newest.add(change.key);
+      } else {
+        superseded++;
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(RECORD_CONCURRENCY, changes.length) }, recordSome));
+    });
 
     // addBulk goes through the same Lua scripts as add (deduplication included), in one pipeline.
     const keys = [...newest];

@@ -1,8 +1,9 @@
 // Redis connections for the queue, set up the way BullMQ needs them. URLs may carry a password;
-// only maskRedisUrl's form ever reaches a log or an error message.
+// only maskUrl's form ever reaches a log or an error message.
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { BaseLogger } from 'pino';
+import { maskUrl } from '../../config/mask.ts';
 import { type Clock, stampFromMicros } from '../stamp.ts';
 
 /**
@@ -19,17 +20,6 @@ export interface CreateRedisOptions {
   connectionName?: string;
   /** Takes the connection's errors (and, for the producer, its coming up); without it they are dropped, never thrown. */
   errors?: RedisErrorLog;
-}
-
-/** The URL with its password replaced by `***`. */
-export function maskRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^@/]*)@/, '//***@');
-  }
 }
 
 /** An ioredis client for `url` with the options its role needs, and an error handler attached. */
@@ -127,7 +117,7 @@ export class RedisErrorLog {
 
   constructor(logger: Pick<BaseLogger, 'warn' | 'error' | 'info'>, url: string, now: () => number = Date.now) {
     this.#logger = logger;
-    this.#redis = maskRedisUrl(url);
+    this.#redis = maskUrl(url);
     this.#now = now;
   }
 

@@ -2,8 +2,10 @@
 // the providers' own and the clock; a provider that throws or times out becomes an incomplete
 // listing, so a cloud API outage can never turn into deletes.
 import type { Config } from '../../config/schema.ts';
+import { brokenListing, listingPages } from '../../providers/paging.ts';
 import type { PagedListing, Provider } from '../../providers/provider.ts';
 import { ListingMapper, type MapContext, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
+import { mapLimited } from '../concurrency.ts';
 import type { Instance, Listing, Scope, Skip, WorkloadEntry } from '../model.ts';
 import { runSliced } from '../slices.ts';
 import type { Clock } from '../stamp.ts';
@@ -53,16 +55,6 @@ export function mapContext(config: MappingRules, scope: Scope, observedAt: strin
   return { ownerId: config.ownerId, scopeKey: scope.key, observedAt, namespaces: scopeNamespaces(config, scope) };
 }
 
-/** An incomplete listing that says why. */
-function failedListing(scope: Scope, err: unknown): PagedListing {
-  return {
-    scope,
-    complete: false,
-    problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message: `listing ${scope.key} failed: ${(err as Error).message}` }],
-    failed: true,
-  };
-}
-
 /**
  * Lists one scope, handing each page to `onPage` as it comes (the whole listing at once from a
  * provider that does not list page by page); never throws: failures and time-outs come back as a
@@ -80,16 +72,10 @@ export async function listScopePages(provider: Provider, scope: Scope, timeoutMs
       reject(err);
     }, timeoutMs);
   });
-  const listing = async (): Promise<PagedListing> => {
-    if (provider.listPages) return provider.listPages(scope, controller.signal, onPage);
-    const { instances, ...rest } = await provider.list(scope, controller.signal);
-    await onPage(instances);
-    return { ...rest, failed: false };
-  };
   try {
-    return await Promise.race([listing(), timedOut]);
+    return await Promise.race([listingPages(provider, scope, controller.signal, onPage), timedOut]);
   } catch (err) {
-    return failedListing(scope, err);
+    return brokenListing(scope, `listing ${scope.key} failed: ${(err as Error).message}`);
   } finally {
     clearTimeout(timer);
   }
@@ -128,15 +114,5 @@ export async function observeScopes(providers: readonly Provider[], options: Obs
       if (!options.only || options.only.has(scope.key)) work.push({ provider, scope });
     }
   }
-  const results: ScopeObservation[] = new Array(work.length);
-  let next = 0;
-  const runOne = async (): Promise<void> => {
-    while (next < work.length) {
-      const i = next++;
-      const { provider, scope } = work[i]!;
-      results[i] = await observeScope(provider, scope, options);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, work.length) }, runOne));
-  return results;
+  return mapLimited(work, options.concurrency ?? 4, ({ provider, scope }) => observeScope(provider, scope, options));
 }

@@ -3,6 +3,7 @@
 // mapping, the same planner and rules, stamps from the same clock. Both end in a plan whose
 // changes are handed to `enqueue`; neither writes to the cluster itself.
 import type { Config } from '../../config/schema.ts';
+import { mapLimited } from '../concurrency.ts';
 import type { Provider } from '../../providers/provider.ts';
 import { entryName, mapInstance } from '../mapping/index.ts';
 import type { Change, EntryKey, InstanceRef, Scope, Skip, WorkloadEntry } from '../model.ts';
@@ -104,20 +105,6 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
 
 /** How many names of a refresh are looked up in the cluster at once. */
 const OWNED_LOOKUPS = 8;
-
-/** `fn` of each item, at most `limit` at once, in the items' order. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return out;
-}
 
 /** The outcome of refreshing a few instances. */
 export interface RefreshResult {

@@ -2,15 +2,12 @@
 // writer's rules can be read without the client library's details and the RBAC ClusterRole can be
 // read off this file: workloadentries get/list/create/patch (apply and merge patch)/delete, serviceaccounts get/create,
 // events create.
-import { createHash } from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import {
   ApiException,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
+  type KubeConfig,
   Observable,
   PatchStrategy,
   setHeaderOptions,
@@ -20,6 +17,7 @@ import { VmsError } from '../errors.ts';
 import type { WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
 import { parseKubeStatus, translateKubeError } from './kube-errors.ts';
 import type { KubeCallContext } from './kube-errors.ts';
+import { reuseConnections } from './kube-connections.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
 
 /** Where WorkloadEntries live in the API. */
@@ -51,7 +49,6 @@ export interface KubeEventInput {
   reportingInstance?: string;
 }
 
-/** The calls the writer and the runtime make. Errors are TransientKubeError or VmsError. */
 /** How to list. */
 export interface ListOptions {
   fieldSelector?: string;
@@ -62,6 +59,7 @@ export interface ListOptions {
   keep?: (entry: WorkloadEntry) => WorkloadEntry;
 }
 
+/** The calls the writer and the runtime make. Errors are TransientKubeError or VmsError. */
 export interface KubeApi {
   /** The live entry, or null when there is none. */
   getEntry(namespace: string, name: string): Promise<WorkloadEntry | null>;
@@ -99,115 +97,6 @@ export interface KubeApiOptions {
   requestTimeoutMs?: number;
   /** `source.component` of the events we create. */
   component?: string;
-}
-
-/** Where to read cluster access from; empty strings mean "not given", as in the config file. */
-export interface LoadKubeConfigOptions {
-  /** An explicit kubeconfig path; wins over everything. */
-  kubeconfig?: string;
-  /** A context of that kubeconfig; empty: its current context. */
-  context?: string;
-  /** For tests: the environment and home directory to look in. */
-  env?: NodeJS.ProcessEnv;
-  homeDir?: string;
-}
-
-const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-/**
- * Cluster access in the order the config documents: an explicit path, $KUBECONFIG, the in-cluster
- * service account, ~/.kube/config. Unlike the client's own default it never falls back to
- * http://localhost:8080, which would turn a missing kubeconfig into confusing connection errors.
- */
-export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig {
-  const env = options.env ?? process.env;
-  const kc = new KubeConfig();
-  const explicit = options.kubeconfig ?? '';
-  const envPaths = (env.KUBECONFIG ?? '').split(path.delimiter).filter((p) => p !== '');
-  const home = options.homeDir ?? os.homedir();
-  const homeConfig = path.join(home, '.kube', 'config');
-  try {
-    if (explicit !== '') {
-      kc.loadFromFile(explicit);
-    } else if (envPaths.length > 0) {
-      const [first, ...rest] = envPaths as [string, ...string[]];
-      kc.loadFromFile(first);
-      for (const file of rest) {
-        const more = new KubeConfig();
-        more.loadFromFile(file);
-        kc.mergeConfig(more);
-      }
-    } else if (env.KUBERNETES_SERVICE_HOST && fs.existsSync(IN_CLUSTER_TOKEN)) {
-      kc.loadFromCluster();
-    } else if (fs.existsSync(homeConfig)) {
-      kc.loadFromFile(homeConfig);
-    } else {
-      throw new Error('no kubeconfig given, $KUBECONFIG unset, not in a cluster, and no ~/.kube/config');
-    }
-  } catch (err) {
-    throw new VmsError('VMS_ERR_KUBE_UNREACHABLE', `cannot load cluster access: ${(err as Error).message}`, undefined, { cause: err });
-  }
-  const context = options.context ?? '';
-  if (context !== '') {
-    if (!kc.getContexts().some((c) => c.name === context)) {
-      const known = kc.getContexts().map((c) => c.name).join(', ') || 'none';
-      throw new VmsError('VMS_ERR_KUBE_UNREACHABLE', `kubeconfig has no context "${context}" (contexts: ${known})`);
-    }
-    kc.setCurrentContext(context);
-  }
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) {
-    throw new VmsError('VMS_ERR_KUBE_UNREACHABLE', 'the kubeconfig names no cluster for its current context');
-  }
-  // The client refuses plain HTTP unless TLS checks are off, and says so only when the first
-  // request is made, as a bare Error: say it now, with what to change.
-  if (cluster.server.startsWith('http:') && !cluster.skipTLSVerify) {
-    throw new VmsError(
-      'VMS_ERR_KUBE_UNREACHABLE',
-      `the kubeconfig's cluster "${cluster.name}" has an http:// server (${cluster.server}), which the Kubernetes client refuses unless the cluster sets insecure-skip-tls-verify: true; use the https:// address of the API server, or set insecure-skip-tls-verify for a local test cluster`,
-    );
-  }
-  return kc;
-}
-
-type CreateDispatcher = (cluster: unknown, agentOptions: Record<string, unknown>) => unknown;
-
-const reusing = new WeakSet<KubeConfig>();
-
-/**
- * Makes the client reuse its connections. @kubernetes/client-node 2.0 builds a new undici Agent for
- * every request whenever TLS options are set (always in a cluster), so every request pays a new
- * connection and TLS handshake. Dispatchers are kept per set of options instead: a rotated client
- * certificate gives new options and so a new dispatcher. Without the hook (another client
- * version), nothing changes.
- */
-export function reuseConnections(kc: KubeConfig, keep = 4): void {
-  const target = kc as unknown as { createDispatcher?: CreateDispatcher };
-  const original = target.createDispatcher;
-  if (typeof original !== 'function' || reusing.has(kc)) return;
-  reusing.add(kc);
-  const cache = new Map<string, unknown>();
-  target.createDispatcher = (cluster, agentOptions) => {
-    const c = (cluster ?? {}) as { server?: string; proxyUrl?: string };
-    const key = createHash('sha256')
-      .update(JSON.stringify([c.server, c.proxyUrl, agentOptions.rejectUnauthorized, agentOptions.servername]))
-      .update(String(agentOptions.ca ?? ''))
-      .update(String(agentOptions.cert ?? ''))
-      .update(String(agentOptions.key ?? ''))
-      .update(String(agentOptions.pfx ?? ''))
-      .digest('hex');
-    let dispatcher = cache.get(key);
-    if (dispatcher === undefined) {
-      dispatcher = original.call(kc, cluster, agentOptions);
-      if (cache.size >= keep) {
-        const [oldest, old] = cache.entries().next().value as [string, { close?: () => Promise<void> } | undefined];
-        cache.delete(oldest);
-        void old?.close?.().catch(() => {});
-      }
-      cache.set(key, dispatcher);
-    }
-    return dispatcher;
-  };
 }
 
 /** The real KubeApi over @kubernetes/client-node. */

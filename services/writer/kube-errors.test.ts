@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ApiException } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VmsError } from '../errors.ts';
-import { loadKubeConfig } from './kube-api.ts';
+import { loadKubeConfig } from './kubeconfig.ts';
 import { parseRetryAfter, translateKubeError } from './kube-errors.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
 

@@ -4,6 +4,7 @@
 // resourceVersion (or uid) it was decided on, so a concurrent writer turns into a retry instead of
 // a lost update.
 import type { BaseLogger } from 'pino';
+import { backoffCeiling, jitteredBackoff } from '../backoff.ts';
 import { VmsError } from '../errors.ts';
 import type { Change, EntryKey, WorkloadEntry } from '../model.ts';
 import { entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION } from '../model.ts';
@@ -166,7 +167,7 @@ export class Writer {
           // Said at once, with how long it may go on, so that a run against an API server that is
           // down does not look hung. Later retries of the same call are debug.
           let waits = 0;
-          for (let a = 1; a < maxAttempts; a++) waits += Math.min(maxDelayMs, baseDelayMs * 2 ** (a - 1));
+          for (let a = 1; a < maxAttempts; a++) waits += Math.min(maxDelayMs, backoffCeiling(baseDelayMs, a));
           this.#logger?.warn(
             { key: what, code: 'VMS_ERR_KUBE_TRANSIENT', reason: err.reason, attempts: maxAttempts, waitsUpToMs: waits },
             `the Kubernetes API failed (${err.message}); retrying ${what} up to ${maxAttempts - 1} more times, waiting up to ${Math.ceil(waits / 1000)} s in all besides the requests' own time-outs`,
@@ -233,8 +234,7 @@ export class Writer {
       // At least what the server asked for; a little more so that replicas do not return together.
       return err.retryAfterMs + Math.floor(this.#random() * Math.min(1000, err.retryAfterMs * 0.1 + 1));
     }
-    const ceiling = baseDelayMs * 2 ** (attempt - 1);
-    return Math.floor(ceiling / 2 + this.#random() * (ceiling / 2));
+    return jitteredBackoff(baseDelayMs, attempt, this.#random);
   }
 
   async #upsert(change: Extract<Change, { op: 'upsert' }>): Promise<ApplyResult> {

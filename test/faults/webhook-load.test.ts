@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mapLimited } from '../../services/concurrency.ts';
 import { sampleValue } from '../../services/server/metrics-sample.test-helper.ts';
 import { DEFAULT_ACCOUNT, type FakeEc2, startFakeEc2 } from '../fakes/ec2/ec2-server.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
@@ -94,28 +95,24 @@ describe('sustained webhook load', () => {
     const errors: string[] = [];
     const sent: Record<Kind, number> = { refresh: 0, ignored: 0, unauthorized: 0, malformed: 0, health: 0 };
     const started = performance.now();
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      while (next < count) {
-        const n = next++;
-        // Paced: request n leaves no earlier than n / RATE seconds after the start.
-        const wait = started + (n * 1000) / RATE - performance.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        const kind = MIX[(n + offset) % MIX.length]!;
-        sent[kind]++;
-        const { url, init } = requestOf(kind, n + offset);
-        try {
-          const res = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
-          await res.arrayBuffer();
-          const byStatus = statuses.get(kind) ?? new Map<number, number>();
-          byStatus.set(res.status, (byStatus.get(res.status) ?? 0) + 1);
-          statuses.set(kind, byStatus);
-        } catch (err) {
-          errors.push(`${kind} #${n}: ${(err as Error).message}`);
-        }
+    const numbers = Array.from({ length: count }, (_, n) => n);
+    await mapLimited(numbers, IN_FLIGHT, async (n) => {
+      // Paced: request n leaves no earlier than n / RATE seconds after the start.
+      const wait = started + (n * 1000) / RATE - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const kind = MIX[(n + offset) % MIX.length]!;
+      sent[kind]++;
+      const { url, init } = requestOf(kind, n + offset);
+      try {
+        const res = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
+        await res.arrayBuffer();
+        const byStatus = statuses.get(kind) ?? new Map<number, number>();
+        byStatus.set(res.status, (byStatus.get(res.status) ?? 0) + 1);
+        statuses.set(kind, byStatus);
+      } catch (err) {
+        errors.push(`${kind} #${n}: ${(err as Error).message}`);
       }
-    };
-    await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+    });
     return { statuses, errors, sent };
   }
 

@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Explanation } from '../../services/cli/explain-command.ts';
 import type { WorkloadEntry } from '../../services/model.ts';
+import { emptyStatus } from '../../services/runtime/resync-status.ts';
 import { type ScopeStatus, StatusStore } from '../../services/runtime/status-store.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
 import { meshMachine, runCli, Workspace } from '../helpers/cli.ts';
@@ -222,7 +223,7 @@ describe('explain', () => {
 
 function scopeStatus(over: Partial<ScopeStatus>): ScopeStatus {
   return {
-    scopeKey: SCOPE,
+    ...emptyStatus(SCOPE),
     lastResyncAt: '2025-01-01T00:00:00.000Z',
     lastSuccessAt: '2025-01-01T00:00:00.000Z',
     durationMs: 5,
@@ -230,12 +231,6 @@ function scopeStatus(over: Partial<ScopeStatus>): ScopeStatus {
     instances: 10,
     entries: 1,
     owned: 10,
-    changes: 0,
-    held: [],
-    problems: [],
-    skips: [],
-    skipCount: 0,
-    error: '',
     ...over,
   };
 }

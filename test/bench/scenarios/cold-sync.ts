@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { createStaticProvider } from '../../../providers/static/static-provider.ts';
+import { mapLimited } from '../../../services/concurrency.ts';
 import type { WorkloadEntry } from '../../../services/model.ts';
 import { startApplyWorker } from '../../../services/queue/apply-worker.ts';
 import { ChangeQueue } from '../../../services/queue/change-queue.ts';
@@ -13,7 +14,8 @@ import { RedisDesiredStore } from '../../../services/queue/desired-store.ts';
 import { createRedis } from '../../../services/queue/redis.ts';
 import { localClock } from '../../../services/stamp.ts';
 import { type ReconcileDeps, resyncScope } from '../../../services/sync/reconcile.ts';
-import { createKubeApi, type KubeApi, loadKubeConfig } from '../../../services/writer/kube-api.ts';
+import { createKubeApi, type KubeApi } from '../../../services/writer/kube-api.ts';
+import { loadKubeConfig } from '../../../services/writer/kubeconfig.ts';
 import { Writer } from '../../../services/writer/writer.ts';
 import { cleanupPrefix } from '../../helpers/serve.ts';
 import { BENCH_OWNER, benchConfig, benchEntriesOf, STATIC_NAME, STATIC_SCOPE, writeStaticInventory } from '../fixtures.ts';
@@ -23,15 +25,8 @@ import { type BenchOptions, progress, type Scenario, type ScenarioResult, scenar
 
 /** Creates every entry with `concurrency` requests in flight; resolves to the elapsed milliseconds. */
 async function createLoop(api: KubeApi, entries: readonly WorkloadEntry[], concurrency: number): Promise<number> {
-  let next = 0;
   const started = performance.now();
-  const one = async (): Promise<void> => {
-    while (next < entries.length) {
-      const entry = entries[next++]!;
-      await api.createEntry(entry, { fieldManager: 'vm-mesh-sync' });
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, one));
+  await mapLimited(entries, concurrency, (entry) => api.createEntry(entry, { fieldManager: 'vm-mesh-sync' }));
   return performance.now() - started;
 }
 

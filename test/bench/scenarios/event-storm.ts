@@ -9,7 +9,7 @@ import { Queue } from 'bullmq';
 import { stringify } from 'yaml';
 import { APPLY_QUEUE_NAME } from '../../../services/queue/change-queue.ts';
 import { createRedis } from '../../../services/queue/redis.ts';
-import { REFRESH_QUEUE_NAME, RESYNC_QUEUE_NAME } from '../../../services/runtime/runtime.ts';
+import { REFRESH_QUEUE_NAME, RESYNC_QUEUE_NAME } from '../../../services/runtime/jobs.ts';
 import { cleanupPrefix, freePort, ServeProcess } from '../../helpers/serve.ts';
 import { trackChild } from '../children.ts';
 import { AWS_ACCOUNT, AWS_NAME, AWS_REGION, awsId, benchTags } from '../fixtures.ts';

@@ -1,0 +1,30 @@
+// The one bounded fan-out of the project: cloud describes and listings, Redis records, cluster
+// reads and `sync --once` writes all run through mapLimited, so they share one behaviour on
+// failure. Pure (no I/O of its own), so the provider threads import it too.
+
+/**
+ * `task` of each item, at most `limit` at once, started in the items' order; resolves to the
+ * results in the items' order. After a task fails no further item is started, and the call
+ * rejects with the first failure once the tasks already running have settled: nothing it started
+ * is still running when it returns. A caller that wants every item tried catches inside `task`.
+ */
+export async function mapLimited<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  // A limit of 0 would silently do nothing, NaN would make every lane count wrong: both are bugs.
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`mapLimited: limit must be a whole number of at least 1, not ${limit}`);
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const lane = async (): Promise<void> => {
+    while (failure === undefined && next < items.length) {
+      const index = next++;
+      try {
+        results[index] = await task(items[index]!, index);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  if (failure) throw failure.error;
+  return results;
+}

@@ -1,0 +1,42 @@
+// The jobs `serve` queues besides the apply jobs: their queues, their data and the ids that make
+// BullMQ coalesce them. Plain data and naming only, so that tools and benchmarks can name the
+// queues without loading the runtime.
+import type { InstanceRef } from '../model.ts';
+import { idPart } from '../queue/job-id.ts';
+
+/** The queue of scope resyncs. */
+export const RESYNC_QUEUE_NAME = 'vms-resync';
+/** The queue of instance refreshes (from webhooks): one job per instance. */
+export const REFRESH_QUEUE_NAME = 'vms-refresh';
+
+/**
+ * Refreshes run in batches: the instances of the refresh jobs that arrive while earlier batches
+ * run are described (one cloud call per scope), planned and enqueued together. Up to
+ * REFRESH_IN_FLIGHT batches of up to REFRESH_BATCH instances run at once, so that many refresh
+ * jobs may be active.
+ */
+export const REFRESH_BATCH = 100;
+export const REFRESH_IN_FLIGHT = 2;
+
+/** The data of a resync job. */
+export interface ResyncJobData {
+  scopeKey: string;
+}
+
+/** The data of a refresh job. */
+export interface RefreshJobData {
+  ref: InstanceRef;
+}
+
+/**
+ * The deduplication id of an instance's refresh: events for one instance coalesce into at most one
+ * running and one waiting refresh, and the waiting one describes the instance after the newest event.
+ */
+export function refreshId(ref: InstanceRef): string {
+  return [ref.provider, ref.account, ref.id].map(idPart).join('|');
+}
+
+/** The id of a scope's resync scheduler. */
+export function schedulerId(scopeKey: string): string {
+  return `resync-${idPart(scopeKey)}`;
+}
