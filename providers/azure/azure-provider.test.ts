@@ -334,6 +334,21 @@ describe('list with Resource Graph', () => {
     expect(tokens[2]).not.toBe(tokens[1]);
   });
 
+  it('hands each page on as it arrives, holding back only the last VM of a page, whose rows may go on in the next', async () => {
+    for (let n = 0; n < 5; n++) arm.putVm({ name: `vm-${n}`, tags: { mesh: 'true' }, privateIp: `10.0.0.${n + 4}` });
+    const p = provider({ pageSize: 2 });
+    const pages: Array<{ names: string[]; graphRequests: number }> = [];
+
+    const listing = await p.listPages(scopeOf(p), undefined, async (instances) => void pages.push({ names: instances.map((i) => i.name), graphRequests: arm.requestsOf('graph').length }));
+
+    expect(listing).toMatchObject({ complete: true, problems: [] });
+    expect(pages).toEqual([
+      { names: ['vm-0'], graphRequests: 1 },
+      { names: ['vm-1', 'vm-2'], graphRequests: 2 },
+      { names: ['vm-3', 'vm-4'], graphRequests: 3 },
+    ]);
+  });
+
   it('a 429 without Retry-After is retried after the quota reset Resource Graph names, or the retry delay', async () => {
     arm.putVm({ name: 'vm-1', tags: { mesh: 'true' }, privateIp: '10.0.0.4' });
     arm.failNext(1, { status: 429, code: 'RateLimiting', retryAfter: null, headers: { 'x-ms-user-quota-remaining': '0', 'x-ms-user-quota-resets-after': '00:00:00' } }, { kind: 'graph' });

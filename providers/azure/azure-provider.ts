@@ -14,7 +14,7 @@ import { CloudProvider, type CloudProviderOptions, cloudScope, type ListingProgr
 import { AzureClients, armErrorOf, attemptsOf } from './clients.ts';
 import type { AzureProviderConfig } from './config.ts';
 import { type EventGridReceiver, eventGridReceiverOf } from './eventgrid.ts';
-import { discoveryQuery, vmsFromRows } from './graph.ts';
+import { discoveryQuery, rowVmKey, vmsFromRows } from './graph.ts';
 import { fromArmVm, publicIpIdsOf, toInstance } from './instance.ts';
 import { normalizeResourceId, parseVmResourceId, resourceGroupAndName, type VmResourceId } from './resource-id.ts';
 
@@ -58,12 +58,15 @@ export class AzureProvider extends CloudProvider {
   }
 
   /**
-   * Every VM of one subscription that carries the selector tag, handed on at once (VMs, interfaces
-   * and public IPs are joined first). A truncated Resource Graph answer or a VM that cannot be
-   * read is a problem, which keeps the subscription's entries from being deleted.
+   * Every VM of one subscription that carries the selector tag. Resource Graph pages are handed on
+   * as they arrive (its rows come ordered by VM id, so only the rows of the last VM of a page wait
+   * for the next page); `discovery: arm` joins VMs, interfaces and public IPs first and hands them
+   * on at once. A truncated Resource Graph answer or a VM that cannot be read is a problem, which
+   * keeps the subscription's entries from being deleted.
    */
   protected async readScope(scope: Scope, { signal, onPage, progress }: ScopeReading): Promise<Problem[]> {
-    const { instances, problems } = this.#config.discovery === 'arm' ? await this.#listArm(scope, progress, signal) : await this.#listGraph(scope, progress, signal);
+    if (this.#config.discovery !== 'arm') return this.#listGraph(scope, progress, signal, onPage);
+    const { instances, problems } = await this.#listArm(scope, progress, signal);
     await onPage(instances);
     return problems;
   }
@@ -117,10 +120,35 @@ export class AzureProvider extends CloudProvider {
     return `${err.name && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message}`;
   }
 
-  async #listGraph(scope: Scope, progress: ListingProgress, signal: AbortSignal | undefined): Promise<{ instances: Instance[]; problems: Problem[] }> {
+  async #listGraph(scope: Scope, progress: ListingProgress, signal: AbortSignal | undefined, onPage: (instances: Instance[]) => Promise<void>): Promise<Problem[]> {
     const client = this.#clients.graph();
     const query = discoveryQuery(this.#tag);
-    const rows: Array<{ row: unknown; observedAt: string }> = [];
+    const problems: Problem[] = [];
+    // Rows of VMs not handed on yet: those of the last VM read, which may go on in the next page.
+    let waiting: Array<{ row: unknown; observedAt: string }> = [];
+    let waitingFrom = 0;
+    let rowsRead = 0;
+    // VMs handed on, by key: rows of one of them coming back later mean the answer is not in the order asked for.
+    const passed = new Set<string>();
+    let disordered = false;
+    const handOn = async (rows: Array<{ row: unknown; observedAt: string }>, firstIndex: number) => {
+      if (rows.length === 0) return;
+      const { vms, problems: unreadable } = vmsFromRows(rows, firstIndex);
+      problems.push(...unreadable);
+      const instances: Instance[] = [];
+      for (const { vm, observedAt } of vms) {
+        const key = normalizeResourceId(vm.id);
+        if (passed.has(key)) {
+          disordered = true;
+          continue;
+        }
+        passed.add(key);
+        const mapped = toInstance(vm, { subscriptionId: scope.account, observedAt });
+        if (mapped.ok) instances.push(mapped.instance);
+        else problems.push(mapped.problem);
+      }
+      await onPage(instances);
+    };
     const seenTokens = new Set<string>();
     let skipToken: string | undefined;
     let truncated = false;
@@ -132,31 +160,43 @@ export class AzureProvider extends CloudProvider {
       progress.pages++;
       const observedAt = this.observedAt();
       if (!Array.isArray(answer.data)) throw new Error(`Resource Graph answered page ${progress.pages} without an array of rows`);
-      for (const row of answer.data as unknown[]) rows.push({ row, observedAt });
+      const page = (answer.data as unknown[]).map((row) => ({ row, observedAt }));
+      rowsRead += page.length;
       if (answer.resultTruncated === 'true') truncated = true;
       skipToken = answer.skipToken || undefined;
       if (skipToken !== undefined) {
         if (seenTokens.has(skipToken)) throw new Error(`Resource Graph returned the same skip token twice (page ${progress.pages})`);
         seenTokens.add(skipToken);
       }
+      const rows = waiting.concat(page);
+      // Everything up to the last VM's first row is complete; the last VM waits unless this was the last page.
+      let cut = rows.length;
+      if (skipToken !== undefined) {
+        const lastKey = rowVmKey(rows.at(-1)?.row);
+        while (lastKey !== undefined && cut > 0 && rowVmKey(rows[cut - 1]!.row) === lastKey) cut--;
+      }
+      await handOn(rows.slice(0, cut), waitingFrom);
+      waitingFrom += cut;
+      waiting = rows.slice(cut);
     } while (skipToken !== undefined);
+    await handOn(waiting, waitingFrom);
 
-    const { vms, problems } = vmsFromRows(rows);
-    const instances = new Map<string, Instance>();
-    for (const { vm, observedAt } of vms) {
-      const mapped = toInstance(vm, { subscriptionId: scope.account, observedAt });
-      if (mapped.ok) instances.set(mapped.instance.id, mapped.instance);
-      else problems.push(mapped.problem);
-    }
     if (truncated) {
       problems.push({
         code: 'VMS_ERR_PROVIDER_FAILED',
-        message: `Resource Graph truncated its answer for subscription ${scope.account} (${rows.length} row(s) read); VMs it left out keep their entries until a complete listing`,
+        message: `Resource Graph truncated its answer for subscription ${scope.account} (${rowsRead} row(s) read); VMs it left out keep their entries until a complete listing`,
         at: `page ${progress.pages}`,
       });
     }
-    // An unreadable VM or a truncated answer could hide a VM whose entry exists: keep the deletes back.
-    return { instances: [...instances.values()], problems };
+    if (disordered) {
+      problems.push({
+        code: 'VMS_ERR_PROVIDER_ANSWER',
+        message: `Resource Graph did not answer subscription ${scope.account} in the order of VM ids asked for (rows of one VM came apart); its entries are not deleted until a listing in order`,
+        at: `page ${progress.pages}`,
+      });
+    }
+    // An unreadable VM, a truncated answer or rows out of order could hide a VM whose entry exists: keep the deletes back.
+    return problems;
   }
 
   async #listArm(scope: Scope, progress: ListingProgress, signal: AbortSignal | undefined): Promise<{ instances: Instance[]; problems: Problem[] }> {

@@ -84,12 +84,14 @@ export function discoveryQuery(tag: string): string {
 
 /**
  * Groups rows into VMs: interfaces in the order first seen, IP configurations per interface. A row
- * that is not an object with a string `id` is a problem, not a VM.
+ * that is not an object with a string `id` is a problem, not a VM; `firstIndex` is the place of the
+ * first row in the whole answer, for the problem's wording.
  */
-export function vmsFromRows(rows: ReadonlyArray<{ row: unknown; observedAt: string }>): { vms: GraphVm[]; problems: Problem[] } {
+export function vmsFromRows(rows: ReadonlyArray<{ row: unknown; observedAt: string }>, firstIndex = 0): { vms: GraphVm[]; problems: Problem[] } {
   const byId = new Map<string, GraphVm & { slots: Map<string, AzureNicSlot> }>();
   const problems: Problem[] = [];
-  rows.forEach(({ row, observedAt }, index) => {
+  rows.forEach(({ row, observedAt }, at) => {
+    const index = firstIndex + at;
     if (!isObject(row) || typeof row.id !== 'string' || row.id.trim() === '') {
       problems.push({ code: 'VMS_ERR_PROVIDER_ANSWER', message: `Resource Graph row ${index} has no resource id`, at: `row ${index}` });
       return;
@@ -131,6 +133,11 @@ export function vmsFromRows(rows: ReadonlyArray<{ row: unknown; observedAt: stri
     }
   });
   return { vms: [...byId.values()].map(({ vm, observedAt }) => ({ vm, observedAt })), problems };
+}
+
+/** The VM key of a row (its lowercased id), or undefined for a row without one. */
+export function rowVmKey(row: unknown): string | undefined {
+  return isObject(row) && typeof row.id === 'string' && row.id.trim() !== '' ? normalizeResourceId(row.id) : undefined;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
