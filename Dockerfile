@@ -10,12 +10,12 @@
 FROM node:24-slim AS deps
 WORKDIR /app
 ENV NODE_ENV=production
-# .npmrc sets engine-strict: the lockfile's engines must accept this Node.
+# --engine-strict: every locked package must accept this Node (the image's Node is the one that runs).
 COPY package.json package-lock.json .npmrc ./
 # No install scripts: nothing in the production tree needs compiling (msgpackr-extract, an
 # optional speed-up, ships prebuilt binaries as optional packages).
 RUN --mount=type=cache,target=/root/.npm,sharing=locked \
-    npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+    npm ci --omit=dev --ignore-scripts --engine-strict --no-audit --no-fund
 
 # --- runtime ------------------------------------------------------------------------------------
 FROM node:24-slim AS runtime
