@@ -14,6 +14,18 @@ function machines(n: number, third = 1): Machine[] {
   return Array.from({ length: n }, (_, i) => meshMachine(`vm-${i}`, `10.${third}.${Math.floor(i / 250)}.${(i % 250) + 1}`));
 }
 
+/** Waits until serve's change queue has nothing waiting, delayed or running; resolves to when it saw that. */
+async function queueIdle(proc: ServeProcess): Promise<number> {
+  let at = 0;
+  await waitFor(async () => {
+    const { queue } = (await proc.get('/status')).body as { queue: Record<string, number> };
+    const busy = (queue.waiting ?? 1) + (queue.active ?? 1) + (queue.delayed ?? 1) + (queue.prioritized ?? 0);
+    if (busy === 0) at = Date.now();
+    return busy === 0;
+  }, 30_000, () => proc.output);
+  return at;
+}
+
 describe('serve', () => {
   let server: FakeKubeApiServer;
   let ws: Workspace;
@@ -65,7 +77,15 @@ describe('serve', () => {
     const status = (await proc.get('/status')).body as { scopes: Array<{ scopeKey: string; instances: number; complete: boolean }> };
     expect(status.scopes).toEqual([expect.objectContaining({ scopeKey: 'static:onprem', instances: 50, complete: true })]);
 
-    // A resync of an unchanged inventory writes nothing.
+    // A resync of an unchanged inventory writes nothing. A resync that listed the cluster before the
+    // first creates landed plans them again, and each costs one create answered 409 (the writer
+    // tries a create the plan expects before reading): wait for one that started once the queue
+    // was idle, so that every resync from here on sees the whole inventory in the cluster.
+    const idleSince = await queueIdle(proc);
+    await waitFor(async () => {
+      const scope = ((await proc.get('/status')).body as { scopes: Array<{ lastResyncAt: string; durationMs: number }> }).scopes[0];
+      return scope !== undefined && Date.parse(scope.lastResyncAt) - scope.durationMs > idleSince && (await queueIdle(proc)) > 0;
+    }, 30_000, () => proc.output);
     server.counts.reset();
     await waitFor(() => server.counts.total('list', WE) >= 2, 30_000);
     expect(server.counts.writes(WE)).toBe(0);
