@@ -4,13 +4,15 @@
 // it retries UNAVAILABLE for up to ten minutes and never RESOURCE_EXHAUSTED, neither of which fits
 // a resync that has a deadline of its own.
 import type { protos } from '@google-cloud/compute';
-// The v1 instances client alone: the package's index also loads every other Compute client and the
-// precompiled protos of v1 and v1beta, about 130 MiB more resident memory for nothing used here.
-import { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_client.js';
+// The v1 instances client alone (loadInstancesClient): the package's index also loads every other
+// Compute client and the precompiled protos of v1 and v1beta, about 130 MiB more resident memory
+// for nothing used here.
+import type { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_client.js';
 import { readFileSync } from 'node:fs';
 import { type AuthClient, JWT } from 'google-auth-library';
 import { jitteredBackoff } from '../../services/backoff.ts';
 import type { GcpProviderConfig } from './config.ts';
+import { loadInstancesClient } from './protos.ts';
 
 /** One aggregatedList request (v1), with the field the v1 request type of this library lacks. */
 export type AggregatedListRequest = protos.google.cloud.compute.v1.IAggregatedListInstancesRequest & { returnPartialSuccess?: boolean };
@@ -102,6 +104,7 @@ export class ComputeClient {
 
 /** Builds an InstancesClient; throws when the key file cannot be read. */
 export function createInstancesClient(config: GcpProviderConfig, options: ComputeClientOptions = {}): InstancesClient {
+  const Client = loadInstancesClient();
   const settings: ConstructorParameters<typeof InstancesClient>[0] = { fallback: true };
   if (config.endpoint !== undefined) {
     const url = new URL(config.endpoint);
@@ -111,7 +114,7 @@ export function createInstancesClient(config: GcpProviderConfig, options: Comput
   }
   if (options.authClient !== undefined) settings.authClient = options.authClient;
   else if (config.keyFile !== undefined) settings.authClient = keyFileCredentials(config.keyFile);
-  const client = new InstancesClient(settings);
+  const client = new Client(settings);
   enablePartialSuccess(client);
   return client;
 }
