@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
+import type { ScopeStatus } from '../../../services/runtime/status-store.ts';
 import { cleanupPrefix, freePort, ServeProcess } from '../../helpers/serve.ts';
 import { trackChild } from '../children.ts';
 import {
@@ -91,17 +92,8 @@ export function deployedNodeOptions(): string {
   return '';
 }
 
-interface ScopeStatusView {
-  scopeKey: string;
-  lastResyncAt: string;
-  durationMs: number;
-  complete: boolean;
-  instances: number;
-  entries: number;
-  owned: number;
-  changes: number;
-  error: string;
-}
+/** What serve's /status says of a scope (the fields read here). */
+type ScopeStatusView = Pick<ScopeStatus, 'scopeKey' | 'lastResyncAt' | 'durationMs' | 'complete' | 'instances' | 'entries' | 'owned' | 'changes' | 'error'>;
 
 interface AfterResync {
   rssMiB: number;
