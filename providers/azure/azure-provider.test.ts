@@ -1,5 +1,11 @@
 // Listing through the real Azure SDK clients (Resource Graph, Compute, Network) over HTTPS against the
 // fake ARM endpoint on 127.0.0.1, whose self-signed certificate the clients are told to trust.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Instance, Scope } from '../../services/model.ts';
 import { DEFAULT_SUBSCRIPTION, type FakeArm, startFakeArm } from '../../test/fakes/azure/arm-server.ts';
@@ -390,6 +396,40 @@ describe('list with Resource Graph', () => {
     expect(listing.problems).toEqual([
       { code: 'VMS_ERR_PROVIDER_FAILED', message: `the Resource Graph query in subscription ${SUB} failed: HTTP 400 BadRequest: The skip token has expired.`, at: 'page 2' },
     ]);
+  });
+});
+
+describe('SDK packages', () => {
+  const TRACE = fileURLToPath(new URL('../../test/helpers/trace-loads.ts', import.meta.url));
+  const CHILD = fileURLToPath(new URL('../../test/helpers/azure-list-child.ts', import.meta.url));
+
+  async function run(env: Record<string, string>): Promise<{ found: unknown; packages: string[] }> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'vms-azure-loads-'));
+    try {
+      const trace = path.join(dir, 'trace.txt');
+      writeFileSync(trace, '');
+      const { stdout } = await promisify(execFile)(process.execPath, ['--import', TRACE, CHILD], {
+        env: { PATH: process.env.PATH, VMS_TRACE_LOADS: trace, ARM_URL: arm.url, ARM_CA: tls.cert, ...env },
+      });
+      const packages = new Set(readFileSync(trace, 'utf8').split('\n').flatMap((url) => /\/node_modules\/(@azure\/[^/]+)\//.exec(url)?.[1] ?? []));
+      return { found: JSON.parse(stdout), packages: [...packages] };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('a Resource Graph listing loads neither the Compute nor the Network package; describing a VM does', async () => {
+    const id = arm.putVm({ name: 'db-1', tags: { mesh: 'true' }, privateIp: '10.0.0.4' });
+
+    const listed = await run({});
+    expect(listed.found).toEqual({ complete: true, instances: 1, described: [] });
+    expect(listed.packages).toContain('@azure/arm-resourcegraph');
+    expect(listed.packages).not.toContain('@azure/arm-compute');
+    expect(listed.packages).not.toContain('@azure/arm-network');
+
+    const described = await run({ DESCRIBE: id });
+    expect(described.found).toEqual({ complete: true, instances: 1, described: ['db-1'] });
+    expect(described.packages).toEqual(expect.arrayContaining(['@azure/arm-compute', '@azure/arm-network']));
   });
 });
 

@@ -201,8 +201,8 @@ export class AzureProvider extends CloudProvider {
 
   async #listArm(scope: Scope, progress: ListingProgress, signal: AbortSignal | undefined): Promise<{ instances: Instance[]; problems: Problem[] }> {
     const subscription = scope.account;
-    const compute = this.#clients.compute(subscription);
-    const network = this.#clients.network(subscription);
+    const compute = await this.#clients.compute(subscription);
+    const network = await this.#clients.network(subscription);
     const abort = signal === undefined ? {} : { abortSignal: signal };
 
     const selected: Array<{ vm: VirtualMachine; observedAt: string }> = [];
@@ -257,8 +257,8 @@ export class AzureProvider extends CloudProvider {
     const abort = signal === undefined ? {} : { abortSignal: signal };
     try {
       signal?.throwIfAborted();
-      const compute = this.#clients.compute(ref.subscriptionId);
-      const network = this.#clients.network(ref.subscriptionId);
+      const compute = await this.#clients.compute(ref.subscriptionId);
+      const network = await this.#clients.network(ref.subscriptionId);
       let vm: VirtualMachine;
       try {
         vm = await compute.virtualMachines.get(ref.resourceGroup, ref.name, { expand: 'instanceView', ...abort });
@@ -273,7 +273,7 @@ export class AzureProvider extends CloudProvider {
         const where = nicRef.id ? resourceGroupAndName(nicRef.id) : undefined;
         if (!where) continue;
         try {
-          const nic = await this.#clients.network(where.subscriptionId).networkInterfaces.get(where.resourceGroup, where.name, abort);
+          const nic = await (await this.#clients.network(where.subscriptionId)).networkInterfaces.get(where.resourceGroup, where.name, abort);
           nics.set(normalizeResourceId(nicRef.id!), nic);
         } catch (err) {
           // Left out, the VM maps to a "not found" problem if it was the primary one.

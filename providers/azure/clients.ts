@@ -1,9 +1,11 @@
 // The Azure SDK clients of one provider block, made on first use and kept: each keeps its token and
 // its connections, so a resync costs neither a token request nor a TLS handshake per call. One
 // Resource Graph client serves every subscription (the subscription travels in the request); the
-// Compute and Network clients are bound to one subscription each.
-import { ComputeManagementClient } from '@azure/arm-compute';
-import { NetworkManagementClient } from '@azure/arm-network';
+// Compute and Network clients are bound to one subscription each, and their packages (about 50 MiB
+// of the provider thread) are loaded only when one is first needed: a block that lists through
+// Resource Graph needs them only to describe VMs for events.
+import type { ComputeManagementClient } from '@azure/arm-compute';
+import type { NetworkManagementClient } from '@azure/arm-network';
 import { ResourceGraphClient } from '@azure/arm-resourcegraph';
 import type { PipelinePolicy, PipelineRequest } from '@azure/core-rest-pipeline';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
@@ -64,20 +66,22 @@ export class AzureClients {
   }
 
   /** The Compute client of one subscription. */
-  compute(subscriptionId: string): ComputeManagementClient {
+  async compute(subscriptionId: string): Promise<ComputeManagementClient> {
     let client = this.#compute.get(subscriptionId);
     if (!client) {
-      client = new ComputeManagementClient(this.#credential, subscriptionId, this.#clientOptions());
+      const { ComputeManagementClient } = await import('@azure/arm-compute');
+      client = this.#compute.get(subscriptionId) ?? new ComputeManagementClient(this.#credential, subscriptionId, this.#clientOptions());
       this.#compute.set(subscriptionId, client);
     }
     return client;
   }
 
   /** The Network client of one subscription. */
-  network(subscriptionId: string): NetworkManagementClient {
+  async network(subscriptionId: string): Promise<NetworkManagementClient> {
     let client = this.#network.get(subscriptionId);
     if (!client) {
-      client = new NetworkManagementClient(this.#credential, subscriptionId, this.#clientOptions());
+      const { NetworkManagementClient } = await import('@azure/arm-network');
+      client = this.#network.get(subscriptionId) ?? new NetworkManagementClient(this.#credential, subscriptionId, this.#clientOptions());
       this.#network.set(subscriptionId, client);
     }
     return client;
