@@ -17,6 +17,7 @@ export class Interner {
   // costs far less than building a key for each map.
   readonly #root: Node = {};
   readonly #strings = new Map<string, string>();
+  readonly #memos = new Map<string, Map<string, unknown>>();
 
   /** One frozen copy of each distinct map (same keys, same order, same values). */
   map<T extends Record<string, string | number>>(value: T): T {
@@ -38,6 +39,23 @@ export class Interner {
     }
     node.map ??= Object.freeze(value);
     return node.map as T;
+  }
+
+  /**
+   * The result of `compute` for `key` in `table`, computed once: for pure functions of a tag value
+   * that most instances of a listing share (the ports tag, the label tags). Results are shared, so
+   * they must never be changed.
+   */
+  memo<T>(table: string, key: string, compute: () => T): T {
+    let results = this.#memos.get(table);
+    if (!results) {
+      results = new Map();
+      this.#memos.set(table, results);
+    }
+    if (results.has(key)) return results.get(key) as T;
+    const result = compute();
+    results.set(key, result);
+    return result;
   }
 
   /** One copy of each distinct string. */

@@ -66,11 +66,11 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   if (!namespace.ok) return skip(namespace.code, namespace.reason);
   // From here on a skip says in which namespace the entry would be (its Warning Event goes there).
   const skipIn = (code: SkipCode, reason: string): MapResult => ({ kind: 'skip', skip: { ...makeSkip(instance, ctx, code, reason), namespace: namespace.value } });
-  const labels = buildLabels(instance.tags, rules);
+  const labels = ctx.shared ? labelsOf(instance.tags, rules, ctx.shared) : buildLabels(instance.tags, rules);
   if (!labels.ok) return skipIn(labels.code, labels.reason);
   const serviceAccount = chooseServiceAccount(instance.tags, rules.serviceAccount);
   if (!serviceAccount.ok) return skipIn(serviceAccount.code, serviceAccount.reason);
-  const ports = choosePorts(instance.tags, rules.ports);
+  const ports = ctx.shared ? portsOf(instance.tags, rules.ports, ctx.shared) : choosePorts(instance.tags, rules.ports);
   if (!ports.ok) return skipIn(ports.code, ports.reason);
   const address = chooseAddress(instance, rules.address);
   if (!address.ok) return skipIn(address.code, address.reason);
@@ -287,6 +287,28 @@ function chooseServiceAccount(tags: Record<string, string>, rules: MappingConfig
     `${where}: ${quote(raw)} is not a service account name ` +
       "(use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters)",
   );
+}
+
+/**
+ * buildLabels, once per distinct set of the tags it reads (those with the label prefix and those
+ * of `labels.fromTags`, with their values) in a listing: most instances share theirs. The key
+ * spells each tag and value with its length first, so no two sets of tags share one.
+ */
+function labelsOf(tags: Record<string, string>, rules: MappingConfig, shared: Interner): ReturnType<typeof buildLabels> {
+  let key = '';
+  const prefix = rules.labels.tagPrefix;
+  for (const tag of Object.keys(tags)) {
+    if ((prefix === '' || !tag.startsWith(prefix)) && !Object.hasOwn(rules.labels.fromTags, tag)) continue;
+    const value = readTag(tags, tag) ?? '';
+    key += `${tag.length}:${tag}${value.length}:${value}`;
+  }
+  return shared.memo('labels', key, () => buildLabels(tags, rules));
+}
+
+/** choosePorts, once per distinct value of the ports tag in a listing (and once for its absence). */
+function portsOf(tags: Record<string, string>, rules: MappingConfig['ports'], shared: Interner): Step<Ports> {
+  const tagged = readTag(tags, rules.tag);
+  return tagged === undefined ? shared.memo('default ports', '', () => choosePorts(tags, rules)) : shared.memo('ports', tagged, () => choosePorts(tags, rules));
 }
 
 /** The ports: the tag (blank means none) or, when the tag is absent, `ports.default`. */

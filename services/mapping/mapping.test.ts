@@ -769,6 +769,39 @@ describe('properties', () => {
     expect(entries).toBeGreaterThan(200);
   });
 
+  it.each<[string, MappingConfig, Array<Record<string, string>>]>([
+    ['an absent ports tag and an empty one', rules({ ports: { default: { http: 8080 } } }), [{}, { 'mesh-ports': '' }, {}]],
+    ['a label tag and the same value under another tag', RULES, [{ 'mesh-app': 'a' }, { 'mesh-version': 'a' }, { 'mesh-label-app': 'a' }]],
+    ['a value that spells the next tag', RULES, [{ 'mesh-app': 'xmesh-version:y' }, { 'mesh-app': 'x', 'mesh-version': 'y' }]],
+  ])('a listing tells apart %s', (_, r, tagSets) => {
+    const instances = tagSets.map((tags, i) => vm({ id: `vm-${i}`, tags: { mesh: 'true', ...tags } }));
+    const { entries } = mapInstances(instances, r, CTX);
+    expect(entries).toEqual(instances.map((i) => entryOf(mapInstance(i, r, CTX))));
+  });
+
+  it('a listing maps each instance as mapInstance alone does, though equal tag values are worked out once per listing', () => {
+    // Few distinct tags and values, so that instances share them and the listing's memos are hit.
+    const sharedKey = fc.constantFrom('mesh-app', 'mesh-version', 'mesh-ports', 'mesh-label-tier', 'mesh-label-x', 'mesh-labelx', 'other');
+    const sharedValue = fc.constantFrom('a', 'b', 'a:1', '1:a', 'http:80', 'http-80', '', ' ', 'x\u0000y', 'x', '\u0000', 'pg:99999');
+    const listing = fc
+      .array(fc.tuple(fc.dictionary(sharedKey, sharedValue, { maxKeys: 5 }), instance), { maxLength: 30 })
+      .map((items) => items.map(([tags, base], i) => ({ ...base, id: `vm-${i}`, tags: { ...tags, mesh: 'true' } })));
+    let hits = 0;
+    fc.assert(
+      fc.property(listing, fc.constantFrom(...ruleSets, rules({ ports: { default: { http: 8080 } }, labels: { tagPrefix: '' } })), (instances, r) => {
+        const { entries, skips } = mapInstances(instances, r, CTX);
+        const alone = instances.map((i) => mapInstance(i, r, CTX));
+        expect(entries).toEqual(alone.filter((m) => m.kind === 'entry').map(entryOf));
+        expect(skips).toEqual(alone.filter((m) => m.kind === 'skip').map(skipOf));
+        // Instances whose ports tag (or its absence) an earlier instance of the listing had.
+        hits += instances.length - new Set(instances.map((i) => JSON.stringify((i.tags as Record<string, string>)['mesh-ports'] ?? null))).size;
+      }),
+      { numRuns: 500 },
+    );
+    // Guards the property against generators whose instances never share tag values.
+    expect(hits).toBeGreaterThan(1000);
+  });
+
   it('entryName is always a DNS-1123 subdomain and apart for ids that differ beyond ASCII case', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 400 }), fc.string({ unit: 'binary', maxLength: 400 }), (a, b) => {
