@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Instance, Scope } from '../../services/model.ts';
+import { ResourceGraphClient } from '@azure/arm-resourcegraph';
 import { DEFAULT_SUBSCRIPTION, type FakeArm, startFakeArm } from '../../test/fakes/azure/arm-server.ts';
 import { createTestCertificate, type TestCertificate } from '../../test/fakes/azure/tls.ts';
 import { type AzureProvider, createAzureProvider } from './azure-provider.ts';
@@ -353,6 +354,63 @@ describe('list with Resource Graph', () => {
       { names: ['vm-1', 'vm-2'], graphRequests: 2 },
       { names: ['vm-3', 'vm-4'], graphRequests: 3 },
     ]);
+  });
+
+  it('a VM whose interfaces fall on two pages is handed on whole, with its primary interface from the later page', async () => {
+    arm.putVm({
+      name: 'db-1',
+      tags: { mesh: 'true' },
+      nics: [
+        { name: 'db-1-backup', primary: false, ipConfigs: [{ privateIp: '10.9.9.9' }] },
+        { name: 'db-1-main', primary: true, ipConfigs: [{ privateIp: '10.0.0.1' }] },
+      ],
+    });
+    arm.putVm({ name: 'db-2', tags: { mesh: 'true' }, privateIp: '10.0.0.2' });
+    const p = provider({ pageSize: 1 });
+    const pages: string[][] = [];
+
+    const listing = await p.listPages(scopeOf(p), undefined, async (instances) => void pages.push(instances.map((i) => `${i.name}=${i.privateIPv4s.join(',')}`)));
+
+    expect(listing).toMatchObject({ complete: true, problems: [] });
+    // One row per page: db-1 waited for its second row, and db-2, the last VM read, for the end.
+    expect(pages).toEqual([['db-1=10.0.0.1', 'db-2=10.0.0.2']]);
+    expect(arm.requestsOf('graph')).toHaveLength(3);
+  });
+
+  describe('answers the fake never gives', () => {
+    const vmId = (n: string) => `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/${n}`;
+    const nicId = (n: string) => `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/${n}`;
+    const row = (vm: string, nic: string, primary: boolean, ip: string) => ({
+      ...{ id: vmId(vm), name: vm, location: 'westeurope', zones: null, tags: { mesh: 'true' }, powerState: 'PowerState/running' },
+      ...{ nicKey: nicId(nic).toLowerCase(), nicRefPrimary: primary, nicId: nicId(nic), nicPrimary: primary },
+      ...{ ipName: 'ipconfig1', ipPrimary: true, privateIp: ip, privatePrefixLength: null, subnetId: null, publicIp: null },
+    });
+    async function listAnswers(pages: Array<{ data: unknown[]; skipToken?: string }>) {
+      let next = 0;
+      vi.spyOn(ResourceGraphClient.prototype, 'resources').mockImplementation(async () => ({ ...pages[next++]!, resultTruncated: 'false' }) as never);
+      const p = provider();
+      const handed: string[] = [];
+      const listing = await p.listPages(scopeOf(p), undefined, async (instances) => void handed.push(...instances.map((i) => `${i.name}=${i.privateIPv4s.join(',')}`)));
+      return { listing, handed };
+    }
+    afterEach(() => vi.restoreAllMocks());
+
+    it('a row without an id at the end of a page does not cut the VM before it short', async () => {
+      const { listing, handed } = await listAnswers([
+        { data: [row('a', 'a-secondary', false, '10.9.9.9'), { junk: true }], skipToken: 't1' },
+        { data: [row('a', 'a-primary', true, '10.0.0.1'), row('b', 'b', true, '10.0.0.2')] },
+      ]);
+      expect(handed).toEqual(['a=10.0.0.1', 'b=10.0.0.2']);
+      expect(listing).toMatchObject({ complete: false, problems: [{ code: 'VMS_ERR_PROVIDER_ANSWER', message: 'Resource Graph row 1 has no resource id' }] });
+    });
+
+    it('rows of one VM that come apart fail the listing: the VM was handed on without some of its interfaces', async () => {
+      const { listing } = await listAnswers([
+        { data: [row('a', 'a-secondary', false, '10.9.9.9'), row('b', 'b', true, '10.0.0.2')], skipToken: 't1' },
+        { data: [row('b', 'b2', false, '10.0.0.3'), row('a', 'a-primary', true, '10.0.0.1'), row('c', 'c', true, '10.0.0.4')] },
+      ]);
+      expect(listing).toMatchObject({ complete: false, failed: true, problems: [{ code: 'VMS_ERR_PROVIDER_ANSWER', message: expect.stringContaining('came apart') }] });
+    });
   });
 
   it('a 429 without Retry-After is retried after the quota reset Resource Graph names, or the retry delay', async () => {

@@ -10,7 +10,7 @@ import type { TokenCredential } from '@azure/identity';
 import { mapLimited } from '../../services/concurrency.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Problem, Scope } from '../../services/model.ts';
-import { CloudProvider, type CloudProviderOptions, cloudScope, type ListingProgress, ListingStepFailure, type ScopeReading } from '../cloud-provider.ts';
+import { BrokenListing, CloudProvider, type CloudProviderOptions, cloudScope, type ListingProgress, ListingStepFailure, type ScopeReading } from '../cloud-provider.ts';
 import { AzureClients, armErrorOf, attemptsOf } from './clients.ts';
 import type { AzureProviderConfig } from './config.ts';
 import { type EventGridReceiver, eventGridReceiverOf } from './eventgrid.ts';
@@ -60,9 +60,10 @@ export class AzureProvider extends CloudProvider {
   /**
    * Every VM of one subscription that carries the selector tag. Resource Graph pages are handed on
    * as they arrive (its rows come ordered by VM id, so only the rows of the last VM of a page wait
-   * for the next page); `discovery: arm` joins VMs, interfaces and public IPs first and hands them
-   * on at once. A truncated Resource Graph answer or a VM that cannot be read is a problem, which
-   * keeps the subscription's entries from being deleted.
+   * for the next page, and rows of a VM that come apart fail the listing); `discovery: arm` joins
+   * VMs, interfaces and public IPs first and hands them on at once. A truncated Resource Graph
+   * answer or a VM that cannot be read is a problem, which keeps the subscription's entries from
+   * being deleted.
    */
   protected async readScope(scope: Scope, { signal, onPage, progress }: ScopeReading): Promise<Problem[]> {
     if (this.#config.discovery !== 'arm') return this.#listGraph(scope, progress, signal, onPage);
@@ -130,7 +131,6 @@ export class AzureProvider extends CloudProvider {
     let rowsRead = 0;
     // VMs handed on, by key: rows of one of them coming back later mean the answer is not in the order asked for.
     const passed = new Set<string>();
-    let disordered = false;
     const handOn = async (rows: Array<{ row: unknown; observedAt: string }>, firstIndex: number) => {
       if (rows.length === 0) return;
       const { vms, problems: unreadable } = vmsFromRows(rows, firstIndex);
@@ -139,8 +139,12 @@ export class AzureProvider extends CloudProvider {
       for (const { vm, observedAt } of vms) {
         const key = normalizeResourceId(vm.id);
         if (passed.has(key)) {
-          disordered = true;
-          continue;
+          // It was handed on without these rows, perhaps with the wrong interface as its primary: nothing of this listing may be used.
+          throw new BrokenListing(
+            `Resource Graph did not answer subscription ${scope.account} in the order of VM ids asked for (rows of VM ${vm.id} came apart); nothing of this listing is used`,
+            `page ${progress.pages}`,
+            'VMS_ERR_PROVIDER_ANSWER',
+          );
         }
         passed.add(key);
         const mapped = toInstance(vm, { subscriptionId: scope.account, observedAt });
@@ -170,10 +174,12 @@ export class AzureProvider extends CloudProvider {
       }
       const rows = waiting.concat(page);
       // Everything up to the last VM's first row is complete; the last VM waits unless this was the last page.
+      // Rows without an id (problems, whatever VM they were) wait with it rather than cut it short.
       let cut = rows.length;
       if (skipToken !== undefined) {
-        const lastKey = rowVmKey(rows.at(-1)?.row);
-        while (lastKey !== undefined && cut > 0 && rowVmKey(rows[cut - 1]!.row) === lastKey) cut--;
+        let lastKey: string | undefined;
+        for (let i = rows.length - 1; i >= 0 && lastKey === undefined; i--) lastKey = rowVmKey(rows[i]!.row);
+        while (cut > 0 && [lastKey, undefined].includes(rowVmKey(rows[cut - 1]!.row))) cut--;
       }
       await handOn(rows.slice(0, cut), waitingFrom);
       waitingFrom += cut;
@@ -188,14 +194,7 @@ export class AzureProvider extends CloudProvider {
         at: `page ${progress.pages}`,
       });
     }
-    if (disordered) {
-      problems.push({
-        code: 'VMS_ERR_PROVIDER_ANSWER',
-        message: `Resource Graph did not answer subscription ${scope.account} in the order of VM ids asked for (rows of one VM came apart); its entries are not deleted until a listing in order`,
-        at: `page ${progress.pages}`,
-      });
-    }
-    // An unreadable VM, a truncated answer or rows out of order could hide a VM whose entry exists: keep the deletes back.
+    // An unreadable VM or a truncated answer could hide a VM whose entry exists: keep the deletes back.
     return problems;
   }
 

@@ -99,7 +99,9 @@ export function protosForService(root: ProtoNode, serviceName: string): ProtoNod
 
 /**
  * The InstancesClient class, its module loaded with the trimmed protos in the place of the shipped
- * file (once per thread; later calls get the same class).
+ * file (once per thread; later calls get the same class). The trimmed file stands in for the
+ * shipped one in this thread's module cache: any other Compute client loaded in the same thread
+ * would find its own service missing, so the GCP provider loads none.
  */
 export function loadInstancesClient(): typeof import('@google-cloud/compute/build/src/v1/instances_client.js').InstancesClient {
   const file = require.resolve('@google-cloud/compute/build/protos/protos.json');

@@ -39,7 +39,9 @@ export async function freePort(): Promise<number> {
   const [low, high] = ephemeralRange();
   const [from, to] = low > 12_000 ? [10_000, low - 2] : [high + 1, 65_534];
   for (let tries = 0; tries < 1000; tries++) {
-    const port = from + Math.floor(Math.random() * (to - from));
+    // No room outside the ephemeral range (it spans almost every port): a port the kernel picks, as before.
+    const port = from < to ? from + Math.floor(Math.random() * (to - from)) : await kernelPort();
+    if (port >= 65_535) continue;
     const first = await listenOn(port);
     if (!first) continue;
     const second = await listenOn(port + 1);
@@ -50,6 +52,15 @@ export async function freePort(): Promise<number> {
     }
   }
   throw new Error(`no two free ports next to each other on 127.0.0.1 between ${from} and ${to}`);
+}
+
+/** A port the kernel chooses for `listen(0)`, closed again. */
+async function kernelPort(): Promise<number> {
+  const server = await listenOn(0);
+  if (!server) throw new Error('no free port on 127.0.0.1');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 /** True when something listens on 127.0.0.1:`port`. */
