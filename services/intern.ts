@@ -11,6 +11,9 @@ interface Node {
   next?: Map<string, Map<unknown, Node>>;
 }
 
+/** Results one memo table keeps (Interner.memo). */
+export const MEMO_LIMIT = 4096;
+
 /** Shares equal string maps and strings. */
 export class Interner {
   // Maps are found by walking their entries in order (a few Map lookups of short strings), which
@@ -44,7 +47,8 @@ export class Interner {
   /**
    * The result of `compute` for `key` in `table`, computed once: for pure functions of a tag value
    * that most instances of a listing share (the ports tag, the label tags). Results are shared, so
-   * they must never be changed.
+   * they must never be changed. A table keeps at most MEMO_LIMIT results: where values are mostly
+   * unique (a label per host), the rest are computed each time rather than held for the listing.
    */
   memo<T>(table: string, key: string, compute: () => T): T {
     let results = this.#memos.get(table);
@@ -54,7 +58,7 @@ export class Interner {
     }
     if (results.has(key)) return results.get(key) as T;
     const result = compute();
-    results.set(key, result);
+    if (results.size < MEMO_LIMIT) results.set(key, result);
     return result;
   }
 
