@@ -243,23 +243,25 @@ export class RequestTimeoutError extends Error {
 
 /**
  * Runs one attempt with a signal that aborts when `signal` does or after `ms`; the timer and the
- * listener are gone when it settles. An attempt that outlives its time rejects with
- * RequestTimeoutError at once, whether or not the library noticed the abort.
+ * listener are gone when it settles. An attempt that is abandoned or outlives its time rejects at
+ * once (with `signal`'s reason or RequestTimeoutError), whether or not the library noticed the
+ * abort: a client still starting (reading credentials) does not hold it up either.
  */
 async function withTimeout<T>(ms: number, signal: AbortSignal | undefined, call: (attempt: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const onAbort = () => controller.abort(signal?.reason);
-  signal?.addEventListener('abort', onAbort, { once: true });
+  let onAbort = () => {};
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const reason = new RequestTimeoutError(ms);
+  const stopped = new Promise<never>((_, reject) => {
+    const stop = (reason: unknown) => {
       controller.abort(reason);
       reject(reason);
-    }, ms);
+    };
+    onAbort = () => stop(signal?.reason);
+    timer = setTimeout(() => stop(new RequestTimeoutError(ms)), ms);
   });
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    return await Promise.race([call(controller.signal), expired]);
+    return await Promise.race([call(controller.signal), stopped]);
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
