@@ -248,17 +248,19 @@ export class Runtime {
       removeOnFail: 100,
     };
     const debounce = this.#options.config.queue.refreshDebounce;
-    await this.#refreshQueue.addBulk(
-      refs.map((ref) => ({
-        name: 'refresh',
-        data: { ref },
-        opts:
-          debounce > 0
-            ? // Debounce: each event for the instance pushes its waiting refresh out again.
-              { ...opts, delay: debounce, deduplication: { id: refreshId(ref), ttl: debounce, extend: true, reschedule: true } }
-            : { ...opts, deduplication: { id: refreshId(ref), keepLastIfActive: true } },
-      })),
-    );
+    const jobs = refs.map((ref) => ({
+      name: 'refresh',
+      data: { ref },
+      opts:
+        debounce > 0
+          ? // Debounce: each event for the instance pushes its waiting refresh out again.
+            { ...opts, delay: debounce, deduplication: { id: refreshId(ref), ttl: debounce, extend: true, reschedule: true } }
+          : { ...opts, deduplication: { id: refreshId(ref), keepLastIfActive: true } },
+    }));
+    // Most events name one instance: add skips the pipeline addBulk builds, which copies every
+    // script defined on the connection each time.
+    if (jobs.length === 1) await this.#refreshQueue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+    else await this.#refreshQueue.addBulk(jobs);
   }
 
   /** Redis answers, the Kubernetes API answers, every scope has resynced or said why not. */
