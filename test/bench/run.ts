@@ -9,6 +9,7 @@
 //   npm run bench -- --latency 5 --out /tmp/report.json --timeout 600
 //   npm run bench -- --only serve-memory --instances 20000   another size for the scenarios that take one
 //   npm run bench -- --only serve-memory --variant gcp,mixed  some variants of a scenario that has several
+//   npm run bench -- --only serve-memory --variant static --resyncs 12   a soak: more resyncs per variant
 //
 // Environment: BENCH_LATENCY_MS (default 3), BENCH_REPORT (default ./bench-report.json),
 // REDIS_URL (default redis://127.0.0.1:6379), BENCH_SERVE_NODE_OPTIONS (added to the NODE_OPTIONS
@@ -36,10 +37,10 @@ let current: ChildProcess | undefined;
 let interrupted = false;
 
 function usage(): string {
-  return `usage: npm run bench -- [--quick] [--only NAME[,NAME]] [--variant NAME[,NAME]] [--instances N] [--latency MS] [--out FILE] [--timeout SECONDS]\nscenarios: ${SCENARIOS.map((s) => s.name).join(', ')}\n`;
+  return `usage: npm run bench -- [--quick] [--only NAME[,NAME]] [--variant NAME[,NAME]] [--instances N] [--resyncs N] [--latency MS] [--out FILE] [--timeout SECONDS]\nscenarios: ${SCENARIOS.map((s) => s.name).join(', ')}\n`;
 }
 
-function parseOptions(): { quick: boolean; only: string[]; variants: string[]; instances?: number; latencyMs: number; out: string; timeoutMs?: number } {
+function parseOptions(): { quick: boolean; only: string[]; variants: string[]; instances?: number; resyncs?: number; latencyMs: number; out: string; timeoutMs?: number } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
@@ -49,6 +50,7 @@ function parseOptions(): { quick: boolean; only: string[]; variants: string[]; i
       out: { type: 'string' },
       timeout: { type: 'string' },
       instances: { type: 'string' },
+      resyncs: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     allowPositionals: false,
@@ -67,11 +69,14 @@ function parseOptions(): { quick: boolean; only: string[]; variants: string[]; i
   const variants = (values.variant ?? []).flatMap((o) => o.split(',')).map((o) => o.trim()).filter(Boolean);
   const instances = values.instances === undefined ? undefined : Number(values.instances);
   if (instances !== undefined && !(Number.isInteger(instances) && instances > 0)) throw new Error(`--instances must be a whole number above 0, not ${values.instances}`);
+  const resyncs = values.resyncs === undefined ? undefined : Number(values.resyncs);
+  if (resyncs !== undefined && !(Number.isInteger(resyncs) && resyncs > 0)) throw new Error(`--resyncs must be a whole number above 0, not ${values.resyncs}`);
   return {
     quick: values.quick ?? false,
     only,
     variants,
     ...(instances ? { instances } : {}),
+    ...(resyncs ? { resyncs } : {}),
     latencyMs,
     out: path.resolve(values.out ?? process.env.BENCH_REPORT ?? 'bench-report.json'),
     ...(timeoutMs === undefined ? {} : { timeoutMs }),
@@ -130,7 +135,7 @@ async function main(): Promise<number> {
   const runId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'vms-bench-'));
-  const options: BenchOptions = { quick: opts.quick, ...(opts.instances ? { instances: opts.instances } : {}), ...(opts.variants.length > 0 ? { variants: opts.variants } : {}), latencyMs: opts.latencyMs, runId, redisUrl, workDir };
+  const options: BenchOptions = { quick: opts.quick, ...(opts.instances ? { instances: opts.instances } : {}), ...(opts.resyncs ? { resyncs: opts.resyncs } : {}), ...(opts.variants.length > 0 ? { variants: opts.variants } : {}), latencyMs: opts.latencyMs, runId, redisUrl, workDir };
   const selected = SCENARIOS.filter((s) => opts.only.length === 0 || opts.only.includes(s.name));
   const started = Date.now();
   const machine = await machineInfo(redisUrl);
@@ -139,7 +144,7 @@ async function main(): Promise<number> {
     startedAt: new Date(started).toISOString(),
     durationMs: 0,
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
-    options: { quick: opts.quick, latencyMs: opts.latencyMs, only: opts.only, ...(opts.variants.length > 0 ? { variants: opts.variants } : {}), ...(opts.instances ? { instances: opts.instances } : {}) },
+    options: { quick: opts.quick, latencyMs: opts.latencyMs, only: opts.only, ...(opts.variants.length > 0 ? { variants: opts.variants } : {}), ...(opts.instances ? { instances: opts.instances } : {}), ...(opts.resyncs ? { resyncs: opts.resyncs } : {}) },
     machine,
     scenarios: [],
     goals: [],

@@ -7,6 +7,8 @@ export interface BenchOptions {
   quick: boolean;
   /** Another size for the scenarios that take one (`--instances`). */
   instances?: number;
+  /** How many full resyncs the serve scenarios run per variant (`--resyncs`), for a soak. */
+  resyncs?: number;
   /** Only these variants of the scenarios that have several (`--variant`); all when absent. */
   variants?: string[];
   /** Delay the fake API server adds to every request. */
