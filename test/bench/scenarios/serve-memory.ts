@@ -102,6 +102,8 @@ interface AfterResync {
   changes: number;
   /** serve's own event-loop delay since the previous read (prom-client's monitorEventLoopDelay, reset at each scrape). */
   loopDelay?: LoopDelay;
+  /** The main thread's used heap after the resync. */
+  heapUsedMiB?: number;
 }
 
 /** Event-loop delay over a window, in milliseconds. */
@@ -110,17 +112,28 @@ interface LoopDelay {
   maxMs: number;
 }
 
-/** Reads serve's event-loop delay since the last scrape from /metrics (which starts a new window). */
-async function loopDelay(proc: ServeProcess): Promise<LoopDelay | undefined> {
+/** What serve's /metrics says after a resync. */
+interface Scrape {
+  loopDelay?: LoopDelay;
+  /** The main thread's used JS heap (prom-client's nodejs_heap_size_used_bytes), to tell a heap that grows from RSS that does. */
+  heapUsedMiB?: number;
+}
+
+/** Reads serve's event-loop delay since the last scrape (which starts a new window) and its used heap from /metrics. */
+async function scrape(proc: ServeProcess): Promise<Scrape> {
   const { body } = await proc.get('/metrics');
-  if (typeof body !== 'string') return undefined;
+  if (typeof body !== 'string') return {};
   const read = (name: string): number | undefined => {
     const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(body);
-    return m ? Number(m[1]) * 1000 : undefined;
+    return m ? Number(m[1]) : undefined;
   };
   const p99 = read('nodejs_eventloop_lag_p99_seconds');
   const max = read('nodejs_eventloop_lag_max_seconds');
-  return p99 === undefined || max === undefined ? undefined : { p99Ms: round(p99, 1), maxMs: round(max, 1) };
+  const heap = read('nodejs_heap_size_used_bytes');
+  return {
+    ...(p99 === undefined || max === undefined ? {} : { loopDelay: { p99Ms: round(p99 * 1000, 1), maxMs: round(max * 1000, 1) } }),
+    ...(heap === undefined ? {} : { heapUsedMiB: round(heap / 2 ** 20, 1) }),
+  };
 }
 
 interface FlavorMemory {
@@ -318,7 +331,7 @@ async function measureVariant(variant: Variant, n: number, rounds: number, optio
     });
     result.startedMiB = procMemory(pid).rssMiB;
     // Starts serve's event-loop delay window.
-    await loopDelay(serve).catch(() => undefined);
+    await scrape(serve).catch(() => undefined);
     void (async () => {
       while (probing && serve.child.exitCode === null) {
         const t = performance.now();
@@ -358,8 +371,9 @@ async function measureVariant(variant: Variant, n: number, rounds: number, optio
       last = done!;
       const views = [...fleet.scopes.keys()].map((key) => last.get(key)!);
       const after: AfterResync = { ...procMemory(pid), resyncMs: round(Math.max(...views.map((v) => v.durationMs))), changes: views.reduce((sum, v) => sum + v.changes, 0) };
-      const delay = await loopDelay(serve).catch(() => undefined);
-      if (delay) after.loopDelay = delay;
+      const scraped = await scrape(serve).catch((): Scrape => ({}));
+      if (scraped.loopDelay) after.loopDelay = scraped.loopDelay;
+      if (scraped.heapUsedMiB !== undefined) after.heapUsedMiB = scraped.heapUsedMiB;
       result.rounds.push(after);
       // `owned` counts every entry of the installation, `entries` those the scope maps to.
       const total = [...fleet.scopes.values()].reduce((a, b) => a + b, 0);
@@ -427,6 +441,9 @@ export const serveMemory: Scenario = {
     for (const r of results) {
       rows.push({ figure: `${r.label}: RSS at start / after each full resync`, value: `${r.startedMiB || '–'} / ${r.rounds.map((x) => x.rssMiB).join(' / ') || '–'} MiB` });
       rows.push({ figure: `${r.label}: peak RSS`, value: `${peakOf(r)} MiB` });
+      if (r.rounds.some((x) => x.heapUsedMiB !== undefined)) {
+        rows.push({ figure: `${r.label}: main thread's used heap after each full resync`, value: `${r.rounds.map((x) => x.heapUsedMiB ?? '–').join(' / ')} MiB` });
+      }
       if (r.instances === 0) {
         if (r.failure) rows.push({ figure: `${r.label}: **did not get through**`, value: r.failure });
         continue;
