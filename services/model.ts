@@ -197,6 +197,15 @@ export const HEALTH_CHECK_ANNOTATION = 'vm-mesh-sync.io/health-check';
 /** The WorkloadGroup an entry that istiod auto-registered belongs to (pilot/pkg/autoregistration). */
 export const AUTO_REGISTRATION_GROUP_ANNOTATION = 'istio.io/autoRegistrationGroup';
 
+/**
+ * Whether a label or annotation key of an entry we own is ours to remove when mapping stops setting
+ * it: every key in our `vm-mesh-sync.io/` domain, and HEALTH_CHECKS_ANNOTATION, which only the
+ * health tag decides on our entries (istiod sets it on the entries it auto-registers, never ours).
+ */
+export function isManagedMetadataKey(key: string): boolean {
+  return key.startsWith('vm-mesh-sync.io/') || key === HEALTH_CHECKS_ANNOTATION;
+}
+
 /** A WorkloadEntry in the cluster that is not ours, as far as planning needs it. */
 export interface ForeignEntry {
   key: EntryKey;
