@@ -105,6 +105,12 @@ export const mappingSchema = z.strictObject({
       tag: TAG_KEY.default('mesh-weight'),
     })
     .prefault({}),
+  health: z
+    .strictObject({
+      /** A probe (`http:8080/healthz`, `tcp:5432`, …) turns on Istio's health checking of the entry. */
+      tag: TAG_KEY.default('mesh-health'),
+    })
+    .prefault({}),
 });
 
 /** The provider blocks; each cloud adds its schema to this union. */

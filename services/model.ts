@@ -187,6 +187,36 @@ export const SOURCE_ANNOTATION = 'vm-mesh-sync.io/source';
 export const SCOPE_ANNOTATION = 'vm-mesh-sync.io/scope';
 export const OBSERVED_AT_ANNOTATION = 'vm-mesh-sync.io/observed-at';
 
+/**
+ * Istio's health checking of an entry (istiod reads it in pilot/pkg/model/status): with "true", the
+ * entry gets no traffic until the Istio agent on the VM reports its probe healthy in `status`.
+ */
+export const HEALTH_CHECKS_ANNOTATION = 'proxy.istio.io/health-checks-enabled';
+/** The probe vm-mesh-sync read from the health tag, in its canonical form (`http:8080/healthz`). */
+export const HEALTH_CHECK_ANNOTATION = 'vm-mesh-sync.io/health-check';
+/** The WorkloadGroup an entry that istiod auto-registered belongs to (pilot/pkg/autoregistration). */
+export const AUTO_REGISTRATION_GROUP_ANNOTATION = 'istio.io/autoRegistrationGroup';
+
+/**
+ * Whether a label or annotation key of an entry we own is ours to remove when mapping stops setting
+ * it: every key in our `vm-mesh-sync.io/` domain, and HEALTH_CHECKS_ANNOTATION, which only the
+ * health tag decides on our entries (istiod sets it on the entries it auto-registers, never ours).
+ */
+export function isManagedMetadataKey(key: string): boolean {
+  return key.startsWith('vm-mesh-sync.io/') || key === HEALTH_CHECKS_ANNOTATION;
+}
+
+/** A WorkloadEntry in the cluster that is not ours, as far as planning needs it. */
+export interface ForeignEntry {
+  key: EntryKey;
+  /** `spec.address`, when it has one. */
+  address?: string;
+  /** `spec.network`, when it has one. */
+  network?: string;
+  /** Its AUTO_REGISTRATION_GROUP_ANNOTATION: istiod made it for a VM that auto-registered. */
+  autoRegistrationGroup?: string;
+}
+
 /** Where an instance came from, as written in SOURCE_ANNOTATION: `aws:<account>:<region>:<id>`. */
 export function instanceSource(instance: Pick<Instance, 'provider' | 'account' | 'region' | 'id'>): string {
   return `${instance.provider}:${instance.account}:${instance.region}:${instance.id}`;

@@ -3,10 +3,10 @@
 // cluster and with the last write error that the service recorded in Redis (when reachable).
 import type { Provider } from '../../providers/provider.ts';
 import { isVmsError, VmsError } from '../errors.ts';
-import { entryName, mapInstance } from '../mapping/index.ts';
+import { entryName, indexAutoRegistered, mapInstance } from '../mapping/index.ts';
 import { localClock } from '../stamp.ts';
 import { mapContext } from '../sync/observe.ts';
-import { entryKey, SCOPE_ANNOTATION, type Instance, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
+import { entryKey, type ForeignEntry, SCOPE_ANNOTATION, type Instance, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { createRedis, redisReady } from '../queue/redis.ts';
 import { StatusStore, type WriteError } from '../runtime/status-store.ts';
@@ -22,6 +22,7 @@ export type Verdict =
   | 'not-tagged'
   | 'not-running'
   | 'invalid-tag'
+  | 'auto-registered'
   | 'not-owned'
   | 'conflict'
   | 'write-failed'
@@ -84,6 +85,8 @@ interface Sources {
   readLive(namespace: string, name: string): Promise<WorkloadEntry | null | undefined>;
   /** Our entries named `name` in any namespace; undefined when the cluster cannot be read. */
   readOwned(name: string): Promise<WorkloadEntry[] | undefined>;
+  /** The entries that are not ours (Writer.listForeign); undefined when the cluster cannot be read. */
+  readForeign(): Promise<ForeignEntry[] | undefined>;
   /** Reads the service's shared status in Redis; null when Redis cannot be reached. */
   fromStatus<T>(read: (store: StatusStore) => Promise<T>): Promise<T | null>;
 }
@@ -102,6 +105,7 @@ function sources(config: CommandContext['config'], env: NodeJS.ProcessEnv): Sour
   return {
     readLive: (namespace, name) => (cluster.ok ? orUnknown(() => cluster.api.getEntry(namespace, name)) : Promise.resolve(undefined)),
     readOwned: (name) => (cluster.ok ? orUnknown(() => cluster.writer.findOwnedByName(name)) : Promise.resolve(undefined)),
+    readForeign: () => (cluster.ok ? orUnknown(() => cluster.writer.listForeign()) : Promise.resolve(undefined)),
     async fromStatus(read) {
       const redis = createRedis(config.redis.url, { role: 'producer' });
       try {
@@ -166,14 +170,23 @@ async function explain(ctx: CommandContext, kind: ProviderKind, id: string, env:
     return { instance: name, verdict: 'not-found', reasons: [missing] };
   }
   const { instance, scope } = found;
-  const result = mapInstance(instance, config.mapping, mapContext(config, scope, await localClock()));
+  // The same rules as a resync: an instance at the address of an entry istiod auto-registered is skipped.
+  const foreign = await src.readForeign();
+  const result = mapInstance(instance, config.mapping, mapContext(config, scope, await localClock(), indexAutoRegistered(foreign ?? [])));
   const base = { instance: name, scope: scope.key };
   const reasons = [`found in scope ${scope.key}: ${instance.name}, ${instance.state}, tags ${JSON.stringify(instance.tags)}`];
+  if (foreign === undefined) reasons.push('the cluster could not be read, so whether Istio auto-registered this VM is unknown');
 
   if (result.kind === 'skip') {
     const { skip } = result;
     const verdict: Verdict =
-      skip.code === 'VMS_SKIP_NOT_SELECTED' ? 'not-tagged' : skip.code === 'VMS_SKIP_NOT_RUNNING' ? 'not-running' : 'invalid-tag';
+      skip.code === 'VMS_SKIP_NOT_SELECTED'
+        ? 'not-tagged'
+        : skip.code === 'VMS_SKIP_NOT_RUNNING'
+          ? 'not-running'
+          : skip.code === 'VMS_SKIP_AUTO_REGISTERED'
+            ? 'auto-registered'
+            : 'invalid-tag';
     if (!skip.keepsEntry) {
       // Not selected or not running means "leave the mesh": an entry still there is on its way out.
       const owned = await src.readOwned(entryName(instance));

@@ -1,10 +1,12 @@
 // `vm-mesh-sync plan`: what would change. Reads the cluster when one is reachable, else plans
 // against an empty one and says so; never needs Redis and never writes.
 import { isVmsError } from '../errors.ts';
-import { type EntryKey, entryKey, type WorkloadEntry } from '../model.ts';
+import { indexAutoRegistered } from '../mapping/index.ts';
+import { entryKey, type ForeignEntry, type WorkloadEntry } from '../model.ts';
 import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
 import { allSkips, planScopes } from '../sync/plan-scopes.ts';
+import type { Writer } from '../writer/writer.ts';
 import { openCluster } from './cluster.ts';
 import { configuredScopeKeys, withContext } from './context.ts';
 import { EXIT, type CliIO } from './io.ts';
@@ -23,25 +25,32 @@ export interface PlanCommandOptions {
 export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<number> {
   return withContext(opts.config, io, { logLevel: 'warn' }, async (ctx) => {
     const { config, providers } = ctx;
-    const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout });
-    let owned: WorkloadEntry[] = [];
-    let foreign: EntryKey[] = [];
     let clusterNote = 'cluster: not read (--no-cluster); planned against an empty cluster';
-    if (opts.cluster) {
-      const cluster = openCluster(config, { optional: true, env: io.env });
-      if (cluster.ok) {
-        try {
-          owned = await cluster.writer.listOwned();
-          foreign = await cluster.writer.listForeign();
-          clusterNote = `cluster: ${cluster.server}, ${owned.length} entries owned by ${config.ownerId}`;
-        } catch (err) {
-          if (!isVmsError(err, 'VMS_ERR_KUBE_UNREACHABLE', 'VMS_ERR_KUBE_TRANSIENT')) throw err;
-          clusterNote = `cluster: ${cluster.server} did not answer (${err.message}); planned against an empty cluster`;
-        }
-      } else {
-        clusterNote = `cluster: ${cluster.reason}; planned against an empty cluster`;
+    const cluster = opts.cluster ? openCluster(config, { optional: true, env: io.env }) : undefined;
+    if (cluster && !cluster.ok) clusterNote = `cluster: ${cluster.reason}; planned against an empty cluster`;
+    /** A read of the cluster, or undefined (and a note saying so) when it does not answer. */
+    const read = async <T>(call: (writer: Writer) => Promise<T>): Promise<T | undefined> => {
+      if (!cluster?.ok) return undefined;
+      try {
+        return await call(cluster.writer);
+      } catch (err) {
+        if (!isVmsError(err, 'VMS_ERR_KUBE_UNREACHABLE', 'VMS_ERR_KUBE_TRANSIENT')) throw err;
+        clusterNote = `cluster: ${cluster.server} did not answer (${err.message}); planned against an empty cluster`;
+        return undefined;
       }
-    }
+    };
+    // The cluster is read first: mapping needs the entries istiod auto-registered.
+    const foreignRead = await read((w) => w.listForeign());
+    const observed = await observeScopes(providers, {
+      config,
+      clock: localClock,
+      timeoutMs: config.resync.timeout,
+      autoRegistered: indexAutoRegistered(foreignRead ?? []),
+    });
+    const ownedRead = foreignRead === undefined ? undefined : await read((w) => w.listOwned());
+    const owned: WorkloadEntry[] = ownedRead ?? [];
+    const foreign: ForeignEntry[] = ownedRead === undefined ? [] : (foreignRead ?? []);
+    if (cluster?.ok && ownedRead !== undefined) clusterNote = `cluster: ${cluster.server}, ${owned.length} entries owned by ${config.ownerId}`;
     const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
     const report: PlanReport = {
       plan,

@@ -1,6 +1,7 @@
 // `vm-mesh-sync sync --once`: one resync of every scope, applied directly by the writer in this
 // process (no Redis), then exit non-zero if a scope or a change failed.
 import { isVmsError } from '../errors.ts';
+import { indexAutoRegistered } from '../mapping/index.ts';
 import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
 import { allSkips, planScopes } from '../sync/plan-scopes.ts';
@@ -21,10 +22,11 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     const { config, providers, logger } = ctx;
     const cluster = openCluster(config, { optional: false, logger, env: io.env });
     if (!cluster.ok) throw new Error(cluster.reason);
-    const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout });
+    // Read before the listing: mapping needs the entries istiod auto-registered.
+    const foreign = await cluster.writer.listForeign();
+    const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout, autoRegistered: indexAutoRegistered(foreign) });
     const retry = { maxAttempts: config.queue.attempts, baseDelayMs: config.queue.backoff };
     const owned = await cluster.writer.listOwned();
-    const foreign = await cluster.writer.listForeign();
     const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
     const outcome = await applyChanges(cluster.writer, plan.changes, { concurrency: config.queue.concurrency, ...retry });
 

@@ -2,6 +2,7 @@
 // (v1 schema and x-kubernetes-validations) enforce, plus what vm-mesh-sync promises on top. Tests
 // use it to prove mapping never produces an object the writer would have rejected.
 import {
+  AUTO_REGISTRATION_GROUP_ANNOTATION,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   OBSERVED_AT_ANNOTATION,
@@ -26,7 +27,7 @@ import {
 
 /** Annotations Istio's own auto-registration writes; an entry carrying them would be managed twice. */
 export const ISTIO_AUTO_REGISTRATION_ANNOTATIONS: readonly string[] = [
-  'istio.io/autoRegistrationGroup',
+  AUTO_REGISTRATION_GROUP_ANNOTATION,
   'istio.io/workloadController',
   'istio.io/connectedAt',
   'istio.io/disconnectedAt',

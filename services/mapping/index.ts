@@ -6,3 +6,5 @@ export { checkEntry, ISTIO_AUTO_REGISTRATION_ANNOTATIONS } from './check-entry.t
 export { normalizeLabelValue } from './labels.ts';
 export { parsePorts } from './ports.ts';
 export { describeNamespacePolicy, matchesNamespace, namespaceAllowed, namespacePolicy, type NamespacePolicy, writerNamespaces } from './namespaces.ts';
+export { canonicalAddress, findAutoRegistered, indexAutoRegistered, sameNetwork, type AutoRegisteredIndex } from './auto-registered.ts';
+export { parseHealthCheck, type HealthCheck, type ReadinessProbe } from './health.ts';

@@ -3,6 +3,8 @@
 import type { MappingConfig } from '../../config/schema.ts';
 import {
   entryKey,
+  HEALTH_CHECK_ANNOTATION,
+  HEALTH_CHECKS_ANNOTATION,
   instanceSource,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
@@ -10,6 +12,7 @@ import {
   OWNER_LABEL,
   SCOPE_ANNOTATION,
   SOURCE_ANNOTATION,
+  type ForeignEntry,
   type Instance,
   type MapResult,
   type Skip,
@@ -17,6 +20,8 @@ import {
   type WorkloadEntrySpec,
 } from '../model.ts';
 import { chooseAddress } from './address.ts';
+import { type AutoRegisteredIndex, findAutoRegistered } from './auto-registered.ts';
+import { parseHealthCheck } from './health.ts';
 import { entryName } from './entry-name.ts';
 import { describeNamespacePolicy, namespaceAllowed, type NamespacePolicy } from './namespaces.ts';
 import { buildLabels } from './labels.ts';
@@ -42,11 +47,17 @@ export interface MapContext {
   namespaces?: NamespacePolicy;
   /** Shares equal label and port maps between the entries of one listing (mapInstances makes one). */
   shared?: Interner;
+  /**
+   * The entries istiod auto-registered (Writer.listForeign, indexed): an instance with the same
+   * address and network is skipped with VMS_SKIP_AUTO_REGISTERED. Absent: none are known.
+   */
+  autoRegistered?: AutoRegisteredIndex;
 }
 
 /**
  * Maps one instance. Checks run in this order and the first failure is the skip: selector, state,
- * namespace, labels, service account, ports, address tag and address, network, locality, weight.
+ * auto-registered duplicate (when address and network can be told), namespace, labels, service
+ * account, ports, address tag and address, network, locality, weight, health.
  */
 export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapContext): MapResult {
   const skip = (code: SkipCode, reason: string): MapResult => ({ kind: 'skip', skip: makeSkip(instance, ctx, code, reason) });
@@ -63,6 +74,17 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   }
 
   const namespace = chooseNamespace(instance.tags, rules.namespace, ctx.namespaces ?? { global: [rules.namespace.default] });
+  const address = chooseAddress(instance, rules.address);
+  const network = chooseNetwork(instance, rules.network);
+  // Before any bad value: a skip for a bad value keeps the entry we have, and Istio must not see the VM twice.
+  if (address.ok && network.ok && ctx.autoRegistered !== undefined) {
+    const twin = findAutoRegistered(ctx.autoRegistered, address.value, network.value);
+    if (twin !== undefined) {
+      const result = skip('VMS_SKIP_AUTO_REGISTERED', autoRegisteredReason(twin, address.value, network.value));
+      if (namespace.ok && result.kind === 'skip') result.skip.namespace = namespace.value;
+      return result;
+    }
+  }
   if (!namespace.ok) return skip(namespace.code, namespace.reason);
   // From here on a skip says in which namespace the entry would be (its Warning Event goes there).
   const skipIn = (code: SkipCode, reason: string): MapResult => ({ kind: 'skip', skip: { ...makeSkip(instance, ctx, code, reason), namespace: namespace.value } });
@@ -72,14 +94,15 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   if (!serviceAccount.ok) return skipIn(serviceAccount.code, serviceAccount.reason);
   const ports = ctx.shared ? portsOf(instance.tags, rules.ports, ctx.shared) : choosePorts(instance.tags, rules.ports);
   if (!ports.ok) return skipIn(ports.code, ports.reason);
-  const address = chooseAddress(instance, rules.address);
   if (!address.ok) return skipIn(address.code, address.reason);
-  const network = chooseNetwork(instance, rules.network);
   if (!network.ok) return skipIn(network.code, network.reason);
   const locality = rules.locality.enabled ? makeLocality(instance.region, instance.zone) : ok(undefined);
   if (!locality.ok) return skipIn(locality.code, locality.reason);
   const weight = chooseWeight(instance.tags, rules.weight.tag);
   if (!weight.ok) return skipIn(weight.code, weight.reason);
+  const healthTag = readTag(instance.tags, rules.health.tag);
+  const health = healthTag === undefined ? ok(undefined) : parseHealthCheck(healthTag, `tag ${rules.health.tag}`);
+  if (!health.ok) return skipIn(health.code, health.reason);
 
   // Fixed field order, so printed plans and diffs read the same for every entry.
   const shared = ctx.shared;
@@ -107,7 +130,23 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
     },
     spec,
   };
+  if (health.value !== undefined) {
+    entry.metadata.annotations[HEALTH_CHECKS_ANNOTATION] = 'true';
+    entry.metadata.annotations[HEALTH_CHECK_ANNOTATION] = health.value.text;
+  }
   return { kind: 'entry', entry };
+}
+
+/** Why an instance is left to the entry Istio auto-registered for it. */
+function autoRegisteredReason(twin: ForeignEntry, address: string, network: string | undefined): string {
+  const where = network === undefined ? 'no network' : `network ${quote(network)}`;
+  const theirs = twin.network ? `network ${quote(twin.network)}` : 'no network';
+  return (
+    `Istio auto-registered this VM as WorkloadEntry ${twin.key} (WorkloadGroup ${quote(twin.autoRegistrationGroup ?? '')}, ` +
+    `address ${address}, ${theirs}); an entry of ours at address ${address} with ${where} would make Istio see the VM twice, ` +
+    'so it gets none and any it has is deleted. Leave the VM to auto-registration, or stop it auto-registering ' +
+    '(remove ISTIO_META_AUTO_REGISTER_GROUP from its sidecar) to have vm-mesh-sync manage it'
+  );
 }
 
 /**

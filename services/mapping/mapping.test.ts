@@ -2,7 +2,19 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { mappingSchema, type MappingConfig } from '../../config/schema.ts';
 import { INSTANCE_STATES, type Instance, type MapResult, type Skip, type WorkloadEntry } from '../model.ts';
-import { checkEntry, entryName, ListingMapper, mapInstance, mapInstances, normalizeLabelValue, SKIP_CODES, skipKeepsEntry, type SkipCode } from './index.ts';
+import {
+  checkEntry,
+  entryName,
+  indexAutoRegistered,
+  ListingMapper,
+  type MapContext,
+  mapInstance,
+  mapInstances,
+  normalizeLabelValue,
+  SKIP_CODES,
+  skipKeepsEntry,
+  type SkipCode,
+} from './index.ts';
 import { runSync } from '../slices.ts';
 
 // Most cases are about other tags: any namespace is allowed here; the namespace policy has its own cases.
@@ -83,7 +95,10 @@ describe('seed example', () => {
 });
 
 describe('skip codes', () => {
-  const cases: Array<{ name: string; instance: Instance; rules?: MappingConfig; code: SkipCode; reason: string | RegExp }> = [
+  const autoRegistered = indexAutoRegistered([
+    { key: 'vms/reviews-10.0.0.5', address: '10.0.0.5', autoRegistrationGroup: 'reviews' },
+  ]);
+  const cases: Array<{ name: string; instance: Instance; rules?: MappingConfig; ctx?: MapContext; code: SkipCode; reason: string | RegExp }> = [
     { name: 'no selector tag', instance: vm({ tags: {} }), code: 'VMS_SKIP_NOT_SELECTED', reason: /^not tagged mesh=true;/ },
     { name: 'selector tag with another value', instance: vm({ tags: { mesh: 'false' } }), code: 'VMS_SKIP_NOT_SELECTED', reason: "its mesh tag is 'false'" },
     {
@@ -144,14 +159,41 @@ describe('skip codes', () => {
       reason: "mapping.network.byNetworkId['vpc-9']: 'net/west'",
     },
     { name: 'region too long for a locality', instance: vm({ region: 'r'.repeat(2049) }), code: 'VMS_SKIP_BAD_LOCALITY', reason: 'longer than 2048 characters' },
+    {
+      name: 'health tag that names no probe',
+      instance: tagged({ 'mesh-health': 'true' }),
+      code: 'VMS_SKIP_BAD_HEALTH',
+      reason: "tag mesh-health: 'true' names no probe; the Istio agent on the VM needs one to report health (use http:PORT/PATH",
+    },
+    {
+      name: 'health tag under a configured name',
+      instance: tagged({ probe: 'http:0/x' }),
+      rules: rules({ health: { tag: 'probe' } }),
+      code: 'VMS_SKIP_BAD_HEALTH',
+      reason: "tag probe: 'http:0/x' has '0' where a port from 1 to 65535 belongs",
+    },
+    {
+      name: 'address and network of an auto-registered entry',
+      instance: vm(),
+      ctx: { ...CTX, autoRegistered },
+      code: 'VMS_SKIP_AUTO_REGISTERED',
+      reason: "Istio auto-registered this VM as WorkloadEntry vms/reviews-10.0.0.5 (WorkloadGroup 'reviews', address 10.0.0.5, no network)",
+    },
+    {
+      name: 'auto-registered wins over a bad tag, which would keep our entry',
+      instance: tagged({ 'mesh-ports': 'pg:99999', 'mesh-namespace': 'Bad_NS' }),
+      ctx: { ...CTX, autoRegistered },
+      code: 'VMS_SKIP_AUTO_REGISTERED',
+      reason: 'would make Istio see the VM twice, so it gets none and any it has is deleted',
+    },
   ];
 
-  it.each(cases)('$name → $code', ({ instance, rules: r, code, reason }) => {
-    const skip = skipOf(mapInstance(instance, r ?? RULES, CTX));
+  it.each(cases)('$name → $code', ({ instance, rules: r, ctx, code, reason }) => {
+    const skip = skipOf(mapInstance(instance, r ?? RULES, ctx ?? CTX));
     expect(skip.code).toBe(code);
     if (typeof reason === 'string') expect(skip.reason).toContain(reason);
     else expect(skip.reason).toMatch(reason);
-    expect(skip.keepsEntry).toBe(code !== 'VMS_SKIP_NOT_SELECTED' && code !== 'VMS_SKIP_NOT_RUNNING');
+    expect(skip.keepsEntry).toBe(code !== 'VMS_SKIP_NOT_SELECTED' && code !== 'VMS_SKIP_NOT_RUNNING' && code !== 'VMS_SKIP_AUTO_REGISTERED');
   });
 
   it('has a case for every code', () => {
@@ -527,6 +569,65 @@ describe('weight', () => {
   });
 });
 
+describe('health', () => {
+  const annotations = (tags: Record<string, string>, r: MappingConfig = RULES): Record<string, string> => entryOf(mapInstance(tagged(tags), r, CTX)).metadata.annotations;
+
+  it.each<[string, Record<string, string>, MappingConfig, Record<string, string> | undefined]>([
+    ['an http probe', { 'mesh-health': 'http:8080/healthz' }, RULES, { 'proxy.istio.io/health-checks-enabled': 'true', 'vm-mesh-sync.io/health-check': 'http:8080/healthz' }],
+    ['the dash form of the same probe', { 'mesh-health': 'http-8080-healthz' }, RULES, { 'proxy.istio.io/health-checks-enabled': 'true', 'vm-mesh-sync.io/health-check': 'http:8080/healthz' }],
+    ['a tcp probe', { 'mesh-health': ' TCP:5432 ' }, RULES, { 'proxy.istio.io/health-checks-enabled': 'true', 'vm-mesh-sync.io/health-check': 'tcp:5432' }],
+    ['a configured tag name', { probe: 'https-8443-ready' }, rules({ health: { tag: 'probe' } }), { 'proxy.istio.io/health-checks-enabled': 'true', 'vm-mesh-sync.io/health-check': 'https:8443/ready' }],
+    ['no health tag', {}, RULES, undefined],
+    ['a blank health tag', { 'mesh-health': '  ' }, RULES, undefined],
+    ['the default tag when another is configured', { 'mesh-health': 'tcp:5432' }, rules({ health: { tag: 'probe' } }), undefined],
+  ])('%s', (_, tags, r, expected) => {
+    const got = annotations(tags, r);
+    const health = Object.fromEntries(Object.entries(got).filter(([k]) => k.includes('health')));
+    expect(health).toEqual(expected ?? {});
+  });
+
+  it('the entry with health checking passes checkEntry', () => {
+    expect(checkEntry(entryOf(mapInstance(tagged({ 'mesh-health': 'http:8080/healthz' }), RULES, CTX)))).toEqual([]);
+  });
+});
+
+describe('mapping with auto-registered entries', () => {
+  const autoRegistered = indexAutoRegistered([{ key: 'vms/reviews-10.0.0.5', address: '10.0.0.5', network: 'net-a', autoRegistrationGroup: 'reviews' }]);
+
+  it.each<[string, Instance, MappingConfig, 'entry' | 'VMS_SKIP_AUTO_REGISTERED' | 'VMS_SKIP_NOT_RUNNING' | 'VMS_SKIP_NOT_SELECTED']>([
+    ['same address, ours without a network', vm(), RULES, 'VMS_SKIP_AUTO_REGISTERED'],
+    ['same address and network', vm({ tags: { mesh: 'true', 'mesh-network': 'net-a' } }), RULES, 'VMS_SKIP_AUTO_REGISTERED'],
+    ['same address, network from byNetworkId', vm(), rules({ network: { byNetworkId: { 'vpc-1': 'net-a' } } }), 'VMS_SKIP_AUTO_REGISTERED'],
+    ['same address on another network', vm({ tags: { mesh: 'true', 'mesh-network': 'net-b' } }), RULES, 'entry'],
+    ['another address', vm({ privateIPv4s: ['10.0.0.9'] }), RULES, 'entry'],
+    ['the address tag chooses the matching address', vm({ privateIPv4s: ['10.0.0.9'], publicIPv4s: ['10.0.0.5'], tags: { mesh: 'true', 'mesh-address': 'public-ipv4' } }), RULES, 'VMS_SKIP_AUTO_REGISTERED'],
+    ['not running: leaves the mesh anyway', vm({ state: 'stopped' }), RULES, 'VMS_SKIP_NOT_RUNNING'],
+    ['not selected: leaves the mesh anyway', vm({ tags: {} }), RULES, 'VMS_SKIP_NOT_SELECTED'],
+  ])('%s', (_, instance, rules, expected) => {
+    const result = mapInstance(instance, rules, { ...CTX, autoRegistered });
+    expect(result.kind === 'entry' ? 'entry' : result.skip.code).toBe(expected);
+  });
+
+  it('the skip says which entry Istio made, names the namespace ours would be in, and does not keep our entry', () => {
+    const result = mapInstance(vm({ tags: { mesh: 'true', 'mesh-namespace': 'vms' } }), RULES, { ...CTX, namespaces: { global: ['vms'] }, autoRegistered });
+    expect(result.kind).toBe('skip');
+    if (result.kind !== 'skip') return;
+    expect(result.skip).toMatchObject({ code: 'VMS_SKIP_AUTO_REGISTERED', namespace: 'vms', keepsEntry: false, source: 'aws:123456789012:us-east-1:i-0abc' });
+    expect(result.skip.reason).toBe(
+      "Istio auto-registered this VM as WorkloadEntry vms/reviews-10.0.0.5 (WorkloadGroup 'reviews', address 10.0.0.5, network 'net-a'); " +
+        'an entry of ours at address 10.0.0.5 with no network would make Istio see the VM twice, so it gets none and any it has is deleted. ' +
+        'Leave the VM to auto-registration, or stop it auto-registering (remove ISTIO_META_AUTO_REGISTER_GROUP from its sidecar) to have vm-mesh-sync manage it',
+    );
+  });
+
+  it('a listing skips the duplicates and maps the rest as without the index', () => {
+    const instances = [vm({ id: 'i-1' }), vm({ id: 'i-2', privateIPv4s: ['10.0.0.9'] })];
+    const { entries, skips } = mapInstances(instances, RULES, { ...CTX, autoRegistered });
+    expect(skips.map((s) => [s.instance.id, s.code])).toEqual([['i-1', 'VMS_SKIP_AUTO_REGISTERED']]);
+    expect(entries).toEqual(mapInstances([instances[1]!], RULES, CTX).entries);
+  });
+});
+
 describe('entryName', () => {
   const azureId = '/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/RG-Payments/providers/Microsoft.Compute/virtualMachines/db-1';
   const cases: Array<[Instance['provider'], string, string]> = [
@@ -705,7 +806,7 @@ describe('checkEntry', () => {
 });
 
 describe('properties', () => {
-  const knownKeys = ['mesh', 'mesh-app', 'mesh-version', 'mesh-namespace', 'mesh-service-account', 'mesh-ports', 'mesh-address', 'mesh-network', 'mesh-weight'];
+  const knownKeys = ['mesh', 'mesh-app', 'mesh-version', 'mesh-namespace', 'mesh-service-account', 'mesh-ports', 'mesh-address', 'mesh-network', 'mesh-weight', 'mesh-health'];
   const key = fc.oneof(
     fc.constantFrom(...knownKeys),
     fc.string({ unit: 'binary', maxLength: 20 }),
@@ -716,7 +817,7 @@ describe('properties', () => {
     fc.string({ unit: 'binary', maxLength: 40 }),
     fc.string({ unit: 'grapheme', maxLength: 40 }),
     fc.stringMatching(/^[a-zA-Z0-9:=,;_ .\-]{0,40}$/),
-    fc.constantFrom('true', ' TRUE ', '', '   ', 'postgres:5432', 'postgres-5432_metrics-9187', 'first-available', 'ipv6', 'public-ipv4', '10', 'payments'),
+    fc.constantFrom('true', ' TRUE ', '', '   ', 'postgres:5432', 'postgres-5432_metrics-9187', 'first-available', 'ipv6', 'public-ipv4', '10', 'payments', 'http:8080/healthz', 'tcp-5432'),
   );
   // Tags a careful engineer would write, so that a good share of runs end in an entry to check.
   const plainKey = fc.oneof(fc.constantFrom('mesh-app', 'mesh-version', 'mesh-ports'), fc.stringMatching(/^mesh-label-[a-z]{1,10}$/));

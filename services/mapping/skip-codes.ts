@@ -18,16 +18,20 @@ export const SKIP_CODES = {
   VMS_SKIP_BAD_LOCALITY: 'the region and zone together are longer than the 2048 characters a locality may have',
   VMS_SKIP_BAD_WEIGHT: 'the weight tag is not a whole number from 1 to 4294967295',
   VMS_SKIP_DUPLICATE_NAME: 'another instance in the same listing maps to the same namespace/name; the one whose source sorts first keeps it',
+  VMS_SKIP_BAD_HEALTH: 'the health tag is not a probe (http:PORT/PATH, https:PORT/PATH, tcp:PORT, or the dash form http-PORT-PATH); an entry it already has is kept as it is',
+  VMS_SKIP_AUTO_REGISTERED:
+    'Istio auto-registration already made a WorkloadEntry (annotation istio.io/autoRegistrationGroup) with the same address and network; an entry we have for the VM is deleted, so Istio never sees it twice',
 } as const;
 
 /** A stable skip code. */
 export type SkipCode = keyof typeof SKIP_CODES;
 
 /**
- * Whether an existing entry survives a skip with this code. Only "not selected" and "not running"
- * say the VM should leave the mesh; every other code is a value we cannot use, and a typo in a tag
+ * Whether an existing entry survives a skip with this code. "Not selected" and "not running" say
+ * the VM should leave the mesh, and "auto-registered" says Istio has it already (ours would be a
+ * second endpoint for the same VM); every other code is a value we cannot use, and a typo in a tag
  * must not take a serving VM out of the mesh.
  */
 export function skipKeepsEntry(code: SkipCode): boolean {
-  return code !== 'VMS_SKIP_NOT_SELECTED' && code !== 'VMS_SKIP_NOT_RUNNING';
+  return code !== 'VMS_SKIP_NOT_SELECTED' && code !== 'VMS_SKIP_NOT_RUNNING' && code !== 'VMS_SKIP_AUTO_REGISTERED';
 }

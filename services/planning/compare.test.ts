@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { WorkloadEntry } from '../model.ts';
-import { OBSERVED_AT_ANNOTATION, SCOPE_ANNOTATION } from '../model.ts';
+import { HEALTH_CHECKS_ANNOTATION, OBSERVED_AT_ANNOTATION, SCOPE_ANNOTATION } from '../model.ts';
 import { diffEntries, entriesEqual } from './compare.ts';
 import type { EntryDifference } from './compare.ts';
 import { T0, clone, entry } from './fixtures.ts';
@@ -141,6 +141,37 @@ const cases: Array<{ name: string; desired: WorkloadEntry; live: WorkloadEntry; 
     desired: entry('vm-1', { labels: { 'vm-mesh-sync.io/app': 'pg' } }),
     live: clone(base),
     diff: [{ path: 'metadata.labels[vm-mesh-sync.io/app]', desired: 'pg', live: undefined }],
+  },
+  {
+    name: "istiod's status and its connection annotations on a health-checked entry are not ours",
+    desired: entry('vm-1', { annotations: { [HEALTH_CHECKS_ANNOTATION]: 'true' } }),
+    live: live(
+      (e) => {
+        (e as unknown as Record<string, unknown>)['status'] = {
+          conditions: [{ type: 'Healthy', status: 'True', lastProbeTime: '2025-01-01T00:00:05Z', lastTransitionTime: '2025-01-01T00:00:05Z' }],
+        };
+        e.metadata.annotations['istio.io/workloadController'] = 'istiod-7d9f';
+        e.metadata.annotations['istio.io/connectedAt'] = '2025-01-01T00:00:04.123456789Z';
+      },
+      entry('vm-1', { annotations: { [HEALTH_CHECKS_ANNOTATION]: 'true' } }),
+    ),
+    diff: [],
+  },
+  {
+    name: 'the health annotation is ours to remove when the health tag is gone',
+    desired: base,
+    live: live((e) => {
+      e.metadata.annotations[HEALTH_CHECKS_ANNOTATION] = 'true';
+    }),
+    diff: [{ path: `metadata.annotations[${HEALTH_CHECKS_ANNOTATION}]`, desired: undefined, live: 'true' }],
+  },
+  {
+    name: 'another Istio annotation only the live object has is not ours',
+    desired: base,
+    live: live((e) => {
+      e.metadata.annotations['proxy.istio.io/config'] = '{}';
+    }),
+    diff: [],
   },
   {
     name: 'several differences come in a stable order',

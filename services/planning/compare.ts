@@ -2,7 +2,7 @@
 // that fields others add (labels, annotations) never cause a write, and the observation time,
 // which changes on every resync, never does either.
 import type { WorkloadEntry } from '../model.ts';
-import { OBSERVED_AT_ANNOTATION } from '../model.ts';
+import { isManagedMetadataKey, OBSERVED_AT_ANNOTATION } from '../model.ts';
 
 /** One difference between a desired and a live entry, readable in `plan --output diff`. */
 export interface EntryDifference {
@@ -14,9 +14,9 @@ export interface EntryDifference {
   live: unknown;
 }
 
-// Keys in our own domain are ours even when the desired entry no longer sets them, so a label or
-// annotation that mapping stopped writing is noticed and removed by the next apply.
-const OUR_KEY_PREFIX = 'vm-mesh-sync.io/';
+// Keys in our own domain (and the health annotation, see isManagedMetadataKey) are ours even when
+// the desired entry no longer sets them, so a label or annotation that mapping stopped writing is
+// noticed and removed by the next apply.
 
 /** Called for each difference; returning false stops the walk (entriesEqual needs only the first). */
 type Emit = (path: string, desired: unknown, live: unknown) => boolean;
@@ -79,7 +79,7 @@ function walkMetadataMap(
     if (d[key] !== l[key] && !walk.emit(`${path}[${key}]`, d[key], l[key])) return false;
   }
   for (const key of keysOf(l, walk)) {
-    if (key === OBSERVED_AT_ANNOTATION || !key.startsWith(OUR_KEY_PREFIX) || Object.hasOwn(d, key)) continue;
+    if (key === OBSERVED_AT_ANNOTATION || !isManagedMetadataKey(key) || Object.hasOwn(d, key)) continue;
     if (!walk.emit(`${path}[${key}]`, undefined, l[key])) return false;
   }
   return true;

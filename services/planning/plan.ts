@@ -5,6 +5,7 @@
 // entries costs O(n log n).
 import type { EntryKey, Problem, Scope, WorkloadEntry } from '../model.ts';
 import {
+  AUTO_REGISTRATION_GROUP_ANNOTATION,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   OBSERVED_AT_ANNOTATION,
@@ -149,10 +150,15 @@ export interface Plan {
   summary: PlanSummary;
 }
 
-/** True when the object carries both of our ownership labels with this owner id. */
+/**
+ * True when the object carries both of our ownership labels with this owner id, and istiod did not
+ * make it: an auto-registered entry copies its WorkloadGroup's labels, ours among them if someone
+ * put them there, and is still istiod's.
+ */
 export function isOwned(entry: WorkloadEntry, ownerId: string): boolean {
   const labels = entry.metadata?.labels;
-  return labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && labels[OWNER_LABEL] === ownerId;
+  if (labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || labels[OWNER_LABEL] !== ownerId) return false;
+  return !entry.metadata.annotations?.[AUTO_REGISTRATION_GROUP_ANNOTATION];
 }
 
 interface DesiredCandidate {

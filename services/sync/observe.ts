@@ -4,7 +4,7 @@
 import type { Config } from '../../config/schema.ts';
 import { brokenListing, listingPages } from '../../providers/paging.ts';
 import type { PagedListing, Provider } from '../../providers/provider.ts';
-import { ListingMapper, type MapContext, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
+import { type AutoRegisteredIndex, ListingMapper, type MapContext, namespacePolicy, type NamespacePolicy } from '../mapping/index.ts';
 import { mapLimited } from '../concurrency.ts';
 import type { Instance, Listing, Scope, Skip, WorkloadEntry } from '../model.ts';
 import { runSliced } from '../slices.ts';
@@ -42,6 +42,8 @@ export interface ObserveOptions {
   concurrency?: number;
   /** Only these scope keys (all when absent). */
   only?: ReadonlySet<string>;
+  /** The entries istiod auto-registered (indexAutoRegistered of Writer.listForeign); absent: none known. */
+  autoRegistered?: AutoRegisteredIndex;
 }
 
 /** The namespace policy of a scope: the global list and that of the scope's provider block. */
@@ -50,9 +52,14 @@ export function scopeNamespaces(config: MappingRules, scope: Scope): NamespacePo
   return namespacePolicy(config.mapping.namespace, block?.namespaces);
 }
 
-/** The mapping context of an observation of `scope` stamped `observedAt`. */
-export function mapContext(config: MappingRules, scope: Scope, observedAt: string): Required<Omit<MapContext, 'shared'>> {
-  return { ownerId: config.ownerId, scopeKey: scope.key, observedAt, namespaces: scopeNamespaces(config, scope) };
+/** The mapping context of an observation of `scope` stamped `observedAt`, against the auto-registered entries known. */
+export function mapContext(
+  config: MappingRules,
+  scope: Scope,
+  observedAt: string,
+  autoRegistered?: AutoRegisteredIndex,
+): Required<Omit<MapContext, 'shared' | 'autoRegistered'>> & Pick<MapContext, 'autoRegistered'> {
+  return { ownerId: config.ownerId, scopeKey: scope.key, observedAt, namespaces: scopeNamespaces(config, scope), ...(autoRegistered ? { autoRegistered } : {}) };
 }
 
 /**
@@ -86,10 +93,14 @@ export async function listScopePages(provider: Provider, scope: Scope, timeoutMs
  * free. The stamp is taken before the first page is asked for, so whatever the listing decides is
  * no newer than the oldest page it read. A listing that failed gives no entries.
  */
-export async function observeScope(provider: Provider, scope: Scope, options: Pick<ObserveOptions, 'config' | 'clock' | 'timeoutMs'>): Promise<ScopeObservation> {
+export async function observeScope(
+  provider: Provider,
+  scope: Scope,
+  options: Pick<ObserveOptions, 'config' | 'clock' | 'timeoutMs' | 'autoRegistered'>,
+): Promise<ScopeObservation> {
   const observedAt = await options.clock();
   const started = performance.now();
-  const ctx = mapContext(options.config, scope, observedAt);
+  const ctx = mapContext(options.config, scope, observedAt, options.autoRegistered);
   const mapper = new ListingMapper(options.config.mapping, ctx);
   const { failed, ...listing } = await listScopePages(provider, scope, options.timeoutMs, (page) => runSliced(mapper.add(page)));
   const { entries, skips } = failed ? { entries: [], skips: [] } : mapper.finish();

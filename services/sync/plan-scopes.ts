@@ -3,7 +3,7 @@ import type { Config } from '../../config/schema.ts';
 import { type DesiredScope, entriesEqual, type Plan, planSliced } from '../planning/index.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { namespaceAllowed } from '../mapping/index.ts';
-import { type EntryKey, entryKey, SCOPE_ANNOTATION, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
+import { type EntryKey, entryKey, type ForeignEntry, SCOPE_ANNOTATION, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
 import type { ScopeObservation } from './observe.ts';
 import { Interner } from '../intern.ts';
 
@@ -95,8 +95,8 @@ export interface PlanRunOptions {
   onlyNames?: ReadonlySet<string>;
   /** Every scope in the config; owned entries of other scopes are orphans and are kept. */
   configuredScopes: Iterable<string>;
-  /** Keys of entries that exist and are not ours (Writer.listForeign): a conflict, never a create. */
-  foreign?: Iterable<EntryKey>;
+  /** Entries (or their keys) that exist and are not ours (Writer.listForeign): a conflict, never a create. */
+  foreign?: Iterable<EntryKey | ForeignEntry>;
 }
 
 /** Plans every observed scope against the owned entries with the config's policy and guard. */
@@ -117,7 +117,7 @@ export function* planScopesSliced(
   options: PlanRunOptions,
 ): Sliced<Plan> {
   const plan = yield* planSliced(
-    { desired: desiredScopes(observed, owned), owned, ...(options.foreign ? { foreign: options.foreign } : {}) },
+    { desired: desiredScopes(observed, owned), owned, ...(options.foreign ? { foreign: foreignKeys(options.foreign) } : {}) },
     {
       ownerId: config.ownerId,
       policy: config.policy,
@@ -141,6 +141,10 @@ export function* planScopesSliced(
     if (change.op === 'upsert' && !ownedKeys.has(change.key)) plan.changes[i] = { ...change, expectAbsent: true };
   }
   return plan;
+}
+
+function* foreignKeys(foreign: Iterable<EntryKey | ForeignEntry>): Iterable<EntryKey> {
+  for (const item of foreign) yield typeof item === 'string' ? item : item.key;
 }
 
 /** Every skip of the observations, in scope order. */

@@ -5,8 +5,8 @@
 import type { Config } from '../../config/schema.ts';
 import { mapLimited } from '../concurrency.ts';
 import type { Provider } from '../../providers/provider.ts';
-import { entryName, mapInstance } from '../mapping/index.ts';
-import type { Change, EntryKey, InstanceRef, Scope, Skip, WorkloadEntry } from '../model.ts';
+import { entryName, indexAutoRegistered, mapInstance } from '../mapping/index.ts';
+import type { Change, ForeignEntry, InstanceRef, Scope, Skip, WorkloadEntry } from '../model.ts';
 import type { Plan } from '../planning/index.ts';
 import type { ListingPhase } from '../queue/desired-store.ts';
 import type { Clock } from '../stamp.ts';
@@ -29,8 +29,11 @@ export interface ReconcileDeps {
    * entries of exactly the names it was given, and checks ownership itself.
    */
   findByName: (name: string) => Promise<WorkloadEntry[]>;
-  /** Keys of the entries in the cluster that are not ours (Writer.listForeign): conflicts, not creates. */
-  listForeign: () => Promise<EntryKey[]>;
+  /**
+   * The entries in the cluster that are not ours (Writer.listForeign): their names are conflicts,
+   * not creates, and those istiod auto-registered make instances at their address skips.
+   */
+  listForeign: () => Promise<ForeignEntry[]>;
   /** Hands changes to the writer (through the queue in `serve`). */
   enqueue: (changes: Change[]) => Promise<unknown>;
   /**
@@ -81,15 +84,23 @@ function configuredScopes(providers: readonly Provider[]): string[] {
 export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options: { force?: boolean } = {}): Promise<ResyncResult> {
   const found = findScope(deps.providers, scopeKey);
   if (!found) throw new Error(`scope ${scopeKey} is not configured`);
+  // Read before the listing, because mapping needs the auto-registered entries; one that istiod
+  // makes meanwhile is seen by the next resync or refresh.
+  const foreign = await deps.listForeign();
+  const autoRegistered = indexAutoRegistered(foreign);
   // Each page of instances is mapped as it arrives and not kept: a large scope is not held twice.
-  const observation = await observeScope(found.provider, found.scope, { config: deps.config, clock: deps.clock, timeoutMs: deps.config.resync.timeout });
+  const observation = await observeScope(found.provider, found.scope, {
+    config: deps.config,
+    clock: deps.clock,
+    timeoutMs: deps.config.resync.timeout,
+    autoRegistered,
+  });
   const instances = observation.listed;
   const complete = observation.listing.complete;
   // Before the cluster is read: an older delete that has not run yet can no longer remove an
   // entry this listing is about to see and keep.
   if (complete) await deps.confirm(scopeKey, observation.observedAt, 'listed');
   const owned = await deps.listOwned(await runSliced(sameAsDesired([observation])));
-  const foreign = await deps.listForeign();
   const plan = await runSliced(
     planScopesSliced(deps.config, [observation], owned, {
       force: options.force ?? false,
@@ -137,6 +148,9 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
     groups.set(found.scope.key, group);
   }
 
+  // As a resync does: the auto-registered entries decide skips, and a name held by another object is a conflict.
+  const foreign = groups.size > 0 ? await deps.listForeign() : [];
+  const autoRegistered = indexAutoRegistered(foreign);
   const observed: ObservedScope[] = [];
   const names = new Set<string>();
   /** What each group's describe decides about: its scope, stamp and entry names. */
@@ -144,7 +158,7 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
   for (const { provider, scope, refs: scopeRefs } of groups.values()) {
     const observedAt = await deps.clock();
     const described = await provider.describe(scopeRefs);
-    const ctx = mapContext(deps.config, scope, observedAt);
+    const ctx = mapContext(deps.config, scope, observedAt, autoRegistered);
     const asked = new Set(scopeRefs.map(entryName));
     const entries: WorkloadEntry[] = [];
     const skips: Skip[] = [];
@@ -176,7 +190,7 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
   for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'listed', d.names);
   // Ours and not ours: the planner makes a name held by another object a not-owned conflict.
   const owned = (await mapLimited([...names], OWNED_LOOKUPS, (name) => deps.findByName(name))).flat();
-  const plan = planScopes(deps.config, observed, owned, { configuredScopes: configuredScopes(deps.providers), onlyNames: names });
+  const plan = planScopes(deps.config, observed, owned, { configuredScopes: configuredScopes(deps.providers), onlyNames: names, foreign });
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
   for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'planned', d.names);
   return { plan, skips: observed.flatMap((o) => o.skips), unknown };

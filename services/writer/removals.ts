@@ -2,12 +2,10 @@
 // POST is also owned by our own "Update" manager entry, and someone may have added spec fields
 // with kubectl edit; in both cases dropping a field from the applied object leaves it in place, and
 // the entry would differ from the desired one forever. The fields to remove are found here, by the
-// rules of entriesEqual (the spec is ours as a whole; labels and annotations in our own domain are
-// ours), and removed with a merge patch instead.
+// rules of entriesEqual (the spec is ours as a whole; labels and annotations in our own domain, and
+// the health annotation, are ours: isManagedMetadataKey), and removed with a merge patch instead.
 import type { WorkloadEntry } from '../model.ts';
-import { OBSERVED_AT_ANNOTATION } from '../model.ts';
-
-const OUR_KEY_PREFIX = 'vm-mesh-sync.io/';
+import { isManagedMetadataKey, OBSERVED_AT_ANNOTATION } from '../model.ts';
 
 /** Merge-patch nulls for what `live` has and `desired` no longer sets; null when there is nothing to remove. */
 export function removalPatch(desired: WorkloadEntry, live: WorkloadEntry): Record<string, unknown> | null {
@@ -41,7 +39,7 @@ function specRemovals(desired: Record<string, unknown>, live: Record<string, unk
 function metadataRemovals(desired: Record<string, string> | undefined, live: Record<string, string> | undefined): Record<string, null> | null {
   const out: Record<string, null> = {};
   for (const key of Object.keys(live ?? {})) {
-    if (key === OBSERVED_AT_ANNOTATION || !key.startsWith(OUR_KEY_PREFIX)) continue;
+    if (key === OBSERVED_AT_ANNOTATION || !isManagedMetadataKey(key)) continue;
     if (desired === undefined || !Object.hasOwn(desired, key)) out[key] = null;
   }
   return Object.keys(out).length > 0 ? out : null;

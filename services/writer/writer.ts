@@ -6,8 +6,8 @@
 import type { BaseLogger } from 'pino';
 import { backoffCeiling, jitteredBackoff } from '../backoff.ts';
 import { VmsError } from '../errors.ts';
-import type { Change, EntryKey, WorkloadEntry } from '../model.ts';
-import { entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION } from '../model.ts';
+import type { Change, ForeignEntry, WorkloadEntry } from '../model.ts';
+import { AUTO_REGISTRATION_GROUP_ANNOTATION, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION } from '../model.ts';
 import { matchesNamespace } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { compareStamps } from '../stamp.ts';
@@ -190,21 +190,22 @@ export class Writer {
   }
 
   /**
+   * The WorkloadEntries that are not this installation's (another tool's, another owner id's,
+   * hand-written ones, istiod's auto-registered ones), with what planning reads of them: a name
+   * among them is a conflict, never a create that would be refused again at every run, and an
+   * auto-registered one at an address we map makes that instance a VMS_SKIP_AUTO_REGISTERED. The
+   * label selector only narrows what the server sends; ownership and the annotation are checked here.
+   */
+  async listForeign(): Promise<ForeignEntry[]> {
+    const entries = await this.#list({}, `${OWNER_LABEL}!=${this.#ownerId}`);
+    return entries.filter((e) => !isOwned(e, this.#ownerId)).map(foreignEntry);
+  }
+
+  /**
    * This owner's entries named `name`, in any namespace (an instance's entry wherever its namespace
    * tag put it). The field selector only narrows what the server sends: what it returns is
    * checked here, since a proxy or an old server may ignore it.
    */
-  /**
-   * The keys of the WorkloadEntries that are not this installation's (another tool's, another
-   * owner id's, hand-written ones): a name among them is a conflict, never a create that would be
-   * refused again at every run. The label selector only narrows what the server sends; ownership
-   * is checked here.
-   */
-  async listForeign(): Promise<EntryKey[]> {
-    const entries = await this.#list({}, `${OWNER_LABEL}!=${this.#ownerId}`);
-    return entries.filter((e) => !isOwned(e, this.#ownerId)).map((e) => entryKey(e.metadata.namespace, e.metadata.name));
-  }
-
   async findOwnedByName(name: string): Promise<WorkloadEntry[]> {
     return (await this.findByName(name)).filter((e) => isOwned(e, this.#ownerId));
   }
@@ -322,8 +323,10 @@ export class Writer {
     const labels = live.metadata.labels;
     const managedBy = labels[MANAGED_BY_LABEL];
     const owner = labels[OWNER_LABEL];
-    const why =
-      managedBy !== MANAGED_BY_VALUE
+    const group = live.metadata.annotations?.[AUTO_REGISTRATION_GROUP_ANNOTATION];
+    const why = group
+      ? `Istio auto-registered it (WorkloadGroup "${group}"), so it is istiod's whatever its labels say`
+      : managedBy !== MANAGED_BY_VALUE
         ? `it is not labelled ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}${managedBy ? ` (managed by "${managedBy}")` : ''}`
         : `it belongs to owner id "${owner ?? ''}", not "${this.#ownerId}"`;
     throw new VmsError('VMS_ERR_NOT_OWNED', `WorkloadEntry ${live.metadata.namespace}/${live.metadata.name} exists and ${why}`, {
@@ -416,4 +419,15 @@ export function isNewer(a: string | undefined, b: string): boolean {
 
 function scopeOf(entry: WorkloadEntry): string {
   return entry.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
+}
+
+/** What planning reads of an entry that is not ours: its key, address, network and auto-registration group. */
+function foreignEntry(entry: WorkloadEntry): ForeignEntry {
+  const out: ForeignEntry = { key: entryKey(entry.metadata.namespace, entry.metadata.name) };
+  const { address, network } = entry.spec ?? {};
+  if (typeof address === 'string' && address !== '') out.address = address;
+  if (typeof network === 'string' && network !== '') out.network = network;
+  const group = entry.metadata.annotations?.[AUTO_REGISTRATION_GROUP_ANNOTATION];
+  if (typeof group === 'string' && group !== '') out.autoRegistrationGroup = group;
+  return out;
 }
