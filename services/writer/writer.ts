@@ -190,11 +190,6 @@ export class Writer {
   }
 
   /**
-   * This owner's entries named `name`, in any namespace (an instance's entry wherever its namespace
-   * tag put it). The field selector only narrows what the server sends: what it returns is
-   * checked here, since a proxy or an old server may ignore it.
-   */
-  /**
    * The keys of the WorkloadEntries that are not this installation's (another tool's, another
    * owner id's, hand-written ones): a name among them is a conflict, never a create that would be
    * refused again at every run. The label selector only narrows what the server sends; ownership
@@ -205,6 +200,11 @@ export class Writer {
     return entries.filter((e) => !isOwned(e, this.#ownerId)).map((e) => entryKey(e.metadata.namespace, e.metadata.name));
   }
 
+  /**
+   * This owner's entries named `name`, in any namespace (an instance's entry wherever its namespace
+   * tag put it). The field selector only narrows what the server sends: what it returns is
+   * checked here, since a proxy or an old server may ignore it.
+   */
   async findOwnedByName(name: string): Promise<WorkloadEntry[]> {
     return (await this.findByName(name)).filter((e) => isOwned(e, this.#ownerId));
   }
