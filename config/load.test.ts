@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from './load.ts';
+import { ENV_OVERRIDES, loadConfig } from './load.ts';
 
 describe('loadConfig', () => {
   it('applies environment overrides and freezes the result', () => {
@@ -24,5 +24,15 @@ describe('loadConfig', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the README's list of environment overrides", () => {
+  it('names every variable the loader reads, and no other', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const sentence = /^Environment overrides: ([\s\S]*?) for the file\./m.exec(readme)?.[1];
+    expect(sentence).toBeDefined();
+    const named = [...sentence!.matchAll(/`([A-Z_]+)`/g)].map((m) => m[1]).sort();
+    expect(named).toEqual([...ENV_OVERRIDES.map((o) => o.env), 'VMS_CONFIG'].sort());
   });
 });

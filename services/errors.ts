@@ -15,7 +15,7 @@ export const ERROR_CODES = {
   VMS_ERR_INVENTORY_ENTRY: 'one machine in the inventory is malformed; it is skipped and the others still sync',
   VMS_ERR_PROVIDER_FAILED: 'the provider could not list a scope; nothing in that scope is deleted until it can',
   VMS_ERR_PROVIDER_ANSWER: 'the cloud API answered with something unexpected; the instance is skipped',
-  VMS_ERR_ACCOUNT_MISMATCH: "the scope's credentials read another account's instances than the one configured; fix the account id or roleArn; nothing in that scope is changed until they match",
+  VMS_ERR_ACCOUNT_MISMATCH: "the cloud answered for another account than the scope's (AWS account, GCP project, Azure subscription); fix the account id or roleArn, or the project, subscription or endpoint; nothing in that scope is changed until they match",
 
   // Cluster writes
   VMS_ERR_KUBE_REJECTED: 'the Kubernetes API rejected the object; the server reason says which field',

@@ -237,6 +237,29 @@ describe.each(['resource-graph', 'arm'] as const)('list with discovery: %s', (di
     expect(arm.requestsOf(kind).filter((r) => r.subscription === OTHER_SUB).map((r) => r.status)).toEqual([500, 500, 500]);
   });
 
+  it("an answer with a VM of another subscription fails the listing with VMS_ERR_ACCOUNT_MISMATCH and gives nothing", async () => {
+    arm.putVm({ name: 'vm-1', tags: { mesh: 'true' }, privateIp: '10.0.0.4' });
+    arm.putVm({ name: 'vm-2', subscription: OTHER_SUB.toUpperCase(), tags: { mesh: 'true' }, privateIp: '10.1.0.4' });
+    arm.answerAs(SUB, OTHER_SUB);
+    const p = provider({ discovery });
+
+    const listing = await p.list(scopeOf(p));
+
+    const what = discovery === 'arm' ? 'listing virtual machines' : 'the Resource Graph query';
+    expect(listing).toEqual({
+      scope: scopeOf(p),
+      instances: [],
+      complete: false,
+      problems: [
+        {
+          code: 'VMS_ERR_ACCOUNT_MISMATCH',
+          message: `${what} in subscription ${SUB} answered with VM /subscriptions/${OTHER_SUB}/resourcegroups/rg-mesh/providers/microsoft.compute/virtualmachines/vm-2 of subscription ${OTHER_SUB}: the endpoint ${arm.url} does not serve subscription ${SUB} as asked; check subscriptions[] and endpoint (nothing in this scope is changed until they match)`,
+          at: discovery === 'arm' ? 'virtual machines page 1' : 'page 1',
+        },
+      ],
+    });
+  });
+
   it('a refusal (403) is not retried', async () => {
     const kind = discovery === 'arm' ? 'list-vms' : 'graph';
     arm.failAlways({ kind }, { status: 403, code: 'AuthorizationFailed', message: 'The client does not have authorization to perform action.' });

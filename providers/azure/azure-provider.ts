@@ -16,7 +16,7 @@ import type { AzureProviderConfig } from './config.ts';
 import { type EventGridReceiver, eventGridReceiverOf } from './eventgrid.ts';
 import { discoveryQuery, rowVmKey, vmsFromRows } from './graph.ts';
 import { fromArmVm, publicIpIdsOf, toInstance } from './instance.ts';
-import { normalizeResourceId, parseVmResourceId, resourceGroupAndName, type VmResourceId } from './resource-id.ts';
+import { foreignSubscription, normalizeResourceId, parseVmResourceId, resourceGroupAndName, type VmResourceId } from './resource-id.ts';
 
 /** Resource groups whose interfaces or public IPs are listed at once, and VMs described at once. */
 export const CONCURRENCY = 4;
@@ -121,6 +121,11 @@ export class AzureProvider extends CloudProvider {
     return `${err.name && err.name !== 'Error' ? `${err.name}: ` : ''}${err.message}`;
   }
 
+  /** Why an answer naming another subscription than the one asked cannot be used, and what to fix. */
+  #subscriptionMismatch(call: string, vmId: string, foreign: string, subscription: string): string {
+    return `${call} in subscription ${subscription} answered with VM ${normalizeResourceId(vmId)} of subscription ${foreign}: the endpoint ${this.#config.endpoint} does not serve subscription ${subscription} as asked; check subscriptions[] and endpoint (nothing in this scope is changed until they match)`;
+  }
+
   async #listGraph(scope: Scope, progress: ListingProgress, signal: AbortSignal | undefined, onPage: (instances: Instance[]) => Promise<void>): Promise<Problem[]> {
     const client = this.#clients.graph();
     const query = discoveryQuery(this.#tag);
@@ -137,6 +142,10 @@ export class AzureProvider extends CloudProvider {
       problems.push(...unreadable);
       const instances: Instance[] = [];
       for (const { vm, observedAt } of vms) {
+        const foreign = foreignSubscription(vm.id, scope.account);
+        if (foreign !== undefined) {
+          throw new BrokenListing(this.#subscriptionMismatch('the Resource Graph query', vm.id, foreign, scope.account), `page ${progress.pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
+        }
         const key = normalizeResourceId(vm.id);
         if (passed.has(key)) {
           // It was handed on without these rows, perhaps with the wrong interface as its primary: nothing of this listing may be used.
@@ -211,9 +220,16 @@ export class AzureProvider extends CloudProvider {
         progress.pages++;
         const observedAt = this.observedAt();
         // The list API cannot filter by tag: select here, by key only, as the Resource Graph query does.
-        for (const vm of page) if (vm.tags && Object.hasOwn(vm.tags, this.#tag)) selected.push({ vm, observedAt });
+        for (const vm of page) {
+          const foreign = foreignSubscription(vm.id ?? '', subscription);
+          if (foreign !== undefined) {
+            throw new BrokenListing(this.#subscriptionMismatch('listing virtual machines', vm.id!, foreign, subscription), `virtual machines page ${progress.pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
+          }
+          if (vm.tags && Object.hasOwn(vm.tags, this.#tag)) selected.push({ vm, observedAt });
+        }
       }
     } catch (err) {
+      if (err instanceof BrokenListing) throw err;
       throw new ListingStepFailure('listing virtual machines', `virtual machines page ${progress.pages + 1}`, err);
     }
 
@@ -264,6 +280,10 @@ export class AzureProvider extends CloudProvider {
       } catch (err) {
         if (isGone(err)) return null;
         throw err;
+      }
+      const foreign = foreignSubscription(vm.id ?? '', ref.subscriptionId);
+      if (foreign !== undefined) {
+        throw new VmsError('VMS_ERR_ACCOUNT_MISMATCH', this.#subscriptionMismatch(`getting VM ${ref.id}`, vm.id!, foreign, ref.subscriptionId), { id: ref.id, owner: foreign });
       }
       const observedAt = this.observedAt();
 

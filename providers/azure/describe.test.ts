@@ -151,6 +151,20 @@ describe('describe', () => {
     expect((err as Error).message).toContain('HTTP 404 SubscriptionNotFound');
   });
 
+  it('an answer with a VM of another subscription throws VMS_ERR_ACCOUNT_MISMATCH, before its interfaces are read', async () => {
+    const other = '9b8a7c6d-0000-4e5f-8a9b-0c1d2e3f4a5b';
+    arm.putVm({ name: 'db-1', subscription: other, privateIp: '10.0.0.4' });
+    arm.answerAs(SUB, other);
+
+    const err = await p.describe([ref('db-1')]).catch((e: unknown) => e);
+
+    expect(isVmsError(err, 'VMS_ERR_ACCOUNT_MISMATCH'), String(err)).toBe(true);
+    expect((err as Error).message).toBe(
+      `getting VM ${PREFIX}/db-1 in subscription ${SUB} answered with VM ${PREFIX.replace(SUB, other)}/db-1 of subscription ${other}: the endpoint ${arm.url} does not serve subscription ${SUB} as asked; check subscriptions[] and endpoint (nothing in this scope is changed until they match)`,
+    );
+    expect(arm.requests.map((r) => r.kind)).toEqual(['get-vm']);
+  });
+
   it('a VM whose primary interface is gone is an answer problem, not gone', async () => {
     const id = arm.putVm({ name: 'db-1', privateIp: '10.0.0.4' });
     arm.removeNic(arm.nicIdsOf(id)[0]!);

@@ -1,6 +1,6 @@
 // ARM resource ids: one lowercased spelling, and the parts the APIs ask for.
 import { describe, expect, it } from 'vitest';
-import { normalizeResourceId, parseResourceId, parseVmResourceId, resourceGroupAndName, vnetOfSubnet } from './resource-id.ts';
+import { foreignSubscription, normalizeResourceId, parseResourceId, parseVmResourceId, resourceGroupAndName, vnetOfSubnet } from './resource-id.ts';
 
 const SUB = '1F7A6C2E-5D3B-4E8A-9C01-2B3D4E5F6A7B';
 const sub = SUB.toLowerCase();
@@ -40,5 +40,18 @@ describe('other ids', () => {
     expect(resourceGroupAndName(subnet)).toBeUndefined();
     expect(parseResourceId(subnet)).toMatchObject({ namespace: 'microsoft.network', types: ['virtualnetworks', 'subnets'], names: ['hub', 'apps'] });
     expect(normalizeResourceId(' /A/B// ')).toBe('/a/b');
+  });
+});
+
+describe('foreignSubscription', () => {
+  const other = '9b8a7c6d-0000-4e5f-8a9b-0c1d2e3f4a5b';
+  it.each<[string, string, string | undefined]>([
+    ['the subscription asked, in capitals', `/subscriptions/${SUB}/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/web-1`, undefined],
+    ['the subscription asked', `/subscriptions/${sub}/resourcegroups/rg/providers/microsoft.compute/virtualmachines/web-1`, undefined],
+    ['another subscription, in capitals', `/subscriptions/${other.toUpperCase()}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/web-1`, other],
+    ['no subscription segment', 'web-1', undefined],
+  ])('an id naming %s', (_, id, foreign) => {
+    expect(foreignSubscription(id, sub)).toBe(foreign);
+    expect(foreignSubscription(id, SUB)).toBe(foreign);
   });
 });

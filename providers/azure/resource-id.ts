@@ -80,3 +80,14 @@ export function resourceGroupAndName(value: string): { subscriptionId: string; r
   if (!parsed || parsed.types.length !== 1) return undefined;
   return { subscriptionId: parsed.subscriptionId, resourceGroup: parsed.resourceGroup, name: parsed.names[0]! };
 }
+
+/**
+ * The subscription of a resource id Azure answered for `subscription`, when it names another one
+ * (compared without regard to case): an endpoint that serves another subscription than the one
+ * asked would otherwise put that subscription's VMs into the mesh as this one's. An id without a
+ * subscription segment decides nothing here (mapping reports it as a VM it cannot read).
+ */
+export function foreignSubscription(id: string, subscription: string): string | undefined {
+  const named = /^\/subscriptions\/([^/]+)\//i.exec(id.trim())?.[1]?.toLowerCase();
+  return named === undefined || named === subscription.toLowerCase() ? undefined : named;
+}

@@ -132,6 +132,19 @@ describe('describe', () => {
     expect(compute.requests).toHaveLength(0);
   });
 
+  it('an answer with an instance of another project (its selfLink) throws VMS_ERR_ACCOUNT_MISMATCH, by get and by aggregatedList', async () => {
+    compute.put({ id: '1001', name: 'web-1', project: 'other-project' });
+    compute.answerAs(DEFAULT_PROJECT, 'other-project');
+
+    for (const reference of [ref('1001'), ref('1001', null)]) {
+      const err = await p.describe([reference]).catch((e: unknown) => e);
+      expect(isVmsError(err, 'VMS_ERR_ACCOUNT_MISMATCH'), String(err)).toBe(true);
+      expect((err as Error).message).toMatch(/answered with instance web-1 of project other-project \(its selfLink is [^)]*\): the Compute endpoint .* does not serve project test-project as asked/);
+    }
+    expect(compute.getRequests.map((r) => r.status)).toEqual([200]);
+    expect(compute.listRequests.map((r) => r.status)).toEqual([200]);
+  });
+
   it('maps network tags into tags when configured, as the listing does', async () => {
     const tagged = testProvider(compute.url, { networkTagsAsTags: true }, { sleep: recordingSleep().sleep });
     try {

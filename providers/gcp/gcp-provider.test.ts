@@ -229,6 +229,21 @@ describe('list', () => {
     ]);
   });
 
+  it("an answer with an instance of another project (its selfLink) fails the listing with VMS_ERR_ACCOUNT_MISMATCH and gives nothing", async () => {
+    compute.put({ id: '1', name: 'a', labels: { mesh: 'true' } });
+    compute.put({ id: '2', name: 'b', project: 'other-project', labels: { mesh: 'true' } });
+    compute.answerAs(DEFAULT_PROJECT, 'other-project');
+    const p = provider();
+
+    const listing = await p.list(scopeOf(p));
+
+    expect(listing).toMatchObject({ complete: false, instances: [], problems: [{ code: 'VMS_ERR_ACCOUNT_MISMATCH', at: 'zones/us-central1-a' }] });
+    expect(listing.problems).toHaveLength(1);
+    expect(listing.problems[0]!.message).toBe(
+      `aggregatedList of project test-project answered with instance b of project other-project (its selfLink is https://www.googleapis.com/compute/v1/projects/other-project/zones/us-central1-a/instances/b): the Compute endpoint ${compute.url} does not serve project test-project as asked; check projects[] and endpoint (nothing in this scope is changed until they match)`,
+    );
+  });
+
   it('empty zones (NO_RESULTS_ON_PAGE) do not make a listing incomplete, and an empty project is a complete empty listing', async () => {
     const p = provider();
     const listing = await p.list(scopeOf(p));

@@ -18,7 +18,7 @@ import {
   getInstance,
 } from './compute.ts';
 import type { GcpProviderConfig } from './config.ts';
-import { NETWORK_TAG_VALUE, NUMERIC_ID, RESOURCE_NAME, toInstance, ZONE_NAME } from './instance.ts';
+import { foreignProject, type GceInstance, NETWORK_TAG_VALUE, NUMERIC_ID, RESOURCE_NAME, toInstance, ZONE_NAME } from './instance.ts';
 import { type PubSubPushReceiver, pubSubReceiverOf } from './pubsub.ts';
 
 /** How many instances.get calls one describe runs at once. */
@@ -165,8 +165,8 @@ export class GcpProvider extends CloudProvider {
       } catch (err) {
         // Worded as the project's listing would say it: the lookup is that listing narrowed to one instance.
         const project = this.scopes().find((s) => s.account === item.project)!;
-        const { message } = this.listingFailure(project, progress, err, signal);
-        throw new VmsError('VMS_ERR_PROVIDER_FAILED', message, { project: item.project, id: item.id });
+        const { message, code } = this.listingFailure(project, progress, err, signal);
+        throw new VmsError(code, message, { project: item.project, id: item.id });
       }
       if (result.problems.length > 0) {
         // A zone that could not be read may hold it: "not found" would be a guess.
@@ -187,6 +187,10 @@ export class GcpProvider extends CloudProvider {
       throw this.callFailure(`instances.get of ${where}`, err, signal, { project: item.project, zone: item.zone, id: item.id });
     }
     if (gce === null) return null;
+    const foreign = foreignProject(gce, item.project);
+    if (foreign !== undefined) {
+      throw new VmsError('VMS_ERR_ACCOUNT_MISMATCH', this.#projectMismatch(`instances.get of ${where}`, gce, foreign, item.project), { project: item.project, owner: foreign, id: item.id });
+    }
     const mapped = toInstance(gce, { project: item.project, observedAt: this.observedAt(), networkTagsAsTags: this.#config.networkTagsAsTags, zone: item.zone });
     if (!mapped.ok) throw new VmsError('VMS_ERR_PROVIDER_ANSWER', mapped.problem.message, { project: item.project, zone: item.zone, id: item.id });
     return mapped.instance;
@@ -230,6 +234,8 @@ export class GcpProvider extends CloudProvider {
           problems.set(`${scopeName}:${String(warning.code)}`, { code: 'VMS_ERR_PROVIDER_FAILED', message, at: scopeName });
         }
         for (const gce of scoped?.instances ?? []) {
+          const foreign = foreignProject(gce, project);
+          if (foreign !== undefined) throw new BrokenListing(this.#projectMismatch(`aggregatedList of project ${project}`, gce, foreign, project), scopeName, 'VMS_ERR_ACCOUNT_MISMATCH');
           const mapped = toInstance(gce, { project, observedAt, networkTagsAsTags: this.#config.networkTagsAsTags, ...(zone === undefined ? {} : { zone }) });
           // An instance that cannot be read could be one whose entry exists: keep the project's deletes back.
           if (!mapped.ok) problems.set(`${mapped.problem.at}:${mapped.problem.message}`, mapped.problem);
@@ -264,6 +270,12 @@ export class GcpProvider extends CloudProvider {
       pageToken = next;
     } while (pageToken !== undefined);
     return { instances: [...instances.values()], problems: [...problems.values()] };
+  }
+
+  /** Why an answer naming another project than the one asked cannot be used, and what to fix. */
+  #projectMismatch(call: string, gce: GceInstance, foreign: string, project: string): string {
+    const endpoint = this.#config.endpoint ?? 'https://compute.googleapis.com';
+    return `${call} answered with instance ${gce.name ?? String(gce.id ?? '')} of project ${foreign} (its selfLink is ${gce.selfLink}): the Compute endpoint ${endpoint} does not serve project ${project} as asked; check projects[] and endpoint (nothing in this scope is changed until they match)`;
   }
 
   /** A failed Compute call as one line: HTTP status, Google's message, and how many attempts were made. */

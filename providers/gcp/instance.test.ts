@@ -1,7 +1,7 @@
 // Compute instance → Instance, as a table: each row one shape Compute answers with.
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../services/model.ts';
-import { type GceContext, type GceInstance, lastSegment, networkIdOf, normalizeGceStatus, regionOfZone, subnetIdOf, toInstance } from './instance.ts';
+import { foreignProject, type GceContext, type GceInstance, lastSegment, networkIdOf, normalizeGceStatus, regionOfZone, subnetIdOf, toInstance } from './instance.ts';
 
 const API = 'https://www.googleapis.com/compute/v1';
 const CTX: GceContext = { project: 'my-project', observedAt: '2025-01-01T00:00:00.000Z', networkTagsAsTags: false };
@@ -135,5 +135,24 @@ describe('names from URLs', () => {
     expect(networkIdOf('projects/p/global/networks/default')).toBe('projects/p/global/networks/default');
     expect(networkIdOf('')).toBeUndefined();
     expect(subnetIdOf(`${API}/projects/p/regions/r1/subnetworks/s`)).toBe('projects/p/regions/r1/subnetworks/s');
+  });
+});
+
+describe('foreignProject', () => {
+  const at = (selfLink: string | undefined): GceInstance => ({ ...running, selfLink });
+  it.each<[string, string | undefined, string | undefined]>([
+    ['the project asked', `${API}/projects/my-project/zones/us-central1-a/instances/vm-1`, undefined],
+    ['another project', `${API}/projects/other-project/zones/us-central1-a/instances/vm-1`, 'other-project'],
+    ['another project, through another host and API version', 'https://compute.googleapis.com/compute/beta/projects/other-project/zones/us-central1-a/instances/vm-1', 'other-project'],
+    ['a domain-scoped project, percent-encoded', `${API}/projects/example.com%3Aother/zones/us-central1-a/instances/vm-1`, 'example.com:other'],
+    ['no selfLink', undefined, undefined],
+    ['a selfLink in another form', 'vm-1', undefined],
+    ['a project number (not comparable with an id)', `${API}/projects/123456789012/zones/us-central1-a/instances/vm-1`, undefined],
+  ])('an instance whose selfLink names %s: %j', (_, selfLink, foreign) => {
+    expect(foreignProject(at(selfLink), 'my-project')).toBe(foreign);
+  });
+
+  it('a domain-scoped project asked is itself', () => {
+    expect(foreignProject(at(`${API}/projects/example.com:proj/zones/us-central1-a/instances/vm-1`), 'example.com:proj')).toBeUndefined();
   });
 });

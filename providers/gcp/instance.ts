@@ -91,6 +91,34 @@ function resourcePath(url: string | null | undefined, path: RegExp): string | un
 }
 
 /**
+ * The project an instance's selfLink names (`…/projects/<project>/zones/<zone>/instances/<name>`),
+ * whatever the host and API version; undefined when there is no selfLink or it is in another form.
+ */
+export function selfLinkProject(selfLink: string | null | undefined): string | undefined {
+  if (typeof selfLink !== 'string') return undefined;
+  const project = /\/projects\/([^/]+)\/zones\/[^/]+\/instances\/[^/]+\/?$/.exec(selfLink.trim())?.[1];
+  if (project === undefined) return undefined;
+  try {
+    return decodeURIComponent(project);
+  } catch {
+    return project;
+  }
+}
+
+/**
+ * The project of an instance Compute answered for `project`, when its selfLink names another one:
+ * an endpoint (a proxy, a Private Service Connect address) that serves another project than the one
+ * asked would otherwise put that project's instances into the mesh as this one's. An instance
+ * without a selfLink, or whose selfLink names a project by number (Compute writes ids, and the
+ * config takes ids only, so a number cannot be compared), decides nothing.
+ */
+export function foreignProject(gce: GceInstance, project: string): string | undefined {
+  const named = selfLinkProject(gce.selfLink);
+  if (named === undefined || /^\d+$/.test(named)) return undefined;
+  return named.toLowerCase() === project.toLowerCase() ? undefined : named;
+}
+
+/**
  * Maps one Compute instance. Labels are the tags; with `networkTagsAsTags`, every network tag
  * without a label of the same key is added as `<tag>=true`. An instance without any address still
  * maps (mapping decides); one without a numeric id, a zone or a known status does not.

@@ -107,6 +107,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
   const component = options.component ?? 'vm-mesh-sync';
   const { group, version, plural } = WORKLOAD_ENTRY_API;
+  const server = kc.getCurrentCluster()?.server;
 
   // client-node sets no timeout of its own: a hung connection would hold a job forever.
   const timeout: ObservableMiddleware = {
@@ -124,7 +125,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
     try {
       return await fn();
     } catch (err) {
-      throw translateKubeError(err, context);
+      throw translateKubeError(err, context, server);
     }
   }
 
@@ -150,7 +151,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
         return toEntry(obj);
       } catch (err) {
         if (isObjectNotFound(err)) return null;
-        throw translateKubeError(err, context);
+        throw translateKubeError(err, context, server);
       }
     },
 
@@ -181,7 +182,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
               ).catch((err: unknown) => {
                 // An expired continue token is not retried page by page: the listing starts over.
                 if (err instanceof ApiException && err.code === 410) throw err;
-                const translated = translateKubeError(err, context);
+                const translated = translateKubeError(err, context, server);
                 throw translated instanceof TransientKubeError && translated.status === 404 ? resourceMissing(context, translated) : translated;
               }),
             )) as {
@@ -194,7 +195,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
           return out;
         } catch (err) {
           if (err instanceof ApiException && err.code === 410 && restart < 3) continue;
-          throw translateKubeError(err, context);
+          throw translateKubeError(err, context, server);
         }
       }
     },
@@ -216,7 +217,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
         );
         return toEntry(created);
       } catch (err) {
-        const translated = translateKubeError(err, context);
+        const translated = translateKubeError(err, context, server);
         if (translated instanceof TransientKubeError && translated.status === 404) throw resourceMissing(context, translated);
         throw translated;
       }
@@ -261,7 +262,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
         return true;
       } catch (err) {
         if (isObjectNotFound(err)) return false;
-        throw translateKubeError(err, context);
+        throw translateKubeError(err, context, server);
       }
     },
 
@@ -272,7 +273,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
         return { namespace, name, labels: { ...(sa.metadata?.labels ?? {}) } };
       } catch (err) {
         if (isObjectNotFound(err)) return null;
-        throw translateKubeError(err, context);
+        throw translateKubeError(err, context, server);
       }
     },
 
@@ -286,7 +287,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
         return true;
       } catch (err) {
         if (err instanceof ApiException && err.code === 409) return false;
-        throw translateKubeError(err, context);
+        throw translateKubeError(err, context, server);
       }
     },
 

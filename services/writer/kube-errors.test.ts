@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ApiException } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { VmsError } from '../errors.ts';
+import { createKubeApi } from './kube-api.ts';
 import { loadKubeConfig } from './kubeconfig.ts';
 import { parseRetryAfter, translateKubeError } from './kube-errors.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
@@ -68,6 +69,18 @@ describe('translateKubeError', () => {
     expect((err as TransientKubeError).reason).toBe('ECONNREFUSED');
     const hangUp = translateKubeError(new Error('socket hang up'), ctx);
     expect(hangUp).toBeInstanceOf(TransientKubeError);
+  });
+
+  it('a port fetch refuses ("bad port", no code) is VMS_ERR_KUBE_UNREACHABLE for good, naming the port and what to change', () => {
+    const refused = new TypeError('fetch failed', { cause: new Error('bad port') });
+    const err = translateKubeError(refused, ctx, 'https://127.0.0.1:6000');
+    expect(err).toBeInstanceOf(VmsError);
+    expect(err).not.toBeInstanceOf(TransientKubeError);
+    expect((err as VmsError).code).toBe('VMS_ERR_KUBE_UNREACHABLE');
+    expect(err.message).toBe(
+      `create WorkloadEntry ns1/vm-1: Node's fetch refuses port 6000 of the API server https://127.0.0.1:6000: it is on the Fetch standard's list of blocked ("bad") ports, to which Node never connects; serve or forward the API server on another port (e.g. 6443) and change the kubeconfig's server`,
+    );
+    expect(translateKubeError(refused, ctx).message).toContain("Node's fetch refuses the API server's port:");
   });
 
   it('other errors (bugs) pass through untouched', () => {
@@ -143,6 +156,20 @@ describe('loadKubeConfig', () => {
     }
     expect((caught as VmsError).code).toBe('VMS_ERR_KUBE_UNREACHABLE');
     expect((caught as Error).message).toMatch(/cluster "a" has an http:\/\/ server \(http:\/\/127\.0\.0\.1:1\).*insecure-skip-tls-verify/);
+  });
+
+  it.each([
+    ['https://127.0.0.1:6000', '6000'],
+    ['https://127.0.0.1:10080', '10080'],
+  ])('a server on a port Node\'s fetch refuses (%s) fails its first call through the real client with VMS_ERR_KUBE_UNREACHABLE naming the port', async (server, port) => {
+    const api = createKubeApi(loadKubeConfig({ kubeconfig: writeKubeconfig(server) }));
+    const err = await api.getEntry('default', 'vm-1').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(VmsError);
+    expect((err as VmsError).code).toBe('VMS_ERR_KUBE_UNREACHABLE');
+    expect((err as Error).message).toContain(`get WorkloadEntry default/vm-1: Node's fetch refuses port ${port} of the API server ${server}:`);
   });
 
   it('an unknown context and a missing kubeconfig are VMS_ERR_KUBE_UNREACHABLE, never localhost:8080', () => {

@@ -97,13 +97,43 @@ function networkCode(err: unknown): string | undefined {
 }
 
 /**
- * The error to throw for a failed call. ApiExceptions become TransientKubeError (429, 5xx, 409,
- * 408) or a VmsError naming the server's reason; socket failures become TransientKubeError;
- * anything else (a bug) is returned as it is.
+ * Whether fetch refused the request before connecting because of its port: the Fetch standard's
+ * "bad port" list (6000, 6665-6669, 10080 and others), which Node's fetch enforces as browsers do.
+ * Its only trace is a `TypeError: fetch failed` whose cause is an `Error: bad port` without a code.
  */
-export function translateKubeError(err: unknown, context: KubeCallContext): Error {
+function isBadPort(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (current.message === 'bad port') return true;
+    current = current.cause;
+  }
+  return false;
+}
+
+/**
+ * The error to throw for a failed call. ApiExceptions become TransientKubeError (429, 5xx, 409,
+ * 408) or a VmsError naming the server's reason; socket failures become TransientKubeError; a
+ * port fetch refuses is a VmsError (no retry connects to it); anything else (a bug) is returned as
+ * it is. `server`: the API server's URL as the kubeconfig gives it, for messages.
+ */
+export function translateKubeError(err: unknown, context: KubeCallContext, server?: string): Error {
   if (err instanceof TransientKubeError || err instanceof VmsError) return err;
   if (err instanceof ApiException) return translateApiException(err as ApiException<unknown>, context);
+  if (isBadPort(err)) {
+    let port = '';
+    try {
+      port = server === undefined ? '' : new URL(server).port;
+    } catch {
+      // A server that is not a URL is named as it is.
+    }
+    const which = port === '' ? "the API server's port" : `port ${port} of the API server ${server}`;
+    return new VmsError(
+      'VMS_ERR_KUBE_UNREACHABLE',
+      `${context.verb} ${context.what}: Node's fetch refuses ${which}: it is on the Fetch standard's list of blocked ("bad") ports, to which Node never connects; serve or forward the API server on another port (e.g. 6443) and change the kubeconfig's server`,
+      { reason: 'bad port', ...(server === undefined ? {} : { server }) },
+      { cause: err },
+    );
+  }
   const code = networkCode(err);
   if (code !== undefined) {
     const detail = err instanceof Error ? err.message : String(err);

@@ -206,7 +206,7 @@ describe('serve with an aws provider and EventBridge events', () => {
     await waitFor(() => lines().some((l) => l.attempt === l.attempts), 30_000, () => proc!.output);
     const failures = lines();
     expect(failures).toHaveLength(5);
-    for (const l of failures) expect(l).toMatchObject({ code: 'VMS_ERR_PROVIDER_FAILED' });
+    for (const l of failures) expect(l).toMatchObject({ level: 'warn', code: 'VMS_ERR_PROVIDER_FAILED' });
     const metrics = (await proc!.get('/metrics')).body as string;
     expect(sampleValue(metrics, 'vms_refresh_failures_total', { provider: 'aws', code: 'VMS_ERR_PROVIDER_FAILED' })).toBe(5);
     ec2.heal();
@@ -359,11 +359,13 @@ describe('a region whose API keeps failing', () => {
     expect(ec2.describeRequests.filter((r) => r.region === 'eu-west-1' && r.status === 503).length).toBeGreaterThan(0);
   });
 
-  it('credentials of another account than the configured one: the scope fails with VMS_ERR_ACCOUNT_MISMATCH, 0 writes, and explain says why', async () => {
+  it('credentials of another account than the configured one: the scope fails with VMS_ERR_ACCOUNT_MISMATCH, 0 writes, and explain and /status say why', async () => {
     // The keys belong to DEFAULT_ACCOUNT (the fake's answer names it as the reservations' owner).
+    const prefix = uniquePrefix('aws-account');
     ws.writeConfig({
       providers: [awsBlock(ec2.url, { accounts: [{ id: '111111111111' }] })],
       kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
+      redis: { prefix },
       log: { level: 'warn' },
     });
     server.counts.reset();
@@ -377,5 +379,20 @@ describe('a region whose API keeps failing', () => {
     const explained = await runCli(['explain', 'aws:i-0eeeeeeeeeeeeeee1', '--config', ws.configFile], { ...CREDENTIALS });
     expect(explained.stdout + explained.stderr).toContain('VMS_ERR_ACCOUNT_MISMATCH');
     expect(explained.stdout + explained.stderr).toMatch(/belong to account 123456789012, not 111111111111/);
-  });
+
+    // serve: the scope's status carries the code and the reason, and nothing is written.
+    const proc = new ServeProcess(ws.configFile, await freePort(), { ...CREDENTIALS, REDIS_URL });
+    try {
+      await proc.started();
+      const scope = async () => ((await proc.get('/status')).body as { scopes: ScopeStatus[] }).scopes.find((s) => s.scopeKey === 'aws:prod:111111111111:us-east-1');
+      await waitFor(async () => (await scope())?.lastResyncAt !== '', 30_000, () => proc.output);
+      const status = await scope();
+      expect(status).toMatchObject({ complete: false, lastSuccessAt: '' });
+      expect(status!.problems).toEqual([expect.objectContaining({ code: 'VMS_ERR_ACCOUNT_MISMATCH', message: expect.stringMatching(/belong to account 123456789012, not 111111111111/) })]);
+      expect(server.counts.writes(WE)).toBe(0);
+    } finally {
+      await proc.stop('SIGKILL');
+      await cleanupPrefix(prefix);
+    }
+  }, 90_000);
 });

@@ -60,6 +60,8 @@ let google: FakeGoogleCerts;
 let entra: FakeEntraKeys;
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 const HOUR = 3600;
+/** A replayed token expired one second more than the clock skew the default config allows (server.tokenClockSkew). */
+const EXPIRED_FOR = parseConfig({ providers: [{ type: 'aws', name: 'prod', regions: ['us-east-1'], accounts: [{ id: AWS_ACCOUNT }] }] }).server.tokenClockSkew / 1000 + 1;
 
 const rows: Row[] = [
   {
@@ -111,7 +113,7 @@ const rows: Row[] = [
     ],
     replay: async () => {
       const now = Math.floor(Date.now() / 1000);
-      return { headers: { authorization: `Bearer ${await google.sign({ iat: now - 2 * HOUR, exp: now - HOUR })}` } };
+      return { headers: { authorization: `Bearer ${await google.sign({ iat: now - HOUR - EXPIRED_FOR, exp: now - EXPIRED_FOR })}` } };
     },
     keysUnreachable: {
       block: () => ({ type: 'gcp', name: 'shop', projects: ['shop-prod'], webhook: { audience: PUSH_AUDIENCE, serviceAccountEmail: PUSH_SERVICE_ACCOUNT, certsUrl: NO_KEYS } }),
@@ -152,7 +154,7 @@ const rows: Row[] = [
       { headers: { authorization: 'Bearer a.b.c' } },
     ],
     replay: async () => ({
-      headers: { authorization: `Bearer ${await entra.token({ tenantId: TENANT, audience: ENTRA_AUDIENCE, issuedAt: Math.floor(Date.now() / 1000) - 2 * HOUR, lifetime: HOUR })}` },
+      headers: { authorization: `Bearer ${await entra.token({ tenantId: TENANT, audience: ENTRA_AUDIENCE, issuedAt: Math.floor(Date.now() / 1000) - HOUR - EXPIRED_FOR, lifetime: HOUR })}` },
     }),
     keysUnreachable: {
       block: () => ({ type: 'azure', name: 'subs', subscriptions: [AZURE_SUBSCRIPTION], webhook: { entra: { tenantId: TENANT, audience: ENTRA_AUDIENCE, jwksUri: NO_KEYS } } }),
@@ -174,7 +176,7 @@ afterAll(async () => {
 /** The real server with the receivers config makes for `blocks`, and the refreshes it asked for. */
 async function serverFor(blocks: Array<Record<string, unknown>>): Promise<{ app: FastifyInstance; routes: string[]; refreshes: InstanceRef[][] }> {
   const config = parseConfig({ providers: blocks });
-  const receivers = webhookReceivers(await createProviders(config.providers, { mapping: config.mapping }));
+  const receivers = webhookReceivers(await createProviders(config.providers, { mapping: config.mapping, tokenClockSkewMs: config.server.tokenClockSkew }));
   const refreshes: InstanceRef[][] = [];
   const app = buildServers({
     logger: silentLogger(),
@@ -258,7 +260,7 @@ describe('webhook authentication', () => {
     // Rows whose scheme cannot tell a replay carry the reason instead of a test.
     const replay = row.replay;
     if (typeof replay === 'function') {
-      it('refuses a replayed (expired) token', async () => {
+      it('refuses a replayed token, expired by the allowed clock skew and one second', async () => {
         await expectRefused(await replay());
       });
     }

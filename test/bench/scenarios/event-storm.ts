@@ -18,7 +18,8 @@ import { atMost, latencyStats, type LatencyStats, procCpuSeconds, redisCpuSecond
 import { type BenchOptions, progress, type Scenario, type ScenarioResult, scenarioPrefix, serveNodeOptions } from '../scenario-types.ts';
 import { FAKE_AWS_CREDENTIALS } from './noop-resync.ts';
 
-const API_KEY = 'bench-webhook-key-0123456789';
+/** The webhook key of `serve` in the scenarios that post events. */
+export const API_KEY = 'bench-webhook-key-0123456789';
 const NAMESPACE = 'default';
 /** Instances of case (b) are 0..9; those of case (a) start here. */
 const FIRST_NEW = 1000;
@@ -103,6 +104,45 @@ function entryName(i: number): string {
   return `aws-${awsId(i)}`;
 }
 
+/**
+ * `serve` with one AWS block whose webhook takes API_KEY in `x-api-key`, against the fake EC2 at
+ * `ec2`, resyncing once an hour; `server` is its server section. Resolves once it is started.
+ */
+export async function startWebhookServe(at: { options: BenchOptions; dir: string; prefix: string; ec2: string; kubeconfig: string; server?: Record<string, unknown> }): Promise<ServeProcess> {
+  const configFile = path.join(at.dir, 'config.yaml');
+  writeFileSync(
+    configFile,
+    stringify({
+      ownerId: 'bench',
+      providers: [
+        {
+          type: 'aws',
+          name: AWS_NAME,
+          regions: [AWS_REGION],
+          accounts: [{ id: AWS_ACCOUNT }],
+          endpoint: { ec2: at.ec2 },
+          webhook: { apiKey: { header: 'x-api-key', value: { env: 'BENCH_WEBHOOK_KEY' } } },
+        },
+      ],
+      kubernetes: { kubeconfig: at.kubeconfig },
+      redis: { url: at.options.redisUrl, prefix: at.prefix },
+      resync: { interval: '1h' },
+      ...(at.server ? { server: at.server } : {}),
+      log: { level: 'warn' },
+    }),
+  );
+  const proc = new ServeProcess(configFile, await freePort(), {
+    AWS_ACCESS_KEY_ID: FAKE_AWS_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: FAKE_AWS_CREDENTIALS.secretAccessKey,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    BENCH_WEBHOOK_KEY: API_KEY,
+    ...(serveNodeOptions() ? { NODE_OPTIONS: serveNodeOptions() } : {}),
+  });
+  trackChild(proc.child);
+  await proc.started(60_000);
+  return proc;
+}
+
 /** The event storm scenario. */
 export const eventStorm: Scenario = {
   name: 'event-storm',
@@ -125,37 +165,8 @@ export const eventStorm: Scenario = {
       const { url } = await host.call<{ url: string }>({ op: 'startEc2' });
       await host.call({ op: 'ec2Put', from: 0, count: few, tagged: true });
       await host.call({ op: 'ec2Put', from: FIRST_NEW, count: many, tagged: false });
-      const configFile = path.join(dir, 'config.yaml');
-      writeFileSync(
-        configFile,
-        stringify({
-          ownerId: 'bench',
-          providers: [
-            {
-              type: 'aws',
-              name: AWS_NAME,
-              regions: [AWS_REGION],
-              accounts: [{ id: AWS_ACCOUNT }],
-              endpoint: { ec2: url },
-              webhook: { apiKey: { header: 'x-api-key', value: { env: 'BENCH_WEBHOOK_KEY' } } },
-            },
-          ],
-          kubernetes: { kubeconfig },
-          redis: { url: options.redisUrl, prefix },
-          // Only the first resync: everything after it comes from events.
-          resync: { interval: '1h' },
-          log: { level: 'warn' },
-        }),
-      );
-      proc = new ServeProcess(configFile, await freePort(), {
-        AWS_ACCESS_KEY_ID: FAKE_AWS_CREDENTIALS.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: FAKE_AWS_CREDENTIALS.secretAccessKey,
-        AWS_EC2_METADATA_DISABLED: 'true',
-        BENCH_WEBHOOK_KEY: API_KEY,
-        ...(serveNodeOptions() ? { NODE_OPTIONS: serveNodeOptions() } : {}),
-      });
-      trackChild(proc.child);
-      await proc.started(60_000);
+      // Only the first resync: everything after it comes from events.
+      proc = await startWebhookServe({ options, dir, prefix, ec2: url, kubeconfig });
       const serve = proc;
       await until('serve ready', async () => (await serve.get('/readyz')).status === 200, 60_000, 200);
       await until(`${few} entries of the first resync`, async () => (await host.call<number>({ op: 'size' })) >= few, 60_000, 100);

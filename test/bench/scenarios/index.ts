@@ -5,6 +5,7 @@ import { eventStorm } from './event-storm.ts';
 import { noopResync } from './noop-resync.ts';
 import { pureCore } from './pure-core.ts';
 import { serveMemory } from './serve-memory.ts';
+import { webhookAuth } from './webhook-auth.ts';
 
 /** Every scenario, by `--only` name. */
-export const SCENARIOS: readonly Scenario[] = [pureCore, coldSync, noopResync, eventStorm, serveMemory];
+export const SCENARIOS: readonly Scenario[] = [pureCore, coldSync, noopResync, eventStorm, webhookAuth, serveMemory];

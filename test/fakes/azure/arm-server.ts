@@ -159,6 +159,8 @@ export class FakeArm {
   #standing: Array<{ target: FaultTarget; fault: ArmFault }> = [];
   #hanging: FaultTarget[] = [];
   #tokenCounter = 0;
+  /** Subscriptions answered with another subscription's resources: asked → answering, lowercased. */
+  readonly #answeredAs = new Map<string, string>();
   /** Bumped by every change of the store, so that the rows of a Resource Graph query can be kept between its pages. */
   #version = 0;
   /** The rows of the last Resource Graph query, while nothing changed: a 100,000-VM query is not joined again for each of its pages. */
@@ -283,6 +285,16 @@ export class FakeArm {
     this.#version++;
   }
 
+  /**
+   * Requests for subscription `asked` (by path or in a Resource Graph body) are answered with
+   * subscription `answering`'s resources, as an endpoint or proxy that routes to the wrong
+   * subscription would.
+   */
+  answerAs(asked: string, answering: string): void {
+    this.#answeredAs.set(asked.toLowerCase(), answering.toLowerCase());
+    this.#version++;
+  }
+
   /** The next `count` requests matching `target` fail with `fault`; then it answers normally again. */
   failNext(count: number, fault: ArmFault, target: FaultTarget = {}): void {
     for (let i = 0; i < count; i++) this.#nextFaults.push({ target, fault });
@@ -376,7 +388,7 @@ export class FakeArm {
     if (route.kind === 'unknown') throw new ArmError(404, 'InvalidResourceType', `The resource type could not be found for path '${url.pathname}'.`);
     if (route.kind === 'graph') return this.#graph(record);
 
-    const subscription = route.subscription!;
+    const subscription = this.#answeredAs.get(route.subscription!) ?? route.subscription!;
     if (!this.#subscriptions.has(subscription)) throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${subscription}' could not be found.`);
     const group = route.resourceGroup;
     if (group !== undefined && !this.#groupExists(subscription, group)) {
@@ -434,7 +446,7 @@ export class FakeArm {
   #graph(record: RecordedArmRequest): unknown {
     const body = record.body as { subscriptions?: unknown; query?: unknown; options?: Record<string, unknown> } | undefined;
     if (!body || typeof body.query !== 'string') throw new ArmError(400, 'BadRequest', 'The request body must carry a "query" string.');
-    const subscriptions = Array.isArray(body.subscriptions) ? body.subscriptions.map((s) => String(s).toLowerCase()) : [];
+    const subscriptions = Array.isArray(body.subscriptions) ? body.subscriptions.map((s) => String(s).toLowerCase()).map((s) => this.#answeredAs.get(s) ?? s) : [];
     if (subscriptions.length === 0) throw new ArmError(400, 'BadRequest', 'This fake needs the subscriptions to query in the request body.');
     const denied = subscriptions.find((s) => !this.#subscriptions.has(s));
     if (denied) throw new ArmError(403, 'AuthorizationFailed', `The client does not have authorization to perform action 'Microsoft.ResourceGraph/resources/read' over scope '/subscriptions/${denied}'.`);

@@ -129,6 +129,8 @@ export class FakeCompute {
   #standing: Array<{ target: FaultTarget } & GoogleErrorSpec> = [];
   #hanging: FaultTarget[] = [];
   #tokenCounter = 0;
+  /** Projects answered with another project's instances: asked → answering. */
+  readonly #answeredAs = new Map<string, string>();
   /** Bumped by every change of what a listing answers, so that the answer of a query can be kept between its pages. */
   #version = 0;
   /** The sorted selection of the last aggregatedList query, while nothing changed: a 100,000-instance listing is not filtered and sorted again for each of its pages. */
@@ -187,6 +189,15 @@ export class FakeCompute {
    */
   unreachable(zone: string, project = DEFAULT_PROJECT): void {
     this.#unreachable.add(`${project}/${zone}`);
+    this.#version++;
+  }
+
+  /**
+   * Requests for project `asked` are answered with project `answering`'s instances (their selfLinks
+   * naming `answering`), as an endpoint or proxy that routes to the wrong project would.
+   */
+  answerAs(asked: string, answering: string): void {
+    this.#answeredAs.set(asked, answering);
     this.#version++;
   }
 
@@ -262,7 +273,7 @@ export class FakeCompute {
   }
 
   #getInstance(r: RecordedComputeRequest): unknown {
-    const project = r.project!;
+    const project = this.#answeredAs.get(r.project!) ?? r.project!;
     const zone = r.zone!;
     const wanted = r.instance!;
     const found = [...this.#instances.values()].find(
@@ -286,7 +297,7 @@ export class FakeCompute {
   }
 
   #aggregatedList(r: RecordedComputeRequest): unknown {
-    const project = r.project!;
+    const project = this.#answeredAs.get(r.project!) ?? r.project!;
     const maxResults = r.maxResults ?? 500;
     if (!Number.isInteger(maxResults) || maxResults < 0 || maxResults > 500) {
       throw new ComputeError(400, `Invalid value for field 'maxResults': '${r.query.maxResults}'. Must be less than or equal to 500`);
