@@ -105,7 +105,17 @@ export const mappingSchema = z.strictObject({
       tag: TAG_KEY.default('mesh-weight'),
     })
     .prefault({}),
+  service: z
+    .strictObject({
+      /**
+       * The mesh service a VM serves (a DNS-1035 label, the Service's name). Its entry gets the
+       * spec labels SERVICE_LABEL and OWNER_LABEL, which the Service (or ServiceEntry) selects by.
+       */
+      tag: TAG_KEY.default('mesh-service'),
+    })
+    .prefault({}),
 });
+
 
 /** The provider blocks; each cloud adds its schema to this union. */
 export const providerSchema = z.discriminatedUnion('type', [staticProviderSchema, awsProviderSchema, gcpProviderSchema, azureProviderSchema]);

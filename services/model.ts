@@ -186,6 +186,12 @@ export const OWNER_LABEL = 'vm-mesh-sync.io/owner';
 export const SOURCE_ANNOTATION = 'vm-mesh-sync.io/source';
 export const SCOPE_ANNOTATION = 'vm-mesh-sync.io/scope';
 export const OBSERVED_AT_ANNOTATION = 'vm-mesh-sync.io/observed-at';
+/**
+ * The spec label naming the mesh service of an entry (from the service tag). Services,
+ * ServiceEntries and WorkloadGroups select entries by it together with OWNER_LABEL (also a spec
+ * label then), so that one installation's Service never selects another's VMs.
+ */
+export const SERVICE_LABEL = 'vm-mesh-sync.io/service';
 
 /** Where an instance came from, as written in SOURCE_ANNOTATION: `aws:<account>:<region>:<id>`. */
 export function instanceSource(instance: Pick<Instance, 'provider' | 'account' | 'region' | 'id'>): string {

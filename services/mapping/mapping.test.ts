@@ -82,6 +82,42 @@ describe('seed example', () => {
   });
 });
 
+describe('service tag', () => {
+  const OWNER = 'vm-mesh-sync.io/owner';
+  const SERVICE = 'vm-mesh-sync.io/service';
+  const cases: Array<{ name: string; tags: Record<string, string>; rules?: MappingConfig; labels: Record<string, string> | undefined }> = [
+    { name: 'absent: no service labels', tags: {}, labels: undefined },
+    { name: 'blank: no service labels', tags: { 'mesh-service': '  ' }, labels: undefined },
+    { name: 'a name', tags: { 'mesh-service': 'postgres' }, labels: { [OWNER]: 'prod', [SERVICE]: 'postgres' } },
+    { name: 'trimmed and lowercased', tags: { 'mesh-service': ' Postgres ' }, labels: { [OWNER]: 'prod', [SERVICE]: 'postgres' } },
+    { name: 'inner spaces become dashes', tags: { 'mesh-service': 'orders  db' }, labels: { [OWNER]: 'prod', [SERVICE]: 'orders-db' } },
+    { name: 'beside labels from tags, sorted', tags: { 'mesh-service': 'pg', 'mesh-app': 'postgres' }, labels: { app: 'postgres', [OWNER]: 'prod', [SERVICE]: 'pg' } },
+    {
+      name: 'ours win over a label tag naming our key',
+      tags: { 'mesh-service': 'pg', 'mesh-label-vm-mesh-sync.io/service': 'other' },
+      labels: { [OWNER]: 'prod', [SERVICE]: 'pg' },
+    },
+    { name: 'the tag name is configurable', tags: { svc: 'api', 'mesh-service': 'ignored' }, rules: rules({ service: { tag: 'svc' } }), labels: { [OWNER]: 'prod', [SERVICE]: 'api' } },
+    { name: 'a broad tag prefix does not turn the service tag into a label', tags: { 'mesh-service': 'pg' }, rules: rules({ labels: { tagPrefix: 'mesh-' } }), labels: { [OWNER]: 'prod', [SERVICE]: 'pg' } },
+  ];
+
+  it.each(cases)('$name', ({ tags, rules: r, labels }) => {
+    const entry = entryOf(mapInstance(tagged(tags), r ?? RULES, CTX));
+    expect(entry.spec.labels).toEqual(labels);
+    expect(checkEntry(entry)).toEqual([]);
+  });
+
+  it('gives every valid service name an entry whose service label is that name', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/), (name) => {
+        const entry = entryOf(mapInstance(tagged({ 'mesh-service': name }), RULES, CTX));
+        expect(entry.spec.labels?.[SERVICE]).toBe(name);
+        expect(checkEntry(entry)).toEqual([]);
+      }),
+    );
+  });
+});
+
 describe('skip codes', () => {
   const cases: Array<{ name: string; instance: Instance; rules?: MappingConfig; code: SkipCode; reason: string | RegExp }> = [
     { name: 'no selector tag', instance: vm({ tags: {} }), code: 'VMS_SKIP_NOT_SELECTED', reason: /^not tagged mesh=true;/ },
@@ -143,6 +179,9 @@ describe('skip codes', () => {
       code: 'VMS_SKIP_BAD_NETWORK',
       reason: "mapping.network.byNetworkId['vpc-9']: 'net/west'",
     },
+    { name: 'service with an underscore', instance: tagged({ 'mesh-service': 'pg_main' }), code: 'VMS_SKIP_BAD_SERVICE', reason: "tag mesh-service: 'pg_main' is not a service name" },
+    { name: 'service starting with a digit', instance: tagged({ 'mesh-service': '9pg' }), code: 'VMS_SKIP_BAD_SERVICE', reason: 'starting with a letter' },
+    { name: 'service too long', instance: tagged({ 'mesh-service': `s${'x'.repeat(63)}` }), code: 'VMS_SKIP_BAD_SERVICE', reason: 'at most 63 characters' },
     { name: 'region too long for a locality', instance: vm({ region: 'r'.repeat(2049) }), code: 'VMS_SKIP_BAD_LOCALITY', reason: 'longer than 2048 characters' },
   ];
 
