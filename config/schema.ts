@@ -117,6 +117,24 @@ export const mappingSchema = z.strictObject({
 });
 
 
+/** What vm-mesh-sync writes for each (namespace, service) its entries name (the service tag). */
+export const servicesSchema = z.strictObject({
+  /**
+   * `service`: a Kubernetes Service (ClusterIP) selecting the entries; `service-entry`: an Istio
+   * ServiceEntry (MESH_INTERNAL, workloadSelector) instead; `off`: neither (the entries still carry
+   * the service label, for a Service written by hand).
+   */
+  kind: z.enum(['service', 'service-entry', 'off']).default('service'),
+  /** Write a WorkloadGroup per service, for `istioctl x workload entry configure`. */
+  workloadGroups: z.boolean().default(true),
+  /** The cluster's DNS domain: hosts are `<service>.<namespace>.svc.<clusterDomain>`. */
+  clusterDomain: z
+    .string()
+    .max(200)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS name such as cluster.local')
+    .default('cluster.local'),
+});
+
 /** The provider blocks; each cloud adds its schema to this union. */
 export const providerSchema = z.discriminatedUnion('type', [staticProviderSchema, awsProviderSchema, gcpProviderSchema, azureProviderSchema]);
 
@@ -135,6 +153,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   mapping: mappingSchema.prefault({}),
+  services: servicesSchema.prefault({}),
   providers: z.array(providerSchema).min(1, 'must list at least one provider block'),
   resync: z
     .strictObject({
@@ -241,5 +260,7 @@ export type Config = z.infer<typeof configSchema>;
 
 /** The mapping rules after validation. */
 export type MappingConfig = Config['mapping'];
+/** What is written per service, after validation. */
+export type ServicesConfig = Config['services'];
 /** One provider block after validation. */
 export type ProviderConfig = Config['providers'][number];

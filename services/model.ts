@@ -114,18 +114,21 @@ export interface WorkloadEntrySpec {
   weight?: number;
 }
 
+/** Metadata of the namespaced objects vm-mesh-sync writes: entries, Services, ServiceEntries, WorkloadGroups. */
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  resourceVersion?: string;
+  uid?: string;
+}
+
 /** A WorkloadEntry object, as desired by mapping or as read from the cluster. */
 export interface WorkloadEntry {
   apiVersion: 'networking.istio.io/v1';
   kind: 'WorkloadEntry';
-  metadata: {
-    name: string;
-    namespace: string;
-    labels: Record<string, string>;
-    annotations: Record<string, string>;
-    resourceVersion?: string;
-    uid?: string;
-  };
+  metadata: ObjectMeta;
   spec: WorkloadEntrySpec;
 }
 
@@ -202,3 +205,63 @@ export function instanceSource(instance: Pick<Instance, 'provider' | 'account' |
 export function entryKey(namespace: string, name: string): EntryKey {
   return `${namespace}/${name}`;
 }
+
+/** One port of a Kubernetes Service as we write it. */
+export interface ServicePort {
+  name: string;
+  port: number;
+  /** The transport: UDP for a port named `udp…` (Istio's rule), else TCP. */
+  protocol: 'TCP' | 'UDP';
+  /** Istio's protocol for the port name, when the name implies one (`http`, `grpc`, `tls`…). */
+  appProtocol?: string;
+  targetPort: number;
+}
+
+/** A Kubernetes Service selecting the entries of one mesh service (v1, ClusterIP). */
+export interface KubeService {
+  apiVersion: 'v1';
+  kind: 'Service';
+  metadata: ObjectMeta;
+  spec: { type: 'ClusterIP'; selector: Record<string, string>; ports: ServicePort[] };
+}
+
+/** One port of an Istio ServiceEntry. */
+export interface ServiceEntryPort {
+  number: number;
+  name: string;
+  /** Istio's protocol (HTTP, GRPC, TCP…); absent when the port name implies none (Istio then detects it). */
+  protocol?: string;
+  targetPort: number;
+}
+
+/** An Istio ServiceEntry for one mesh service: MESH_INTERNAL, STATIC, selecting the entries. */
+export interface ServiceEntry {
+  apiVersion: 'networking.istio.io/v1';
+  kind: 'ServiceEntry';
+  metadata: ObjectMeta;
+  spec: {
+    hosts: string[];
+    location: 'MESH_INTERNAL';
+    resolution: 'STATIC';
+    ports: ServiceEntryPort[];
+    workloadSelector: { labels: Record<string, string> };
+  };
+}
+
+/** An Istio WorkloadGroup for one mesh service: what its VMs share, for `istioctl x workload entry configure`. */
+export interface WorkloadGroup {
+  apiVersion: 'networking.istio.io/v1';
+  kind: 'WorkloadGroup';
+  metadata: ObjectMeta;
+  spec: {
+    /** Labels (and annotations) of the workloads of the group. */
+    metadata: { labels: Record<string, string> };
+    /** The WorkloadEntry fields the group's VMs share (never an address). */
+    template: Pick<WorkloadEntrySpec, 'ports' | 'serviceAccount' | 'network'>;
+    /** Istio's health probe (httpGet, tcpSocket, exec, grpc and timings), when the service has one. */
+    probe?: Record<string, unknown>;
+  };
+}
+
+/** What a mesh service is reached by: a Service or a ServiceEntry. */
+export type ServiceObject = KubeService | ServiceEntry;

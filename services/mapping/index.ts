@@ -6,3 +6,16 @@ export { checkEntry, ISTIO_AUTO_REGISTRATION_ANNOTATIONS } from './check-entry.t
 export { normalizeLabelValue } from './labels.ts';
 export { parsePorts } from './ports.ts';
 export { describeNamespacePolicy, matchesNamespace, namespaceAllowed, namespacePolicy, type NamespacePolicy, writerNamespaces } from './namespaces.ts';
+export {
+  deriveMeshServices,
+  istioProtocol,
+  SERVICE_CODES,
+  serviceHost,
+  serviceOfEntry,
+  serviceSelector,
+  type ExcludedEntry,
+  type MeshServiceOptions,
+  type MeshServices,
+  type ServiceCode,
+  type ServiceProblem,
+} from './mesh-services.ts';

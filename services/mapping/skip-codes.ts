@@ -19,6 +19,8 @@ export const SKIP_CODES = {
   VMS_SKIP_BAD_WEIGHT: 'the weight tag is not a whole number from 1 to 4294967295',
   VMS_SKIP_BAD_SERVICE:
     'the service tag is not a DNS-1035 label of at most 63 characters (lowercase letters, digits and -, starting with a letter), the name a Kubernetes Service must have',
+  VMS_SKIP_SERVICE_PORT_CONFLICT:
+    'the VM\'s ports disagree with those most VMs of its mesh service carry (a port name with another number, or a number with another name); the Service keeps theirs',
   VMS_SKIP_DUPLICATE_NAME: 'another instance in the same listing maps to the same namespace/name; the one whose source sorts first keeps it',
 } as const;
 
