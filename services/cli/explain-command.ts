@@ -3,7 +3,7 @@
 // cluster and with the last write error that the service recorded in Redis (when reachable).
 import type { Provider } from '../../providers/provider.ts';
 import { isVmsError, VmsError } from '../errors.ts';
-import { entryName, mapInstance } from '../mapping/index.ts';
+import { entryName, mapInstance, serviceHost, serviceOfEntry, serviceSelector } from '../mapping/index.ts';
 import { localClock } from '../stamp.ts';
 import { mapContext } from '../sync/observe.ts';
 import { entryKey, SCOPE_ANNOTATION, type Instance, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
@@ -37,6 +37,8 @@ export interface Explanation {
   code?: string;
   entry?: { key: string; live: boolean; upToDate: boolean };
   lastWriteError?: WriteError;
+  /** The mesh service the VM serves and the hostname it is reached by; absent when its entry names none. */
+  service?: { namespace: string; name: string; host: string; kind: 'Service' | 'ServiceEntry' | 'none' };
   /** Deletes the deletion guard held back in the instance's scope at the service's last resync. */
   heldDeletes?: Array<{ deletes: number; reason: string }>;
 }
@@ -185,6 +187,52 @@ async function explain(ctx: CommandContext, kind: ProviderKind, id: string, env:
   }
 
   const { entry } = result;
+  const explained = await explainEntry(ctx, src, entry, scope, base, reasons);
+  const reach = reachability(entry, config);
+  explained.reasons.push(reach.reason);
+  return reach.service ? { ...explained, service: reach.service } : explained;
+}
+
+/**
+ * Which mesh hostname reaches a VM whose entry is `entry`, or why none does. Judged from this VM
+ * alone: `plan` shows the Service with the ports all VMs of the service agree on.
+ */
+function reachability(entry: WorkloadEntry, config: CommandContext['config']): { reason: string; service?: NonNullable<Explanation['service']> } {
+  const { clusterDomain, kind } = config.services;
+  const of = serviceOfEntry(entry, config.ownerId);
+  const tag = config.mapping.service.tag;
+  if (!of) {
+    return { reason: `reachable by no mesh hostname: it has no ${tag} tag; tag it ${tag}=<name> to be reached as <name>.${entry.metadata.namespace}.svc.${clusterDomain}` };
+  }
+  const host = serviceHost(of.service, of.namespace, clusterDomain);
+  const selector = Object.entries(serviceSelector(of.service, config.ownerId)).map(([k, v]) => `${k}=${v}`).join(',');
+  if (kind === 'off') {
+    return {
+      reason: `serves mesh service ${of.service}; services.kind is off, so vm-mesh-sync writes no Service for it: a Service named ${of.service} in ${of.namespace} selecting ${selector} makes it reachable as ${host}`,
+      service: { namespace: of.namespace, name: of.service, host, kind: 'none' },
+    };
+  }
+  const object = kind === 'service' ? 'Service' : 'ServiceEntry';
+  const service = { namespace: of.namespace, name: of.service, host, kind: object } as const;
+  if (Object.keys(entry.spec.ports ?? {}).length === 0) {
+    return { reason: `serves mesh service ${of.service}, but has no ports (tag ${config.mapping.ports.tag}): a ${object} only reaches ports its VMs declare`, service };
+  }
+  return {
+    reason: `reachable as ${host} through ${object} ${of.namespace}/${of.service} (selecting ${selector}), which \`vm-mesh-sync plan\` prints; sync and serve do not write it, so apply it once with kubectl`,
+    service,
+  };
+}
+
+/** The verdict on an instance that maps to `entry`: applied, pending, not ours, held by another scope, failing. */
+async function explainEntry(
+  ctx: CommandContext,
+  src: Sources,
+  entry: WorkloadEntry,
+  scope: Scope,
+  base: { instance: string; scope: string },
+  reasons: string[],
+): Promise<Explanation> {
+  const { config, providers } = ctx;
   const key = entryKey(entry.metadata.namespace, entry.metadata.name);
   const live = await src.readLive(entry.metadata.namespace, entry.metadata.name);
   const writeError = await src.fromStatus((store) => store.writeError(key));

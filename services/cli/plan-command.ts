@@ -4,7 +4,7 @@ import { isVmsError } from '../errors.ts';
 import { type EntryKey, entryKey, type WorkloadEntry } from '../model.ts';
 import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
-import { allSkips, planScopes } from '../sync/plan-scopes.ts';
+import { allSkips, desiredMeshServices, planScopes } from '../sync/plan-scopes.ts';
 import { openCluster } from './cluster.ts';
 import { configuredScopeKeys, withContext } from './context.ts';
 import { EXIT, type CliIO } from './io.ts';
@@ -49,6 +49,7 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
       skips: allSkips(observed),
       live: new Map(owned.map((e) => [entryKey(e.metadata.namespace, e.metadata.name), e])),
       clusterNote,
+      services: desiredMeshServices(config, observed, owned),
     };
     const render = opts.output === 'json' ? renderJson : opts.output === 'diff' ? renderDiff : renderYaml;
     io.stdout.write(render(report));

@@ -3,7 +3,8 @@
 import { stringify } from 'yaml';
 import type { Plan } from '../planning/index.ts';
 import { diffEntries } from '../planning/index.ts';
-import type { Skip, WorkloadEntry } from '../model.ts';
+import type { MeshServices } from '../mapping/index.ts';
+import type { ServiceObject, Skip, WorkloadEntry, WorkloadGroup } from '../model.ts';
 import type { ObservedScope } from '../sync/plan-scopes.ts';
 
 /** Everything a plan report shows. */
@@ -15,6 +16,25 @@ export interface PlanReport {
   live: ReadonlyMap<string, WorkloadEntry>;
   /** How the cluster was read: `cluster` or why an empty one was assumed. */
   clusterNote: string;
+  /** The Services (or ServiceEntries) and WorkloadGroups the planned entries call for. */
+  services: MeshServices;
+}
+
+/** The objects of a service, in print order: Services or ServiceEntries, then WorkloadGroups. */
+function serviceDocs(r: PlanReport): Array<ServiceObject | WorkloadGroup> {
+  return [...r.services.services, ...r.services.workloadGroups];
+}
+
+function objectKey(obj: { metadata: { namespace: string; name: string } }): string {
+  return `${obj.metadata.namespace}/${obj.metadata.name}`;
+}
+
+function serviceLines(r: PlanReport): string[] {
+  const s = r.services;
+  const lines = [`services: ${s.services.length} Services or ServiceEntries and ${s.workloadGroups.length} WorkloadGroups for the entries (shown below; sync and serve do not write them)`];
+  for (const p of s.problems) lines.push(`service ${p.namespace}/${p.service}: ${p.code}: ${p.reason}`);
+  for (const x of s.excluded) lines.push(`left out of service ${x.entry.metadata.namespace}/${x.entry.spec.labels?.['vm-mesh-sync.io/service'] ?? ''}: ${objectKey(x.entry)} ${x.code}: ${x.reason}`);
+  return lines;
 }
 
 function summaryLine(r: PlanReport): string {
@@ -60,6 +80,7 @@ export function renderYaml(r: PlanReport): string {
     ...r.plan.conflicts.map((c) => `conflict ${c.key}: ${c.reason}`),
     ...r.plan.orphaned.map((o) => `kept ${o.key}: ${o.reason}`),
     ...r.skips.map(skipLine),
+    ...serviceLines(r),
   ];
   const docs: string[] = [comment(head.join('\n'))];
   for (const change of r.plan.changes) {
@@ -70,6 +91,7 @@ export function renderYaml(r: PlanReport): string {
       docs.push(`# delete ${change.key}`);
     }
   }
+  for (const obj of serviceDocs(r)) docs.push(`# ${obj.kind} ${objectKey(obj)}\n${stringify(obj).trimEnd()}`);
   return `${docs.join('\n---\n')}\n`;
 }
 
@@ -95,6 +117,12 @@ export function renderJson(r: PlanReport): string {
       conflicts: r.plan.conflicts,
       orphaned: r.plan.orphaned,
       skipped: r.skips,
+      services: {
+        services: r.services.services,
+        workloadGroups: r.services.workloadGroups,
+        problems: r.services.problems,
+        excluded: r.services.excluded.map((x) => ({ key: objectKey(x.entry), code: x.code, reason: x.reason })),
+      },
     },
     null,
     2,
@@ -120,5 +148,10 @@ export function renderDiff(r: PlanReport): string {
   }
   for (const h of r.plan.held) for (const d of h.deletes) lines.push(`! ${d.key} (delete held back: ${h.reason})`);
   for (const s of r.skips) lines.push(`  ${skipLine(s)}`);
+  for (const l of serviceLines(r)) lines.push(`  ${l}`);
+  for (const obj of serviceDocs(r)) {
+    lines.push(`  ${obj.kind} ${objectKey(obj)}`);
+    for (const l of stringify(obj.spec).trimEnd().split('\n')) lines.push(`      ${l}`);
+  }
   return `${lines.join('\n')}\n`;
 }

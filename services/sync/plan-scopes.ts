@@ -2,7 +2,7 @@
 import type { Config } from '../../config/schema.ts';
 import { type DesiredScope, entriesEqual, type Plan, planSliced } from '../planning/index.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
-import { namespaceAllowed } from '../mapping/index.ts';
+import { deriveMeshServices, type MeshServices, namespaceAllowed } from '../mapping/index.ts';
 import { type EntryKey, entryKey, SCOPE_ANNOTATION, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
 import type { ScopeObservation } from './observe.ts';
 import { Interner } from '../intern.ts';
@@ -146,4 +146,22 @@ export function* planScopesSliced(
 /** Every skip of the observations, in scope order. */
 export function allSkips(observed: readonly ObservedScope[]): Skip[] {
   return observed.flatMap((o) => o.skips);
+}
+
+/**
+ * The Services (or ServiceEntries) and WorkloadGroups the entries of these observations call for
+ * (deriveMeshServices). A scope listed completely counts with the entries it wants (those kept for
+ * a skip included); a scope whose listing was incomplete counts with the entries we own in it as
+ * they are, so a partial listing never shrinks a service's ports.
+ */
+export function desiredMeshServices(
+  config: Pick<Config, 'ownerId' | 'services'>,
+  observed: readonly ObservedScope[],
+  owned: readonly WorkloadEntry[],
+): MeshServices {
+  const desired = desiredScopes(observed, owned);
+  const incomplete = new Set(desired.filter((d) => !d.complete).map((d) => d.scope.key));
+  const entries = desired.filter((d) => d.complete).flatMap((d) => d.entries);
+  for (const e of owned) if (incomplete.has(e.metadata.annotations?.[SCOPE_ANNOTATION] ?? '')) entries.push(e);
+  return deriveMeshServices(entries, { ownerId: config.ownerId, ...config.services });
 }

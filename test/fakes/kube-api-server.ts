@@ -65,6 +65,8 @@ const ALL_VERBS: readonly Verb[] = ['get', 'list', 'watch', 'create', 'apply', '
 
 /** Istio's WorkloadEntry CRD, as vendored in test/fixtures/istio-crds. */
 export const WORKLOADENTRY_CRD = fileURLToPath(new URL('../fixtures/istio-crds/workloadentry-crd.yaml', import.meta.url));
+/** Istio's WorkloadGroup CRD, as vendored. */
+export const WORKLOADGROUP_CRD = fileURLToPath(new URL('../fixtures/istio-crds/workloadgroup-crd.yaml', import.meta.url));
 
 /** Which requests a fault applies to; every given field must match. */
 export interface FaultMatch {
