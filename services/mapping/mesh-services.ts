@@ -63,7 +63,7 @@ export interface MeshServices {
   services: ServiceObject[];
   /** Sorted by namespace/name. */
   workloadGroups: WorkloadGroup[];
-  /** Entries whose ports disagree with their service's; they are not written (they keep a live entry). Sorted by key. */
+  /** Entries whose ports disagree with their service's, left out of its objects. Sorted by key. */
   excluded: ExcludedEntry[];
   /** Sorted by namespace/service. */
   problems: ServiceProblem[];
