@@ -154,7 +154,10 @@ export interface Skip {
 /** Mapping's answer for one instance. */
 export type MapResult = { kind: 'entry'; entry: WorkloadEntry } | { kind: 'skip'; skip: Skip };
 
-/** `namespace/name` of an entry: the unit of coalescing and ordering. */
+/**
+ * The key of an object we write: `namespace/name` for an entry, `<Kind>/namespace/name` for a
+ * Service, ServiceEntry or WorkloadGroup (see objectKey). The unit of coalescing and ordering.
+ */
 export type EntryKey = string;
 
 /** One change to the cluster. Changes for one key converge to the newest `observedAt`. */
@@ -162,7 +165,8 @@ export type Change =
   | {
       op: 'upsert';
       key: EntryKey;
-      entry: WorkloadEntry;
+      /** The object to write: a WorkloadEntry, or a Service, ServiceEntry or WorkloadGroup of a mesh service. */
+      entry: OwnedObject;
       observedAt: string;
       /** The plan saw no entry with this key: the writer may create it without reading first (a 409 sends it back to reading). */
       expectAbsent?: boolean;
@@ -175,6 +179,8 @@ export type Change =
   | {
       op: 'delete';
       key: EntryKey;
+      /** The kind of the object; a WorkloadEntry when absent. */
+      kind?: OwnedKind;
       namespace: string;
       name: string;
       /** The scope deciding the delete: the writer deletes only an entry whose SCOPE_ANNOTATION names it. */
@@ -265,3 +271,48 @@ export interface WorkloadGroup {
 
 /** What a mesh service is reached by: a Service or a ServiceEntry. */
 export type ServiceObject = KubeService | ServiceEntry;
+
+/** A Service, ServiceEntry or WorkloadGroup of a mesh service: the objects derived from entries. */
+export type MeshServiceObject = ServiceObject | WorkloadGroup;
+
+/** The kinds of MeshServiceObject. */
+export type MeshServiceKind = MeshServiceObject['kind'];
+
+/** Every object vm-mesh-sync writes. */
+export type OwnedObject = WorkloadEntry | MeshServiceObject;
+
+/** The kinds vm-mesh-sync writes. */
+export type OwnedKind = OwnedObject['kind'];
+
+/**
+ * The scope (SCOPE_ANNOTATION) of the Services, ServiceEntries and WorkloadGroups of mesh
+ * services. They are derived from the entries of every scope, so no provider scope holds them;
+ * this one is planned with a complete picture of every scope (see planMeshServices in
+ * services/sync/plan-scopes.ts). Provider scope keys always contain a `:`, this one never.
+ */
+export const MESH_SERVICES_SCOPE = 'mesh-services';
+
+/** The key of an object (see EntryKey): entries keep `namespace/name`, other kinds are prefixed with their kind. */
+export function objectKey(kind: OwnedKind, namespace: string, name: string): EntryKey {
+  return kind === 'WorkloadEntry' ? entryKey(namespace, name) : `${kind}/${namespace}/${name}`;
+}
+
+/** The key of an object, from its kind and metadata. */
+export function keyOfObject(obj: { kind: OwnedKind; metadata: { namespace: string; name: string } }): EntryKey {
+  return objectKey(obj.kind, obj.metadata.namespace, obj.metadata.name);
+}
+
+/** The kind, namespace and name a key names (see objectKey). */
+export function parseObjectKey(key: EntryKey): { kind: OwnedKind; namespace: string; name: string } {
+  const parts = key.split('/');
+  if (parts.length === 3) return { kind: parts[0] as OwnedKind, namespace: parts[1]!, name: parts[2]! };
+  return { kind: 'WorkloadEntry', namespace: parts[0] ?? '', name: parts[1] ?? key };
+}
+
+/** The apiVersion of each kind we write. */
+export const API_VERSION_OF: Readonly<Record<OwnedKind, string>> = {
+  WorkloadEntry: 'networking.istio.io/v1',
+  Service: 'v1',
+  ServiceEntry: 'networking.istio.io/v1',
+  WorkloadGroup: 'networking.istio.io/v1',
+};

@@ -6,7 +6,7 @@ import { isVmsError, VmsError } from '../errors.ts';
 import { entryName, mapInstance, serviceHost, serviceOfEntry, serviceSelector } from '../mapping/index.ts';
 import { localClock } from '../stamp.ts';
 import { mapContext } from '../sync/observe.ts';
-import { entryKey, SCOPE_ANNOTATION, type Instance, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
+import { entryKey, SCOPE_ANNOTATION, type Instance, type MeshServiceObject, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { createRedis, redisReady } from '../queue/redis.ts';
 import { StatusStore, type WriteError } from '../runtime/status-store.ts';
@@ -86,6 +86,8 @@ interface Sources {
   readLive(namespace: string, name: string): Promise<WorkloadEntry | null | undefined>;
   /** Our entries named `name` in any namespace; undefined when the cluster cannot be read. */
   readOwned(name: string): Promise<WorkloadEntry[] | undefined>;
+  /** The live Service or ServiceEntry of a mesh service, null when absent, undefined when the cluster cannot be read. */
+  readServiceObject(kind: 'Service' | 'ServiceEntry', namespace: string, name: string): Promise<MeshServiceObject | null | undefined>;
   /** Reads the service's shared status in Redis; null when Redis cannot be reached. */
   fromStatus<T>(read: (store: StatusStore) => Promise<T>): Promise<T | null>;
 }
@@ -103,6 +105,7 @@ function sources(config: CommandContext['config'], env: NodeJS.ProcessEnv): Sour
   };
   return {
     readLive: (namespace, name) => (cluster.ok ? orUnknown(() => cluster.api.getEntry(namespace, name)) : Promise.resolve(undefined)),
+    readServiceObject: (kind, namespace, name) => (cluster.ok ? orUnknown(() => cluster.api.getObject(kind, namespace, name)) : Promise.resolve(undefined)),
     readOwned: (name) => (cluster.ok ? orUnknown(() => cluster.writer.findOwnedByName(name)) : Promise.resolve(undefined)),
     async fromStatus(read) {
       const redis = createRedis(config.redis.url, { role: 'producer' });
@@ -188,7 +191,7 @@ async function explain(ctx: CommandContext, kind: ProviderKind, id: string, env:
 
   const { entry } = result;
   const explained = await explainEntry(ctx, src, entry, scope, base, reasons);
-  const reach = reachability(entry, config);
+  const reach = await reachability(entry, config, src);
   explained.reasons.push(reach.reason);
   return reach.service ? { ...explained, service: reach.service } : explained;
 }
@@ -197,7 +200,7 @@ async function explain(ctx: CommandContext, kind: ProviderKind, id: string, env:
  * Which mesh hostname reaches a VM whose entry is `entry`, or why none does. Judged from this VM
  * alone: `plan` shows the Service with the ports all VMs of the service agree on.
  */
-function reachability(entry: WorkloadEntry, config: CommandContext['config']): { reason: string; service?: NonNullable<Explanation['service']> } {
+async function reachability(entry: WorkloadEntry, config: CommandContext['config'], src: Sources): Promise<{ reason: string; service?: NonNullable<Explanation['service']> }> {
   const { clusterDomain, kind } = config.services;
   const of = serviceOfEntry(entry, config.ownerId);
   const tag = config.mapping.service.tag;
@@ -217,8 +220,20 @@ function reachability(entry: WorkloadEntry, config: CommandContext['config']): {
   if (Object.keys(entry.spec.ports ?? {}).length === 0) {
     return { reason: `serves mesh service ${of.service}, but has no ports (tag ${config.mapping.ports.tag}): a ${object} only reaches ports its VMs declare`, service };
   }
+  const live = await src.readServiceObject(object, of.namespace, of.service);
+  if (live && !isOwned(live, config.ownerId)) {
+    const theirs = live.kind === 'Service' ? live.spec?.selector ?? {} : {};
+    const selects = Object.keys(theirs).length > 0 && Object.entries(theirs).every(([k, v]) => entry.spec.labels?.[k] === v);
+    return {
+      reason: selects
+        ? `reachable as ${host}: served by your Service ${of.namespace}/${of.service}, which is not vm-mesh-sync's and whose selector selects this VM; vm-mesh-sync leaves it alone (VMS_ERR_ENTRY_CONFLICT)`
+        : `not reachable as ${host}: ${object} ${of.namespace}/${of.service} exists and is not vm-mesh-sync's, so vm-mesh-sync leaves it alone and writes none (VMS_ERR_ENTRY_CONFLICT); delete or rename it, or tag the VM with another ${tag}`,
+      service,
+    };
+  }
+  const state = live === undefined ? 'the cluster was not read' : live ? 'it exists' : 'sync writes it';
   return {
-    reason: `reachable as ${host} through ${object} ${of.namespace}/${of.service} (selecting ${selector}), which \`vm-mesh-sync plan\` prints; sync and serve do not write it, so apply it once with kubectl`,
+    reason: `reachable as ${host} through ${object} ${of.namespace}/${of.service} (selecting ${selector}); ${state}`,
     service,
   };
 }

@@ -1,10 +1,10 @@
 // `vm-mesh-sync plan`: what would change. Reads the cluster when one is reachable, else plans
 // against an empty one and says so; never needs Redis and never writes.
 import { isVmsError } from '../errors.ts';
-import { type EntryKey, entryKey, type WorkloadEntry } from '../model.ts';
+import { type EntryKey, entryKey, keyOfObject, type OwnedObject, type WorkloadEntry } from '../model.ts';
 import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
-import { allSkips, desiredMeshServices, planScopes } from '../sync/plan-scopes.ts';
+import { allSkips, entriesAfter, joinPlans, type MeshServiceObjects, planMeshServices, planScopes } from '../sync/plan-scopes.ts';
 import { openCluster } from './cluster.ts';
 import { configuredScopeKeys, withContext } from './context.ts';
 import { EXIT, type CliIO } from './io.ts';
@@ -26,6 +26,7 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
     const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout });
     let owned: WorkloadEntry[] = [];
     let foreign: EntryKey[] = [];
+    let objects: MeshServiceObjects = { owned: [], foreign: [] };
     let clusterNote = 'cluster: not read (--no-cluster); planned against an empty cluster';
     if (opts.cluster) {
       const cluster = openCluster(config, { optional: true, env: io.env });
@@ -33,6 +34,7 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
         try {
           owned = await cluster.writer.listOwned();
           foreign = await cluster.writer.listForeign();
+          objects = await cluster.writer.listMeshServiceObjects(config.services);
           clusterNote = `cluster: ${cluster.server}, ${owned.length} entries owned by ${config.ownerId}`;
         } catch (err) {
           if (!isVmsError(err, 'VMS_ERR_KUBE_UNREACHABLE', 'VMS_ERR_KUBE_TRANSIENT')) throw err;
@@ -42,14 +44,17 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
         clusterNote = `cluster: ${cluster.reason}; planned against an empty cluster`;
       }
     }
-    const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
+    const entryPlan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
+    const services = planMeshServices(config, observed, entriesAfter(owned, entryPlan), objects, { force: opts.force });
+    const live = new Map<string, OwnedObject>(owned.map((e) => [entryKey(e.metadata.namespace, e.metadata.name), e]));
+    for (const o of objects.owned) live.set(keyOfObject(o), o);
     const report: PlanReport = {
-      plan,
+      plan: joinPlans(entryPlan, services.plan),
       observed,
       skips: allSkips(observed),
-      live: new Map(owned.map((e) => [entryKey(e.metadata.namespace, e.metadata.name), e])),
+      live,
       clusterNote,
-      services: desiredMeshServices(config, observed, owned),
+      services: services.derived,
     };
     const render = opts.output === 'json' ? renderJson : opts.output === 'diff' ? renderDiff : renderYaml;
     io.stdout.write(render(report));

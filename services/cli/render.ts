@@ -4,7 +4,7 @@ import { stringify } from 'yaml';
 import type { Plan } from '../planning/index.ts';
 import { diffEntries } from '../planning/index.ts';
 import type { MeshServices } from '../mapping/index.ts';
-import type { ServiceObject, Skip, WorkloadEntry, WorkloadGroup } from '../model.ts';
+import type { OwnedObject, Skip } from '../model.ts';
 import type { ObservedScope } from '../sync/plan-scopes.ts';
 
 /** Everything a plan report shows. */
@@ -13,16 +13,11 @@ export interface PlanReport {
   observed: readonly ObservedScope[];
   skips: readonly Skip[];
   /** The owned entries planned against, by key, for diffs. */
-  live: ReadonlyMap<string, WorkloadEntry>;
+  live: ReadonlyMap<string, OwnedObject>;
   /** How the cluster was read: `cluster` or why an empty one was assumed. */
   clusterNote: string;
-  /** The Services (or ServiceEntries) and WorkloadGroups the planned entries call for. */
+  /** The Services (or ServiceEntries) and WorkloadGroups the planned entries call for; their changes are in `plan`. */
   services: MeshServices;
-}
-
-/** The objects of a service, in print order: Services or ServiceEntries, then WorkloadGroups. */
-function serviceDocs(r: PlanReport): Array<ServiceObject | WorkloadGroup> {
-  return [...r.services.services, ...r.services.workloadGroups];
 }
 
 function objectKey(obj: { metadata: { namespace: string; name: string } }): string {
@@ -31,7 +26,7 @@ function objectKey(obj: { metadata: { namespace: string; name: string } }): stri
 
 function serviceLines(r: PlanReport): string[] {
   const s = r.services;
-  const lines = [`services: ${s.services.length} Services or ServiceEntries and ${s.workloadGroups.length} WorkloadGroups for the entries (shown below; sync and serve do not write them)`];
+  const lines = [`services: the entries call for ${s.services.length} Services or ServiceEntries and ${s.workloadGroups.length} WorkloadGroups`];
   for (const p of s.problems) lines.push(`service ${p.namespace}/${p.service}: ${p.code}: ${p.reason}`);
   for (const x of s.excluded) lines.push(`left out of service ${x.entry.metadata.namespace}/${x.entry.spec.labels?.['vm-mesh-sync.io/service'] ?? ''}: ${objectKey(x.entry)} ${x.code}: ${x.reason}`);
   return lines;
@@ -64,9 +59,9 @@ function skipLine(s: Skip): string {
   return `skipped ${s.instance.provider}:${s.instance.id} (${s.instance.name}) ${s.code}: ${s.reason}`;
 }
 
-function cleanEntry(entry: WorkloadEntry): WorkloadEntry {
+function cleanEntry(entry: OwnedObject): OwnedObject {
   const { resourceVersion: _rv, uid: _uid, ...metadata } = entry.metadata;
-  return { ...entry, metadata };
+  return { ...entry, metadata } as OwnedObject;
 }
 
 /** The plan as a YAML stream: the entries to write as documents, everything else as comments. */
@@ -91,7 +86,6 @@ export function renderYaml(r: PlanReport): string {
       docs.push(`# delete ${change.key}`);
     }
   }
-  for (const obj of serviceDocs(r)) docs.push(`# ${obj.kind} ${objectKey(obj)}\n${stringify(obj).trimEnd()}`);
   return `${docs.join('\n---\n')}\n`;
 }
 
@@ -149,9 +143,5 @@ export function renderDiff(r: PlanReport): string {
   for (const h of r.plan.held) for (const d of h.deletes) lines.push(`! ${d.key} (delete held back: ${h.reason})`);
   for (const s of r.skips) lines.push(`  ${skipLine(s)}`);
   for (const l of serviceLines(r)) lines.push(`  ${l}`);
-  for (const obj of serviceDocs(r)) {
-    lines.push(`  ${obj.kind} ${objectKey(obj)}`);
-    for (const l of stringify(obj.spec).trimEnd().split('\n')) lines.push(`      ${l}`);
-  }
   return `${lines.join('\n')}\n`;
 }

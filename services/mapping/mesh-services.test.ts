@@ -71,7 +71,7 @@ describe('seed example: two postgres VMs tagged mesh-service=postgres', () => {
       {
         apiVersion: 'v1',
         kind: 'Service',
-        metadata: { name: 'postgres', namespace: 'default', labels: OWNED, annotations: {} },
+        metadata: { name: 'postgres', namespace: 'default', labels: OWNED, annotations: { 'vm-mesh-sync.io/scope': 'mesh-services' } },
         spec: { type: 'ClusterIP', selector: SELECTOR('postgres'), ports: [{ name: 'postgres', port: 5432, protocol: 'TCP', targetPort: 5432 }] },
       },
     ]);
@@ -87,7 +87,7 @@ describe('seed example: two postgres VMs tagged mesh-service=postgres', () => {
       {
         apiVersion: 'networking.istio.io/v1',
         kind: 'WorkloadGroup',
-        metadata: { name: 'postgres', namespace: 'default', labels: OWNED, annotations: {} },
+        metadata: { name: 'postgres', namespace: 'default', labels: OWNED, annotations: { 'vm-mesh-sync.io/scope': 'mesh-services' } },
         spec: {
           metadata: { labels: { app: 'postgres', ...SELECTOR('postgres') } },
           template: { ports: { postgres: 5432 }, serviceAccount: 'postgres-vm' },
@@ -103,7 +103,7 @@ describe('seed example: two postgres VMs tagged mesh-service=postgres', () => {
       {
         apiVersion: 'networking.istio.io/v1',
         kind: 'ServiceEntry',
-        metadata: { name: 'postgres', namespace: 'default', labels: OWNED, annotations: {} },
+        metadata: { name: 'postgres', namespace: 'default', labels: OWNED, annotations: { 'vm-mesh-sync.io/scope': 'mesh-services' } },
         spec: {
           hosts: ['postgres.default.svc.cluster.local'],
           location: 'MESH_INTERNAL',

@@ -5,7 +5,9 @@ import {
   entryKey,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
+  MESH_SERVICES_SCOPE,
   OWNER_LABEL,
+  SCOPE_ANNOTATION,
   SERVICE_LABEL,
   type EntryKey,
   type KubeService,
@@ -253,8 +255,9 @@ function transportOf(portName: string): 'TCP' | 'UDP' {
   return istioProtocol(portName) === 'udp' ? 'UDP' : 'TCP';
 }
 
+/** Marked as ours like an entry: the owner labels, and the scope of every mesh service's objects. */
 function meta(namespace: string, name: string, ownerId: string): ObjectMeta {
-  return { name, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ownerId }, annotations: {} };
+  return { name, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ownerId }, annotations: { [SCOPE_ANNOTATION]: MESH_SERVICES_SCOPE } };
 }
 
 function kubeService(namespace: string, service: string, ports: readonly Port[], options: MeshServiceOptions): KubeService {

@@ -84,6 +84,18 @@ describe('explain', () => {
     expect(off.reasons.at(-1)).toContain('services.kind is off, so vm-mesh-sync writes no Service for it');
   });
 
+  it('a Service of the same name that is not ours: explain says so, and whether it serves the VM', async () => {
+    ws.writeInventory([{ id: 'pg-a', privateIPv4: '10.0.9.1', tags: { mesh: 'true', 'mesh-app': 'postgres', 'mesh-service': 'postgres', 'mesh-ports': 'postgres:5432' } }]);
+    await sync();
+    expect((await explain('static:pg-a')).reasons.at(-1)).toContain('through Service default/postgres (selecting vm-mesh-sync.io/owner=default,vm-mesh-sync.io/service=postgres); it exists');
+    server.remove('services', 'default', 'postgres');
+    server.put({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'postgres', namespace: 'default' }, spec: { selector: { app: 'other' }, ports: [{ port: 5432 }] } });
+    const blocked = await explain('static:pg-a');
+    expect(blocked.reasons.at(-1)).toContain('not reachable as postgres.default.svc.cluster.local: Service default/postgres exists and is not vm-mesh-sync\'s');
+    server.put({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'postgres', namespace: 'default' }, spec: { selector: { app: 'postgres' }, ports: [{ port: 5432 }] } });
+    expect((await explain('static:pg-a')).reasons.at(-1)).toContain('served by your Service default/postgres');
+  });
+
   it('an instance whose entry another scope holds is a conflict, naming that scope', async () => {
     const other = `${ws.dir}/second.yaml`;
     // The second block comes first, so explain finds the instance there; the entry is onprem's.

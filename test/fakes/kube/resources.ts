@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { isRecord, type NameRule } from './metadata.ts';
-import { defaultService, validateService } from './service-rules.ts';
+import { defaultService, serviceEntryProblems, validateService } from './service-rules.ts';
 import { StructuralSchema, type SchemaProps } from './schema.ts';
 import type { FieldError } from './status.ts';
 import type { KubeObject } from './store.ts';
@@ -242,6 +242,50 @@ function services(): ResourceDef {
 /** The core resources every fake server serves. */
 export function coreResources(): ResourceDef[] {
   return [NAMESPACES, SERVICE_ACCOUNTS, services(), EVENTS];
+}
+
+/**
+ * Istio's ServiceEntry (networking.istio.io/v1). No ServiceEntry CRD is vendored: its schema keeps
+ * any field, and istiod's validation rules (service-rules.ts) refuse what istiod's webhook would.
+ */
+export function serviceEntries(): ResourceDef {
+  return {
+    group: 'networking.istio.io',
+    versions: ['v1', 'v1beta1', 'v1alpha3'],
+    plural: 'serviceentries',
+    singular: 'serviceentry',
+    kind: 'ServiceEntry',
+    listKind: 'ServiceEntryList',
+    shortNames: ['se'],
+    categories: ['istio-io', 'networking-istio-io'],
+    namespaced: true,
+    nameRule: 'subdomain',
+    custom: true,
+    schemas: new Map(
+      ['v1', 'v1beta1', 'v1alpha3'].map((v) => [
+        v,
+        new StructuralSchema({
+          type: 'object',
+          properties: {
+            spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+            status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+          },
+        }),
+      ]),
+    ),
+    statusSubresource: true,
+    tracksGeneration: true,
+    allowUnconditionalUpdate: false,
+    allowCreateOnUpdate: false,
+    printerColumns: [
+      { name: 'Hosts', type: 'string', jsonPath: '.spec.hosts' },
+      { name: 'Location', type: 'string', jsonPath: '.spec.location' },
+      { name: 'Resolution', type: 'string', jsonPath: '.spec.resolution' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+    fieldSelectors: [],
+    validate: (obj) => serviceEntryProblems(obj).map((p) => ({ reason: 'FieldValueInvalid', field: p.slice(0, p.indexOf(':')), body: p.slice(p.indexOf(':') + 2) })),
+  };
 }
 
 /** A field of an object as field selectors read it (`metadata.name`, `involvedObject.kind`, `source`...). */
