@@ -16,6 +16,9 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; path: string[]; parse?:
   { env: 'VMS_LOG_LEVEL', path: ['log', 'level'] },
   { env: 'VMS_PORT', path: ['server', 'port'], parse: Number },
   { env: 'VMS_ADMIN_PORT', path: ['server', 'adminPort'], parse: Number },
+  // For the mesh-services-off kustomize component, which cannot edit the mounted config file.
+  { env: 'VMS_SERVICES_KIND', path: ['services', 'kind'] },
+  { env: 'VMS_WORKLOAD_GROUPS', path: ['services', 'workloadGroups'], parse: (v) => (v === 'true' ? true : v === 'false' ? false : v) },
 ];
 
 /** Where the config file is: `--config`, else $VMS_CONFIG. */

@@ -111,6 +111,34 @@ export const mappingSchema = z.strictObject({
       tag: TAG_KEY.default('mesh-health'),
     })
     .prefault({}),
+  service: z
+    .strictObject({
+      /**
+       * The mesh service a VM serves (a DNS-1035 label, the Service's name). Its entry gets the
+       * spec labels SERVICE_LABEL and OWNER_LABEL, which the Service (or ServiceEntry) selects by.
+       */
+      tag: TAG_KEY.default('mesh-service'),
+    })
+    .prefault({}),
+});
+
+
+/** What vm-mesh-sync writes for each (namespace, service) its entries name (the service tag). */
+export const servicesSchema = z.strictObject({
+  /**
+   * `service`: a Kubernetes Service (ClusterIP) selecting the entries; `service-entry`: an Istio
+   * ServiceEntry (MESH_INTERNAL, workloadSelector) instead; `off`: neither (the entries still carry
+   * the service label, for a Service written by hand).
+   */
+  kind: z.enum(['service', 'service-entry', 'off']).default('service'),
+  /** Write a WorkloadGroup per service, for `istioctl x workload entry configure`. */
+  workloadGroups: z.boolean().default(true),
+  /** The cluster's DNS domain: hosts are `<service>.<namespace>.svc.<clusterDomain>`. */
+  clusterDomain: z
+    .string()
+    .max(200)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS name such as cluster.local')
+    .default('cluster.local'),
 });
 
 /** The provider blocks; each cloud adds its schema to this union. */
@@ -131,6 +159,7 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   mapping: mappingSchema.prefault({}),
+  services: servicesSchema.prefault({}),
   providers: z.array(providerSchema).min(1, 'must list at least one provider block'),
   resync: z
     .strictObject({
@@ -237,5 +266,7 @@ export type Config = z.infer<typeof configSchema>;
 
 /** The mapping rules after validation. */
 export type MappingConfig = Config['mapping'];
+/** What is written per service, after validation. */
+export type ServicesConfig = Config['services'];
 /** One provider block after validation. */
 export type ProviderConfig = Config['providers'][number];

@@ -114,18 +114,21 @@ export interface WorkloadEntrySpec {
   weight?: number;
 }
 
+/** Metadata of the namespaced objects vm-mesh-sync writes: entries, Services, ServiceEntries, WorkloadGroups. */
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  resourceVersion?: string;
+  uid?: string;
+}
+
 /** A WorkloadEntry object, as desired by mapping or as read from the cluster. */
 export interface WorkloadEntry {
   apiVersion: 'networking.istio.io/v1';
   kind: 'WorkloadEntry';
-  metadata: {
-    name: string;
-    namespace: string;
-    labels: Record<string, string>;
-    annotations: Record<string, string>;
-    resourceVersion?: string;
-    uid?: string;
-  };
+  metadata: ObjectMeta;
   spec: WorkloadEntrySpec;
 }
 
@@ -151,7 +154,10 @@ export interface Skip {
 /** Mapping's answer for one instance. */
 export type MapResult = { kind: 'entry'; entry: WorkloadEntry } | { kind: 'skip'; skip: Skip };
 
-/** `namespace/name` of an entry: the unit of coalescing and ordering. */
+/**
+ * The key of an object we write: `namespace/name` for an entry, `<Kind>/namespace/name` for a
+ * Service, ServiceEntry or WorkloadGroup (see objectKey). The unit of coalescing and ordering.
+ */
 export type EntryKey = string;
 
 /** One change to the cluster. Changes for one key converge to the newest `observedAt`. */
@@ -159,7 +165,8 @@ export type Change =
   | {
       op: 'upsert';
       key: EntryKey;
-      entry: WorkloadEntry;
+      /** The object to write: a WorkloadEntry, or a Service, ServiceEntry or WorkloadGroup of a mesh service. */
+      entry: OwnedObject;
       observedAt: string;
       /** The plan saw no entry with this key: the writer may create it without reading first (a 409 sends it back to reading). */
       expectAbsent?: boolean;
@@ -172,6 +179,8 @@ export type Change =
   | {
       op: 'delete';
       key: EntryKey;
+      /** The kind of the object; a WorkloadEntry when absent. */
+      kind?: OwnedKind;
       namespace: string;
       name: string;
       /** The scope deciding the delete: the writer deletes only an entry whose SCOPE_ANNOTATION names it. */
@@ -186,6 +195,19 @@ export const OWNER_LABEL = 'vm-mesh-sync.io/owner';
 export const SOURCE_ANNOTATION = 'vm-mesh-sync.io/source';
 export const SCOPE_ANNOTATION = 'vm-mesh-sync.io/scope';
 export const OBSERVED_AT_ANNOTATION = 'vm-mesh-sync.io/observed-at';
+/**
+ * The spec label naming the mesh service of an entry (from the service tag). Services,
+ * ServiceEntries and WorkloadGroups select entries by it together with INSTALLATION_LABEL, so that
+ * one installation's Service never selects another's VMs.
+ */
+export const SERVICE_LABEL = 'vm-mesh-sync.io/service';
+/**
+ * The spec label carrying the owner id beside SERVICE_LABEL. Not OWNER_LABEL: istiod copies a
+ * WorkloadGroup's labels onto the entries it auto-registers, metadata included, and one carrying
+ * OWNER_LABEL would drop out of the listing of entries that are not ours (owner!=id), so that its
+ * VM would get a second entry from us.
+ */
+export const INSTALLATION_LABEL = 'vm-mesh-sync.io/installation';
 
 /**
  * Istio's health checking of an entry (istiod reads it in pilot/pkg/model/status): with "true", the
@@ -226,3 +248,108 @@ export function instanceSource(instance: Pick<Instance, 'provider' | 'account' |
 export function entryKey(namespace: string, name: string): EntryKey {
   return `${namespace}/${name}`;
 }
+
+/** One port of a Kubernetes Service as we write it. */
+export interface ServicePort {
+  name: string;
+  port: number;
+  /** The transport: UDP for a port named `udp…` (Istio's rule), else TCP. */
+  protocol: 'TCP' | 'UDP';
+  /** Istio's protocol for the port name, when the name implies one (`http`, `grpc`, `tls`…). */
+  appProtocol?: string;
+  targetPort: number;
+}
+
+/** A Kubernetes Service selecting the entries of one mesh service (v1, ClusterIP). */
+export interface KubeService {
+  apiVersion: 'v1';
+  kind: 'Service';
+  metadata: ObjectMeta;
+  spec: { type: 'ClusterIP'; selector: Record<string, string>; ports: ServicePort[] };
+}
+
+/** One port of an Istio ServiceEntry. */
+export interface ServiceEntryPort {
+  number: number;
+  name: string;
+  /** Istio's protocol (HTTP, GRPC, TCP…); absent when the port name implies none (Istio then detects it). */
+  protocol?: string;
+  targetPort: number;
+}
+
+/** An Istio ServiceEntry for one mesh service: MESH_INTERNAL, STATIC, selecting the entries. */
+export interface ServiceEntry {
+  apiVersion: 'networking.istio.io/v1';
+  kind: 'ServiceEntry';
+  metadata: ObjectMeta;
+  spec: {
+    hosts: string[];
+    location: 'MESH_INTERNAL';
+    resolution: 'STATIC';
+    ports: ServiceEntryPort[];
+    workloadSelector: { labels: Record<string, string> };
+  };
+}
+
+/** An Istio WorkloadGroup for one mesh service: what its VMs share, for `istioctl x workload entry configure`. */
+export interface WorkloadGroup {
+  apiVersion: 'networking.istio.io/v1';
+  kind: 'WorkloadGroup';
+  metadata: ObjectMeta;
+  spec: {
+    /** Labels (and annotations) of the workloads of the group. */
+    metadata: { labels: Record<string, string> };
+    /** The WorkloadEntry fields the group's VMs share (never an address). */
+    template: Pick<WorkloadEntrySpec, 'ports' | 'serviceAccount' | 'network'>;
+    /** Istio's health probe (httpGet, tcpSocket, exec, grpc and timings), when the service has one. */
+    probe?: Record<string, unknown>;
+  };
+}
+
+/** What a mesh service is reached by: a Service or a ServiceEntry. */
+export type ServiceObject = KubeService | ServiceEntry;
+
+/** A Service, ServiceEntry or WorkloadGroup of a mesh service: the objects derived from entries. */
+export type MeshServiceObject = ServiceObject | WorkloadGroup;
+
+/** The kinds of MeshServiceObject. */
+export type MeshServiceKind = MeshServiceObject['kind'];
+
+/** Every object vm-mesh-sync writes. */
+export type OwnedObject = WorkloadEntry | MeshServiceObject;
+
+/** The kinds vm-mesh-sync writes. */
+export type OwnedKind = OwnedObject['kind'];
+
+/**
+ * The scope (SCOPE_ANNOTATION) of the Services, ServiceEntries and WorkloadGroups of mesh
+ * services. They are derived from the entries of every scope, so no provider scope holds them;
+ * this one is planned with a complete picture of every scope (see planMeshServices in
+ * services/sync/plan-scopes.ts). Provider scope keys always contain a `:`, this one never.
+ */
+export const MESH_SERVICES_SCOPE = 'mesh-services';
+
+/** The key of an object (see EntryKey): entries keep `namespace/name`, other kinds are prefixed with their kind. */
+export function objectKey(kind: OwnedKind, namespace: string, name: string): EntryKey {
+  return kind === 'WorkloadEntry' ? entryKey(namespace, name) : `${kind}/${namespace}/${name}`;
+}
+
+/** The key of an object, from its kind and metadata. */
+export function keyOfObject(obj: { kind: OwnedKind; metadata: { namespace: string; name: string } }): EntryKey {
+  return objectKey(obj.kind, obj.metadata.namespace, obj.metadata.name);
+}
+
+/** The kind, namespace and name a key names (see objectKey). */
+export function parseObjectKey(key: EntryKey): { kind: OwnedKind; namespace: string; name: string } {
+  const parts = key.split('/');
+  if (parts.length === 3) return { kind: parts[0] as OwnedKind, namespace: parts[1]!, name: parts[2]! };
+  return { kind: 'WorkloadEntry', namespace: parts[0] ?? '', name: parts[1] ?? key };
+}
+
+/** The apiVersion of each kind we write. */
+export const API_VERSION_OF: Readonly<Record<OwnedKind, string>> = {
+  WorkloadEntry: 'networking.istio.io/v1',
+  Service: 'v1',
+  ServiceEntry: 'networking.istio.io/v1',
+  WorkloadGroup: 'networking.istio.io/v1',
+};

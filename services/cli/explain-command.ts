@@ -3,10 +3,10 @@
 // cluster and with the last write error that the service recorded in Redis (when reachable).
 import type { Provider } from '../../providers/provider.ts';
 import { isVmsError, VmsError } from '../errors.ts';
-import { entryName, indexAutoRegistered, mapInstance } from '../mapping/index.ts';
+import { entryName, indexAutoRegistered, mapInstance, serviceHost, serviceOfEntry, serviceSelector } from '../mapping/index.ts';
 import { localClock } from '../stamp.ts';
 import { mapContext } from '../sync/observe.ts';
-import { entryKey, type ForeignEntry, SCOPE_ANNOTATION, type Instance, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
+import { entryKey, type ForeignEntry, SCOPE_ANNOTATION, type Instance, type MeshServiceObject, type ProviderKind, type Scope, type WorkloadEntry } from '../model.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { createRedis, redisReady } from '../queue/redis.ts';
 import { StatusStore, type WriteError } from '../runtime/status-store.ts';
@@ -38,6 +38,8 @@ export interface Explanation {
   code?: string;
   entry?: { key: string; live: boolean; upToDate: boolean };
   lastWriteError?: WriteError;
+  /** The mesh service the VM serves and the hostname it is reached by; absent when its entry names none. */
+  service?: { namespace: string; name: string; host: string; kind: 'Service' | 'ServiceEntry' | 'none' };
   /** Deletes the deletion guard held back in the instance's scope at the service's last resync. */
   heldDeletes?: Array<{ deletes: number; reason: string }>;
 }
@@ -87,6 +89,8 @@ interface Sources {
   readOwned(name: string): Promise<WorkloadEntry[] | undefined>;
   /** The entries that are not ours (Writer.listForeign); undefined when the cluster cannot be read. */
   readForeign(): Promise<ForeignEntry[] | undefined>;
+  /** The live Service or ServiceEntry of a mesh service, null when absent, undefined when the cluster cannot be read. */
+  readServiceObject(kind: 'Service' | 'ServiceEntry', namespace: string, name: string): Promise<MeshServiceObject | null | undefined>;
   /** Reads the service's shared status in Redis; null when Redis cannot be reached. */
   fromStatus<T>(read: (store: StatusStore) => Promise<T>): Promise<T | null>;
 }
@@ -104,6 +108,7 @@ function sources(config: CommandContext['config'], env: NodeJS.ProcessEnv): Sour
   };
   return {
     readLive: (namespace, name) => (cluster.ok ? orUnknown(() => cluster.api.getEntry(namespace, name)) : Promise.resolve(undefined)),
+    readServiceObject: (kind, namespace, name) => (cluster.ok ? orUnknown(() => cluster.api.getObject(kind, namespace, name)) : Promise.resolve(undefined)),
     readOwned: (name) => (cluster.ok ? orUnknown(() => cluster.writer.findOwnedByName(name)) : Promise.resolve(undefined)),
     readForeign: () => (cluster.ok ? orUnknown(() => cluster.writer.listForeign()) : Promise.resolve(undefined)),
     async fromStatus(read) {
@@ -198,6 +203,64 @@ async function explain(ctx: CommandContext, kind: ProviderKind, id: string, env:
   }
 
   const { entry } = result;
+  const explained = await explainEntry(ctx, src, entry, scope, base, reasons);
+  const reach = await reachability(entry, config, src);
+  explained.reasons.push(reach.reason);
+  return reach.service ? { ...explained, service: reach.service } : explained;
+}
+
+/**
+ * Which mesh hostname reaches a VM whose entry is `entry`, or why none does. Judged from this VM
+ * alone: `plan` shows the Service with the ports all VMs of the service agree on.
+ */
+async function reachability(entry: WorkloadEntry, config: CommandContext['config'], src: Sources): Promise<{ reason: string; service?: NonNullable<Explanation['service']> }> {
+  const { clusterDomain, kind } = config.services;
+  const of = serviceOfEntry(entry, config.ownerId);
+  const tag = config.mapping.service.tag;
+  if (!of) {
+    return { reason: `reachable by no mesh hostname: it has no ${tag} tag; tag it ${tag}=<name> to be reached as <name>.${entry.metadata.namespace}.svc.${clusterDomain}` };
+  }
+  const host = serviceHost(of.service, of.namespace, clusterDomain);
+  const selector = Object.entries(serviceSelector(of.service, config.ownerId)).map(([k, v]) => `${k}=${v}`).join(',');
+  if (kind === 'off') {
+    return {
+      reason: `serves mesh service ${of.service}; services.kind is off, so vm-mesh-sync writes no Service for it: a Service named ${of.service} in ${of.namespace} selecting ${selector} makes it reachable as ${host}`,
+      service: { namespace: of.namespace, name: of.service, host, kind: 'none' },
+    };
+  }
+  const object = kind === 'service' ? 'Service' : 'ServiceEntry';
+  const service = { namespace: of.namespace, name: of.service, host, kind: object } as const;
+  if (Object.keys(entry.spec.ports ?? {}).length === 0) {
+    return { reason: `serves mesh service ${of.service}, but has no ports (tag ${config.mapping.ports.tag}): a ${object} only reaches ports its VMs declare`, service };
+  }
+  const live = await src.readServiceObject(object, of.namespace, of.service);
+  if (live && !isOwned(live, config.ownerId)) {
+    const theirs = live.kind === 'Service' ? live.spec?.selector ?? {} : {};
+    const selects = Object.keys(theirs).length > 0 && Object.entries(theirs).every(([k, v]) => entry.spec.labels?.[k] === v);
+    return {
+      reason: selects
+        ? `reachable as ${host}: served by your Service ${of.namespace}/${of.service}, which is not vm-mesh-sync's and whose selector selects this VM; vm-mesh-sync leaves it alone (VMS_ERR_ENTRY_CONFLICT)`
+        : `not reachable as ${host}: ${object} ${of.namespace}/${of.service} exists and is not vm-mesh-sync's, so vm-mesh-sync leaves it alone and writes none (VMS_ERR_ENTRY_CONFLICT); delete or rename it, or tag the VM with another ${tag}`,
+      service,
+    };
+  }
+  const state = live === undefined ? 'the cluster was not read' : live ? 'it exists' : 'sync writes it';
+  return {
+    reason: `reachable as ${host} through ${object} ${of.namespace}/${of.service} (selecting ${selector}); ${state}`,
+    service,
+  };
+}
+
+/** The verdict on an instance that maps to `entry`: applied, pending, not ours, held by another scope, failing. */
+async function explainEntry(
+  ctx: CommandContext,
+  src: Sources,
+  entry: WorkloadEntry,
+  scope: Scope,
+  base: { instance: string; scope: string },
+  reasons: string[],
+): Promise<Explanation> {
+  const { config, providers } = ctx;
   const key = entryKey(entry.metadata.namespace, entry.metadata.name);
   const live = await src.readLive(entry.metadata.namespace, entry.metadata.name);
   const writeError = await src.fromStatus((store) => store.writeError(key));

@@ -2,10 +2,10 @@
 // against an empty one and says so; never needs Redis and never writes.
 import { isVmsError } from '../errors.ts';
 import { indexAutoRegistered } from '../mapping/index.ts';
-import { entryKey, type ForeignEntry, type WorkloadEntry } from '../model.ts';
+import { entryKey, type ForeignEntry, keyOfObject, type OwnedObject, type WorkloadEntry } from '../model.ts';
 import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
-import { allSkips, planScopes } from '../sync/plan-scopes.ts';
+import { allSkips, entriesAfter, joinPlans, type MeshServiceObjects, planMeshServices, planScopes } from '../sync/plan-scopes.ts';
 import type { Writer } from '../writer/writer.ts';
 import { openCluster } from './cluster.ts';
 import { configuredScopeKeys, withContext } from './context.ts';
@@ -48,16 +48,24 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
       autoRegistered: indexAutoRegistered(foreignRead ?? []),
     });
     const ownedRead = foreignRead === undefined ? undefined : await read((w) => w.listOwned());
-    const owned: WorkloadEntry[] = ownedRead ?? [];
-    const foreign: ForeignEntry[] = ownedRead === undefined ? [] : (foreignRead ?? []);
-    if (cluster?.ok && ownedRead !== undefined) clusterNote = `cluster: ${cluster.server}, ${owned.length} entries owned by ${config.ownerId}`;
-    const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
+    const objectsRead = ownedRead === undefined ? undefined : await read((w) => w.listMeshServiceObjects(config.services));
+    // Planned against all of the cluster or none of it.
+    const clusterRead = objectsRead !== undefined;
+    const owned: WorkloadEntry[] = clusterRead ? (ownedRead ?? []) : [];
+    const foreign: ForeignEntry[] = clusterRead ? (foreignRead ?? []) : [];
+    const objects: MeshServiceObjects = objectsRead ?? { owned: [], foreign: [] };
+    if (cluster?.ok && clusterRead) clusterNote = `cluster: ${cluster.server}, ${owned.length} entries owned by ${config.ownerId}`;
+    const entryPlan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
+    const services = planMeshServices(config, observed, entriesAfter(owned, entryPlan), objects, { force: opts.force });
+    const live = new Map<string, OwnedObject>(owned.map((e) => [entryKey(e.metadata.namespace, e.metadata.name), e]));
+    for (const o of objects.owned) live.set(keyOfObject(o), o);
     const report: PlanReport = {
-      plan,
+      plan: joinPlans(entryPlan, services.plan),
       observed,
       skips: allSkips(observed),
-      live: new Map(owned.map((e) => [entryKey(e.metadata.namespace, e.metadata.name), e])),
+      live,
       clusterNote,
+      services: services.derived,
     };
     const render = opts.output === 'json' ? renderJson : opts.output === 'diff' ? renderDiff : renderYaml;
     io.stdout.write(render(report));

@@ -3,7 +3,8 @@
 import { stringify } from 'yaml';
 import type { Plan } from '../planning/index.ts';
 import { diffEntries } from '../planning/index.ts';
-import type { Skip, WorkloadEntry } from '../model.ts';
+import type { MeshServices } from '../mapping/index.ts';
+import type { OwnedObject, Skip } from '../model.ts';
 import type { ObservedScope } from '../sync/plan-scopes.ts';
 
 /** Everything a plan report shows. */
@@ -12,9 +13,23 @@ export interface PlanReport {
   observed: readonly ObservedScope[];
   skips: readonly Skip[];
   /** The owned entries planned against, by key, for diffs. */
-  live: ReadonlyMap<string, WorkloadEntry>;
+  live: ReadonlyMap<string, OwnedObject>;
   /** How the cluster was read: `cluster` or why an empty one was assumed. */
   clusterNote: string;
+  /** The Services (or ServiceEntries) and WorkloadGroups the planned entries call for; their changes are in `plan`. */
+  services: MeshServices;
+}
+
+function objectKey(obj: { metadata: { namespace: string; name: string } }): string {
+  return `${obj.metadata.namespace}/${obj.metadata.name}`;
+}
+
+function serviceLines(r: PlanReport): string[] {
+  const s = r.services;
+  const lines = [`services: the entries call for ${s.services.length} Services or ServiceEntries and ${s.workloadGroups.length} WorkloadGroups`];
+  for (const p of s.problems) lines.push(`service ${p.namespace}/${p.service}: ${p.code}: ${p.reason}`);
+  for (const x of s.excluded) lines.push(`left out of service ${x.entry.metadata.namespace}/${x.entry.spec.labels?.['vm-mesh-sync.io/service'] ?? ''}: ${objectKey(x.entry)} ${x.code}: ${x.reason}`);
+  return lines;
 }
 
 function summaryLine(r: PlanReport): string {
@@ -44,9 +59,9 @@ function skipLine(s: Skip): string {
   return `skipped ${s.instance.provider}:${s.instance.id} (${s.instance.name}) ${s.code}: ${s.reason}`;
 }
 
-function cleanEntry(entry: WorkloadEntry): WorkloadEntry {
+function cleanEntry(entry: OwnedObject): OwnedObject {
   const { resourceVersion: _rv, uid: _uid, ...metadata } = entry.metadata;
-  return { ...entry, metadata };
+  return { ...entry, metadata } as OwnedObject;
 }
 
 /** The plan as a YAML stream: the entries to write as documents, everything else as comments. */
@@ -60,6 +75,7 @@ export function renderYaml(r: PlanReport): string {
     ...r.plan.conflicts.map((c) => `conflict ${c.key}: ${c.reason}`),
     ...r.plan.orphaned.map((o) => `kept ${o.key}: ${o.reason}`),
     ...r.skips.map(skipLine),
+    ...serviceLines(r),
   ];
   const docs: string[] = [comment(head.join('\n'))];
   for (const change of r.plan.changes) {
@@ -95,6 +111,12 @@ export function renderJson(r: PlanReport): string {
       conflicts: r.plan.conflicts,
       orphaned: r.plan.orphaned,
       skipped: r.skips,
+      services: {
+        services: r.services.services,
+        workloadGroups: r.services.workloadGroups,
+        problems: r.services.problems,
+        excluded: r.services.excluded.map((x) => ({ key: objectKey(x.entry), code: x.code, reason: x.reason })),
+      },
     },
     null,
     2,
@@ -120,5 +142,6 @@ export function renderDiff(r: PlanReport): string {
   }
   for (const h of r.plan.held) for (const d of h.deletes) lines.push(`! ${d.key} (delete held back: ${h.reason})`);
   for (const s of r.skips) lines.push(`  ${skipLine(s)}`);
+  for (const l of serviceLines(r)) lines.push(`  ${l}`);
   return `${lines.join('\n')}\n`;
 }

@@ -4,7 +4,7 @@ import { isVmsError } from '../errors.ts';
 import { indexAutoRegistered } from '../mapping/index.ts';
 import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
-import { allSkips, planScopes } from '../sync/plan-scopes.ts';
+import { allSkips, entriesAfter, joinPlans, planMeshServices, planScopes } from '../sync/plan-scopes.ts';
 import { applyChanges } from '../sync/apply.ts';
 import { openCluster } from './cluster.ts';
 import { configuredScopeKeys, withContext } from './context.ts';
@@ -27,8 +27,17 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     const observed = await observeScopes(providers, { config, clock: localClock, timeoutMs: config.resync.timeout, autoRegistered: indexAutoRegistered(foreign) });
     const retry = { maxAttempts: config.queue.attempts, baseDelayMs: config.queue.backoff };
     const owned = await cluster.writer.listOwned();
-    const plan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
-    const outcome = await applyChanges(cluster.writer, plan.changes, { concurrency: config.queue.concurrency, ...retry });
+    const objects = await cluster.writer.listMeshServiceObjects(config.services);
+    const entryPlan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
+    const services = planMeshServices(config, observed, entriesAfter(owned, entryPlan), objects, { force: opts.force });
+    const plan = joinPlans(entryPlan, services.plan);
+    // Entries first, then the objects of their services: a Service is deleted only once no entry
+    // of ours names it any more, which the writer checks in the cluster.
+    const apply = { concurrency: config.queue.concurrency, ...retry };
+    const outcome = await applyChanges(cluster.writer, entryPlan.changes, apply);
+    const serviceOutcome = await applyChanges(cluster.writer, services.plan.changes, apply);
+    for (const [result, n] of Object.entries(serviceOutcome.results)) outcome.results[result as keyof typeof outcome.results] = (outcome.results[result as keyof typeof outcome.results] ?? 0) + n;
+    outcome.failed.push(...serviceOutcome.failed);
 
     const incomplete = observed.filter((o) => !o.listing.complete);
     for (const o of observed) {
@@ -50,7 +59,8 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     io.stdout.write(`${JSON.stringify(summary)}\n`);
     logger.info(summary, 'sync finished');
     // A name taken by an entry that is not ours keeps an instance out of the mesh until someone acts.
-    const taken = plan.conflicts.some((c) => c.kind === 'not-owned');
+    // So does a Service name taken by one that does not select the service's VMs.
+    const taken = plan.conflicts.some((c) => c.kind === 'not-owned' && c.servedByForeign !== true);
     if (outcome.failed.length > 0 || incomplete.length > 0 || taken) return EXIT.failed;
     // A CronJob must flag held deletes: the fleet is not what the cloud says until someone decides.
     return plan.summary.held > 0 ? EXIT.held : EXIT.ok;

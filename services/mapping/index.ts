@@ -8,3 +8,16 @@ export { parsePorts } from './ports.ts';
 export { describeNamespacePolicy, matchesNamespace, namespaceAllowed, namespacePolicy, type NamespacePolicy, writerNamespaces } from './namespaces.ts';
 export { canonicalAddress, findAutoRegistered, indexAutoRegistered, sameNetwork, type AutoRegisteredIndex } from './auto-registered.ts';
 export { parseHealthCheck, type HealthCheck, type ReadinessProbe } from './health.ts';
+export {
+  deriveMeshServices,
+  istioProtocol,
+  SERVICE_CODES,
+  serviceHost,
+  serviceOfEntry,
+  serviceSelector,
+  type ExcludedEntry,
+  type MeshServiceOptions,
+  type MeshServices,
+  type ServiceCode,
+  type ServiceProblem,
+} from './mesh-services.ts';

@@ -37,6 +37,7 @@ function controlTags(rules: MappingConfig): ReadonlySet<string> {
     rules.address.tag,
     rules.network.tag,
     rules.weight.tag,
+    rules.service.tag,
   ]);
   controlTagsCache.set(rules, tags);
   return tags;

@@ -9,8 +9,10 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   OBSERVED_AT_ANNOTATION,
+  INSTALLATION_LABEL,
   OWNER_LABEL,
   SCOPE_ANNOTATION,
+  SERVICE_LABEL,
   SOURCE_ANNOTATION,
   type ForeignEntry,
   type Instance,
@@ -30,7 +32,7 @@ import { skipKeepsEntry, type SkipCode } from './skip-codes.ts';
 import { fail, ok, quote, readTag, type Step } from './step.ts';
 import { Interner } from '../intern.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
-import { isDns1123Label, isDns1123Subdomain, isLabelValue, MAX_LOCALITY, MAX_WEIGHT } from './syntax.ts';
+import { isDns1035Label, isDns1123Label, isDns1123Subdomain, isLabelValue, MAX_LOCALITY, MAX_WEIGHT } from './syntax.ts';
 
 /** What mapping needs to know about the caller: whose entries these are and which scope listed the instance. */
 export interface MapContext {
@@ -56,8 +58,8 @@ export interface MapContext {
 
 /**
  * Maps one instance. Checks run in this order and the first failure is the skip: selector, state,
- * auto-registered duplicate (when address and network can be told), namespace, labels, service
- * account, ports, address tag and address, network, locality, weight, health.
+ * auto-registered duplicate (when address and network can be told), namespace, labels, service,
+ * service account, ports, address tag and address, network, locality, weight, health.
  */
 export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapContext): MapResult {
   const skip = (code: SkipCode, reason: string): MapResult => ({ kind: 'skip', skip: makeSkip(instance, ctx, code, reason) });
@@ -90,6 +92,8 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   const skipIn = (code: SkipCode, reason: string): MapResult => ({ kind: 'skip', skip: { ...makeSkip(instance, ctx, code, reason), namespace: namespace.value } });
   const labels = ctx.shared ? labelsOf(instance.tags, rules, ctx.shared) : buildLabels(instance.tags, rules);
   if (!labels.ok) return skipIn(labels.code, labels.reason);
+  const service = chooseService(instance.tags, rules.service.tag);
+  if (!service.ok) return skipIn(service.code, service.reason);
   const serviceAccount = chooseServiceAccount(instance.tags, rules.serviceAccount);
   if (!serviceAccount.ok) return skipIn(serviceAccount.code, serviceAccount.reason);
   const ports = ctx.shared ? portsOf(instance.tags, rules.ports, ctx.shared) : choosePorts(instance.tags, rules.ports);
@@ -108,7 +112,8 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   const shared = ctx.shared;
   const spec: WorkloadEntrySpec = { address: address.value };
   if (ports.value !== undefined) spec.ports = shared ? shared.map(ports.value) : ports.value;
-  if (labels.value !== undefined) spec.labels = shared ? shared.map(labels.value) : labels.value;
+  const specLabels = service.value === undefined ? labels.value : withServiceLabels(labels.value, service.value, ctx.ownerId);
+  if (specLabels !== undefined) spec.labels = shared ? shared.map(specLabels) : specLabels;
   if (serviceAccount.value !== undefined) spec.serviceAccount = shared ? shared.string(serviceAccount.value) : serviceAccount.value;
   if (network.value !== undefined) spec.network = shared ? shared.string(network.value) : network.value;
   if (locality.value !== undefined) spec.locality = shared ? shared.string(locality.value) : locality.value;
@@ -308,6 +313,31 @@ function chooseNamespace(tags: Record<string, string>, rules: MappingConfig['nam
     `${where}: ${quote(raw)} is not a namespace name ` +
       "(use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)",
   );
+}
+
+/**
+ * The mesh service: the tag's value, trimmed, lowercased, whitespace runs → `-`; blank or absent
+ * means none. It names a Kubernetes Service, so it must then be a DNS-1035 label. A bad value is a
+ * skip (which keeps an entry the VM already has) rather than an entry without a service: that
+ * entry would silently leave the service it serves now.
+ */
+function chooseService(tags: Record<string, string>, tag: string): Step<string | undefined> {
+  const raw = readTag(tags, tag);
+  if (raw === undefined || raw.trim() === '') return ok(undefined);
+  const service = raw.trim().toLowerCase().replace(/\s+/gu, '-');
+  if (isDns1035Label(service)) return ok(service);
+  return fail(
+    'VMS_SKIP_BAD_SERVICE',
+    `tag ${tag}: ${quote(raw)} is not a service name ` +
+      "(use lowercase letters, digits and '-', starting with a letter and ending with a letter or digit, at most 63 characters)",
+  );
+}
+
+/** The spec labels with the service and installation labels a Service selects by; ours win over labels from tags. */
+function withServiceLabels(labels: Record<string, string> | undefined, service: string, ownerId: string): Record<string, string> {
+  const all: Record<string, string> = { ...labels, [INSTALLATION_LABEL]: ownerId, [SERVICE_LABEL]: service };
+  // Sorted like every other label map, so equal labels print and serialize the same.
+  return Object.fromEntries(Object.entries(all).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /**

@@ -17,6 +17,10 @@ export const SKIP_CODES = {
   VMS_SKIP_BAD_NETWORK: 'the network (tag, network.byNetworkId or network.name) is not a label-value-like name of at most 63 characters',
   VMS_SKIP_BAD_LOCALITY: 'the region and zone together are longer than the 2048 characters a locality may have',
   VMS_SKIP_BAD_WEIGHT: 'the weight tag is not a whole number from 1 to 4294967295',
+  VMS_SKIP_BAD_SERVICE:
+    'the service tag is not a DNS-1035 label of at most 63 characters (lowercase letters, digits and -, starting with a letter), the name a Kubernetes Service must have',
+  VMS_SKIP_SERVICE_PORT_CONFLICT:
+    'the VM\'s ports disagree with those most VMs of its mesh service carry (a port name with another number, or a number with another name); the Service keeps theirs',
   VMS_SKIP_DUPLICATE_NAME: 'another instance in the same listing maps to the same namespace/name; the one whose source sorts first keeps it',
   VMS_SKIP_BAD_HEALTH: 'the health tag is not a probe (http:PORT/PATH, https:PORT/PATH, tcp:PORT, or the dash form http-PORT-PATH); an entry it already has is kept as it is',
   VMS_SKIP_AUTO_REGISTERED:

@@ -3,6 +3,7 @@
 import { isIPv6 } from 'node:net';
 
 const DNS1123_LABEL = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
+const DNS1035_LABEL = /^[a-z](?:[-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL_NAME = /^[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
@@ -28,6 +29,11 @@ export const MAX_LOCALITY = 2048;
 /** A DNS-1123 label (namespaces): lowercase alphanumerics and `-`, at most 63 characters. */
 export function isDns1123Label(value: string): boolean {
   return value.length <= 63 && DNS1123_LABEL.test(value);
+}
+
+/** A DNS-1035 label (Service names): a DNS-1123 label that starts with a letter. */
+export function isDns1035Label(value: string): boolean {
+  return value.length <= 63 && DNS1035_LABEL.test(value);
 }
 
 /** A DNS-1123 subdomain (object names, service accounts): dot-separated labels, at most 253 characters. */

@@ -1,7 +1,7 @@
 // What "the cluster already has this entry" means. Only what vm-mesh-sync writes is compared, so
 // that fields others add (labels, annotations) never cause a write, and the observation time,
 // which changes on every resync, never does either.
-import type { WorkloadEntry } from '../model.ts';
+import type { OwnedObject, WorkloadEntry } from '../model.ts';
 import { isManagedMetadataKey, OBSERVED_AT_ANNOTATION } from '../model.ts';
 
 /** One difference between a desired and a live entry, readable in `plan --output diff`. */
@@ -41,12 +41,12 @@ interface Walk {
  *   value live; keys only the live object has are ignored (others may add them) unless they are in
  *   our `vm-mesh-sync.io/` domain. `vm-mesh-sync.io/observed-at` is never compared.
  */
-export function entriesEqual(desired: WorkloadEntry, live: WorkloadEntry): boolean {
+export function entriesEqual(desired: OwnedObject, live: OwnedObject): boolean {
   return walkEntries(desired, live, { emit: () => false, detailed: false });
 }
 
 /** The paths where `live` differs from `desired`, by the rules of entriesEqual, in a stable order. */
-export function diffEntries(desired: WorkloadEntry, live: WorkloadEntry): EntryDifference[] {
+export function diffEntries(desired: OwnedObject, live: OwnedObject): EntryDifference[] {
   const out: EntryDifference[] = [];
   walkEntries(desired, live, {
     emit: (path, d, l) => {
@@ -58,7 +58,7 @@ export function diffEntries(desired: WorkloadEntry, live: WorkloadEntry): EntryD
   return out;
 }
 
-function walkEntries(desired: WorkloadEntry, live: WorkloadEntry, walk: Walk): boolean {
+function walkEntries(desired: OwnedObject, live: OwnedObject, walk: Walk): boolean {
   return (
     walkMetadataMap('metadata.labels', desired.metadata.labels, live.metadata?.labels, walk) &&
     walkMetadataMap('metadata.annotations', desired.metadata.annotations, live.metadata?.annotations, walk) &&

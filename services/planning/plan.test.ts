@@ -506,7 +506,7 @@ function shuffled<T>(items: readonly T[], order: readonly number[]): T[] {
 function apply(owned: readonly WorkloadEntry[], plan: Plan): WorkloadEntry[] {
   const cluster = new Map(owned.map((e) => [entryKey(e.metadata.namespace, e.metadata.name), e]));
   for (const change of plan.changes) {
-    if (change.op === 'upsert') cluster.set(change.key, clone(change.entry));
+    if (change.op === 'upsert') cluster.set(change.key, clone(change.entry as WorkloadEntry));
     else cluster.delete(change.key);
   }
   return [...cluster.values()];
@@ -532,7 +532,7 @@ describe('planning properties', () => {
       fc.property(world, (w) => {
         const { input, opts } = build(w);
         const first = calculatePlan(input, opts);
-        const second = calculatePlan({ ...input, owned: apply(input.owned, first) }, opts);
+        const second = calculatePlan({ ...input, owned: apply(input.owned as WorkloadEntry[], first) }, opts);
         // Applied creates make a scope larger, so a delete held as too large a share of it may go
         // through now; nothing else may be left to do.
         const held = new Set(first.held.flatMap((h) => h.deletes.map((d) => d.key)));
@@ -544,7 +544,7 @@ describe('planning properties', () => {
       fc.property(world, (w) => {
         const { input, opts } = build(w);
         const first = calculatePlan(input, opts);
-        const second = calculatePlan({ ...input, owned: apply(input.owned, first) }, opts);
+        const second = calculatePlan({ ...input, owned: apply(input.owned as WorkloadEntry[], first) }, opts);
         const held = new Set(first.held.flatMap((h) => h.deletes.map((d) => d.key)));
         expect(second.changes.filter((c) => c.op !== 'delete' || !held.has(c.key))).toEqual([]);
       }),
@@ -557,8 +557,8 @@ describe('planning properties', () => {
     fc.assert(
       fc.property(world, (w) => {
         const { input, opts } = build(w);
-        const keep = runSync(sameAsDesired(input.desired));
-        const owned = input.owned.map(keep);
+        const keep = runSync(sameAsDesired(input.desired as unknown as Array<{ scope: DesiredScope['scope']; entries: WorkloadEntry[] }>));
+        const owned = (input.owned as WorkloadEntry[]).map(keep);
         const desired = new Set(input.desired.flatMap((d) => d.entries));
         replaced += owned.filter((e, i) => e !== input.owned[i] && desired.has(e)).length;
         slimmed += owned.filter((e, i) => e !== input.owned[i] && !desired.has(e)).length;

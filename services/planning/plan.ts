@@ -3,7 +3,7 @@
 // stamp of the observation that decided it (a scope's deletes: its listing's start). Everything
 // here works through Maps and Sets and one sort per output list, so a plan of a hundred thousand
 // entries costs O(n log n).
-import type { EntryKey, Problem, Scope, WorkloadEntry } from '../model.ts';
+import type { EntryKey, OwnedObject, Problem, Scope } from '../model.ts';
 import {
   AUTO_REGISTRATION_GROUP_ANNOTATION,
   MANAGED_BY_LABEL,
@@ -12,7 +12,7 @@ import {
   OWNER_LABEL,
   SCOPE_ANNOTATION,
   SOURCE_ANNOTATION,
-  entryKey,
+  keyOfObject,
 } from '../model.ts';
 import { VmsError } from '../errors.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
@@ -27,7 +27,7 @@ export interface DesiredScope {
   /** False when the listing was incomplete or the provider call failed: nothing in the scope is deleted. */
   complete: boolean;
   problems: Problem[];
-  entries: WorkloadEntry[];
+  entries: OwnedObject[];
   /**
    * The stamp of the observation, taken from the one clock when it started: the stamp of the
    * scope's deletes (an entry whose live stamp is newer survives them).
@@ -73,9 +73,9 @@ export interface PlanOptions {
 export interface PlanInput {
   desired: readonly DesiredScope[];
   /** Entries in the cluster selected by our owner labels; anything not ours in here is treated as foreign. */
-  owned: readonly WorkloadEntry[];
+  owned: readonly OwnedObject[];
   /** Entries (or their keys) that exist in the cluster without our ownership; a desired entry with such a key is a conflict. */
-  foreign?: Iterable<EntryKey | WorkloadEntry>;
+  foreign?: Iterable<EntryKey | OwnedObject>;
 }
 
 /** Deletes of one scope that the guard kept back (or that `force` let through). */
@@ -101,6 +101,8 @@ export interface Conflict {
   /** The scope that keeps the key (`other-scope`, `duplicate`). */
   ownerScopeKey?: string;
   reason: string;
+  /** A mesh service's name taken by a Service not ours whose selector already selects the service's entries: its VMs are reachable. */
+  servedByForeign?: boolean;
 }
 
 /** An entry we own that no configured scope accounts for; it is kept, never deleted. */
@@ -155,14 +157,14 @@ export interface Plan {
  * make it: an auto-registered entry copies its WorkloadGroup's labels, ours among them if someone
  * put them there, and is still istiod's.
  */
-export function isOwned(entry: WorkloadEntry, ownerId: string): boolean {
+export function isOwned(entry: OwnedObject, ownerId: string): boolean {
   const labels = entry.metadata?.labels;
   if (labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || labels[OWNER_LABEL] !== ownerId) return false;
   return !entry.metadata.annotations?.[AUTO_REGISTRATION_GROUP_ANNOTATION];
 }
 
 interface DesiredCandidate {
-  entry: WorkloadEntry;
+  entry: OwnedObject;
   scopeKey: string;
   observedAt: string;
 }
@@ -225,7 +227,7 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   for (const item of input.foreign ?? []) {
     foreign.add(typeof item === 'string' ? item : keyOf(item));
   }
-  const ours = new Map<EntryKey, WorkloadEntry>();
+  const ours = new Map<EntryKey, OwnedObject>();
   for (const entry of input.owned) {
     if (checkpoint()) yield;
     if (only && !only.has(entry.metadata.name)) continue;
@@ -435,11 +437,11 @@ function beats(a: DesiredCandidate, b: DesiredCandidate, holder: string | undefi
   return compareStrings(canonicalJson(a.entry), canonicalJson(b.entry)) < 0;
 }
 
-function scopeOf(entry: WorkloadEntry): string {
+function scopeOf(entry: OwnedObject): string {
   return entry.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
 }
 
-function sourceOf(entry: WorkloadEntry): string {
+function sourceOf(entry: OwnedObject): string {
   return entry.metadata.annotations?.[SOURCE_ANNOTATION] ?? '';
 }
 
@@ -511,8 +513,8 @@ function checkOptions(options: PlanOptions): void {
   }
 }
 
-function keyOf(entry: WorkloadEntry): EntryKey {
-  return entryKey(entry.metadata.namespace, entry.metadata.name);
+function keyOf(entry: OwnedObject): EntryKey {
+  return keyOfObject(entry);
 }
 
 /** Code-unit order: the same on every machine, unlike localeCompare. */

@@ -176,7 +176,7 @@ describe.each([
     await store.record({ ...upsert('vm-1', 0, { address: '10.1.1.1' }), observedAt: '2025-01-01T00:00:00Z' });
     expect(await store.record({ ...upsert('vm-1', 0, { address: '10.2.2.2' }), observedAt: '2025-01-01T00:00:00.000Z' })).toBe(true);
     const got = await store.get(entryKey(ns, 'vm-1'));
-    expect(got?.op === 'upsert' && got.entry.spec.address).toBe('10.2.2.2');
+    expect(got?.op === 'upsert' && (got.entry as WorkloadEntry).spec.address).toBe('10.2.2.2');
     // '…:00.5Z' sorts before '…:00Z' as text, but is the later instant.
     expect(await store.record({ ...upsert('vm-1', 0), observedAt: '2025-01-01T00:00:00.5Z' })).toBe(true);
     expect(await store.record({ ...upsert('vm-1', 0), observedAt: '2025-01-01T00:00:00Z' })).toBe(false);
@@ -290,7 +290,7 @@ describe('ChangeQueue and apply workers', () => {
     await waitFor('second burst applied', async () => live('vm-1')?.metadata.annotations[OBSERVED_AT_ANNOTATION] === at(99) && (await drained(queue)));
     expect(server.writes(WE)).toBeLessThan(15);
     const newest = upsert('vm-1', 99);
-    expect(live('vm-1')?.spec.address).toBe(newest.op === 'upsert' ? newest.entry.spec.address : undefined);
+    expect(live('vm-1')?.spec.address).toBe(newest.op === 'upsert' ? (newest.entry as WorkloadEntry).spec.address : undefined);
   });
 
   it('runs a job again however often the processes holding it died, rather than failing it', async () => {
@@ -344,7 +344,7 @@ describe('ChangeQueue and apply workers', () => {
     await waitFor('every entry at its newest observation', async () => converged() && (await drained(queue)));
     for (const name of names) {
       const want = newest.get(name)!;
-      if (want.op === 'upsert') expect(live(name)?.spec.address).toBe(want.entry.spec.address);
+      if (want.op === 'upsert') expect(live(name)?.spec.address).toBe((want.entry as WorkloadEntry).spec.address);
       else expect(live(name)).toBeUndefined();
     }
     // Every superseded or coalesced change saved a write.

@@ -5,7 +5,7 @@
 import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { entryName } from '../mapping/index.ts';
-import type { Skip } from '../model.ts';
+import { API_VERSION_OF, type OwnedKind, parseObjectKey, type Skip } from '../model.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
 import { TransientKubeError } from '../writer/transient-kube-error.ts';
 
@@ -60,10 +60,14 @@ export class EventRecorder {
     this.#send(skip.namespace ?? this.#options.defaultNamespace ?? 'default', name, reasonOf(skip.code), `${skip.instance.provider}:${skip.instance.id} (${skip.instance.name}): ${skip.code}: ${skip.reason}`);
   }
 
-  /** A scope wants an entry name that another scope (or an object not ours) holds; `key` is `namespace/name`. */
+  /**
+   * A scope wants an entry name that another scope (or an object not ours) holds, or a mesh
+   * service a name held by a Service, ServiceEntry or WorkloadGroup not ours; `key` is an
+   * object key (objectKey), and the Event is about that object.
+   */
   conflict(key: string, reason: string): void {
-    const [namespace = 'default', name = key] = key.split('/');
-    this.#send(namespace, name, 'EntryConflict', `VMS_ERR_ENTRY_CONFLICT: ${reason}`);
+    const { kind, namespace, name } = parseObjectKey(key);
+    this.#send(namespace || 'default', name, 'EntryConflict', `VMS_ERR_ENTRY_CONFLICT: ${reason}`, kind);
   }
 
   /** Stops sending. */
@@ -71,10 +75,10 @@ export class EventRecorder {
     this.#closed = true;
   }
 
-  #send(namespace: string, name: string, reason: string, message: string): void {
+  #send(namespace: string, name: string, reason: string, message: string, kind: OwnedKind = 'WorkloadEntry'): void {
     if (this.#closed) return;
     const now = this.#options.now?.() ?? Date.now();
-    const id = `${namespace}/${name}/${reason}`;
+    const id = `${kind}/${namespace}/${name}/${reason}`;
     if (this.#refused.has(id)) return;
     const last = this.#lastSent.get(id);
     if (last !== undefined && now - last < EVENT_INTERVAL_MS) return;
@@ -88,7 +92,7 @@ export class EventRecorder {
     this.#lastSent.set(id, now);
     this.#api
       .createEvent({
-        involvedObject: { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', namespace, name },
+        involvedObject: { apiVersion: API_VERSION_OF[kind], kind, namespace, name },
         reason,
         message: message.slice(0, 1024),
         type: 'Warning',

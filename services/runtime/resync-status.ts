@@ -1,6 +1,7 @@
 // What a resync leaves in the shared status, and what /metrics reads back from it. Pure: the
 // runtime reads the previous status and writes the next one; the rules in between are here.
 import type { ScopeGauges } from '../metrics.ts';
+import { MESH_SERVICES_SCOPE } from '../model.ts';
 import type { ResyncResult } from '../sync/reconcile.ts';
 import type { ScopeGaugeStatus, ScopeStatus } from './status-store.ts';
 
@@ -46,7 +47,8 @@ export function resyncStatus(result: ResyncResult, previous: ScopeStatus | undef
   const complete = observation.listing.complete;
   const skipCodes: Record<string, number> = {};
   for (const s of observation.skips) skipCodes[s.code] = (skipCodes[s.code] ?? 0) + 1;
-  const conflicts = plan.conflicts.filter((c) => c.scopeKey === scopeKey);
+  // The conflicts of mesh services (their own scope) are every resync's: each plans them all.
+  const conflicts = plan.conflicts.filter((c) => c.scopeKey === scopeKey || c.scopeKey === MESH_SERVICES_SCOPE);
   const lastComplete = complete
     ? {
         at: timing.at,

@@ -97,6 +97,7 @@ export class Runtime {
       },
       findByName: (name) => options.writer.findByName(name),
       listForeign: () => options.writer.listForeign(),
+      listMeshServiceObjects: () => options.writer.listMeshServiceObjects(config.services),
       enqueue: (changes) => this.#changes.enqueue(changes),
       confirm: (scopeKey, observedAt, phase, names) => this.#changes.confirm(scopeKey, observedAt, phase, names),
       // Redis's clock, shared by every replica: their own clocks never order two observations.

@@ -1,9 +1,24 @@
 // Joins observations with what the cluster holds and plans. Pure: no I/O, time comes in.
 import type { Config } from '../../config/schema.ts';
-import { type DesiredScope, entriesEqual, type Plan, planSliced } from '../planning/index.ts';
+import { calculatePlan, type Conflict, type DesiredScope, entriesEqual, isOwned, type Plan, planSliced } from '../planning/index.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
-import { namespaceAllowed } from '../mapping/index.ts';
-import { type EntryKey, entryKey, type ForeignEntry, SCOPE_ANNOTATION, SOURCE_ANNOTATION, type Skip, type WorkloadEntry } from '../model.ts';
+import { deriveMeshServices, type MeshServices, namespaceAllowed, serviceOfEntry } from '../mapping/index.ts';
+import {
+  type EntryKey,
+  entryKey,
+  type ForeignEntry,
+  keyOfObject,
+  type KubeService,
+  MESH_SERVICES_SCOPE,
+  type MeshServiceObject,
+  type OwnedObject,
+  SCOPE_ANNOTATION,
+  SERVICE_LABEL,
+  SOURCE_ANNOTATION,
+  type Skip,
+  type WorkloadEntry,
+} from '../model.ts';
+import { compareStamps } from '../stamp.ts';
 import type { ScopeObservation } from './observe.ts';
 import { Interner } from '../intern.ts';
 
@@ -52,7 +67,9 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  * - an entry of a scope that is not observed here, under a name nothing observed wants, is only
  *   ever looked at for its name, namespace, ownership labels and scope (it is another scope's to
  *   plan, or an orphan): it keeps those and drops its spec and other annotations, so that a resync
- *   of one scope among many does not hold every other scope's entries whole;
+ *   of one scope among many does not hold every other scope's entries whole. Except an entry that
+ *   names a mesh service (SERVICE_LABEL): the Services and WorkloadGroups planned with this resync
+ *   are derived from every scope's entries (planMeshServices), so it is kept as read;
  * - any other entry is kept as read.
  */
 export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entries' | 'scope'>>): Sliced<(live: WorkloadEntry) => WorkloadEntry> {
@@ -69,7 +86,7 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
     const want = desired.get(entryKey(live.metadata.namespace, live.metadata.name));
     if (want !== undefined) return entriesEqual(want, live) ? want : live;
     const scope = live.metadata.annotations?.[SCOPE_ANNOTATION];
-    if (scope === undefined || scopes.has(scope)) return live;
+    if (scope === undefined || scopes.has(scope) || live.spec.labels?.[SERVICE_LABEL] !== undefined) return live;
     return {
       apiVersion: live.apiVersion,
       kind: live.kind,
@@ -150,4 +167,135 @@ function* foreignKeys(foreign: Iterable<EntryKey | ForeignEntry>): Iterable<Entr
 /** Every skip of the observations, in scope order. */
 export function allSkips(observed: readonly ObservedScope[]): Skip[] {
   return observed.flatMap((o) => o.skips);
+}
+
+/**
+ * The entries the cluster holds once `plan` is applied: the owned entries (stand-ins included),
+ * with the plan's upserts in and its deletes out. Whatever the plan keeps (the entries of other
+ * scopes, of incomplete listings, of held deletes, of conflicts, of a policy that drops deletes)
+ * stays as it is.
+ */
+export function entriesAfter(owned: readonly WorkloadEntry[], plan: Plan): WorkloadEntry[] {
+  const after = new Map<EntryKey, WorkloadEntry>();
+  for (const e of owned) after.set(entryKey(e.metadata.namespace, e.metadata.name), e);
+  for (const change of plan.changes) {
+    if (change.op === 'delete') after.delete(change.key);
+    else if (change.entry.kind === 'WorkloadEntry') after.set(change.key, change.entry);
+  }
+  return [...after.values()];
+}
+
+/** What the cluster holds of the kinds mesh services are written as (Writer.listMeshServiceObjects). */
+export interface MeshServiceObjects {
+  /** Carrying our owner labels (checked on our side). */
+  owned: MeshServiceObject[];
+  /** Not ours: another tool's, a person's, another owner id's. Their names are conflicts. */
+  foreign: MeshServiceObject[];
+}
+
+/** The Services (or ServiceEntries) and WorkloadGroups of a plan, and their changes. */
+export interface MeshServicesPlan {
+  /** What the entries call for, with the entries left out and the services without ports. */
+  derived: MeshServices;
+  /** The changes to the objects of mesh services, planned like entries, in their own scope MESH_SERVICES_SCOPE. */
+  plan: Plan;
+}
+
+/**
+ * Plans the Services (or ServiceEntries) and WorkloadGroups of mesh services with the planner that
+ * plans entries, in the scope MESH_SERVICES_SCOPE that all of them carry.
+ *
+ * They are derived from the entries the cluster holds once the entry plan is applied
+ * (entriesAfter): this plan's desired entries for the scopes it observed, and the owned entries
+ * as they are for every other scope, so that a service whose VMs span several scopes gets the
+ * ports of all of them whichever scope is resynced (the stand-ins of sameAsDesired keep the
+ * entries that name a service whole). Deletes need a complete picture: the scope
+ * MESH_SERVICES_SCOPE counts as listed completely only when every scope this plan observed was,
+ * and then an owned Service no entry names is deleted, through the same deletion guard as
+ * entries. A plan of a few names (a refresh) sees no such picture and plans no mesh services: the
+ * next resync does.
+ */
+export function planMeshServices(
+  config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard' | 'services'>,
+  observed: readonly ObservedScope[],
+  entries: readonly WorkloadEntry[],
+  objects: MeshServiceObjects,
+  options: { force?: boolean } = {},
+): MeshServicesPlan {
+  const derived = deriveMeshServices(entries, { ownerId: config.ownerId, ...config.services });
+  const complete = observed.length > 0 && observed.every((o) => o.listing.complete);
+  let observedAt = observed[0]?.observedAt ?? '';
+  for (const o of observed) if (compareStamps(o.observedAt, observedAt) < 0) observedAt = o.observedAt;
+  const desired: OwnedObject[] = [...derived.services, ...derived.workloadGroups];
+  const scope = { key: MESH_SERVICES_SCOPE, provider: 'static', source: '', account: '' } as const;
+  const plan = calculatePlan(
+    {
+      desired: [{ scope, complete, problems: [], entries: desired, observedAt }],
+      owned: objects.owned.filter((o) => isOwned(o, config.ownerId)),
+      foreign: [...objects.foreign, ...objects.owned.filter((o) => !isOwned(o, config.ownerId))].map(keyOfObject),
+    },
+    {
+      ownerId: config.ownerId,
+      policy: config.policy,
+      guard: config.deletionGuard,
+      force: options.force ?? false,
+      scopes: [MESH_SERVICES_SCOPE],
+      configuredScopes: [MESH_SERVICES_SCOPE],
+    },
+  );
+  const ownedKeys = new Set(objects.owned.map(keyOfObject));
+  plan.changes = plan.changes.map((c) => (c.op === 'upsert' && !ownedKeys.has(c.key) ? { ...c, expectAbsent: true } : c.op === 'delete' ? { ...c, kind: kindOfKey(c.key) } : c));
+  const foreignByKey = new Map(objects.foreign.map((o) => [keyOfObject(o), o]));
+  plan.conflicts = plan.conflicts.map((c) => (c.kind === 'not-owned' ? notOwnedService(c, foreignByKey.get(c.key), entries, config.ownerId) : c));
+  plan.skippedScopes = plan.skippedScopes.map((s) => ({
+    ...s,
+    reason: `a scope of this plan was not listed completely, so no Service, ServiceEntry or WorkloadGroup is deleted until every scope is`,
+  }));
+  return { derived, plan };
+}
+
+function kindOfKey(key: EntryKey): MeshServiceObject['kind'] {
+  return key.slice(0, key.indexOf('/')) as MeshServiceObject['kind'];
+}
+
+/**
+ * The conflict of a mesh service whose object name is taken by an object that is not ours: said
+ * so, and when it is a Service whose selector already selects every entry of the service, that the
+ * VMs are served by it.
+ */
+function notOwnedService(conflict: Conflict, foreign: MeshServiceObject | undefined, entries: readonly WorkloadEntry[], ownerId: string): Conflict {
+  const kind = kindOfKey(conflict.key);
+  const [, namespace = '', name = ''] = conflict.key.split('/');
+  const members = entries.filter((e) => {
+    const of = serviceOfEntry(e, ownerId);
+    return of?.namespace === namespace && of.service === name;
+  });
+  const selector = foreign?.kind === 'Service' ? ((foreign as KubeService).spec?.selector ?? {}) : {};
+  const selects = Object.keys(selector).length > 0 && members.length > 0 && members.every((e) => Object.entries(selector).every(([k, v]) => e.spec.labels?.[k] === v));
+  const what = `${kind} ${namespace}/${name} exists and is not managed by vm-mesh-sync with owner "${ownerId}"; it is left alone`;
+  const reason = selects
+    ? `${what}: served by your Service, whose selector already selects the ${members.length} VMs of mesh service ${name}`
+    : `${what} and mesh service ${name} gets no ${kind} of its own: delete or rename that ${kind}, or tag the VMs with another mesh-service`;
+  return { ...conflict, reason, ...(selects ? { servedByForeign: true } : {}) };
+}
+
+/** Joins the entry plan and the mesh services' plan into one: changes, conflicts and counts of both. */
+export function joinPlans(a: Plan, b: Plan): Plan {
+  const sum = (k: keyof Plan['summary']): number => a.summary[k] + b.summary[k];
+  return {
+    changes: [...a.changes, ...b.changes],
+    held: [...a.held, ...b.held],
+    forced: [...a.forced, ...b.forced],
+    conflicts: [...a.conflicts, ...b.conflicts],
+    orphaned: [...a.orphaned, ...b.orphaned],
+    skippedScopes: [...a.skippedScopes, ...b.skippedScopes],
+    summary: {
+      create: sum('create'),
+      update: sum('update'),
+      delete: sum('delete'),
+      unchanged: sum('unchanged'),
+      held: sum('held'),
+      dropped: sum('dropped'),
+    },
+  };
 }

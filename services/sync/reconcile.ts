@@ -11,12 +11,12 @@ import type { Plan } from '../planning/index.ts';
 import type { ListingPhase } from '../queue/desired-store.ts';
 import type { Clock } from '../stamp.ts';
 import { mapContext, observeScope, type ScopeObservation } from './observe.ts';
-import { type ObservedScope, planScopes, planScopesSliced, sameAsDesired } from './plan-scopes.ts';
+import { entriesAfter, joinPlans, type MeshServiceObjects, type ObservedScope, planMeshServices, planScopes, planScopesSliced, sameAsDesired } from './plan-scopes.ts';
 import { runSliced } from '../slices.ts';
 
 /** What reconciling needs from the cluster and the queue. */
 export interface ReconcileDeps {
-  config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard' | 'mapping' | 'resync' | 'providers'>;
+  config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard' | 'mapping' | 'resync' | 'providers' | 'services'>;
   providers: readonly Provider[];
   /**
    * Every entry we own (all namespaces); `keep` may replace each entry as it is read with a
@@ -34,6 +34,8 @@ export interface ReconcileDeps {
    * not creates, and those istiod auto-registered make instances at their address skips.
    */
   listForeign: () => Promise<ForeignEntry[]>;
+  /** The Services (or ServiceEntries) and WorkloadGroups in the cluster, ours and not (Writer.listMeshServiceObjects). */
+  listMeshServiceObjects: () => Promise<MeshServiceObjects>;
   /** Hands changes to the writer (through the queue in `serve`). */
   enqueue: (changes: Change[]) => Promise<unknown>;
   /**
@@ -101,13 +103,18 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   // entry this listing is about to see and keep.
   if (complete) await deps.confirm(scopeKey, observation.observedAt, 'listed');
   const owned = await deps.listOwned(await runSliced(sameAsDesired([observation])));
-  const plan = await runSliced(
+  const objects = await deps.listMeshServiceObjects();
+  const entryPlan = await runSliced(
     planScopesSliced(deps.config, [observation], owned, {
       force: options.force ?? false,
       configuredScopes: configuredScopes(deps.providers),
       foreign,
     }),
   );
+  // Every resync plans the objects of every mesh service, from this scope's desired entries and
+  // every other scope's owned ones (see planMeshServices).
+  const services = planMeshServices(deps.config, [observation], entriesAfter(owned, entryPlan), objects, { force: options.force ?? false });
+  const plan = joinPlans(entryPlan, services.plan);
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
   // Its decisions are in: an older upsert can no longer bring back an entry it decided against.
   if (complete) await deps.confirm(scopeKey, observation.observedAt, 'planned');

@@ -1,7 +1,8 @@
 // The subset of the Kubernetes API vm-mesh-sync uses, behind one small interface, so that the
 // writer's rules can be read without the client library's details and the RBAC ClusterRole can be
 // read off this file: workloadentries get/list/create/patch (apply and merge patch)/delete, serviceaccounts get/create,
-// events create.
+// events create; for mesh services (unless config services turns them off): services,
+// serviceentries and workloadgroups get/list/create/patch (merge patch)/delete.
 import os from 'node:os';
 import {
   ApiException,
@@ -14,7 +15,7 @@ import {
 } from '@kubernetes/client-node';
 import type { ConfigurationOptions, CoreV1Event, ObservableMiddleware, V1ServiceAccount } from '@kubernetes/client-node';
 import { VmsError } from '../errors.ts';
-import type { WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
+import type { KubeService, MeshServiceKind, MeshServiceObject, ObjectMeta, ServicePort, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
 import { parseKubeStatus, translateKubeError } from './kube-errors.ts';
 import type { KubeCallContext } from './kube-errors.ts';
 import { reuseConnections } from './kube-connections.ts';
@@ -22,6 +23,12 @@ import { TransientKubeError } from './transient-kube-error.ts';
 
 /** Where WorkloadEntries live in the API. */
 export const WORKLOAD_ENTRY_API = { group: 'networking.istio.io', version: 'v1', plural: 'workloadentries' } as const;
+
+/** Where the Istio kinds of mesh services live in the API (Services are core v1). */
+export const MESH_SERVICE_APIS = {
+  ServiceEntry: { group: 'networking.istio.io', version: 'v1', plural: 'serviceentries' },
+  WorkloadGroup: { group: 'networking.istio.io', version: 'v1', plural: 'workloadgroups' },
+} as const;
 
 /** A service account as far as we care: whether it exists and who made it. */
 export interface ServiceAccountInfo {
@@ -89,6 +96,24 @@ export interface KubeApi {
   /** Creates a service account; false when it already existed. */
   createServiceAccount(namespace: string, name: string, labels: Record<string, string>): Promise<boolean>;
   createEvent(event: KubeEventInput): Promise<void>;
+  /**
+   * A Service, ServiceEntry or WorkloadGroup, or null when there is none. A Service is read as the
+   * fields we write (type, selector, ports): what the API server fills in (clusterIP, ipFamilies,
+   * sessionAffinity...) is not ours and is never compared.
+   */
+  getObject(kind: MeshServiceKind, namespace: string, name: string): Promise<MeshServiceObject | null>;
+  /** Every object of the kind (in `namespace` when given), ours or not, read like getObject, page by page. */
+  listObjects(kind: MeshServiceKind, pageSize: number, options?: Pick<ListOptions, 'namespace' | 'page'>): Promise<MeshServiceObject[]>;
+  /** Creates the object; a 409 AlreadyExists is a TransientKubeError. */
+  createObject(obj: MeshServiceObject, options: { fieldManager: string }): Promise<void>;
+  /**
+   * A JSON merge patch of the object: lists (ports, hosts) are replaced whole, which server-side
+   * apply would not do for a list another manager also owns. `metadata.resourceVersion` in the
+   * patch is a precondition.
+   */
+  mergePatchObject(kind: MeshServiceKind, namespace: string, name: string, patch: Record<string, unknown>, options: { fieldManager: string }): Promise<void>;
+  /** Deletes under preconditions; false when the object was already gone. */
+  deleteObject(kind: MeshServiceKind, namespace: string, name: string, preconditions: DeletePreconditions): Promise<boolean>;
 }
 
 /** Tuning of the real client. */
@@ -312,7 +337,147 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       };
       await call(context, () => core.createNamespacedEvent({ namespace: obj.namespace, body }, plain));
     },
+
+    async getObject(kind, namespace, name) {
+      const context: KubeCallContext = { verb: 'get', what: `${kind} ${namespace}/${name}` };
+      try {
+        const obj: unknown =
+          kind === 'Service'
+            ? await core.readNamespacedService({ namespace, name }, plain)
+            : await custom.getNamespacedCustomObject({ ...MESH_SERVICE_APIS[kind], namespace, name }, plain);
+        return toMeshServiceObject(kind, obj);
+      } catch (err) {
+        if (isObjectNotFound(err)) return null;
+        throw translateKubeError(err, context);
+      }
+    },
+
+    async listObjects(kind, pageSize, listOptions = {}) {
+      const { namespace } = listOptions;
+      const page = listOptions.page ?? ((request) => request());
+      const context: KubeCallContext = { verb: 'list', what: `${kind}s${namespace ? ` in namespace ${namespace}` : ''}` };
+      for (let restart = 0; ; restart++) {
+        const out: MeshServiceObject[] = [];
+        let token: string | undefined;
+        try {
+          do {
+            const query = { limit: pageSize, ...(token ? { _continue: token } : {}) };
+            const request = (): Promise<unknown> => {
+              if (kind === 'Service') {
+                return namespace ? core.listNamespacedService({ ...query, namespace }, plain) : core.listServiceForAllNamespaces(query, plain);
+              }
+              const { group: g, version: v, plural: p } = MESH_SERVICE_APIS[kind];
+              return namespace
+                ? custom.listNamespacedCustomObject({ ...query, group: g, version: v, plural: p, namespace }, plain)
+                : custom.listCustomObjectForAllNamespaces({ ...query, group: g, version: v, resourcePlural: p }, plain);
+            };
+            const answer = (await page(() =>
+              request().catch((err: unknown) => {
+                if (err instanceof ApiException && err.code === 410) throw err;
+                throw translateKubeError(err, context);
+              }),
+            )) as { items?: unknown[]; metadata?: { _continue?: string; continue?: string } };
+            for (const item of answer.items ?? []) out.push(toMeshServiceObject(kind, item));
+            token = answer.metadata?.continue || answer.metadata?._continue || undefined;
+          } while (token !== undefined);
+          return out;
+        } catch (err) {
+          if (err instanceof ApiException && err.code === 410 && restart < 3) continue;
+          throw translateKubeError(err, context);
+        }
+      }
+    },
+
+    async createObject(obj, createOptions) {
+      const { namespace, name } = obj.metadata;
+      const context: KubeCallContext = { verb: 'create', what: `${obj.kind} ${namespace}/${name}` };
+      const body = objectBody(obj);
+      const fieldManager = createOptions.fieldManager;
+      await call(context, () =>
+        obj.kind === 'Service'
+          ? core.createNamespacedService({ namespace, body: body as never, fieldManager }, plain)
+          : custom.createNamespacedCustomObject({ ...MESH_SERVICE_APIS[obj.kind], namespace, body, fieldManager }, plain),
+      );
+    },
+
+    async mergePatchObject(kind, namespace, name, patch, patchOptions) {
+      const context: KubeCallContext = { verb: 'patch', what: `${kind} ${namespace}/${name}` };
+      const fieldManager = patchOptions.fieldManager;
+      await call(context, () =>
+        kind === 'Service'
+          ? core.patchNamespacedService({ namespace, name, body: patch, fieldManager }, mergePatch)
+          : custom.patchNamespacedCustomObject({ ...MESH_SERVICE_APIS[kind], namespace, name, body: patch, fieldManager }, mergePatch),
+      );
+    },
+
+    async deleteObject(kind, namespace, name, preconditions) {
+      const context: KubeCallContext = { verb: 'delete', what: `${kind} ${namespace}/${name}` };
+      const body = {
+        apiVersion: 'v1',
+        kind: 'DeleteOptions',
+        preconditions: {
+          ...(preconditions.resourceVersion ? { resourceVersion: preconditions.resourceVersion } : {}),
+          ...(preconditions.uid ? { uid: preconditions.uid } : {}),
+        },
+      };
+      try {
+        if (kind === 'Service') await core.deleteNamespacedService({ namespace, name, body }, plain);
+        else await custom.deleteNamespacedCustomObject({ ...MESH_SERVICE_APIS[kind], namespace, name, body }, plain);
+        return true;
+      } catch (err) {
+        if (isObjectNotFound(err)) return false;
+        throw translateKubeError(err, context);
+      }
+    },
   };
+}
+
+/** A mesh service's object as we send it: the fields we own, nothing the server keeps for itself. */
+function objectBody(obj: MeshServiceObject): Record<string, unknown> {
+  const { name, namespace, labels, annotations } = obj.metadata;
+  return { apiVersion: obj.apiVersion, kind: obj.kind, metadata: { name, namespace, labels: { ...labels }, annotations: { ...annotations } }, spec: structuredClone(obj.spec) };
+}
+
+/** The metadata we read of any object: the maps the model promises always present. */
+function readMeta(m: { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; resourceVersion?: string; uid?: string }): ObjectMeta {
+  return {
+    name: m.name ?? '',
+    namespace: m.namespace ?? '',
+    labels: { ...(m.labels ?? {}) },
+    annotations: { ...(m.annotations ?? {}) },
+    ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
+    ...(m.uid !== undefined ? { uid: m.uid } : {}),
+  };
+}
+
+/**
+ * A mesh service's object from the server's JSON. A Service keeps only the fields we write (the
+ * server adds clusterIP, clusterIPs, ipFamilies, ipFamilyPolicy, sessionAffinity and
+ * internalTrafficPolicy, which are its own); the Istio kinds keep their spec whole, as entries do.
+ */
+function toMeshServiceObject(kind: MeshServiceKind, obj: unknown): MeshServiceObject {
+  const o = (obj ?? {}) as { metadata?: Parameters<typeof readMeta>[0]; spec?: Record<string, unknown> };
+  const metadata = readMeta(o.metadata ?? {});
+  const spec = o.spec ?? {};
+  if (kind !== 'Service') return { apiVersion: 'networking.istio.io/v1', kind, metadata, spec: structuredClone(spec) } as MeshServiceObject;
+  const ports = (Array.isArray(spec.ports) ? spec.ports : []) as Array<Record<string, unknown>>;
+  const service: KubeService = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata,
+    spec: {
+      type: spec.type as 'ClusterIP',
+      selector: { ...((spec.selector as Record<string, string> | undefined) ?? {}) },
+      ports: ports.map((p) => ({
+        name: p.name as string,
+        port: p.port as number,
+        protocol: p.protocol as ServicePort['protocol'],
+        ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol as string } : {}),
+        targetPort: p.targetPort as number,
+      })),
+    },
+  };
+  return service;
 }
 
 /** What we send: only the fields we own, so server-side apply claims nothing else. */
@@ -342,14 +507,7 @@ function toEntry(obj: unknown): WorkloadEntry {
   return {
     apiVersion: 'networking.istio.io/v1',
     kind: 'WorkloadEntry',
-    metadata: {
-      name: m.name ?? '',
-      namespace: m.namespace ?? '',
-      labels: { ...(m.labels ?? {}) },
-      annotations: { ...(m.annotations ?? {}) },
-      ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
-      ...(m.uid !== undefined ? { uid: m.uid } : {}),
-    },
+    metadata: readMeta(m),
     spec: { ...(o.spec ?? {}) },
   };
 }

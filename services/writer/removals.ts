@@ -4,11 +4,11 @@
 // the entry would differ from the desired one forever. The fields to remove are found here, by the
 // rules of entriesEqual (the spec is ours as a whole; labels and annotations in our own domain, and
 // the health annotation, are ours: isManagedMetadataKey), and removed with a merge patch instead.
-import type { WorkloadEntry } from '../model.ts';
+import type { OwnedObject, WorkloadEntry } from '../model.ts';
 import { isManagedMetadataKey, OBSERVED_AT_ANNOTATION } from '../model.ts';
 
 /** Merge-patch nulls for what `live` has and `desired` no longer sets; null when there is nothing to remove. */
-export function removalPatch(desired: WorkloadEntry, live: WorkloadEntry): Record<string, unknown> | null {
+export function removalPatch(desired: OwnedObject, live: OwnedObject): Record<string, unknown> | null {
   const spec = specRemovals(asRecord(desired.spec), asRecord(live.spec));
   const labels = metadataRemovals(desired.metadata.labels, live.metadata.labels);
   const annotations = metadataRemovals(desired.metadata.annotations, live.metadata.annotations);
@@ -28,9 +28,24 @@ function specRemovals(desired: Record<string, unknown>, live: Record<string, unk
     if (isAbsent(d)) {
       out[key] = null;
     } else if (isRecord(l) && isRecord(d)) {
-      const nested: Record<string, null> = {};
-      for (const k of Object.keys(l)) if (d[k] === undefined || d[k] === null) nested[k] = null;
-      if (Object.keys(nested).length > 0) out[key] = nested;
+      // At any depth: a WorkloadGroup's template.ports is a map inside a map.
+      const nested = nestedRemovals(d, l);
+      if (nested) out[key] = nested;
+    }
+  }
+  return Object.keys(out).length > 0 ? out : null;
+}
+
+/** Nulls for the keys of map `live` that map `desired` does not set, at any depth (values inside maps are compared as they are). */
+function nestedRemovals(desired: Record<string, unknown>, live: Record<string, unknown>): Record<string, unknown> | null {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(live)) {
+    const d = desired[k];
+    const l = live[k];
+    if (d === undefined || d === null) out[k] = null;
+    else if (isRecord(d) && isRecord(l)) {
+      const nested = nestedRemovals(d, l);
+      if (nested) out[k] = nested;
     }
   }
   return Object.keys(out).length > 0 ? out : null;

@@ -6,8 +6,8 @@
 import type { BaseLogger } from 'pino';
 import { backoffCeiling, jitteredBackoff } from '../backoff.ts';
 import { VmsError } from '../errors.ts';
-import type { Change, ForeignEntry, WorkloadEntry } from '../model.ts';
-import { AUTO_REGISTRATION_GROUP_ANNOTATION, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION } from '../model.ts';
+import type { Change, EntryKey, ForeignEntry, MeshServiceKind, MeshServiceObject, OwnedKind, OwnedObject, WorkloadEntry } from '../model.ts';
+import { AUTO_REGISTRATION_GROUP_ANNOTATION, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, SERVICE_LABEL } from '../model.ts';
 import { matchesNamespace } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { compareStamps } from '../stamp.ts';
@@ -241,9 +241,10 @@ export class Writer {
   async #upsert(change: Extract<Change, { op: 'upsert' }>): Promise<ApplyResult> {
     const desired = this.#desired(change);
     const { namespace, name } = desired.metadata;
+    const kind = desired.kind;
     for (let conflicts = 0; conflicts <= this.#maxConflicts; conflicts++) {
-      // A create the plan expects costs one request; if the entry exists after all, the 409 brings us back here to read it.
-      const live = change.expectAbsent && conflicts === 0 ? null : await this.#api.getEntry(namespace, name);
+      // A create the plan expects costs one request; if the object exists after all, the 409 brings us back here to read it.
+      const live = change.expectAbsent && conflicts === 0 ? null : await this.#get(kind, namespace, name);
       if (live) {
         this.#assertOwned(live);
         const liveScope = scopeOf(live);
@@ -251,29 +252,41 @@ export class Writer {
         if (isNewer(live.metadata.annotations[OBSERVED_AT_ANNOTATION], change.observedAt)) return 'stale';
         if (entriesEqual(desired, live)) return 'unchanged';
       }
-      // An entry that is missing may mean a cluster that lost its objects: its service account is
-      // then looked at again unless it was seen a moment ago, whatever the cache says.
-      await this.#ensureServiceAccount(desired, live ? undefined : RECHECK_ON_CREATE_MS);
       try {
-        if (!live) {
+        if (desired.kind !== 'WorkloadEntry') {
+          // Services, ServiceEntries and WorkloadGroups: created, then merge-patched (lists are
+          // replaced whole, and what we no longer set is removed with a null).
+          if (!live) {
+            await this.#api.createObject(desired, { fieldManager: this.#fieldManager });
+            return 'created';
+          }
+          const patch = mergePatchBody(desired, removalPatch(desired, live) ?? {}, live.metadata.resourceVersion);
+          await this.#api.mergePatchObject(desired.kind, namespace, name, patch, { fieldManager: this.#fieldManager });
+          return 'updated';
+        }
+        const liveEntry = live as WorkloadEntry | null;
+        // An entry that is missing may mean a cluster that lost its objects: its service account is
+        // then looked at again unless it was seen a moment ago, whatever the cache says.
+        await this.#ensureServiceAccount(desired, liveEntry ? undefined : RECHECK_ON_CREATE_MS);
+        if (!liveEntry) {
           await this.#api.createEntry(desired, { fieldManager: this.#fieldManager });
           return 'created';
         }
-        const removals = removalPatch(desired, live);
+        const removals = removalPatch(desired, liveEntry);
         if (removals) {
-          await this.#api.mergePatchEntry(namespace, name, mergePatchBody(desired, removals, live.metadata.resourceVersion), {
+          await this.#api.mergePatchEntry(namespace, name, mergePatchBody(desired, removals, liveEntry.metadata.resourceVersion), {
             fieldManager: this.#fieldManager,
           });
           return 'updated';
         }
         const guarded: WorkloadEntry = { ...desired, metadata: { ...desired.metadata } };
-        if (live.metadata.resourceVersion) guarded.metadata.resourceVersion = live.metadata.resourceVersion;
+        if (liveEntry.metadata.resourceVersion) guarded.metadata.resourceVersion = liveEntry.metadata.resourceVersion;
         await this.#api.applyEntry(guarded, { fieldManager: this.#fieldManager });
         return 'updated';
       } catch (err) {
         // 409: created or changed meanwhile; 404 on apply: deleted meanwhile. Read again and decide again.
         if (!isRaceLost(err)) throw err;
-        this.#logger?.debug({ key: change.key, reason: (err as TransientKubeError).reason }, 'entry changed meanwhile, reading it again');
+        this.#logger?.debug({ key: change.key, reason: (err as TransientKubeError).reason }, 'object changed meanwhile, reading it again');
       }
     }
     throw this.#tooManyConflicts(change);
@@ -281,44 +294,83 @@ export class Writer {
 
   async #delete(change: Extract<Change, { op: 'delete' }>): Promise<ApplyResult> {
     const { namespace, name } = change;
+    const kind = change.kind ?? 'WorkloadEntry';
     for (let conflicts = 0; conflicts <= this.#maxConflicts; conflicts++) {
-      const live = await this.#api.getEntry(namespace, name);
+      const live = await this.#get(kind, namespace, name);
       if (!live) return 'absent';
       this.#assertOwned(live);
       if (scopeOf(live) !== change.scopeKey) return this.#conflict(change, scopeOf(live));
-      // A delete needs a strictly newer observation: of two of the same instant, the entry stays.
+      // A delete needs a strictly newer observation: of two of the same instant, the object stays.
       if (!isNewer(change.observedAt, live.metadata.annotations[OBSERVED_AT_ANNOTATION] ?? '')) return 'stale';
+      // A mesh service's object goes only when no entry of ours names the service any more, as
+      // the cluster is now: entries another scope created after the plan read the cluster keep it.
+      if (kind !== 'WorkloadEntry' && (await this.#serviceStillNamed(namespace, name))) {
+        this.#logger?.info({ key: change.key }, `${change.key} is kept: an entry of ours in ${namespace} still names mesh service ${name}`);
+        return 'stale';
+      }
       try {
         const preconditions = {
           ...(live.metadata.resourceVersion ? { resourceVersion: live.metadata.resourceVersion } : {}),
           ...(live.metadata.uid ? { uid: live.metadata.uid } : {}),
         };
-        return (await this.#api.deleteEntry(namespace, name, preconditions)) ? 'deleted' : 'absent';
+        const deleted = kind === 'WorkloadEntry' ? await this.#api.deleteEntry(namespace, name, preconditions) : await this.#api.deleteObject(kind, namespace, name, preconditions);
+        return deleted ? 'deleted' : 'absent';
       } catch (err) {
         if (!isRaceLost(err)) throw err;
-        this.#logger?.debug({ key: change.key }, 'entry changed before delete, reading it again');
+        this.#logger?.debug({ key: change.key }, 'object changed before delete, reading it again');
       }
     }
     throw this.#tooManyConflicts(change);
   }
 
-  /** The entry as we write it: marked as ours and stamped with the observation it comes from. */
-  #desired(change: Extract<Change, { op: 'upsert' }>): WorkloadEntry {
+  /** The live object of any kind we write, or null. */
+  async #get(kind: OwnedKind, namespace: string, name: string): Promise<OwnedObject | null> {
+    return kind === 'WorkloadEntry' ? this.#api.getEntry(namespace, name) : this.#api.getObject(kind, namespace, name);
+  }
+
+  /** True when an entry we own in `namespace` names mesh service `service` (its spec label). */
+  async #serviceStillNamed(namespace: string, service: string): Promise<boolean> {
+    const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, 'page of owned entries');
+    const entries = await this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { namespace, page });
+    return entries.some((e) => isOwned(e, this.#ownerId) && e.spec.labels?.[SERVICE_LABEL] === service);
+  }
+
+  /**
+   * The objects of the kinds mesh services are written as (per config `services`: Services or
+   * ServiceEntries, and WorkloadGroups), all of them, split into ours and not ours on our side.
+   * A kind turned off is not read at all: the installation may hold no permission for it.
+   */
+  async listMeshServiceObjects(services: { kind: 'service' | 'service-entry' | 'off'; workloadGroups: boolean }): Promise<{ owned: MeshServiceObject[]; foreign: MeshServiceObject[] }> {
+    const kinds: MeshServiceKind[] = [];
+    if (services.kind === 'service') kinds.push('Service');
+    if (services.kind === 'service-entry') kinds.push('ServiceEntry');
+    if (services.workloadGroups) kinds.push('WorkloadGroup');
+    const out = { owned: [] as MeshServiceObject[], foreign: [] as MeshServiceObject[] };
+    const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, 'page of mesh service objects');
+    for (const kind of kinds) {
+      const all: MeshServiceObject[] = [];
+      if (!this.#listNamespaces) all.push(...(await this.#api.listObjects(kind, this.#pageSize, { page })));
+      else for (const namespace of this.#listNamespaces) all.push(...(await this.#api.listObjects(kind, this.#pageSize, { namespace, page })));
+      for (const obj of all) (isOwned(obj, this.#ownerId) ? out.owned : out.foreign).push(obj);
+    }
+    return out;
+  }
+
+  /** The object as we write it: marked as ours and stamped with the observation it comes from. */
+  #desired(change: Extract<Change, { op: 'upsert' }>): OwnedObject {
     const { metadata } = change.entry;
     return {
-      apiVersion: change.entry.apiVersion,
-      kind: change.entry.kind,
+      ...change.entry,
       metadata: {
         name: metadata.name,
         namespace: metadata.namespace,
         labels: { ...metadata.labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: this.#ownerId },
         annotations: { ...metadata.annotations, [OBSERVED_AT_ANNOTATION]: change.observedAt },
       },
-      spec: change.entry.spec,
-    };
+    } as OwnedObject;
   }
 
-  #assertOwned(live: WorkloadEntry): void {
+  #assertOwned(live: OwnedObject): void {
     if (isOwned(live, this.#ownerId)) return;
     const labels = live.metadata.labels;
     const managedBy = labels[MANAGED_BY_LABEL];
@@ -329,7 +381,7 @@ export class Writer {
       : managedBy !== MANAGED_BY_VALUE
         ? `it is not labelled ${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}${managedBy ? ` (managed by "${managedBy}")` : ''}`
         : `it belongs to owner id "${owner ?? ''}", not "${this.#ownerId}"`;
-    throw new VmsError('VMS_ERR_NOT_OWNED', `WorkloadEntry ${live.metadata.namespace}/${live.metadata.name} exists and ${why}`, {
+    throw new VmsError('VMS_ERR_NOT_OWNED', `${live.kind} ${live.metadata.namespace}/${live.metadata.name} exists and ${why}`, {
       namespace: live.metadata.namespace,
       name: live.metadata.name,
       managedBy,
@@ -378,8 +430,8 @@ export class Writer {
   }
 }
 
-/** The desired entry as a merge patch, with the removals' nulls and the resourceVersion precondition. */
-function mergePatchBody(desired: WorkloadEntry, removals: Record<string, unknown>, resourceVersion: string | undefined): Record<string, unknown> {
+/** The desired object as a merge patch, with the removals' nulls and the resourceVersion precondition. */
+function mergePatchBody(desired: OwnedObject, removals: Record<string, unknown>, resourceVersion: string | undefined): Record<string, unknown> {
   const body = mergeDeep(
     {
       metadata: { labels: desired.metadata.labels, annotations: desired.metadata.annotations },
@@ -417,7 +469,7 @@ export function isNewer(a: string | undefined, b: string): boolean {
   return compareStamps(a, b) > 0;
 }
 
-function scopeOf(entry: WorkloadEntry): string {
+function scopeOf(entry: OwnedObject): string {
   return entry.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
 }
 

@@ -148,6 +148,24 @@ describe('health checks and auto-registration through sync --once, plan, explain
     expect(after).toMatchObject({ verdict: 'auto-registered', code: 'VMS_SKIP_AUTO_REGISTERED' });
   });
 
+  it('the WorkloadGroup written for a service carries the probe its VMs share, and a VM that auto-registers through it is seen as istiod’s', async () => {
+    const tags = { 'mesh-service': 'postgres', 'mesh-health': 'tcp:5432' };
+    ws.writeInventory([meshMachine('pg-1', '10.0.1.10', tags), meshMachine('pg-2', '10.0.1.11', tags)]);
+    await sync();
+    const group = server.get('workloadgroups', 'default', 'postgres') as unknown as { spec: { metadata: { labels: Record<string, string> }; probe?: unknown } };
+    expect(group.spec.probe).toEqual({ tcpSocket: { port: 5432 } });
+
+    // pg-1's sidecar auto-registers through that group: istiod copies the group's labels onto the
+    // entry it makes, metadata and spec alike.
+    const labels = group.spec.metadata.labels;
+    expect(Object.keys(labels)).not.toContain('vm-mesh-sync.io/owner');
+    const made = server.put(autoRegistered('postgres-10.0.1.10', '10.0.1.10', { labels }));
+    const summary = await sync();
+    expect(summary).toMatchObject({ skipped: 1, results: { deleted: 1 } });
+    expect(names()).toEqual(['postgres-10.0.1.10', 'static-pg-2']);
+    expect(server.get(WE, 'default', 'postgres-10.0.1.10')).toEqual(made);
+  });
+
   it('another network is another VM: the same address there gets its entry', async () => {
     ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) }, redis: { prefix }, mapping: { network: { name: 'vpc-east' } } });
     server.put(autoRegistered('postgres-10.0.1.10-vpc-west', '10.0.1.10', { network: 'vpc-west' }));

@@ -3,8 +3,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { checkEntry } from '../../services/mapping/index.ts';
-import type { WorkloadEntry } from '../../services/model.ts';
-import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
+import type { KubeService, WorkloadEntry, WorkloadGroup } from '../../services/model.ts';
+import { FakeKubeApiServer, WORKLOADENTRY_CRD, WORKLOADGROUP_CRD } from '../fakes/kube-api-server.ts';
 import { meshMachine, runCli, Workspace } from '../helpers/cli.ts';
 
 const WE = 'workloadentries';
@@ -13,9 +13,10 @@ describe('plan', () => {
   it('prints valid WorkloadEntries and skip reasons for the shipped example, with no cluster', async () => {
     const run = await runCli(['plan', '--config', 'config/examples/static.yaml']);
     expect(run.code).toBe(0);
-    const docs = parseAllDocuments(run.stdout).map((d) => d.toJS() as WorkloadEntry | null).filter((d) => d !== null);
+    const all = parseAllDocuments(run.stdout).map((d) => d.toJS() as WorkloadEntry | null).filter((d) => d !== null);
+    const docs = all.filter((d) => d.kind === 'WorkloadEntry');
     expect(docs.length).toBeGreaterThanOrEqual(2);
-    const server = new FakeKubeApiServer();
+    const server = new FakeKubeApiServer({ crdFiles: [WORKLOADENTRY_CRD, WORKLOADGROUP_CRD] });
     for (const entry of docs) {
       expect(entry.kind).toBe('WorkloadEntry');
       expect(checkEntry(entry)).toEqual([]);
@@ -27,6 +28,18 @@ describe('plan', () => {
     expect(run.stdout).toMatch(/VMS_SKIP_BAD_PORTS: tag mesh-ports: 'pg:99999' is not a port/);
     expect(run.stdout).toMatch(/VMS_SKIP_NOT_RUNNING/);
     expect(run.stdout).toMatch(/VMS_SKIP_NOT_SELECTED/);
+    // The seed example's postgres VMs: the guide's Service and a WorkloadGroup, which the API
+    // server (Kubernetes' Service rules; Istio's CRD with its CEL rules) accepts.
+    const rest = all.filter((d) => d.kind !== 'WorkloadEntry') as unknown as Array<{ kind: string; metadata: { name: string }; spec: Record<string, unknown> }>;
+    expect(rest.map((d) => `${d.kind}/${d.metadata.name}`)).toEqual(['Service/postgres', 'WorkloadGroup/postgres']);
+    const [service, group] = rest as [KubeService, WorkloadGroup];
+    expect(service.spec.ports).toEqual([{ name: 'postgres', port: 5432, protocol: 'TCP', targetPort: 5432 }]);
+    const postgres = docs.filter((d) => d.metadata.name.startsWith('static-pg-'));
+    expect(postgres.map((d) => d.metadata.name)).toEqual(['static-pg-1', 'static-pg-2']);
+    for (const entry of postgres) for (const [k, v] of Object.entries(service.spec.selector)) expect(entry.spec.labels?.[k]).toBe(v);
+    expect(docs.filter((d) => Object.entries(service.spec.selector).every(([k, v]) => d.spec.labels?.[k] === v))).toHaveLength(2);
+    expect(group.spec.template).toEqual({ ports: { postgres: 5432 }, serviceAccount: 'postgres-vm' });
+    for (const obj of rest) expect(() => server.put(obj as never, { validate: true })).not.toThrow();
   });
 
   it('json output lists changes and skips', async () => {
@@ -35,6 +48,35 @@ describe('plan', () => {
     const doc = JSON.parse(run.stdout) as { summary: { create: number }; skipped: Array<{ code: string }> };
     expect(doc.summary.create).toBeGreaterThanOrEqual(2);
     expect(doc.skipped.map((s) => s.code)).toContain('VMS_SKIP_NOT_RUNNING');
+  });
+
+  it('shows the services of the entries as ServiceEntries when asked, and the VMs whose ports disagree', async () => {
+    const ws = new Workspace({ services: { kind: 'service-entry', workloadGroups: false } });
+    try {
+      ws.writeInventory([
+        meshMachine('pg-1', '10.0.1.1', { 'mesh-service': 'postgres' }),
+        meshMachine('pg-2', '10.0.1.2', { 'mesh-service': 'postgres' }),
+        meshMachine('pg-3', '10.0.1.3', { 'mesh-service': 'postgres', 'mesh-ports': 'postgres:5433' }),
+      ]);
+      const run = await runCli(['plan', '--config', ws.configFile, '--output', 'json']);
+      expect(run.code, run.stderr).toBe(0);
+      const doc = JSON.parse(run.stdout) as { services: { services: Array<{ kind: string; spec: { hosts: string[]; ports: unknown[] } }>; workloadGroups: unknown[]; excluded: Array<{ key: string; code: string; reason: string }> } };
+      expect(doc.services.services.map((s) => [s.kind, s.spec.hosts, s.spec.ports])).toEqual([
+        ['ServiceEntry', ['postgres.default.svc.cluster.local'], [{ number: 5432, name: 'postgres', targetPort: 5432 }]],
+      ]);
+      expect(doc.services.workloadGroups).toEqual([]);
+      expect(doc.services.excluded).toEqual([
+        {
+          key: 'default/static-pg-3',
+          code: 'VMS_SKIP_SERVICE_PORT_CONFLICT',
+          reason: 'its port postgres:5433 disagrees with postgres:5432, which 2 of the 3 VMs of service postgres in default use; tag it mesh-ports with postgres:5432, or give it another mesh-service',
+        },
+      ]);
+      const yaml = await runCli(['plan', '--config', ws.configFile]);
+      expect(yaml.stdout).toContain('# left out of service default/postgres: default/static-pg-3 VMS_SKIP_SERVICE_PORT_CONFLICT: its port postgres:5433 disagrees');
+    } finally {
+      ws.remove();
+    }
   });
 
   it('a bad config exits 2 and names the key', async () => {

@@ -33,10 +33,20 @@ const EXAMPLE = path.join(DEPLOY, 'overlays', 'example');
 const CONFIG_DIR = '/etc/vm-mesh-sync';
 const CONFIG_FILE = `${CONFIG_DIR}/config.yaml`;
 /** What the writer calls (services/writer/kube-api.ts), stated here on its own. */
+const CRUD = ['create', 'delete', 'get', 'list', 'patch'];
+/** The writer's rules with mesh services turned off (the mesh-services-off component). */
+const ENTRY_RULES = [
+  { apiGroup: '', resource: 'events', verbs: ['create'] },
+  { apiGroup: '', resource: 'serviceaccounts', verbs: ['create', 'get'] },
+  { apiGroup: 'networking.istio.io', resource: 'workloadentries', verbs: CRUD },
+];
 const WRITER_RULES = [
   { apiGroup: '', resource: 'events', verbs: ['create'] },
   { apiGroup: '', resource: 'serviceaccounts', verbs: ['create', 'get'] },
-  { apiGroup: 'networking.istio.io', resource: 'workloadentries', verbs: ['create', 'delete', 'get', 'list', 'patch'] },
+  { apiGroup: '', resource: 'services', verbs: CRUD },
+  { apiGroup: 'networking.istio.io', resource: 'serviceentries', verbs: CRUD },
+  { apiGroup: 'networking.istio.io', resource: 'workloadentries', verbs: CRUD },
+  { apiGroup: 'networking.istio.io', resource: 'workloadgroups', verbs: CRUD },
 ];
 const KUBECTL = findKubectl();
 const NO_KUBECTL = 'kubectl is not installed: `kubectl kustomize` cannot run (apt-get install kubernetes-client)';
@@ -122,11 +132,11 @@ function generatedConfigFiles(): Record<string, string> {
 }
 
 /** Writes a ConfigMap's data the way a volume mount does and loads config.yaml from it. */
-async function loadMountedConfig(data: Record<string, string>) {
+async function loadMountedConfig(data: Record<string, string>, env: NodeJS.ProcessEnv = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vms-configmap-'));
   try {
     for (const [key, text] of Object.entries(data)) writeFileSync(path.join(dir, key), text);
-    const config = loadConfig(path.join(dir, 'config.yaml'), {});
+    const config = loadConfig(path.join(dir, 'config.yaml'), env);
     const inventories = [];
     for (const p of config.providers) {
       if (p.type !== 'static') continue;
@@ -537,6 +547,22 @@ describe.runIf(KUBECTL)('namespaced RBAC', () => {
       expect(binding?.subjects).toEqual([{ kind: 'ServiceAccount', name: 'vm-mesh-sync', namespace: 'vm-mesh-sync' }]);
     }
     expect(roles.map((r) => r.metadata.namespace)).toContain('default');
+  });
+});
+
+describe.runIf(KUBECTL)('mesh services off', () => {
+  it('the component turns Services, ServiceEntries and WorkloadGroups off in the config and grants no permission on them', async () => {
+    const built = buildExampleWith('mesh-services-off');
+    expect(roleRules(only(built, 'ClusterRole'))).toEqual(ENTRY_RULES);
+    // Exactly the base's rules but those on the kinds of mesh services.
+    expect(ENTRY_RULES).toEqual(clusterRoleRules().filter((r) => !['services', 'serviceentries', 'workloadgroups'].includes(r.resource)));
+    const env = Object.fromEntries((appContainer(only(built, 'Deployment')).env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ VMS_SERVICES_KIND: 'off', VMS_WORKLOAD_GROUPS: 'false' });
+    const { config } = await loadMountedConfig(generatedConfigFiles(), { VMS_SERVICES_KIND: env.VMS_SERVICES_KIND!, VMS_WORKLOAD_GROUPS: env.VMS_WORKLOAD_GROUPS! });
+    expect(config.services).toMatchObject({ kind: 'off', workloadGroups: false });
+    // Without it, the shipped config writes both.
+    const shipped = await loadMountedConfig(generatedConfigFiles());
+    expect(shipped.config.services).toMatchObject({ kind: 'service', workloadGroups: true });
   });
 });
 

@@ -25,6 +25,7 @@ import {
   loadCrdFile,
   preferredVersion,
   readSelectableField,
+  serviceEntries,
   table,
   type ResourceDef,
 } from './kube/resources.ts';
@@ -65,6 +66,8 @@ const ALL_VERBS: readonly Verb[] = ['get', 'list', 'watch', 'create', 'apply', '
 
 /** Istio's WorkloadEntry CRD, as vendored in test/fixtures/istio-crds. */
 export const WORKLOADENTRY_CRD = fileURLToPath(new URL('../fixtures/istio-crds/workloadentry-crd.yaml', import.meta.url));
+/** Istio's WorkloadGroup CRD, as vendored. */
+export const WORKLOADGROUP_CRD = fileURLToPath(new URL('../fixtures/istio-crds/workloadgroup-crd.yaml', import.meta.url));
 
 /** Which requests a fault applies to; every given field must match. */
 export interface FaultMatch {
@@ -172,7 +175,7 @@ export interface RequestRecord {
 export interface FakeKubeApiServerOptions {
   /** Delay before each request is handled. Default 0. */
   latencyMs?: number;
-  /** CRD YAML files to serve. Default: Istio's WorkloadEntry CRD. */
+  /** CRD YAML files to serve. Default: Istio's WorkloadEntry and WorkloadGroup CRDs (ServiceEntries are always served, see serviceEntries). */
   crdFiles?: string[];
   /** When set, requests must carry `Authorization: Bearer <token>` (401 otherwise); the kubeconfig carries it. */
   token?: string;
@@ -341,8 +344,8 @@ export class FakeKubeApiServer {
     this.watchHistory = options.watchHistory ?? 10_000;
     this.recordLimit = options.recordRequests ?? 1000;
     this.rv = options.initialResourceVersion ?? 1000;
-    const crds = (options.crdFiles ?? [WORKLOADENTRY_CRD]).flatMap(loadCrdFile);
-    this.defs = [...coreResources(), ...crds];
+    const crds = (options.crdFiles ?? [WORKLOADENTRY_CRD, WORKLOADGROUP_CRD]).flatMap(loadCrdFile);
+    this.defs = [...coreResources(), ...crds, serviceEntries()];
     for (const d of this.defs) {
       this.stores.set(d, new ResourceStore());
       for (const v of d.versions) this.routes.set(`${d.group}/${v}/${d.plural}`, d);

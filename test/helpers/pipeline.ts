@@ -82,6 +82,7 @@ export class Pipeline {
       listOwned: (keep) => writer.listOwned(keep),
       findByName: (name) => writer.findByName(name),
       listForeign: () => writer.listForeign(),
+      listMeshServiceObjects: () => writer.listMeshServiceObjects(config.services),
       enqueue: async (changes) => {
         enqueued.push(...changes);
         return queue.enqueue(changes);

@@ -60,6 +60,42 @@ describe('explain', () => {
     expect(e.reasons.join('\n')).toContain('not tagged mesh=true');
   });
 
+  it('shows the Service and hostname a VM is reachable by, or why none', async () => {
+    ws.writeInventory([
+      { id: 'pg-a', privateIPv4: '10.0.9.1', tags: { mesh: 'true', 'mesh-service': 'postgres', 'mesh-ports': 'postgres:5432' } },
+      { id: 'plain', privateIPv4: '10.0.9.2', tags: { mesh: 'true', 'mesh-ports': 'http:8080' } },
+      { id: 'portless', privateIPv4: '10.0.9.3', tags: { mesh: 'true', 'mesh-service': 'batch' } },
+    ]);
+    const tagged = await explain('static:pg-a');
+    expect(tagged.service).toEqual({ namespace: 'default', name: 'postgres', host: 'postgres.default.svc.cluster.local', kind: 'Service' });
+    expect(tagged.reasons.at(-1)).toContain('reachable as postgres.default.svc.cluster.local through Service default/postgres');
+    const plain = await explain('static:plain');
+    expect(plain.service).toBeUndefined();
+    expect(plain.reasons.at(-1)).toBe('reachable by no mesh hostname: it has no mesh-service tag; tag it mesh-service=<name> to be reached as <name>.default.svc.cluster.local');
+    const portless = await explain('static:portless');
+    expect(portless.reasons.at(-1)).toContain('serves mesh service batch, but has no ports (tag mesh-ports)');
+
+    ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) }, redis: { prefix }, services: { kind: 'service-entry', clusterDomain: 'mesh.example' } });
+    const entry = await explain('static:pg-a');
+    expect(entry.service).toEqual({ namespace: 'default', name: 'postgres', host: 'postgres.default.svc.mesh.example', kind: 'ServiceEntry' });
+    ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) }, redis: { prefix }, services: { kind: 'off' } });
+    const off = await explain('static:pg-a');
+    expect(off.service?.kind).toBe('none');
+    expect(off.reasons.at(-1)).toContain('services.kind is off, so vm-mesh-sync writes no Service for it');
+  });
+
+  it('a Service of the same name that is not ours: explain says so, and whether it serves the VM', async () => {
+    ws.writeInventory([{ id: 'pg-a', privateIPv4: '10.0.9.1', tags: { mesh: 'true', 'mesh-app': 'postgres', 'mesh-service': 'postgres', 'mesh-ports': 'postgres:5432' } }]);
+    await sync();
+    expect((await explain('static:pg-a')).reasons.at(-1)).toContain('through Service default/postgres (selecting vm-mesh-sync.io/installation=default,vm-mesh-sync.io/service=postgres); it exists');
+    server.remove('services', 'default', 'postgres');
+    server.put({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'postgres', namespace: 'default' }, spec: { selector: { app: 'other' }, ports: [{ port: 5432 }] } });
+    const blocked = await explain('static:pg-a');
+    expect(blocked.reasons.at(-1)).toContain('not reachable as postgres.default.svc.cluster.local: Service default/postgres exists and is not vm-mesh-sync\'s');
+    server.put({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'postgres', namespace: 'default' }, spec: { selector: { app: 'postgres' }, ports: [{ port: 5432 }] } });
+    expect((await explain('static:pg-a')).reasons.at(-1)).toContain('served by your Service default/postgres');
+  });
+
   it('an instance whose entry another scope holds is a conflict, naming that scope', async () => {
     const other = `${ws.dir}/second.yaml`;
     // The second block comes first, so explain finds the instance there; the entry is onprem's.

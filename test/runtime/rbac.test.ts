@@ -7,7 +7,8 @@ import { createProviders } from '../../providers/index.ts';
 import { silentLogger } from '../../services/logger.ts';
 import { Metrics } from '../../services/metrics.ts';
 import type { Change, WorkloadEntry, WorkloadEntrySpec } from '../../services/model.ts';
-import { entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL, SOURCE_ANNOTATION } from '../../services/model.ts';
+import { entryKey, keyOfObject, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type MeshServiceObject, MESH_SERVICES_SCOPE, OWNER_LABEL, SOURCE_ANNOTATION } from '../../services/model.ts';
+import { deriveMeshServices } from '../../services/mapping/index.ts';
 import { EventRecorder } from '../../services/runtime/event-recorder.ts';
 import { Runtime } from '../../services/runtime/runtime.ts';
 import { createKubeApi, type KubeApi } from '../../services/writer/kube-api.ts';
@@ -61,6 +62,14 @@ function entry(name: string, spec: Partial<WorkloadEntrySpec> = {}): WorkloadEnt
     spec: { address: '10.0.0.1', ports: { http: 8080 }, labels: { app: 'web' }, ...spec },
   };
 }
+/** A Service, a ServiceEntry and a WorkloadGroup, as derived for one mesh service. */
+function meshServiceObjects(): MeshServiceObject[] {
+  const member = entry('pg', { labels: { app: 'pg', 'vm-mesh-sync.io/service': 'pg', [OWNER_LABEL]: OWNER }, ports: { postgres: 5432 } });
+  const options = { ownerId: OWNER, workloadGroups: true, clusterDomain: 'cluster.local' };
+  const services = deriveMeshServices([member], { ...options, kind: 'service' });
+  const entries = deriveMeshServices([member], { ...options, kind: 'service-entry', workloadGroups: false });
+  return [...services.services, ...entries.services, ...services.workloadGroups];
+}
 const at = (s: number) => `2025-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;
 const upsert = (e: WorkloadEntry, s: number): Change => ({ op: 'upsert', key: entryKey(NS, e.metadata.name), entry: e, observedAt: at(s) });
 const del = (name: string, s: number): Change => ({ op: 'delete', key: entryKey(NS, name), namespace: NS, name, scopeKey: '', observedAt: at(s) });
@@ -111,6 +120,21 @@ describe('RBAC', () => {
     expect(await writer.apply(del('b', 6))).toBe('deleted');
     expect(await writer.apply(del('never-there', 6))).toBe('absent');
 
+    // The objects of mesh services, of every kind the writer may write (Services or ServiceEntries
+    // by config services.kind, and WorkloadGroups): create, update (merge patch), delete.
+    for (const obj of meshServiceObjects()) {
+      const key = keyOfObject(obj);
+      const up = (o: MeshServiceObject, s: number): Change => ({ op: 'upsert', key, entry: o, observedAt: at(s) });
+      expect(await writer.apply(up(obj, 1))).toBe('created');
+      expect(await writer.apply(up(obj, 2))).toBe('unchanged');
+      const changed = structuredClone(obj);
+      changed.metadata.labels.tier = 'db';
+      expect(await writer.apply(up(changed, 3))).toBe('updated');
+      expect(await writer.apply({ op: 'delete', key, kind: obj.kind, namespace: NS, name: obj.metadata.name, scopeKey: MESH_SERVICES_SCOPE, observedAt: at(4) })).toBe('deleted');
+    }
+    const listed = await writer.listMeshServiceObjects({ kind: 'service-entry', workloadGroups: true });
+    expect(listed).toEqual({ owned: [], foreign: [] });
+
     // Reads.
     expect((await writer.listOwned()).map((e) => e.metadata.name)).toEqual(['a']);
     expect((await writer.findOwnedByName('a')).map((e) => e.metadata.name)).toEqual(['a']);
@@ -142,6 +166,9 @@ describe('RBAC', () => {
     const seen = asRules(server.requests, await resourceGroups(server.url));
     // Both kinds of PATCH were sent (server-side apply and merge patch); RBAC knows them as one verb.
     expect(new Set(server.requests.filter((r) => r.resource === WE).map((r) => r.verb))).toEqual(new Set(['get', 'list', 'create', 'apply', 'patch', 'delete']));
+    for (const resource of ['services', 'serviceentries', 'workloadgroups']) {
+      expect(new Set(server.requests.filter((r) => r.resource === resource).map((r) => r.verb)), resource).toEqual(new Set(['get', 'list', 'create', 'patch', 'delete']));
+    }
     // Every pair seen is granted, and every granted verb was seen.
     expect(seen).toEqual(clusterRoleRules());
   });

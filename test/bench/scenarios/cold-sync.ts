@@ -126,6 +126,7 @@ export const coldSync: Scenario = {
         },
         findByName: (name) => writer.findByName(name),
         listForeign: () => writer.listForeign(),
+        listMeshServiceObjects: () => writer.listMeshServiceObjects(config.services),
         enqueue: async (changes) => {
           enqueueStarted = performance.now();
           // Host and Redis readings start with the apply phase.

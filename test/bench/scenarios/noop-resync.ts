@@ -81,6 +81,7 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       },
       findByName: (name) => writer.findByName(name),
       listForeign: () => writer.listForeign(),
+      listMeshServiceObjects: () => writer.listMeshServiceObjects(config.services),
       enqueue: (changes) => queue.enqueue(changes),
       confirm: (scopeKey, observedAt, phase, names) => queue.confirm(scopeKey, observedAt, phase, names),
     };

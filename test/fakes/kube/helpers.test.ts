@@ -5,6 +5,7 @@ import { humanDuration, loadCrdFile } from './resources.ts';
 import { parseFieldSelector, parseLabelSelector } from './selectors.ts';
 import { ApiError } from './status.ts';
 import { decodeContinue, ResourceStore, type Stored } from './store.ts';
+import { defaultService, serviceEntryProblems, validateService } from './service-rules.ts';
 import { WORKLOADENTRY_CRD } from '../kube-api-server.ts';
 
 describe('label selectors', () => {
@@ -167,5 +168,49 @@ describe('humanDuration', () => {
     [30 * 86_400_000, '30d'],
   ])('%d ms → %s', (ms, s) => {
     expect(humanDuration(ms)).toBe(s);
+  });
+});
+
+describe('Service rules', () => {
+  const valid = { metadata: { name: 'pg', namespace: 'db' }, spec: { selector: { app: 'pg' }, ports: [{ name: 'pg', port: 5432, protocol: 'TCP' }] } };
+  const withPorts = (ports: unknown[]) => ({ ...valid, spec: { ...valid.spec, ports } });
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    ['a name starting with a digit', { ...valid, metadata: { name: '9pg', namespace: 'db' } }, 'metadata.name'],
+    ['no ports', withPorts([]), 'spec.ports'],
+    ['two ports, one unnamed', withPorts([{ name: 'a', port: 1 }, { port: 2 }]), 'spec.ports[1].name'],
+    ['a repeated name', withPorts([{ name: 'a', port: 1 }, { name: 'a', port: 2 }]), 'spec.ports[1].name'],
+    ['a repeated number and protocol', withPorts([{ name: 'a', port: 1 }, { name: 'b', port: 1, protocol: 'TCP' }]), 'spec.ports[1]'],
+    ['an upper-case port name', withPorts([{ name: 'Pg', port: 1 }]), 'spec.ports[0].name'],
+    ['an Istio protocol as protocol', withPorts([{ name: 'web', port: 80, protocol: 'HTTP' }]), 'spec.ports[0].protocol'],
+    ['a port out of range', withPorts([{ name: 'a', port: 70000 }]), 'spec.ports[0].port'],
+    ['a bad selector value', { ...valid, spec: { ...valid.spec, selector: { app: 'a b' } } }, 'spec.selector'],
+  ];
+  it.each(cases)('refuses %s', (_name, obj, field) => {
+    expect(validateService(obj).map((e) => e.field)).toContain(field);
+  });
+  it('accepts a UDP and a TCP port of one number, and fills in the defaults', () => {
+    const obj = structuredClone(withPorts([{ name: 'dns', port: 53 }, { name: 'udp-dns', port: 53, protocol: 'UDP' }]));
+    expect(validateService(obj)).toEqual([]);
+    defaultService(obj, () => '10.96.0.9');
+    expect(obj.spec).toMatchObject({ type: 'ClusterIP', clusterIP: '10.96.0.9', ports: [{ protocol: 'TCP', targetPort: 53 }, { protocol: 'UDP', targetPort: 53 }] });
+  });
+});
+
+describe('ServiceEntry rules', () => {
+  const valid = {
+    spec: { hosts: ['pg.db.svc.cluster.local'], location: 'MESH_INTERNAL', resolution: 'STATIC', ports: [{ number: 5432, name: 'pg' }], workloadSelector: { labels: { app: 'pg' } } },
+  };
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    ['no host', { spec: { ...valid.spec, hosts: [] } }, 'spec.hosts'],
+    ['a bad location', { spec: { ...valid.spec, location: 'INTERNAL' } }, 'spec.location'],
+    ['endpoints beside a selector', { spec: { ...valid.spec, endpoints: [{ address: '10.0.0.1' }] } }, 'only one of endpoints'],
+    ['a repeated number', { spec: { ...valid.spec, ports: [{ number: 1, name: 'a' }, { number: 1, name: 'b', protocol: 'UDP' }] } }, 'is used twice'],
+    ['a lower-case protocol', { spec: { ...valid.spec, ports: [{ number: 1, name: 'a', protocol: 'http' }] } }, 'spec.ports[0].protocol'],
+  ];
+  it('accepts a MESH_INTERNAL ServiceEntry with a workload selector', () => {
+    expect(serviceEntryProblems(valid)).toEqual([]);
+  });
+  it.each(cases)('refuses %s', (_name, obj, part) => {
+    expect(serviceEntryProblems(obj).join('\n')).toContain(part);
   });
 });

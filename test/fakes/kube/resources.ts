@@ -1,9 +1,10 @@
 // The resources the fake serves and how the real server describes them: core Namespaces,
-// ServiceAccounts and Events, and any CustomResourceDefinition loaded from YAML (Istio's
+// ServiceAccounts, Services and Events, and any CustomResourceDefinition loaded from YAML (Istio's
 // WorkloadEntry by default). Discovery documents and Table output are built from these too.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { isRecord, type NameRule } from './metadata.ts';
+import { defaultService, serviceEntryProblems, validateService } from './service-rules.ts';
 import { StructuralSchema, type SchemaProps } from './schema.ts';
 import type { FieldError } from './status.ts';
 import type { KubeObject } from './store.ts';
@@ -202,9 +203,89 @@ const EVENTS: ResourceDef = {
   },
 };
 
+/** Core Services, with Kubernetes' checks and defaults (a cluster IP from 10.96.0.0/16, in order). */
+function services(): ResourceDef {
+  let allocated = 0;
+  return {
+    group: '',
+    versions: ['v1'],
+    plural: 'services',
+    singular: 'service',
+    kind: 'Service',
+    listKind: 'ServiceList',
+    shortNames: ['svc'],
+    categories: ['all'],
+    namespaced: true,
+    nameRule: 'label',
+    custom: false,
+    schemas: undefined,
+    statusSubresource: true,
+    tracksGeneration: false,
+    allowUnconditionalUpdate: true,
+    allowCreateOnUpdate: false,
+    printerColumns: [
+      { name: 'Type', type: 'string', jsonPath: '.spec.type' },
+      { name: 'Cluster-IP', type: 'string', jsonPath: '.spec.clusterIP' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+    fieldSelectors: [],
+    prepareForCreate(obj) {
+      defaultService(obj, () => {
+        allocated++;
+        return `10.96.${Math.floor(allocated / 250)}.${(allocated % 250) + 1}`;
+      });
+    },
+    validate: (obj) => validateService(obj),
+  };
+}
+
 /** The core resources every fake server serves. */
 export function coreResources(): ResourceDef[] {
-  return [NAMESPACES, SERVICE_ACCOUNTS, EVENTS];
+  return [NAMESPACES, SERVICE_ACCOUNTS, services(), EVENTS];
+}
+
+/**
+ * Istio's ServiceEntry (networking.istio.io/v1). No ServiceEntry CRD is vendored: its schema keeps
+ * any field, and istiod's validation rules (service-rules.ts) refuse what istiod's webhook would.
+ */
+export function serviceEntries(): ResourceDef {
+  return {
+    group: 'networking.istio.io',
+    versions: ['v1', 'v1beta1', 'v1alpha3'],
+    plural: 'serviceentries',
+    singular: 'serviceentry',
+    kind: 'ServiceEntry',
+    listKind: 'ServiceEntryList',
+    shortNames: ['se'],
+    categories: ['istio-io', 'networking-istio-io'],
+    namespaced: true,
+    nameRule: 'subdomain',
+    custom: true,
+    schemas: new Map(
+      ['v1', 'v1beta1', 'v1alpha3'].map((v) => [
+        v,
+        new StructuralSchema({
+          type: 'object',
+          properties: {
+            spec: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+            status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+          },
+        }),
+      ]),
+    ),
+    statusSubresource: true,
+    tracksGeneration: true,
+    allowUnconditionalUpdate: false,
+    allowCreateOnUpdate: false,
+    printerColumns: [
+      { name: 'Hosts', type: 'string', jsonPath: '.spec.hosts' },
+      { name: 'Location', type: 'string', jsonPath: '.spec.location' },
+      { name: 'Resolution', type: 'string', jsonPath: '.spec.resolution' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+    fieldSelectors: [],
+    validate: (obj) => serviceEntryProblems(obj).map((p) => ({ reason: 'FieldValueInvalid', field: p.slice(0, p.indexOf(':')), body: p.slice(p.indexOf(':') + 2) })),
+  };
 }
 
 /** A field of an object as field selectors read it (`metadata.name`, `involvedObject.kind`, `source`...). */
