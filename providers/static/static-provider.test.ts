@@ -437,7 +437,7 @@ describe('the shipped example', () => {
       ipv6s: [],
       networkId: 'vpc-onprem',
       subnetId: 'rack-1',
-      tags: { mesh: 'true', app: 'postgres', 'mesh-ports': 'postgres:5432', 'mesh-service-account': 'postgres-vm' },
+      tags: { mesh: 'true', app: 'postgres', 'mesh-ports': 'postgres:5432', 'mesh-service': 'postgres', 'mesh-service-account': 'postgres-vm' },
       observedAt: '2025-03-01T12:00:00.000Z',
     });
     const byId = new Map(listing.instances.map((i) => [i.id, i]));

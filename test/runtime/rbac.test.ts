@@ -7,7 +7,7 @@ import { createProviders } from '../../providers/index.ts';
 import { silentLogger } from '../../services/logger.ts';
 import { Metrics } from '../../services/metrics.ts';
 import type { Change, WorkloadEntry, WorkloadEntrySpec } from '../../services/model.ts';
-import { entryKey, keyOfObject, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type MeshServiceObject, MESH_SERVICES_SCOPE, OWNER_LABEL, SOURCE_ANNOTATION } from '../../services/model.ts';
+import { entryKey, INSTALLATION_LABEL, keyOfObject, MANAGED_BY_LABEL, MANAGED_BY_VALUE, type MeshServiceObject, MESH_SERVICES_SCOPE, OWNER_LABEL, SERVICE_LABEL, SOURCE_ANNOTATION } from '../../services/model.ts';
 import { deriveMeshServices } from '../../services/mapping/index.ts';
 import { EventRecorder } from '../../services/runtime/event-recorder.ts';
 import { Runtime } from '../../services/runtime/runtime.ts';
@@ -64,7 +64,7 @@ function entry(name: string, spec: Partial<WorkloadEntrySpec> = {}): WorkloadEnt
 }
 /** A Service, a ServiceEntry and a WorkloadGroup, as derived for one mesh service. */
 function meshServiceObjects(): MeshServiceObject[] {
-  const member = entry('pg', { labels: { app: 'pg', 'vm-mesh-sync.io/service': 'pg', [OWNER_LABEL]: OWNER }, ports: { postgres: 5432 } });
+  const member = entry('pg', { labels: { app: 'pg', [SERVICE_LABEL]: 'pg', [INSTALLATION_LABEL]: OWNER }, ports: { postgres: 5432 } });
   const options = { ownerId: OWNER, workloadGroups: true, clusterDomain: 'cluster.local' };
   const services = deriveMeshServices([member], { ...options, kind: 'service' });
   const entries = deriveMeshServices([member], { ...options, kind: 'service-entry', workloadGroups: false });
