@@ -170,17 +170,23 @@ export function allSkips(observed: readonly ObservedScope[]): Skip[] {
 }
 
 /**
- * The entries the cluster holds once `plan` is applied: the owned entries (stand-ins included),
- * with the plan's upserts in and its deletes out. Whatever the plan keeps (the entries of other
- * scopes, of incomplete listings, of held deletes, of conflicts, of a policy that drops deletes)
- * stays as it is.
+ * The entries naming a mesh service that the cluster holds once `plan` is applied: the owned
+ * entries (stand-ins included), with the plan's upserts in and its deletes out. Whatever the plan
+ * keeps (the entries of other scopes, of incomplete listings, of held deletes, of conflicts, of a
+ * policy that drops deletes) stays as it is. Only entries with SERVICE_LABEL are kept, since only
+ * they make Services: a scope of 100,000 entries naming none costs a pass, not a map of them all.
  */
 export function entriesAfter(owned: readonly WorkloadEntry[], plan: Plan): WorkloadEntry[] {
+  const names = (e: WorkloadEntry): boolean => e.spec?.labels?.[SERVICE_LABEL] !== undefined;
   const after = new Map<EntryKey, WorkloadEntry>();
-  for (const e of owned) after.set(entryKey(e.metadata.namespace, e.metadata.name), e);
+  for (const e of owned) if (names(e)) after.set(entryKey(e.metadata.namespace, e.metadata.name), e);
   for (const change of plan.changes) {
     if (change.op === 'delete') after.delete(change.key);
-    else if (change.entry.kind === 'WorkloadEntry') after.set(change.key, change.entry);
+    else if (change.entry.kind === 'WorkloadEntry') {
+      // An upsert that drops the service label takes the entry out of its service.
+      if (names(change.entry)) after.set(change.key, change.entry);
+      else after.delete(change.key);
+    }
   }
   return [...after.values()];
 }
