@@ -140,7 +140,7 @@ export function deriveMeshServices(entries: readonly WorkloadEntry[], options: M
   for (const key of [...groups.keys()].sort(compareStrings)) {
     const { namespace, service, entries: members } = groups.get(key)!;
     const { kept, ports, excluded } = choosePorts(members, namespace, service, options.kind === 'service');
-    out.excluded.push(...excluded);
+    for (const e of excluded) out.excluded.push(e);
     if (options.kind !== 'off') {
       if (ports.length === 0) {
         out.problems.push({
@@ -157,7 +157,7 @@ export function deriveMeshServices(entries: readonly WorkloadEntry[], options: M
     }
     if (options.workloadGroups && kept.length > 0) out.workloadGroups.push(workloadGroup(namespace, service, kept, options));
   }
-  out.excluded.sort((a, b) => compareStrings(keyOf(a.entry), keyOf(b.entry)));
+  out.excluded = out.excluded.map((e) => ({ key: keyOf(e.entry), e })).sort((a, b) => compareStrings(a.key, b.key)).map(({ e }) => e);
   return out;
 }
 
@@ -165,14 +165,23 @@ export function deriveMeshServices(entries: readonly WorkloadEntry[], options: M
 function choosePorts(members: readonly WorkloadEntry[], namespace: string, service: string, perTransport: boolean): { kept: WorkloadEntry[]; ports: Port[]; excluded: ExcludedEntry[] } {
   // Entries by port set, each set as its ports sorted by number then name.
   const sets = new Map<string, { ports: Port[]; entries: WorkloadEntry[] }>();
-  for (const entry of [...members].sort((a, b) => compareStrings(keyOf(a), keyOf(b)))) {
-    const ports = Object.entries(entry.spec.ports ?? {})
-      .map(([name, number]) => ({ name, number }))
-      .sort(comparePorts);
-    const id = ports.map((p) => `${p.number}/${p.name}`).join(',');
-    const set = sets.get(id);
+  // Most VMs of a service have the same ports: each distinct map, as written, is sorted once.
+  const seen = new Map<string, { id: string; ports: Port[] }>();
+  for (const entry of members) {
+    const map = entry.spec.ports ?? {};
+    let written = '';
+    for (const name in map) written += `${name}:${map[name]},`;
+    let known = seen.get(written);
+    if (known === undefined) {
+      const ports = Object.entries(map)
+        .map(([name, number]) => ({ name, number }))
+        .sort(comparePorts);
+      known = { id: ports.map((p) => `${p.number}/${p.name}`).join(','), ports };
+      seen.set(written, known);
+    }
+    const set = sets.get(known.id);
     if (set) set.entries.push(entry);
-    else sets.set(id, { ports, entries: [entry] });
+    else sets.set(known.id, { ports: known.ports, entries: [entry] });
   }
   const ranked = [...sets.values()].sort((a, b) => b.entries.length - a.entries.length || comparePortLists(a.ports, b.ports));
 
@@ -187,7 +196,7 @@ function choosePorts(members: readonly WorkloadEntry[], namespace: string, servi
       for (const entry of set.entries) excluded.push({ entry, code: 'VMS_SKIP_SERVICE_PORT_CONFLICT', reason: disagreement });
       continue;
     }
-    kept.push(...set.entries);
+    for (const entry of set.entries) kept.push(entry);
     for (const p of set.ports) {
       const named = byName.get(p.name);
       if (named) named.count += set.entries.length;
@@ -198,7 +207,8 @@ function choosePorts(members: readonly WorkloadEntry[], namespace: string, servi
     }
   }
   const ports = [...byName].map(([name, { number }]) => ({ name, number })).sort(comparePorts);
-  kept.sort((a, b) => compareStrings(keyOf(a), keyOf(b)));
+  // In no particular order: what is derived from them does not depend on it, and `excluded` is
+  // sorted once for all services.
   return { kept, ports, excluded };
 }
 
@@ -299,14 +309,18 @@ function serviceEntry(namespace: string, service: string, ports: readonly Port[]
 }
 
 function workloadGroup(namespace: string, service: string, kept: readonly WorkloadEntry[], options: MeshServiceOptions): WorkloadGroup {
-  const [first, ...rest] = kept as [WorkloadEntry, ...WorkloadEntry[]];
-  const shared = (a: Record<string, string | number> | undefined, b: Record<string, string | number> | undefined) =>
-    Object.fromEntries(Object.entries(a ?? {}).filter(([k, v]) => b !== undefined && Object.hasOwn(b, k) && b[k] === v));
+  const first = kept[0]!;
+  // What `a` and `b` share; `a` itself when `b` has all of it, which is the usual case and makes nothing.
+  const shared = (a: Record<string, string | number> | undefined, b: Record<string, string | number> | undefined) => {
+    if (a !== undefined && b !== undefined && hasAll(b, a)) return a;
+    return Object.fromEntries(Object.entries(a ?? {}).filter(([k, v]) => b !== undefined && Object.hasOwn(b, k) && b[k] === v));
+  };
   let labels: Record<string, string> = { ...first.spec.labels };
   let ports: Record<string, number> = { ...first.spec.ports };
   let serviceAccount = first.spec.serviceAccount;
   let network = first.spec.network;
-  for (const e of rest) {
+  for (let i = 1; i < kept.length; i++) {
+    const e = kept[i]!;
     labels = shared(labels, e.spec.labels) as Record<string, string>;
     ports = shared(ports, e.spec.ports) as Record<string, number>;
     if (e.spec.serviceAccount !== serviceAccount) serviceAccount = undefined;
@@ -340,6 +354,12 @@ export function sharedProbe(entries: readonly WorkloadEntry[]): ReadinessProbe |
   if (text === undefined) return undefined;
   const parsed = parseHealthCheck(text, `annotation ${HEALTH_CHECK_ANNOTATION}`);
   return parsed.ok ? parsed.value?.probe : undefined;
+}
+
+/** True when `b` has every key of `a` with the same value. */
+function hasAll(b: Record<string, string | number>, a: Record<string, string | number>): boolean {
+  for (const k in a) if (!Object.hasOwn(b, k) || b[k] !== a[k]) return false;
+  return true;
 }
 
 function keyOf(entry: WorkloadEntry): EntryKey {
