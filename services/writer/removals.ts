@@ -25,12 +25,13 @@ function specRemovals(desired: Record<string, unknown>, live: Record<string, unk
     const l = live[key];
     const d = desired[key];
     if (isAbsent(l)) continue;
-    if (isAbsent(d)) {
-      out[key] = null;
-    } else if (isRecord(l) && isRecord(d)) {
-      // At any depth: a WorkloadGroup's template.ports is a map inside a map.
+    if (isRecord(l) && isRecord(d)) {
+      // At any depth: a WorkloadGroup's template.ports is a map inside a map. A map we set empty
+      // is emptied, not removed: a WorkloadGroup must have a template, even an empty one.
       const nested = nestedRemovals(d, l);
       if (nested) out[key] = nested;
+    } else if (isAbsent(d)) {
+      out[key] = null;
     }
   }
   return Object.keys(out).length > 0 ? out : null;

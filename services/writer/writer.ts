@@ -8,7 +8,7 @@ import { backoffCeiling, jitteredBackoff } from '../backoff.ts';
 import { VmsError } from '../errors.ts';
 import type { Change, EntryKey, ForeignEntry, MeshServiceKind, MeshServiceObject, OwnedKind, OwnedObject, WorkloadEntry } from '../model.ts';
 import { AUTO_REGISTRATION_GROUP_ANNOTATION, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, SERVICE_LABEL } from '../model.ts';
-import { matchesNamespace } from '../mapping/index.ts';
+import { deriveMeshServices, matchesNamespace } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { compareStamps } from '../stamp.ts';
 import type { KubeApi, ListOptions } from './kube-api.ts';
@@ -302,10 +302,11 @@ export class Writer {
       if (scopeOf(live) !== change.scopeKey) return this.#conflict(change, scopeOf(live));
       // A delete needs a strictly newer observation: of two of the same instant, the object stays.
       if (!isNewer(change.observedAt, live.metadata.annotations[OBSERVED_AT_ANNOTATION] ?? '')) return 'stale';
-      // A mesh service's object goes only when no entry of ours names the service any more, as
-      // the cluster is now: entries another scope created after the plan read the cluster keep it.
-      if (kind !== 'WorkloadEntry' && (await this.#serviceStillNamed(namespace, name))) {
-        this.#logger?.info({ key: change.key }, `${change.key} is kept: an entry of ours in ${namespace} still names mesh service ${name}`);
+      // A mesh service's object goes only when the entries of ours that name the service, as the
+      // cluster is now, no longer call for it: entries another scope created after the plan read
+      // the cluster keep it.
+      if (kind !== 'WorkloadEntry' && (await this.#stillCalledFor(kind, namespace, name))) {
+        this.#logger?.info({ key: change.key }, `${change.key} is kept: the entries of ours in ${namespace} that name mesh service ${name} still call for it`);
         return 'stale';
       }
       try {
@@ -328,11 +329,24 @@ export class Writer {
     return kind === 'WorkloadEntry' ? this.#api.getEntry(namespace, name) : this.#api.getObject(kind, namespace, name);
   }
 
-  /** True when an entry we own in `namespace` names mesh service `service` (its spec label). */
-  async #serviceStillNamed(namespace: string, service: string): Promise<boolean> {
+  /**
+   * True when the entries we own in `namespace` that name mesh service `service` (its spec label)
+   * call for its object of this kind, by the rules the plan derives it by (deriveMeshServices): a
+   * WorkloadGroup while any names it, a Service or ServiceEntry only while one of them has a port.
+   */
+  async #stillCalledFor(kind: MeshServiceKind, namespace: string, service: string): Promise<boolean> {
     const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, 'page of owned entries');
     const entries = await this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { namespace, page });
-    return entries.some((e) => isOwned(e, this.#ownerId) && e.spec.labels?.[SERVICE_LABEL] === service);
+    const naming = entries.filter((e) => isOwned(e, this.#ownerId) && e.spec.labels?.[SERVICE_LABEL] === service);
+    if (naming.length === 0) return false;
+    const derived = deriveMeshServices(naming, {
+      ownerId: this.#ownerId,
+      kind: kind === 'Service' ? 'service' : kind === 'ServiceEntry' ? 'service-entry' : 'off',
+      workloadGroups: kind === 'WorkloadGroup',
+      // Not compared: only which objects are derived matters here.
+      clusterDomain: 'cluster.local',
+    });
+    return [...derived.services, ...derived.workloadGroups].some((o) => o.kind === kind && o.metadata.name === service);
   }
 
   /**

@@ -78,6 +78,18 @@ describe('sync --once writes the objects of mesh services', () => {
     expect(server.counts.of(SVC).list + server.counts.of(WG).list).toBe(0);
   });
 
+  it('with services.kind off and no WorkloadGroups: sync --once, plan and explain make no request of those kinds at all', async () => {
+    ws.writeConfig({ kubernetes: { kubeconfig }, services: { kind: 'off', workloadGroups: false } });
+    ws.writeInventory([pg('pg-1', '10.0.1.10'), pg('pg-2', '10.0.1.11')]);
+    const run = await sync();
+    expect(run.code, run.stderr).toBe(0);
+    expect(entries().map((e) => e.spec.labels?.['vm-mesh-sync.io/service'])).toEqual(['postgres', 'postgres']);
+    expect((await runCli(['plan', '--config', ws.configFile])).code).toBe(0);
+    expect((await runCli(['explain', 'static:pg-1', '--config', ws.configFile])).code).toBe(0);
+    expect((await sync()).code).toBe(0);
+    for (const kind of [SVC, SE, WG]) expect(server.counts.total(undefined, kind), kind).toBe(0);
+  });
+
   it('a foreign Service of the same name stays byte-identical and is reported as a conflict', async () => {
     const foreign = server.put({
       apiVersion: 'v1',

@@ -1,0 +1,235 @@
+// planMeshServices over several scopes, as `serve` runs it: each resync observes one scope and
+// plans every mesh service from that scope's desired entries and every other scope's entries as
+// the cluster holds them. Whatever the order of resyncs and changes, a Service's ports are the
+// union of the ports of every entry naming it, and it goes only when no entry names it.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Config } from '../../config/schema.ts';
+import { namespacePolicy } from '../mapping/index.ts';
+import {
+  type EntryKey,
+  entryKey,
+  INSTALLATION_LABEL,
+  type KubeService,
+  type MeshServiceObject,
+  SERVICE_LABEL,
+  type WorkloadEntry,
+  type WorkloadGroup,
+} from '../model.ts';
+import { entry, OWNER, scope } from '../planning/fixtures.ts';
+import type { Plan } from '../planning/index.ts';
+import { runSync } from '../slices.ts';
+import { entriesAfter, type ObservedScope, planMeshServices, planScopes, sameAsDesired } from './plan-scopes.ts';
+
+const SCOPES = ['aws:a', 'aws:b'] as const;
+type ScopeKey = (typeof SCOPES)[number];
+
+/** Port names always carry the same number here, so that no VM is left out for a disagreement. */
+const PORT_NUMBERS: Record<string, number> = { postgres: 5432, metrics: 9187, http: 8080 };
+
+/** A VM of a scope: where its entry goes, the service it names and its port names. */
+interface Vm {
+  namespace: 'n1' | 'n2';
+  service: 's1' | 's2';
+  ports: string[];
+}
+
+type Config4 = Pick<Config, 'ownerId' | 'policy' | 'deletionGuard' | 'services'>;
+
+function config(policy: Config['policy'] = 'sync'): Config4 {
+  return {
+    ownerId: OWNER,
+    policy,
+    // Never holds a delete back: the guard has its own tests, this one is about what is planned.
+    deletionGuard: { maxDeleteFraction: 1, allowDeletesUpTo: 1000 },
+    services: { kind: 'service', workloadGroups: true, clusterDomain: 'cluster.local' },
+  };
+}
+
+/** The entry of VM `i` of scope `scopeKey`, as mapping writes it. */
+function vmEntry(scopeKey: ScopeKey, i: number, vm: Vm, observedAt: string): WorkloadEntry {
+  const name = `${scopeKey.slice(4)}-vm-${i}`;
+  return entry(name, {
+    namespace: vm.namespace,
+    scope: scopeKey,
+    observedAt,
+    spec: {
+      address: `10.0.${scopeKey === 'aws:a' ? 1 : 2}.${i + 1}`,
+      ports: Object.fromEntries(vm.ports.map((p) => [p, PORT_NUMBERS[p]!])),
+      labels: { app: name, [SERVICE_LABEL]: vm.service, [INSTALLATION_LABEL]: OWNER },
+    },
+  });
+}
+
+/** A stamp for step `n`: later steps are later observations. */
+function stamp(n: number): string {
+  return new Date(Date.UTC(2025, 0, 1, 0, 0, n)).toISOString();
+}
+
+/** The cluster as the writer leaves it after applying a plan: entries and the objects of mesh services. */
+class Cluster {
+  readonly entries = new Map<EntryKey, WorkloadEntry>();
+  readonly objects = new Map<EntryKey, MeshServiceObject>();
+  /** Deletes of mesh service objects planned while an entry in the cluster still called for them. */
+  readonly badDeletes: string[] = [];
+
+  applyEntries(plan: Plan): void {
+    for (const c of plan.changes) {
+      if (c.op === 'delete') this.entries.delete(c.key);
+      else this.entries.set(c.key, c.entry as WorkloadEntry);
+    }
+  }
+
+  applyObjects(plan: Plan): void {
+    for (const c of plan.changes) {
+      if (c.op === 'upsert') {
+        this.objects.set(c.key, c.entry as MeshServiceObject);
+        continue;
+      }
+      // A Service needs a port: it may go while entries without ports name it, a WorkloadGroup may not.
+      const ports = this.named().get(entryKey(c.namespace, c.name));
+      if (ports && (c.kind === 'WorkloadGroup' || ports.size > 0)) this.badDeletes.push(c.key);
+      this.objects.delete(c.key);
+    }
+  }
+
+  /** namespace/service → the port names of the entries naming it. */
+  named(): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>();
+    for (const e of this.entries.values()) {
+      const key = entryKey(e.metadata.namespace, e.spec.labels![SERVICE_LABEL]!);
+      const ports = out.get(key) ?? new Set<string>();
+      for (const p of Object.keys(e.spec.ports ?? {})) ports.add(p);
+      out.set(key, ports);
+    }
+    return out;
+  }
+
+  /** namespace/name → the Service's `name:port`s, sorted. */
+  servicePorts(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const o of this.objects.values()) {
+      if (o.kind !== 'Service') continue;
+      out.set(entryKey(o.metadata.namespace, o.metadata.name), (o as KubeService).spec.ports.map((p) => `${p.name}:${p.port}`).sort());
+    }
+    return out;
+  }
+
+  groups(): string[] {
+    return [...this.objects.values()].filter((o): o is WorkloadGroup => o.kind === 'WorkloadGroup').map((o) => entryKey(o.metadata.namespace, o.metadata.name)).sort();
+  }
+}
+
+/** One resync of `scopeKey` alone, as resyncScope plans it, applied to the cluster. */
+function resync(cluster: Cluster, cfg: Config4, scopeKey: ScopeKey, vms: readonly Vm[], observedAt: string): void {
+  const observation: ObservedScope = {
+    scope: scope(scopeKey),
+    listing: { scope: scope(scopeKey), complete: true, problems: [] },
+    listed: vms.length,
+    entries: vms.map((vm, i) => vmEntry(scopeKey, i, vm, observedAt)),
+    skips: [],
+    observedAt,
+    namespaces: namespacePolicy({ default: 'n1', allowed: ['n1', 'n2'] }),
+  };
+  // As listOwned does in serve: each owned entry passes through the stand-in maker.
+  const keep = runSync(sameAsDesired([observation]));
+  const owned = [...cluster.entries.values()].map(keep);
+  const entryPlan = planScopes(cfg, [observation], owned, { configuredScopes: SCOPES });
+  const objects = { owned: [...cluster.objects.values()], foreign: [] };
+  const services = planMeshServices(cfg, [observation], entriesAfter(owned, entryPlan), objects);
+  cluster.applyEntries(entryPlan);
+  cluster.applyObjects(services.plan);
+}
+
+/** What the Services should be: one per (namespace, service) with a port, with the union of their entries' ports. */
+function expectedPorts(named: Map<string, Set<string>>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [key, ports] of named) if (ports.size > 0) out.set(key, [...ports].map((p) => `${p}:${PORT_NUMBERS[p]}`).sort());
+  return out;
+}
+
+const vmArb: fc.Arbitrary<Vm> = fc.record({
+  namespace: fc.constantFrom('n1' as const, 'n2' as const),
+  service: fc.constantFrom('s1' as const, 's2' as const),
+  ports: fc.subarray(Object.keys(PORT_NUMBERS)),
+});
+
+/** A step: the VMs of a scope change in the cloud, or a scope is resynced alone. */
+type Step = { change: ScopeKey; vms: Vm[] } | { resync: ScopeKey };
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  fc.record({ change: fc.constantFrom(...SCOPES), vms: fc.array(vmArb, { maxLength: 3 }) }),
+  fc.record({ resync: fc.constantFrom(...SCOPES) }),
+);
+
+describe('planMeshServices over two scopes resynced one at a time', () => {
+  it('a Service always has the union of the ports of every entry naming it, and goes only when none does', () => {
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 12 }), (steps) => {
+        const cfg = config();
+        const cluster = new Cluster();
+        const cloud: Record<ScopeKey, Vm[]> = { 'aws:a': [], 'aws:b': [] };
+        const fresh: Record<ScopeKey, boolean> = { 'aws:a': true, 'aws:b': true };
+        steps.forEach((step, n) => {
+          if ('change' in step) {
+            cloud[step.change] = step.vms;
+            fresh[step.change] = false;
+            return;
+          }
+          resync(cluster, cfg, step.resync, cloud[step.resync], stamp(n + 1));
+          fresh[step.resync] = true;
+          const named = cluster.named();
+          expect(cluster.badDeletes).toEqual([]);
+          // The cluster's entries are this scope's VMs now and the other scope's as last resynced.
+          expect(cluster.servicePorts()).toEqual(expectedPorts(named));
+          expect(cluster.groups()).toEqual([...named.keys()].sort());
+          if (fresh['aws:a'] && fresh['aws:b']) {
+            // Every scope resynced since its last change: the Services are those of all the VMs in the cloud.
+            const all = new Map<string, Set<string>>();
+            for (const vm of [...cloud['aws:a'], ...cloud['aws:b']]) {
+              const key = entryKey(vm.namespace, vm.service);
+              all.set(key, new Set([...(all.get(key) ?? []), ...vm.ports]));
+            }
+            expect(cluster.servicePorts()).toEqual(expectedPorts(all));
+          }
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  // Resyncs in either order, each alone, after the VMs of one service moved between scopes and port sets.
+  it.each([
+    { name: 'A then B', order: ['aws:a', 'aws:b'] as ScopeKey[] },
+    { name: 'B then A', order: ['aws:b', 'aws:a'] as ScopeKey[] },
+  ])('table: a service spanning two scopes, resynced $name', ({ order }) => {
+    const cfg = config();
+    const cluster = new Cluster();
+    const pg = (ports: string[]): Vm => ({ namespace: 'n1', service: 's1', ports });
+    let n = 0;
+    const both = (a: Vm[], b: Vm[]) => {
+      for (const key of order) resync(cluster, cfg, key, key === 'aws:a' ? a : b, stamp(++n));
+    };
+    both([pg(['postgres'])], [pg(['postgres', 'metrics'])]);
+    expect(cluster.servicePorts()).toEqual(new Map([['n1/s1', ['metrics:9187', 'postgres:5432']]]));
+    // A loses its VM: B's keeps the Service and its ports, whichever scope is resynced first.
+    resync(cluster, cfg, order[0]!, order[0] === 'aws:a' ? [] : [pg(['postgres', 'metrics'])], stamp(++n));
+    expect(cluster.servicePorts()).toEqual(new Map([['n1/s1', ['metrics:9187', 'postgres:5432']]]));
+    both([], [pg(['postgres'])]);
+    expect(cluster.servicePorts()).toEqual(new Map([['n1/s1', ['postgres:5432']]]));
+    both([], []);
+    expect(cluster.servicePorts()).toEqual(new Map());
+    expect(cluster.groups()).toEqual([]);
+    expect(cluster.badDeletes).toEqual([]);
+  });
+
+  it('with policy upsert-only, a service that loses its VMs keeps its Service and WorkloadGroup', () => {
+    const policy = 'upsert-only';
+    const cluster = new Cluster();
+    const s1: Vm = { namespace: 'n1', service: 's1', ports: ['postgres'] };
+    resync(cluster, config(policy), 'aws:a', [s1], stamp(1));
+    // The VM moves to another service (an update, not a delete of its entry), then goes.
+    resync(cluster, config(policy), 'aws:a', [{ ...s1, service: 's2' }], stamp(2));
+    resync(cluster, config(policy), 'aws:a', [], stamp(3));
+    expect([...cluster.objects.keys()]).toEqual(expect.arrayContaining(['Service/n1/s1', 'WorkloadGroup/n1/s1']));
+  });
+});
