@@ -2,6 +2,7 @@
 // process (no Redis), then exit non-zero if a scope or a change failed.
 import { isVmsError } from '../errors.ts';
 import { indexAutoRegistered } from '../mapping/index.ts';
+import { entryKey } from '../model.ts';
 import { localClock } from '../stamp.ts';
 import { observeScopes } from '../sync/observe.ts';
 import { allSkips, entriesAfter, joinPlans, planMeshServices, planScopes } from '../sync/plan-scopes.ts';
@@ -45,6 +46,11 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     }
     for (const h of plan.held) logger.warn({ scope: h.scopeKey, deletes: h.deletes.length, ownedInScope: h.ownedInScope }, `deletes held back: ${h.reason}`);
     for (const c of plan.conflicts) logger.warn({ key: c.key, kind: c.kind }, c.reason);
+    // What keeps a VM out of its service's objects, or a service without a Service: said as plan shows it.
+    for (const x of services.derived.excluded) {
+      logger.warn({ key: entryKey(x.entry.metadata.namespace, x.entry.metadata.name), code: x.code }, `left out of its service: ${x.reason}`);
+    }
+    for (const p of services.derived.problems) logger.warn({ service: `${p.namespace}/${p.service}`, code: p.code }, p.reason);
     for (const f of outcome.failed) logger.error({ key: f.change.key, op: f.change.op, code: isVmsError(f.error) ? f.error.code : undefined }, f.error.message);
 
     const summary = {
@@ -53,6 +59,8 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
       skipped: allSkips(observed).length,
       held: plan.summary.held,
       conflicts: plan.conflicts.map((c) => ({ key: c.key, kind: c.kind })),
+      leftOutOfServices: services.derived.excluded.length,
+      servicesWithoutPorts: services.derived.problems.length,
       results: outcome.results,
       failed: outcome.failed.map((f) => ({ key: f.change.key, op: f.change.op, error: f.error.message })),
     };

@@ -163,6 +163,21 @@ describe('sync --once writes the objects of mesh services', () => {
     expect(server.counts.writes()).toBe(0);
   });
 
+  it('says which VMs are left out of their service and which service has no port, with their codes', async () => {
+    ws.writeInventory([
+      pg('pg-1', '10.0.1.10'),
+      pg('pg-2', '10.0.1.11'),
+      pg('pg-3', '10.0.1.12', { 'mesh-ports': 'postgres:5433' }),
+      pg('cache-1', '10.0.1.20', { 'mesh-service': 'cache', 'mesh-ports': '' }),
+    ]);
+    const run = await sync();
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ leftOutOfServices: 1, servicesWithoutPorts: 1 });
+    expect(run.stderr).toMatch(/VMS_SKIP_SERVICE_PORT_CONFLICT[\s\S]*default\/static-pg-3|default\/static-pg-3[\s\S]*VMS_SKIP_SERVICE_PORT_CONFLICT/);
+    expect(run.stderr).toContain('left out of its service: its port postgres:5433 disagrees with postgres:5432');
+    expect(run.stderr).toContain('VMS_SKIP_SERVICE_NO_PORTS');
+  });
+
   it('removing the last VM removes its Service and WorkloadGroup', async () => {
     ws.writeInventory([pg('pg-1', '10.0.1.10'), meshMachine('web-1', '10.0.2.10', { 'mesh-service': 'web', 'mesh-ports': 'http:8080' })]);
     expect((await sync()).code).toBe(0);
