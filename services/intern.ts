@@ -21,6 +21,7 @@ export class Interner {
   readonly #root: Node = {};
   readonly #strings = new Map<string, string>();
   readonly #memos = new Map<string, Map<string, unknown>>();
+  readonly #derived = new WeakMap<object, Map<string, unknown>>();
 
   /** One frozen copy of each distinct map (same keys, same order, same values). */
   map<T extends Record<string, string | number>>(value: T): T {
@@ -59,6 +60,23 @@ export class Interner {
     if (results.has(key)) return results.get(key) as T;
     const result = compute();
     if (results.size < MEMO_LIMIT) results.set(key, result);
+    return result;
+  }
+
+  /**
+   * The result of `compute` for `from` (an object, such as a memo's result) and `key`, computed
+   * once while `from` lives: for what is derived from a shared result and a short value (the
+   * labels of a tag set with a service name). Results are shared, so they must never be changed.
+   */
+  derived<T>(from: object, key: string, compute: () => T): T {
+    let results = this.#derived.get(from);
+    if (!results) {
+      results = new Map();
+      this.#derived.set(from, results);
+    }
+    if (results.has(key)) return results.get(key) as T;
+    const result = compute();
+    results.set(key, result);
     return result;
   }
 

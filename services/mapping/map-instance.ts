@@ -112,7 +112,12 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   const shared = ctx.shared;
   const spec: WorkloadEntrySpec = { address: address.value };
   if (ports.value !== undefined) spec.ports = shared ? shared.map(ports.value) : ports.value;
-  const specLabels = service.value === undefined ? labels.value : withServiceLabels(labels.value, service.value, ctx.ownerId);
+  const specLabels =
+    service.value === undefined
+      ? labels.value
+      : shared
+        ? shared.derived(labels.value ?? NO_LABELS, service.value, () => withServiceLabels(labels.value, service.value!, ctx.ownerId))
+        : withServiceLabels(labels.value, service.value, ctx.ownerId);
   if (specLabels !== undefined) spec.labels = shared ? shared.map(specLabels) : specLabels;
   if (serviceAccount.value !== undefined) spec.serviceAccount = shared ? shared.string(serviceAccount.value) : serviceAccount.value;
   if (network.value !== undefined) spec.network = shared ? shared.string(network.value) : network.value;
@@ -332,6 +337,9 @@ function chooseService(tags: Record<string, string>, tag: string): Step<string |
       "(use lowercase letters, digits and '-', starting with a letter and ending with a letter or digit, at most 63 characters)",
   );
 }
+
+/** What `Interner.derived` keys the service labels of an instance without label tags by. */
+const NO_LABELS = Object.freeze({});
 
 /** The spec labels with the service and installation labels a Service selects by; ours win over labels from tags. */
 function withServiceLabels(labels: Record<string, string> | undefined, service: string, ownerId: string): Record<string, string> {

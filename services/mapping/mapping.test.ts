@@ -923,8 +923,8 @@ describe('properties', () => {
 
   it('a listing maps each instance as mapInstance alone does, though equal tag values are worked out once per listing', () => {
     // Few distinct tags and values, so that instances share them and the listing's memos are hit.
-    const sharedKey = fc.constantFrom('mesh-app', 'mesh-version', 'mesh-ports', 'mesh-label-tier', 'mesh-label-x', 'mesh-labelx', 'other');
-    const sharedValue = fc.constantFrom('a', 'b', 'a:1', '1:a', 'http:80', 'http-80', '', ' ', 'x\u0000y', 'x', '\u0000', 'pg:99999');
+    const sharedKey = fc.constantFrom('mesh-app', 'mesh-version', 'mesh-ports', 'mesh-label-tier', 'mesh-label-x', 'mesh-labelx', 'mesh-service', 'other');
+    const sharedValue = fc.constantFrom('a', 'b', 'a:1', '1:a', 'http:80', 'http-80', '', ' ', 'x\u0000y', 'x', '\u0000', 'pg:99999', 'pg', 'Pg ');
     const listing = fc
       .array(fc.tuple(fc.dictionary(sharedKey, sharedValue, { maxKeys: 5 }), instance), { maxLength: 30 })
       .map((items) => items.map(([tags, base], i) => ({ ...base, id: `vm-${i}`, tags: { ...tags, mesh: 'true' } })));
