@@ -57,10 +57,7 @@ export class Interner {
       results = new Map();
       this.#memos.set(table, results);
     }
-    if (results.has(key)) return results.get(key) as T;
-    const result = compute();
-    if (results.size < MEMO_LIMIT) results.set(key, result);
-    return result;
+    return remember(results, key, compute, MEMO_LIMIT);
   }
 
   /**
@@ -74,10 +71,7 @@ export class Interner {
       results = new Map();
       this.#derived.set(from, results);
     }
-    if (results.has(key)) return results.get(key) as T;
-    const result = compute();
-    results.set(key, result);
-    return result;
+    return remember(results, key, compute, Number.POSITIVE_INFINITY);
   }
 
   /** One copy of each distinct string. */
@@ -87,4 +81,12 @@ export class Interner {
     this.#strings.set(value, value);
     return value;
   }
+}
+
+/** The result kept for `key`, or `compute`'s, kept while `results` holds fewer than `limit`. */
+function remember<T>(results: Map<string, unknown>, key: string, compute: () => T, limit: number): T {
+  if (results.has(key)) return results.get(key) as T;
+  const result = compute();
+  if (results.size < limit) results.set(key, result);
+  return result;
 }
