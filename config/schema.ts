@@ -115,7 +115,7 @@ export const mappingSchema = z.strictObject({
     .strictObject({
       /**
        * The mesh service a VM serves (a DNS-1035 label, the Service's name). Its entry gets the
-       * spec labels SERVICE_LABEL and OWNER_LABEL, which the Service (or ServiceEntry) selects by.
+       * spec labels SERVICE_LABEL and INSTALLATION_LABEL, which the Service (or ServiceEntry) selects by.
        */
       tag: TAG_KEY.default('mesh-service'),
     })

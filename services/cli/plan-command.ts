@@ -56,7 +56,7 @@ export async function runPlan(opts: PlanCommandOptions, io: CliIO): Promise<numb
     const objects: MeshServiceObjects = objectsRead ?? { owned: [], foreign: [] };
     if (cluster?.ok && clusterRead) clusterNote = `cluster: ${cluster.server}, ${owned.length} entries owned by ${config.ownerId}`;
     const entryPlan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
-    const services = planMeshServices(config, observed, entriesAfter(owned, entryPlan), objects, { force: opts.force });
+    const services = planMeshServices(config, observed, entriesAfter(owned, entryPlan), objects, { force: opts.force, foreign });
     const live = new Map<string, OwnedObject>(owned.map((e) => [entryKey(e.metadata.namespace, e.metadata.name), e]));
     for (const o of objects.owned) live.set(keyOfObject(o), o);
     const report: PlanReport = {

@@ -30,7 +30,7 @@ export async function runSync(opts: SyncCommandOptions, io: CliIO): Promise<numb
     const owned = await cluster.writer.listOwned();
     const objects = await cluster.writer.listMeshServiceObjects(config.services);
     const entryPlan = planScopes(config, observed, owned, { force: opts.force, configuredScopes: configuredScopeKeys(providers), foreign });
-    const services = planMeshServices(config, observed, entriesAfter(owned, entryPlan), objects, { force: opts.force });
+    const services = planMeshServices(config, observed, entriesAfter(owned, entryPlan), objects, { force: opts.force, foreign });
     const plan = joinPlans(entryPlan, services.plan);
     // Entries first, then the objects of their services: a Service is deleted only once no entry
     // of ours names it any more, which the writer checks in the cluster.

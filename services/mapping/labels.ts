@@ -1,5 +1,6 @@
 // Spec labels of an entry: what the mesh selects workloads by (Service selectors, policies).
 import type { MappingConfig } from '../../config/schema.ts';
+import { MANAGED_BY_LABEL } from '../model.ts';
 import { isLabelKey, MAX_LABEL_VALUE, MAX_LABELS } from './syntax.ts';
 import { fail, ok, quote, readTag, type Step } from './step.ts';
 
@@ -38,9 +39,15 @@ function controlTags(rules: MappingConfig): ReadonlySet<string> {
     rules.network.tag,
     rules.weight.tag,
     rules.service.tag,
+    rules.health.tag,
   ]);
   controlTagsCache.set(rules, tags);
   return tags;
+}
+
+/** Label keys vm-mesh-sync sets itself: its own domain, and the managed-by label of its ownership. */
+export function isReservedLabelKey(key: string): boolean {
+  return key.startsWith('vm-mesh-sync.io/') || key === MANAGED_BY_LABEL;
 }
 
 /**
@@ -89,6 +96,12 @@ export function buildLabels(tags: Record<string, string>, rules: MappingConfig):
     // Config keys are checked when config loads; rules built in code are not, and `__proto__` must never be assigned.
     if (!isLabelKey(key)) {
       return fail('VMS_SKIP_BAD_LABEL', `${where} sets the label ${quote(key)}, which is not a valid label key (${KEY_RULE})`);
+    }
+    if (isReservedLabelKey(key)) {
+      return fail(
+        'VMS_SKIP_BAD_LABEL',
+        `${where} sets the label ${quote(key)}, which vm-mesh-sync sets itself (ownership and mesh service selection); use the mesh-service tag, or another label key`,
+      );
     }
     const value = normalizeLabelValue(raw);
     if (value === '' && raw.trim() !== '') {

@@ -104,13 +104,9 @@ describe('service tag', () => {
     { name: 'trimmed and lowercased', tags: { 'mesh-service': ' Postgres ' }, labels: { [OWNER]: 'prod', [SERVICE]: 'postgres' } },
     { name: 'inner spaces become dashes', tags: { 'mesh-service': 'orders  db' }, labels: { [OWNER]: 'prod', [SERVICE]: 'orders-db' } },
     { name: 'beside labels from tags, sorted', tags: { 'mesh-service': 'pg', 'mesh-app': 'postgres' }, labels: { app: 'postgres', [OWNER]: 'prod', [SERVICE]: 'pg' } },
-    {
-      name: 'ours win over a label tag naming our key',
-      tags: { 'mesh-service': 'pg', 'mesh-label-vm-mesh-sync.io/service': 'other' },
-      labels: { [OWNER]: 'prod', [SERVICE]: 'pg' },
-    },
     { name: 'the tag name is configurable', tags: { svc: 'api', 'mesh-service': 'ignored' }, rules: rules({ service: { tag: 'svc' } }), labels: { [OWNER]: 'prod', [SERVICE]: 'api' } },
     { name: 'a broad tag prefix does not turn the service tag into a label', tags: { 'mesh-service': 'pg' }, rules: rules({ labels: { tagPrefix: 'mesh-' } }), labels: { [OWNER]: 'prod', [SERVICE]: 'pg' } },
+    { name: 'nor the health tag', tags: { 'mesh-service': 'pg', 'mesh-health': 'tcp:5432' }, rules: rules({ labels: { tagPrefix: 'mesh-' } }), labels: { [OWNER]: 'prod', [SERVICE]: 'pg' } },
   ];
 
   it.each(cases)('$name', ({ tags, rules: r, labels }) => {
@@ -167,6 +163,9 @@ describe('skip codes', () => {
     },
     { name: 'prefix tag naming a bad label key', instance: tagged({ 'mesh-label-Team Name': 'x' }), code: 'VMS_SKIP_BAD_LABEL', reason: "tag 'mesh-label-Team Name' would set the label 'Team Name', which is not a valid label key" },
     { name: 'prefix tag with nothing after the prefix', instance: tagged({ 'mesh-label-': 'x' }), code: 'VMS_SKIP_BAD_LABEL', reason: "would set the label ''" },
+    { name: 'a label tag naming the service label', instance: tagged({ 'mesh-service': 'pg', 'mesh-label-vm-mesh-sync.io/service': 'other' }), code: 'VMS_SKIP_BAD_LABEL', reason: "sets the label 'vm-mesh-sync.io/service', which vm-mesh-sync sets itself" },
+    { name: 'a label tag naming the installation label', instance: tagged({ 'mesh-label-vm-mesh-sync.io/installation': 'other' }), code: 'VMS_SKIP_BAD_LABEL', reason: "'vm-mesh-sync.io/installation', which vm-mesh-sync sets itself" },
+    { name: 'a label tag naming the managed-by label', instance: tagged({ 'mesh-label-app.kubernetes.io/managed-by': 'vm-mesh-sync' }), code: 'VMS_SKIP_BAD_LABEL', reason: "'app.kubernetes.io/managed-by', which vm-mesh-sync sets itself" },
     { name: 'namespace with underscore', instance: tagged({ 'mesh-namespace': 'team_payments' }), code: 'VMS_SKIP_BAD_NAMESPACE', reason: "tag mesh-namespace: 'team_payments' is not a namespace name" },
     { name: 'namespace too long', instance: tagged({ 'mesh-namespace': 'n'.repeat(64) }), code: 'VMS_SKIP_BAD_NAMESPACE', reason: 'at most 63 characters' },
     { name: 'namespace with a dot', instance: tagged({ 'mesh-namespace': 'team.a' }), code: 'VMS_SKIP_BAD_NAMESPACE', reason: "'team.a'" },

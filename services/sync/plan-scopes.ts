@@ -226,13 +226,25 @@ export function planMeshServices(
   observed: readonly ObservedScope[],
   entries: readonly WorkloadEntry[],
   objects: MeshServiceObjects,
-  options: { force?: boolean } = {},
+  options: { force?: boolean; foreign?: readonly ForeignEntry[] } = {},
 ): MeshServicesPlan {
   const derived = deriveMeshServices(entries, { ownerId: config.ownerId, ...config.services });
   const complete = observed.length > 0 && observed.every((o) => o.listing.complete);
   let observedAt = observed[0]?.observedAt ?? '';
   for (const o of observed) if (compareStamps(o.observedAt, observedAt) < 0) observedAt = o.observedAt;
   const desired: OwnedObject[] = [...derived.services, ...derived.workloadGroups];
+  // VMs that auto-registered through one of our WorkloadGroups have entries of istiod's, not
+  // ours, so none of ours may name the service any more. Their group (the entries' controller)
+  // and its Service are kept as they are while such an entry is there.
+  const registeredThrough = new Set<string>();
+  for (const f of options.foreign ?? []) {
+    if (f.autoRegistrationGroup !== undefined) registeredThrough.add(`${f.key.slice(0, f.key.indexOf('/'))}/${f.autoRegistrationGroup}`);
+  }
+  const derivedKeys = new Set(desired.map(keyOfObject));
+  for (const live of objects.owned) {
+    const { namespace, name } = live.metadata;
+    if (isOwned(live, config.ownerId) && registeredThrough.has(`${namespace}/${name}`) && !derivedKeys.has(keyOfObject(live))) desired.push(live);
+  }
   const scope = { key: MESH_SERVICES_SCOPE, provider: 'static', source: '', account: '' } as const;
   const plan = calculatePlan(
     {

@@ -113,7 +113,7 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   );
   // Every resync plans the objects of every mesh service, from this scope's desired entries and
   // every other scope's owned ones (see planMeshServices).
-  const services = planMeshServices(deps.config, [observation], entriesAfter(owned, entryPlan), objects, { force: options.force ?? false });
+  const services = planMeshServices(deps.config, [observation], entriesAfter(owned, entryPlan), objects, { force: options.force ?? false, foreign });
   const plan = joinPlans(entryPlan, services.plan);
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
   // Its decisions are in: an older upsert can no longer bring back an entry it decided against.

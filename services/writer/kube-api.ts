@@ -415,6 +415,9 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       const body = {
         apiVersion: 'v1',
         kind: 'DeleteOptions',
+        // Orphan: istiod makes the entries of VMs that auto-registered through a WorkloadGroup with
+        // the group as their controller owner; a cascading delete would take those entries along.
+        propagationPolicy: 'Orphan',
         preconditions: {
           ...(preconditions.resourceVersion ? { resourceVersion: preconditions.resourceVersion } : {}),
           ...(preconditions.uid ? { uid: preconditions.uid } : {}),

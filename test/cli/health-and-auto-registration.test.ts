@@ -164,6 +164,17 @@ describe('health checks and auto-registration through sync --once, plan, explain
     expect(summary).toMatchObject({ skipped: 1, results: { deleted: 1 } });
     expect(names()).toEqual(['postgres-10.0.1.10', 'static-pg-2']);
     expect(server.get(WE, 'default', 'postgres-10.0.1.10')).toEqual(made);
+
+    // pg-2 auto-registers too: no entry of ours names the service any more, yet the group is the
+    // controller of istiod's entries and its Service selects them, so both stay as they are.
+    const service = server.get('services', 'default', 'postgres');
+    const groupBefore = server.get('workloadgroups', 'default', 'postgres');
+    server.put(autoRegistered('postgres-10.0.1.11', '10.0.1.11', { labels }));
+    const forced = await runCli(['sync', '--once', '--force', '--config', ws.configFile]);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(names()).toEqual(['postgres-10.0.1.10', 'postgres-10.0.1.11']);
+    expect(server.get('workloadgroups', 'default', 'postgres')).toEqual(groupBefore);
+    expect(server.get('services', 'default', 'postgres')).toEqual(service);
   });
 
   it('another network is another VM: the same address there gets its entry', async () => {
