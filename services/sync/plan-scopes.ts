@@ -7,6 +7,7 @@ import {
   type EntryKey,
   entryKey,
   type ForeignEntry,
+  HEALTH_CHECK_ANNOTATION,
   keyOfObject,
   type KubeService,
   MESH_SERVICES_SCOPE,
@@ -67,9 +68,10 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  * - an entry of a scope that is not observed here, under a name nothing observed wants, is only
  *   ever looked at for its name, namespace, ownership labels and scope (it is another scope's to
  *   plan, or an orphan): it keeps those and drops its spec and other annotations, so that a resync
- *   of one scope among many does not hold every other scope's entries whole. Except an entry that
- *   names a mesh service (SERVICE_LABEL): the Services and WorkloadGroups planned with this resync
- *   are derived from every scope's entries (planMeshServices), so it is kept as read;
+ *   of one scope among many does not hold every other scope's entries whole. An entry that names a
+ *   mesh service (SERVICE_LABEL) keeps what the Services and WorkloadGroups planned with this
+ *   resync are derived from (planMeshServices reads every scope's entries): its spec's labels,
+ *   ports, service account and network, and its health check;
  * - any other entry is kept as read.
  */
 export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entries' | 'scope'>>): Sliced<(live: WorkloadEntry) => WorkloadEntry> {
@@ -86,7 +88,8 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
     const want = desired.get(entryKey(live.metadata.namespace, live.metadata.name));
     if (want !== undefined) return entriesEqual(want, live) ? want : live;
     const scope = live.metadata.annotations?.[SCOPE_ANNOTATION];
-    if (scope === undefined || scopes.has(scope) || live.spec.labels?.[SERVICE_LABEL] !== undefined) return live;
+    if (scope === undefined || scopes.has(scope)) return live;
+    const health = live.spec.labels?.[SERVICE_LABEL] === undefined ? undefined : live.metadata.annotations?.[HEALTH_CHECK_ANNOTATION];
     return {
       apiVersion: live.apiVersion,
       kind: live.kind,
@@ -94,11 +97,25 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
         name: live.metadata.name,
         namespace: shared.string(live.metadata.namespace),
         labels: shared.map(live.metadata.labels ?? {}),
-        annotations: shared.map({ [SCOPE_ANNOTATION]: scope }),
+        annotations: shared.map<Record<string, string>>(health === undefined ? { [SCOPE_ANNOTATION]: scope } : { [SCOPE_ANNOTATION]: scope, [HEALTH_CHECK_ANNOTATION]: health }),
       },
-      spec: OTHER_SCOPE_SPEC,
+      spec: live.spec.labels?.[SERVICE_LABEL] === undefined ? OTHER_SCOPE_SPEC : serviceSpec(live.spec, shared),
     };
   };
+}
+
+/**
+ * What the Services and WorkloadGroups derived with a resync read of another scope's entry that
+ * names a mesh service (deriveMeshServices): its labels, ports, service account and network, with
+ * its maps shared among the entries that have equal ones.
+ */
+function serviceSpec(spec: WorkloadEntry['spec'], shared: Interner): WorkloadEntry['spec'] {
+  const out: WorkloadEntry['spec'] = { address: '' };
+  if (spec.ports !== undefined) out.ports = shared.map(spec.ports);
+  if (spec.labels !== undefined) out.labels = shared.map(spec.labels);
+  if (spec.serviceAccount !== undefined) out.serviceAccount = shared.string(spec.serviceAccount);
+  if (spec.network !== undefined) out.network = shared.string(spec.network);
+  return out;
 }
 
 /** The spec of a stand-in for another scope's entry: never read, so one object serves all. */
