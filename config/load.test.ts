@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ENV_OVERRIDES, loadConfig } from './load.ts';
+import { ENV_OVERRIDES, loadConfig, parseConfig } from './load.ts';
 
 describe('loadConfig', () => {
   it('applies environment overrides and freezes the result', () => {
@@ -24,6 +24,18 @@ describe('loadConfig', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('labels vm-mesh-sync sets itself', () => {
+  it.each([
+    ['mapping.labels.static', { static: { 'vm-mesh-sync.io/service': 'pg' } }],
+    ['mapping.labels.static', { static: { 'app.kubernetes.io/managed-by': 'me' } }],
+    ['mapping.labels.fromTags', { fromTags: { team: 'vm-mesh-sync.io/installation' } }],
+  ])('may not be set by %s', (path, labels) => {
+    expect(() => parseConfig({ providers: [{ type: 'static', name: 'a', inventory: 'x' }], mapping: { labels } })).toThrow(
+      expect.objectContaining({ code: 'VMS_ERR_CONFIG_INVALID', message: expect.stringMatching(new RegExp(`${path.replaceAll('.', '\\.')}[\\s\\S]*a label vm-mesh-sync sets itself`)) }),
+    );
   });
 });
 

@@ -7,6 +7,7 @@ import { gcpProviderSchema } from '../providers/gcp/config.ts';
 import { staticProviderSchema } from '../providers/static/config.ts';
 import { namespacePatterns } from './block.ts';
 import { duration } from './duration.ts';
+import { isReservedLabelKey } from '../services/model.ts';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const TAG_KEY = z.string().min(1).max(512);
@@ -16,6 +17,7 @@ const LABEL_KEY = z
     /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
     'must be a Kubernetes label key (optional DNS prefix and /, then up to 63 letters, digits, -, _ or .)',
   );
+const RESERVED_LABEL_MESSAGE = 'is a label vm-mesh-sync sets itself (ownership and mesh service selection); use another key, and the mesh-service tag for services';
 const LABEL_VALUE = z
   .string()
   .regex(/^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/, 'must be a Kubernetes label value (up to 63 letters, digits, -, _ or .)');
@@ -38,11 +40,18 @@ export const mappingSchema = z.strictObject({
   labels: z
     .strictObject({
       /** tag key → label key. */
-      fromTags: z.record(TAG_KEY, LABEL_KEY).default({ 'mesh-app': 'app', 'mesh-version': 'version' }),
+      fromTags: z
+        .record(TAG_KEY, LABEL_KEY.refine((key) => !isReservedLabelKey(key), RESERVED_LABEL_MESSAGE))
+        .default({ 'mesh-app': 'app', 'mesh-version': 'version' }),
       /** Tags whose key starts with this prefix become labels named by the rest of the key; empty turns it off. */
       tagPrefix: z.string().default('mesh-label-'),
       /** Labels put on every entry's spec. */
-      static: z.record(LABEL_KEY, LABEL_VALUE).default({}),
+      static: z
+        .record(LABEL_KEY, LABEL_VALUE)
+        .superRefine((labels, ctx) => {
+          for (const key of Object.keys(labels)) if (isReservedLabelKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: RESERVED_LABEL_MESSAGE });
+        })
+        .default({}),
     })
     .prefault({}),
   namespace: z

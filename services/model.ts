@@ -201,6 +201,10 @@ export const OBSERVED_AT_ANNOTATION = 'vm-mesh-sync.io/observed-at';
  * one installation's Service never selects another's VMs.
  */
 export const SERVICE_LABEL = 'vm-mesh-sync.io/service';
+/** Label keys vm-mesh-sync sets itself, which neither tags nor config may set: its own domain, and the managed-by label of its ownership. */
+export function isReservedLabelKey(key: string): boolean {
+  return key.startsWith('vm-mesh-sync.io/') || key === MANAGED_BY_LABEL;
+}
 /**
  * The spec label carrying the owner id beside SERVICE_LABEL. Not OWNER_LABEL: istiod copies a
  * WorkloadGroup's labels onto the entries it auto-registers, metadata included, and one carrying

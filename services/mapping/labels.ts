@@ -1,6 +1,6 @@
 // Spec labels of an entry: what the mesh selects workloads by (Service selectors, policies).
 import type { MappingConfig } from '../../config/schema.ts';
-import { MANAGED_BY_LABEL } from '../model.ts';
+import { isReservedLabelKey } from '../model.ts';
 import { isLabelKey, MAX_LABEL_VALUE, MAX_LABELS } from './syntax.ts';
 import { fail, ok, quote, readTag, type Step } from './step.ts';
 
@@ -43,11 +43,6 @@ function controlTags(rules: MappingConfig): ReadonlySet<string> {
   ]);
   controlTagsCache.set(rules, tags);
   return tags;
-}
-
-/** Label keys vm-mesh-sync sets itself: its own domain, and the managed-by label of its ownership. */
-export function isReservedLabelKey(key: string): boolean {
-  return key.startsWith('vm-mesh-sync.io/') || key === MANAGED_BY_LABEL;
 }
 
 /**
