@@ -101,7 +101,9 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
       // Done when what is recorded now is what was just applied.
       if (serialized === applied) return result;
       try {
-        result = await writer.apply(change);
+        // An entry whose newest recorded change is its delete does not hold its mesh service's
+        // objects: their delete job may run before the entry's.
+        result = await writer.apply(change, { pending: (entry) => store.get(entry) });
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err));
         const jobError = await toJobError(error, key);

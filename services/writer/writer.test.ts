@@ -3,7 +3,20 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FakeKubeApiServer } from '../../test/fakes/kube-api-server.ts';
 import { isVmsError, VmsError } from '../errors.ts';
 import type { Change, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
-import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SOURCE_ANNOTATION, entryKey } from '../model.ts';
+import {
+  INSTALLATION_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  MESH_SERVICES_SCOPE,
+  OBSERVED_AT_ANNOTATION,
+  OWNER_LABEL,
+  SCOPE_ANNOTATION,
+  SERVICE_LABEL,
+  SOURCE_ANNOTATION,
+  entryKey,
+  objectKey,
+} from '../model.ts';
+import { deriveMeshServices } from '../mapping/index.ts';
 import { createKubeApi } from './kube-api.ts';
 import type { KubeApi } from './kube-api.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
@@ -486,6 +499,48 @@ describe('creates the plan expects', () => {
     const newer = { ...upsert(entry('raced', { address: '10.0.0.3' }), T3), expectAbsent: true };
     expect(await w.apply(newer)).toBe('updated');
     expect(live('raced')?.spec.address).toBe('10.0.0.3');
+  });
+});
+
+describe('deleting a mesh service\'s object', () => {
+  // One entry of scope static:a names service pg, written at T1, and its Service is ours. A
+  // delete of the Service at T2 must not remove it while the entry still calls for it, unless the
+  // entry itself is on its way out: its newest recorded change is a delete that will remove it.
+  async function setUp(w: Writer): Promise<Change> {
+    const e = entry('pg-1', { labels: { app: 'pg', [SERVICE_LABEL]: 'pg', [INSTALLATION_LABEL]: OWNER } });
+    e.metadata.annotations[SCOPE_ANNOTATION] = 'static:a';
+    expect(await w.apply(upsert(e, T1))).toBe('created');
+    const svc = deriveMeshServices([e], { ownerId: OWNER, kind: 'service', workloadGroups: false, clusterDomain: 'cluster.local' }).services[0]!;
+    expect(await w.apply({ op: 'upsert', key: objectKey('Service', ns, 'pg'), entry: svc, observedAt: T1 })).toBe('created');
+    return { op: 'delete', kind: 'Service', key: objectKey('Service', ns, 'pg'), namespace: ns, name: 'pg', scopeKey: MESH_SERVICES_SCOPE, observedAt: T2 };
+  }
+  const entryDelete = (scopeKey: string, observedAt: string): Change => ({ op: 'delete', key: entryKey(ns, 'pg-1'), namespace: ns, name: 'pg-1', scopeKey, observedAt });
+
+  it.each([
+    { pending: 'nothing', next: () => null, result: 'stale' },
+    { pending: 'a delete of its scope, newer than the entry', next: () => entryDelete('static:a', T2), result: 'deleted' },
+    { pending: 'a delete of the instant the entry was written from', next: () => entryDelete('static:a', T1), result: 'stale' },
+    { pending: 'a delete decided by another scope', next: () => entryDelete('static:b', T2), result: 'stale' },
+    { pending: 'an upsert', next: () => upsert(entry('pg-1'), T2), result: 'stale' },
+  ])('with $pending pending for the entry: $result', async ({ next, result }) => {
+    const w = writer({ ensureServiceAccounts: false });
+    const change = await setUp(w);
+    const asked: string[] = [];
+    const pending = async (key: string) => {
+      asked.push(key);
+      return key === entryKey(ns, 'pg-1') ? next() : null;
+    };
+    expect(await w.apply(change, { pending })).toBe(result);
+    expect(asked).toEqual([entryKey(ns, 'pg-1')]);
+    expect(server.get('services', ns, 'pg') === undefined).toBe(result === 'deleted');
+    expect(live('pg-1')).toBeDefined();
+  });
+
+  it('without a pending lookup, an entry naming the service keeps it', async () => {
+    const w = writer({ ensureServiceAccounts: false });
+    const change = await setUp(w);
+    expect(await w.apply(change)).toBe('stale');
+    expect(server.get('services', ns, 'pg')).toBeDefined();
   });
 });
 

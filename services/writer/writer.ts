@@ -82,6 +82,16 @@ export interface RetryOptions {
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What an apply may know beyond its change. */
+export interface ApplyContext {
+  /**
+   * The newest change recorded for an entry key and not yet known to be applied (the desired
+   * store in `serve`), or null. An entry whose pending change is a delete it will win is leaving:
+   * it does not keep its mesh service's objects, whose delete may run before its own.
+   */
+  pending?: (key: EntryKey) => Promise<Change | null>;
+}
+
 /** Applies changes to WorkloadEntries (and the service accounts they name) idempotently. */
 export class Writer {
   readonly #api: KubeApi;
@@ -126,8 +136,8 @@ export class Writer {
   }
 
   /** Applies one change. Throws TransientKubeError (retry) or VmsError (permanent). */
-  async apply(change: Change): Promise<ApplyResult> {
-    if (change.op === 'delete') return this.#delete(change);
+  async apply(change: Change, context: ApplyContext = {}): Promise<ApplyResult> {
+    if (change.op === 'delete') return this.#delete(change, context);
     const namespace = change.entry.metadata.namespace;
     if (this.#namespaces && !matchesNamespace(namespace, this.#namespaces)) {
       throw new VmsError(
@@ -292,7 +302,7 @@ export class Writer {
     throw this.#tooManyConflicts(change);
   }
 
-  async #delete(change: Extract<Change, { op: 'delete' }>): Promise<ApplyResult> {
+  async #delete(change: Extract<Change, { op: 'delete' }>, context: ApplyContext): Promise<ApplyResult> {
     const { namespace, name } = change;
     const kind = change.kind ?? 'WorkloadEntry';
     for (let conflicts = 0; conflicts <= this.#maxConflicts; conflicts++) {
@@ -304,8 +314,8 @@ export class Writer {
       if (!isNewer(change.observedAt, live.metadata.annotations[OBSERVED_AT_ANNOTATION] ?? '')) return 'stale';
       // A mesh service's object goes only when the entries of ours that name the service, as the
       // cluster is now, no longer call for it: entries another scope created after the plan read
-      // the cluster keep it.
-      if (kind !== 'WorkloadEntry' && (await this.#stillCalledFor(kind, namespace, name))) {
+      // the cluster keep it; those on their way out do not.
+      if (kind !== 'WorkloadEntry' && (await this.#stillCalledFor(kind, namespace, name, context))) {
         this.#logger?.info({ key: change.key }, `${change.key} is kept: the entries of ours in ${namespace} that name mesh service ${name} still call for it`);
         return 'stale';
       }
@@ -334,10 +344,14 @@ export class Writer {
    * call for its object of this kind, by the rules the plan derives it by (deriveMeshServices): a
    * WorkloadGroup while any names it, a Service or ServiceEntry only while one of them has a port.
    */
-  async #stillCalledFor(kind: MeshServiceKind, namespace: string, service: string): Promise<boolean> {
+  async #stillCalledFor(kind: MeshServiceKind, namespace: string, service: string, context: ApplyContext): Promise<boolean> {
     const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, 'page of owned entries');
     const entries = await this.#api.listOwnedEntries(this.ownerSelector, this.#pageSize, { namespace, page });
-    const naming = entries.filter((e) => isOwned(e, this.#ownerId) && e.spec.labels?.[SERVICE_LABEL] === service);
+    const naming: WorkloadEntry[] = [];
+    for (const e of entries) {
+      if (!isOwned(e, this.#ownerId) || e.spec.labels?.[SERVICE_LABEL] !== service) continue;
+      if (!(await this.#leaving(e, context))) naming.push(e);
+    }
     if (naming.length === 0) return false;
     const derived = deriveMeshServices(naming, {
       ownerId: this.#ownerId,
@@ -347,6 +361,22 @@ export class Writer {
       clusterDomain: 'cluster.local',
     });
     return [...derived.services, ...derived.workloadGroups].some((o) => o.kind === kind && o.metadata.name === service);
+  }
+
+  /**
+   * True when the entry's pending change is a delete that will remove it, by the rules #delete
+   * applies: the entry's own scope, and an observation newer than the one it was written from.
+   */
+  async #leaving(entry: WorkloadEntry, context: ApplyContext): Promise<boolean> {
+    if (!context.pending) return false;
+    const next = await context.pending(entryKey(entry.metadata.namespace, entry.metadata.name));
+    return (
+      next !== null &&
+      next.op === 'delete' &&
+      (next.kind ?? 'WorkloadEntry') === 'WorkloadEntry' &&
+      next.scopeKey === scopeOf(entry) &&
+      isNewer(next.observedAt, entry.metadata.annotations?.[OBSERVED_AT_ANNOTATION] ?? '')
+    );
   }
 
   /**

@@ -121,6 +121,41 @@ describe('a mesh service whose VMs span two scopes', () => {
     expect(await pipeline.failedJobs()).toBe(0);
   });
 
+  // The entry's delete is held back at the API server, so that its Service's delete runs while
+  // the entry is still there: the Service goes all the same, in serve and in sync --once.
+  const slowEntryDeletes = () => server.faults.push({ match: { verb: 'delete', resource: 'workloadentries' }, delayMs: 400 });
+
+  it('serve: the last VM going removes its Service though the Service\'s delete runs before its entry\'s', async () => {
+    writeA([pg('a-1', '10.0.1.10')]);
+    pipeline = await Pipeline.start(ws.configFile, server);
+    await resyncScope(pipeline.deps, A);
+    await pipeline.drain();
+    expect(servicePorts()).toEqual({ 'default/postgres': ['postgres:5432'] });
+
+    slowEntryDeletes();
+    writeA([]);
+    await resyncScope(pipeline.deps, A);
+    await pipeline.drain();
+    expect(entries()).toEqual([]);
+    expect(servicePorts()).toEqual({});
+    expect(groups()).toEqual([]);
+    expect(await pipeline.failedJobs()).toBe(0);
+  });
+
+  it('sync --once: the last VM going removes its Service though its entry\'s delete is slow', async () => {
+    writeA([pg('a-1', '10.0.1.10')]);
+    expect((await sync()).code).toBe(0);
+    expect(servicePorts()).toEqual({ 'default/postgres': ['postgres:5432'] });
+
+    slowEntryDeletes();
+    writeA([]);
+    const run = await sync();
+    expect(run.code, run.stderr).toBe(0);
+    expect(entries()).toEqual([]);
+    expect(servicePorts()).toEqual({});
+    expect(groups()).toEqual([]);
+  });
+
   it('the last VM with ports losing them (its entry stays): the Service goes, the WorkloadGroup stays', async () => {
     writeA([pg('a-1', '10.0.1.10')]);
     writeB([pg('b-1', '10.0.2.10')]);
