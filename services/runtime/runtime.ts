@@ -18,6 +18,7 @@ import { ScopeLeases } from '../queue/scope-lease.ts';
 import { createRedis, RedisErrorLog, redisClock } from '../queue/redis.ts';
 import type { Readiness } from '../server/server.ts';
 import { type ReconcileDeps, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
+import { shareListings } from '../sync/shared-listing.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
 import type { Writer } from '../writer/writer.ts';
 import { EventRecorder } from './event-recorder.ts';
@@ -26,6 +27,9 @@ import { ReadinessChecks } from './readiness.ts';
 import { Refreshes } from './refreshes.ts';
 import { failedResyncStatus, resyncStatus, scopeGauges } from './resync-status.ts';
 import { StatusStore } from './status-store.ts';
+
+/** Most resyncs one replica runs at once. */
+const MAX_RESYNCS_AT_ONCE = 16;
 
 /** The collaborators of a runtime. */
 export interface RuntimeOptions {
@@ -90,11 +94,12 @@ export class Runtime {
     this.#deps = {
       config,
       providers: options.providers,
-      listOwned: async (keep) => {
+      // Resyncs of many scopes at once share their listings of owned entries.
+      listOwned: shareListings(async (keep) => {
         const owned = await options.writer.listOwned(keep);
         options.metrics.setOwnedEntries(owned.length);
         return owned;
-      },
+      }),
       findByName: (name) => options.writer.findByName(name),
       listForeign: () => options.writer.listForeign(),
       listMeshServiceObjects: () => options.writer.listMeshServiceObjects(config.services),
@@ -164,9 +169,13 @@ export class Runtime {
       stalledInterval: config.queue.stalledAfter,
       maxStalledCount: STALLS_FORGIVEN,
     };
-    // A resync holds a whole scope in memory, so few run at once; a refresh job is one instance
-    // that waits for its batch, so a batch's worth of them (and the next batch's) are active.
-    this.#resyncWorker = new Worker<ResyncJobData>(RESYNC_QUEUE_NAME, (job) => this.#resync(job.data.scopeKey), { ...workerOptions, concurrency: 2 });
+    // Every scope may resync at once: the resyncs that reach the cluster while a listing of owned
+    // entries runs share the next one (shareListings), so at most one listing of the whole cluster
+    // is held at a time, beside the desired entries of the scopes being planned (together at most
+    // the fleet). A refresh job is one instance that waits for its batch, so a batch's worth of
+    // them (and the next batch's) are active.
+    const resyncs = Math.max(1, Math.min(this.#scopeKeys().length, MAX_RESYNCS_AT_ONCE));
+    this.#resyncWorker = new Worker<ResyncJobData>(RESYNC_QUEUE_NAME, (job) => this.#resync(job.data.scopeKey), { ...workerOptions, concurrency: resyncs });
     this.#resyncWorker.on('error', (err) => this.#redisErrors.report('resync worker', err));
     this.#refreshWorker = new Worker<RefreshJobData>(REFRESH_QUEUE_NAME, (job) => this.#refreshes.run(job), {
       ...workerOptions,

@@ -120,9 +120,9 @@ class Cluster {
   }
 }
 
-/** One resync of `scopeKey` alone, as resyncScope plans it, applied to the cluster. */
-function resync(cluster: Cluster, cfg: Config4, scopeKey: ScopeKey, vms: readonly Vm[], observedAt: string): void {
-  const observation: ObservedScope = {
+/** The observation of `scopeKey` with these VMs. */
+function observe(scopeKey: ScopeKey, vms: readonly Vm[], observedAt: string): ObservedScope {
+  return {
     scope: scope(scopeKey),
     listing: { scope: scope(scopeKey), complete: true, problems: [] },
     listed: vms.length,
@@ -131,14 +131,26 @@ function resync(cluster: Cluster, cfg: Config4, scopeKey: ScopeKey, vms: readonl
     observedAt,
     namespaces: namespacePolicy({ default: 'n1', allowed: ['n1', 'n2'] }),
   };
-  // As listOwned does in serve: each owned entry passes through the stand-in maker.
-  const keep = runSync(sameAsDesired([observation]));
+}
+
+/**
+ * The plans of one resync of the scope `observation` observed, as resyncScope makes them. The
+ * listing of owned entries holds each entry as sameAsDesired does for the observations of every
+ * resync that shares it (shareListings): this one and `sharedWith`.
+ */
+function planResync(cluster: Cluster, cfg: Config4, observation: ObservedScope, sharedWith: readonly ObservedScope[] = []): { entryPlan: Plan; services: Plan } {
+  const keep = runSync(sameAsDesired([observation, ...sharedWith]));
   const owned = [...cluster.entries.values()].map(keep);
   const entryPlan = planScopes(cfg, [observation], owned, { configuredScopes: SCOPES });
   const objects = { owned: [...cluster.objects.values()], foreign: [] };
-  const services = planMeshServices(cfg, [observation], entriesAfter(owned, entryPlan), objects);
+  return { entryPlan, services: planMeshServices(cfg, [observation], entriesAfter(owned, entryPlan), objects).plan };
+}
+
+/** One resync of `scopeKey` alone, as resyncScope plans it, applied to the cluster. */
+function resync(cluster: Cluster, cfg: Config4, scopeKey: ScopeKey, vms: readonly Vm[], observedAt: string): void {
+  const { entryPlan, services } = planResync(cluster, cfg, observe(scopeKey, vms, observedAt));
   cluster.applyEntries(entryPlan);
-  cluster.applyObjects(services.plan);
+  cluster.applyObjects(services);
 }
 
 /** What the Services should be: one per (namespace, service) with a port, with the union of their entries' ports. */
@@ -192,6 +204,25 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
             expect(cluster.servicePorts()).toEqual(expectedPorts(all));
           }
         });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a resync plans the same against a listing it shares with the other scope\'s resync as against one of its own', () => {
+    fc.assert(
+      fc.property(fc.array(stepArb, { maxLength: 8 }), fc.array(vmArb, { maxLength: 3 }), fc.array(vmArb, { maxLength: 3 }), (steps, vmsA, vmsB) => {
+        const cfg = config();
+        const cluster = new Cluster();
+        const cloud: Record<ScopeKey, Vm[]> = { 'aws:a': [], 'aws:b': [] };
+        steps.forEach((step, n) => {
+          if ('change' in step) cloud[step.change] = step.vms;
+          else resync(cluster, cfg, step.resync, cloud[step.resync], stamp(n + 1));
+        });
+        const a = observe('aws:a', vmsA, stamp(100));
+        const b = observe('aws:b', vmsB, stamp(101));
+        expect(planResync(cluster, cfg, a, [b])).toEqual(planResync(cluster, cfg, a));
+        expect(planResync(cluster, cfg, b, [a])).toEqual(planResync(cluster, cfg, b));
       }),
       { numRuns: 300 },
     );

@@ -11,7 +11,8 @@ import type { Plan } from '../planning/index.ts';
 import type { ListingPhase } from '../queue/desired-store.ts';
 import type { Clock } from '../stamp.ts';
 import { mapContext, observeScope, type ScopeObservation } from './observe.ts';
-import { entriesAfter, joinPlans, type MeshServiceObjects, type ObservedScope, planMeshServices, planScopes, planScopesSliced, sameAsDesired } from './plan-scopes.ts';
+import { entriesAfter, joinPlans, type MeshServiceObjects, type ObservedScope, planMeshServices, planScopes, planScopesSliced } from './plan-scopes.ts';
+import type { ListingFor } from './shared-listing.ts';
 import { runSliced } from '../slices.ts';
 
 /** What reconciling needs from the cluster and the queue. */
@@ -19,10 +20,11 @@ export interface ReconcileDeps {
   config: Pick<Config, 'ownerId' | 'policy' | 'deletionGuard' | 'mapping' | 'resync' | 'providers' | 'services'>;
   providers: readonly Provider[];
   /**
-   * Every entry we own (all namespaces); `keep` may replace each entry as it is read with a
-   * stand-in that plans the same (sameAsDesired).
+   * Every entry we own (all namespaces), read by a listing that starts after the call, each entry
+   * held as sameAsDesired holds it for this observation: a stand-in that plans the same. In `serve`
+   * the resyncs that ask while a listing runs share the next one (shareListings).
    */
-  listOwned: (keep?: (entry: WorkloadEntry) => WorkloadEntry) => Promise<WorkloadEntry[]>;
+  listOwned: (observed: ListingFor) => Promise<WorkloadEntry[]>;
   /**
    * Every entry with this name, in any namespace, ours or not (one not ours makes the name a
    * not-owned conflict). A narrowing for the server only: whatever it returns, the plan looks at
@@ -102,7 +104,7 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   // Before the cluster is read: an older delete that has not run yet can no longer remove an
   // entry this listing is about to see and keep.
   if (complete) await deps.confirm(scopeKey, observation.observedAt, 'listed');
-  const owned = await deps.listOwned(await runSliced(sameAsDesired([observation])));
+  const owned = await deps.listOwned(observation);
   const objects = await deps.listMeshServiceObjects();
   const entryPlan = await runSliced(
     planScopesSliced(deps.config, [observation], owned, {

@@ -121,6 +121,27 @@ describe('a mesh service whose VMs span two scopes', () => {
     expect(await pipeline.failedJobs()).toBe(0);
   });
 
+  it('serve: both scopes resynced at once converge by the next round, and then write nothing', async () => {
+    writeA([pg('a-1', '10.0.1.10')]);
+    writeB([pg('b-1', '10.0.2.10', WITH_METRICS)]);
+    pipeline = await Pipeline.start(ws.configFile, server);
+    const round = async () => {
+      await Promise.all([resyncScope(pipeline!.deps, A), resyncScope(pipeline!.deps, B)]);
+      await pipeline!.drain();
+    };
+    await round();
+    expect(entries()).toEqual(['static-a-1', 'static-b-1']);
+    // Each plan read the cluster before the other's entry was there: the Service may have one
+    // scope's ports until the next round, which sees both entries.
+    await round();
+    expect(servicePorts()).toEqual({ 'default/postgres': ['postgres:5432', 'metrics:9187'] });
+    const writes = server.writes('workloadentries');
+    await round();
+    expect(server.writes('workloadentries')).toBe(writes);
+    expect(servicePorts()).toEqual({ 'default/postgres': ['postgres:5432', 'metrics:9187'] });
+    expect(await pipeline.failedJobs()).toBe(0);
+  });
+
   // The entry's delete is held back at the API server, so that its Service's delete runs while
   // the entry is still there: the Service goes all the same, in serve and in sync --once.
   const slowEntryDeletes = () => server.faults.push({ match: { verb: 'delete', resource: 'workloadentries' }, delayMs: 400 });

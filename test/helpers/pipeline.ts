@@ -15,6 +15,7 @@ import { RedisDesiredStore } from '../../services/queue/desired-store.ts';
 import { createRedis, redisClock } from '../../services/queue/redis.ts';
 import type { Clock } from '../../services/stamp.ts';
 import type { ReconcileDeps } from '../../services/sync/reconcile.ts';
+import { shareListings } from '../../services/sync/shared-listing.ts';
 import { createKubeApi } from '../../services/writer/kube-api.ts';
 import { Writer } from '../../services/writer/writer.ts';
 import type { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
@@ -79,7 +80,7 @@ export class Pipeline {
     const deps: ReconcileDeps = {
       config,
       providers,
-      listOwned: (keep) => writer.listOwned(keep),
+      listOwned: shareListings((keep) => writer.listOwned(keep)),
       findByName: (name) => writer.findByName(name),
       listForeign: () => writer.listForeign(),
       listMeshServiceObjects: () => writer.listMeshServiceObjects(config.services),

@@ -14,6 +14,7 @@ import { RedisDesiredStore } from '../../../services/queue/desired-store.ts';
 import { createRedis } from '../../../services/queue/redis.ts';
 import { localClock } from '../../../services/stamp.ts';
 import { type ReconcileDeps, resyncScope } from '../../../services/sync/reconcile.ts';
+import { shareListings } from '../../../services/sync/shared-listing.ts';
 import { createKubeApi } from '../../../services/writer/kube-api.ts';
 import { loadKubeConfig } from '../../../services/writer/kubeconfig.ts';
 import { Writer } from '../../../services/writer/writer.ts';
@@ -73,12 +74,12 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       config,
       clock: localClock,
       providers: [provider],
-      listOwned: async (keep) => {
+      listOwned: shareListings(async (keep) => {
         const t = performance.now();
         const owned = await writer.listOwned(keep);
         listOwnedMs = performance.now() - t;
         return owned;
-      },
+      }),
       findByName: (name) => writer.findByName(name),
       listForeign: () => writer.listForeign(),
       listMeshServiceObjects: () => writer.listMeshServiceObjects(config.services),

@@ -1,0 +1,64 @@
+// The listing of owned entries that resyncs plan against, shared by the resyncs that ask for it
+// at about the same time. Every resync needs every owned entry (another scope's name is a
+// conflict, and a mesh service spans scopes), so without sharing, a fleet spread over many scopes
+// would list the whole cluster once per scope: twenty scopes, twenty listings of everything.
+import type { WorkloadEntry } from '../model.ts';
+import { runSliced } from '../slices.ts';
+import { type ObservedScope, sameAsDesired } from './plan-scopes.ts';
+
+/** What a resync hands over for its listing: its scope and desired entries (see sameAsDesired). */
+export type ListingFor = Pick<ObservedScope, 'entries' | 'scope'>;
+
+/** Lists every owned entry, each passed through `keep` as it is read (Writer.listOwned). */
+export type ListOwned = (keep: (entry: WorkloadEntry) => WorkloadEntry) => Promise<WorkloadEntry[]>;
+
+interface Batch {
+  observed: ListingFor[];
+  done: Promise<WorkloadEntry[]>;
+  resolve: (owned: WorkloadEntry[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Returns a listing function for resyncs: a call is answered by a listing that starts after the
+ * call was made (a resync must not plan against a cluster read before its own observation was
+ * confirmed), and the calls made while a listing runs share the next one. Each entry of a scope
+ * in a shared listing is held as sameAsDesired holds it for that scope's observation, so every
+ * resync of the batch plans exactly as it would against a listing of its own.
+ */
+export function shareListings(list: ListOwned): (observed: ListingFor) => Promise<WorkloadEntry[]> {
+  let running = false;
+  let next: Batch | undefined;
+
+  const start = (batch: Batch): void => {
+    running = true;
+    next = undefined;
+    void (async () => {
+      try {
+        const keep = await runSliced(sameAsDesired(batch.observed));
+        batch.resolve(await list(keep));
+      } catch (err) {
+        batch.reject(err);
+      } finally {
+        running = false;
+        if (next) start(next);
+      }
+    })();
+  };
+
+  return (observed) => {
+    if (!next) {
+      let resolve!: Batch['resolve'];
+      let reject!: Batch['reject'];
+      const done = new Promise<WorkloadEntry[]>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      next = { observed: [], done, resolve, reject };
+    }
+    const batch = next;
+    batch.observed.push(observed);
+    if (!running) start(batch);
+    return batch.done;
+  };
+}
