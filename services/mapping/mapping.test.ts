@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { mappingSchema, type MappingConfig } from '../../config/schema.ts';
@@ -700,6 +701,32 @@ describe('entryName', () => {
   it('hashes non-ASCII letters that lowercase to ASCII', () => {
     expect(entryName({ provider: 'static', id: '\u212A' })).not.toBe(entryName({ provider: 'static', id: 'k' }));
   });
+
+  it.each(['web-01', 'a', '0', 'x'.repeat(246), 'x'.repeat(247), 'web--01', 'web-', '-web', 'Web-01', 'web.01', ''])(
+    'names %j by the four rules, whether or not they change it',
+    (id) => {
+      expect(entryName({ provider: 'static', id })).toBe(byTheRules(`static-${id}`));
+    },
+  );
+
+  it('names every id by the four rules, ids that are a name already included', () => {
+    const id = fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), fc.stringMatching(/^[a-zA-Z0-9.-]{0,260}$/), fc.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/));
+    fc.assert(
+      fc.property(fc.constantFrom('aws', 'gcp', 'azure', 'static'), id, (provider, id) => {
+        expect(entryName({ provider, id })).toBe(byTheRules(`${provider}-${id}`));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  /** The rules of entryName applied one by one, every time. */
+  function byTheRules(raw: string): string {
+    const lower = raw.replace(/[A-Z]/g, (c) => c.toLowerCase());
+    const clean = lower.replace(/[^a-z0-9-]/g, '-').replace(/-+/g, '-').replace(/^-+|-+$/g, '');
+    if (clean === lower && clean.length <= 253) return clean;
+    const hash = createHash('sha256').update(lower, 'utf16le').digest('hex').slice(0, 10);
+    return `${clean.slice(0, 242).replace(/-+$/, '')}-${hash}`;
+  }
 });
 
 describe('mapInstances duplicates', () => {
