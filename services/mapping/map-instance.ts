@@ -47,7 +47,11 @@ export interface MapContext {
   observedAt: string;
   /** Where a namespace tag may put the entry; absent: only `namespace.default`. */
   namespaces?: NamespacePolicy;
-  /** Shares equal label and port maps between the entries of one listing (mapInstances makes one). */
+  /**
+   * Shares equal label and port maps between the entries of one listing (mapInstances makes one),
+   * and remembers what tag values and places (namespace, labels, ports, locality) map to. It
+   * serves one listing: the same rules and context for every instance it sees.
+   */
   shared?: Interner;
   /**
    * The entries istiod auto-registered (Writer.listForeign, indexed): an instance with the same
