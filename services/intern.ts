@@ -11,7 +11,14 @@ interface Node {
   next?: Map<string, Map<unknown, Node>>;
 }
 
-/** Results one memo table keeps (Interner.memo). */
+/** A step of a memo trie (Interner.memoPath): the result for the keys on the way here, and the ways on. */
+interface PathNode {
+  done?: true;
+  result?: unknown;
+  next?: Map<string, PathNode>;
+}
+
+/** Results one memo table keeps (Interner.memo, Interner.memoPath). */
 export const MEMO_LIMIT = 4096;
 
 /** Shares equal string maps and strings. */
@@ -21,6 +28,7 @@ export class Interner {
   readonly #root: Node = {};
   readonly #strings = new Map<string, string>();
   readonly #memos = new Map<string, Map<string, unknown>>();
+  readonly #paths = new Map<string, { root: PathNode; size: number }>();
   readonly #derived = new WeakMap<object, Map<string, unknown>>();
 
   /** One frozen copy of each distinct map (same keys, same order, same values). */
@@ -58,6 +66,39 @@ export class Interner {
       this.#memos.set(table, results);
     }
     return remember(results, key, compute, MEMO_LIMIT);
+  }
+
+  /**
+   * Interner.memo for a key made of several strings (each tag read and its value): the strings are
+   * walked one by one, as maps are, rather than joined into a key string for every instance. Two
+   * different sequences are two keys. The same limit of MEMO_LIMIT results a table holds.
+   */
+  memoPath<T>(table: string, path: readonly string[], compute: () => T): T {
+    let memo = this.#paths.get(table);
+    if (!memo) {
+      memo = { root: {}, size: 0 };
+      this.#paths.set(table, memo);
+    }
+    const full = memo.size >= MEMO_LIMIT;
+    let node = memo.root;
+    for (const step of path) {
+      let child = node.next?.get(step);
+      if (!child) {
+        // A full table grows no more nodes either.
+        if (full) return compute();
+        child = {};
+        (node.next ??= new Map()).set(step, child);
+      }
+      node = child;
+    }
+    if (node.done) return node.result as T;
+    const result = compute();
+    if (!full) {
+      node.done = true;
+      node.result = result;
+      memo.size++;
+    }
+    return result;
   }
 
   /**

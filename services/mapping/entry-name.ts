@@ -8,6 +8,8 @@ import type { Instance } from '../model.ts';
 const MAX_NAME = 253;
 /** Hex digits of the hash suffix: 40 bits, enough that two ids of one cluster never share one. */
 const HASH_LENGTH = 10;
+/** A name that rules 1 to 3 leave as it is: lowercase letters and digits, single inner `-`. */
+const CLEAN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 
 /**
  * `<provider>-<instance id>` as a DNS-1123 subdomain, by these rules:
@@ -21,8 +23,11 @@ const HASH_LENGTH = 10;
  * (`/subscriptions/…`) always do.
  */
 export function entryName(instance: Pick<Instance, 'provider' | 'id'>): string {
+  const plain = `${instance.provider}-${instance.id}`;
+  // Most ids (AWS, GCP, Azure vmIds) are a name already: no rule below would change them.
+  if (plain.length <= MAX_NAME && CLEAN.test(plain)) return plain;
   // ASCII only: Unicode case mapping turns some non-ASCII letters (the Kelvin sign) into ASCII ones.
-  const raw = `${instance.provider}-${instance.id}`.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const raw = plain.replace(/[A-Z]/g, (c) => c.toLowerCase());
   const clean = raw
     .replace(/[^a-z0-9-]/g, '-')
     .replace(/-+/g, '-')

@@ -47,7 +47,11 @@ export interface MapContext {
   observedAt: string;
   /** Where a namespace tag may put the entry; absent: only `namespace.default`. */
   namespaces?: NamespacePolicy;
-  /** Shares equal label and port maps between the entries of one listing (mapInstances makes one). */
+  /**
+   * Shares equal label and port maps between the entries of one listing (mapInstances makes one),
+   * and remembers what tag values and places (namespace, labels, ports, locality) map to. It
+   * serves one listing: the same rules and context for every instance it sees.
+   */
   shared?: Interner;
   /**
    * The entries istiod auto-registered (Writer.listForeign, indexed): an instance with the same
@@ -62,51 +66,50 @@ export interface MapContext {
  * service account, ports, address tag and address, network, locality, weight, health.
  */
 export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapContext): MapResult {
-  const skip = (code: SkipCode, reason: string): MapResult => ({ kind: 'skip', skip: makeSkip(instance, ctx, code, reason) });
-
   const { tag: selectorTag, value: selectorWanted } = rules.selector;
   const selectorValue = readTag(instance.tags, selectorTag);
   if (!isSelected(selectorValue, selectorWanted)) {
-    if (selectorWanted.trim() === '*') return skip('VMS_SKIP_NOT_SELECTED', `has no ${selectorTag} tag; only instances with one get an entry`);
+    if (selectorWanted.trim() === '*') return skipped(instance, ctx, fail('VMS_SKIP_NOT_SELECTED', `has no ${selectorTag} tag; only instances with one get an entry`));
     const has = selectorValue === undefined ? '' : ` (its ${selectorTag} tag is ${quote(selectorValue)})`;
-    return skip('VMS_SKIP_NOT_SELECTED', `not tagged ${selectorTag}=${selectorWanted}${has}; only instances tagged so get an entry`);
+    return skipped(instance, ctx, fail('VMS_SKIP_NOT_SELECTED', `not tagged ${selectorTag}=${selectorWanted}${has}; only instances tagged so get an entry`));
   }
   if (instance.state !== 'running') {
-    return skip('VMS_SKIP_NOT_RUNNING', `the instance is ${instance.state}, not running; it gets an entry again when it runs`);
+    return skipped(instance, ctx, fail('VMS_SKIP_NOT_RUNNING', `the instance is ${instance.state}, not running; it gets an entry again when it runs`));
   }
 
-  const namespace = chooseNamespace(instance.tags, rules.namespace, ctx.namespaces ?? { global: [rules.namespace.default] });
+  const namespace = ctx.shared ? namespaceOf(instance.tags, rules, ctx, ctx.shared) : chooseNamespace(instance.tags, rules.namespace, namespacePolicyOf(rules, ctx));
   const address = chooseAddress(instance, rules.address);
   const network = chooseNetwork(instance, rules.network);
   // Before any bad value: a skip for a bad value keeps the entry we have, and Istio must not see the VM twice.
   if (address.ok && network.ok && ctx.autoRegistered !== undefined) {
     const twin = findAutoRegistered(ctx.autoRegistered, address.value, network.value);
     if (twin !== undefined) {
-      const result = skip('VMS_SKIP_AUTO_REGISTERED', autoRegisteredReason(twin, address.value, network.value));
-      if (namespace.ok && result.kind === 'skip') result.skip.namespace = namespace.value;
-      return result;
+      return skipped(instance, ctx, fail('VMS_SKIP_AUTO_REGISTERED', autoRegisteredReason(twin, address.value, network.value)), namespace.ok ? namespace.value : undefined);
     }
   }
-  if (!namespace.ok) return skip(namespace.code, namespace.reason);
+  if (!namespace.ok) return skipped(instance, ctx, namespace);
   // From here on a skip says in which namespace the entry would be (its Warning Event goes there).
-  const skipIn = (code: SkipCode, reason: string): MapResult => ({ kind: 'skip', skip: { ...makeSkip(instance, ctx, code, reason), namespace: namespace.value } });
   const labels = ctx.shared ? labelsOf(instance.tags, rules, ctx.shared) : buildLabels(instance.tags, rules);
-  if (!labels.ok) return skipIn(labels.code, labels.reason);
+  if (!labels.ok) return skipped(instance, ctx, labels, namespace.value);
   const service = chooseService(instance.tags, rules.service.tag);
-  if (!service.ok) return skipIn(service.code, service.reason);
+  if (!service.ok) return skipped(instance, ctx, service, namespace.value);
   const serviceAccount = chooseServiceAccount(instance.tags, rules.serviceAccount);
-  if (!serviceAccount.ok) return skipIn(serviceAccount.code, serviceAccount.reason);
+  if (!serviceAccount.ok) return skipped(instance, ctx, serviceAccount, namespace.value);
   const ports = ctx.shared ? portsOf(instance.tags, rules.ports, ctx.shared) : choosePorts(instance.tags, rules.ports);
-  if (!ports.ok) return skipIn(ports.code, ports.reason);
-  if (!address.ok) return skipIn(address.code, address.reason);
-  if (!network.ok) return skipIn(network.code, network.reason);
-  const locality = rules.locality.enabled ? makeLocality(instance.region, instance.zone) : ok(undefined);
-  if (!locality.ok) return skipIn(locality.code, locality.reason);
+  if (!ports.ok) return skipped(instance, ctx, ports, namespace.value);
+  if (!address.ok) return skipped(instance, ctx, address, namespace.value);
+  if (!network.ok) return skipped(instance, ctx, network, namespace.value);
+  const locality = !rules.locality.enabled
+    ? ok(undefined)
+    : ctx.shared
+      ? ctx.shared.memoPath('locality', [instance.region, instance.zone], () => makeLocality(instance.region, instance.zone))
+      : makeLocality(instance.region, instance.zone);
+  if (!locality.ok) return skipped(instance, ctx, locality, namespace.value);
   const weight = chooseWeight(instance.tags, rules.weight.tag);
-  if (!weight.ok) return skipIn(weight.code, weight.reason);
+  if (!weight.ok) return skipped(instance, ctx, weight, namespace.value);
   const healthTag = readTag(instance.tags, rules.health.tag);
   const health = healthTag === undefined ? ok(undefined) : parseHealthCheck(healthTag, `tag ${rules.health.tag}`);
-  if (!health.ok) return skipIn(health.code, health.reason);
+  if (!health.ok) return skipped(instance, ctx, health, namespace.value);
 
   // Fixed field order, so printed plans and diffs read the same for every entry.
   const shared = ctx.shared;
@@ -123,7 +126,6 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   if (network.value !== undefined) spec.network = shared ? shared.string(network.value) : network.value;
   if (locality.value !== undefined) spec.locality = shared ? shared.string(locality.value) : locality.value;
   if (weight.value !== undefined) spec.weight = weight.value;
-  const ownership = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ctx.ownerId };
 
   const entry: WorkloadEntry = {
     apiVersion: 'networking.istio.io/v1',
@@ -131,7 +133,7 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
     metadata: {
       name: entryName(instance),
       namespace: shared ? shared.string(namespace.value) : namespace.value,
-      labels: shared ? shared.map(ownership) : ownership,
+      labels: shared ? shared.memo('ownership', ctx.ownerId, () => shared.map(ownershipLabels(ctx.ownerId))) : ownershipLabels(ctx.ownerId),
       annotations: {
         [SOURCE_ANNOTATION]: instanceSource(instance),
         [SCOPE_ANNOTATION]: ctx.scopeKey,
@@ -145,6 +147,11 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
     entry.metadata.annotations[HEALTH_CHECK_ANNOTATION] = health.value.text;
   }
   return { kind: 'entry', entry };
+}
+
+/** The metadata labels that mark an entry as this installation's. */
+function ownershipLabels(ownerId: string): Record<string, string> {
+  return { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ownerId };
 }
 
 /** Why an instance is left to the entry Istio auto-registered for it. */
@@ -192,7 +199,8 @@ interface Owner {
 /** An instance that lost its entry's name to another: its skip is written at the end, naming the final owner. */
 interface Loser {
   at: number;
-  key: string;
+  namespace: string;
+  name: string;
   who: Identity;
   source: string;
 }
@@ -207,7 +215,11 @@ export class ListingMapper {
   readonly #ctx: MapContext;
   /** Entries in listing order; a slot whose entry lost its name to a later one is emptied. */
   readonly #entries: Array<WorkloadEntry | undefined> = [];
-  readonly #owners = new Map<string, Owner>();
+  /**
+   * By namespace, then name: the two strings the entry has already, rather than a key string made
+   * for every instance of the listing.
+   */
+  readonly #owners = new Map<string, Map<string, Owner>>();
   readonly #skips: Array<{ at: number; skip: Skip }> = [];
   readonly #losers: Loser[] = [];
   /** Instances added so far. */
@@ -231,7 +243,7 @@ export class ListingMapper {
         continue;
       }
       const { entry } = result;
-      const key = entryKey(entry.metadata.namespace, entry.metadata.name);
+      const { namespace, name } = entry.metadata;
       const source = entry.metadata.annotations[SOURCE_ANNOTATION] ?? '';
       const who: Identity = {
         provider: instance.provider,
@@ -241,16 +253,21 @@ export class ListingMapper {
         id: instance.id,
         name: instance.name,
       };
-      const owner = this.#owners.get(key);
+      let inNamespace = this.#owners.get(namespace);
+      if (inNamespace === undefined) {
+        inNamespace = new Map();
+        this.#owners.set(namespace, inNamespace);
+      }
+      const owner = inNamespace.get(name);
       if (owner !== undefined && !(source < owner.source)) {
-        this.#losers.push({ at, key, who, source });
+        this.#losers.push({ at, namespace, name, who, source });
         continue;
       }
       if (owner !== undefined) {
         this.#entries[owner.slot] = undefined;
-        this.#losers.push({ at: owner.at, key, who: owner.who, source: owner.source });
+        this.#losers.push({ at: owner.at, namespace, name, who: owner.who, source: owner.source });
       }
-      this.#owners.set(key, { slot: this.#entries.push(entry) - 1, at, source, who });
+      inNamespace.set(name, { slot: this.#entries.push(entry) - 1, at, source, who });
     }
   }
 
@@ -259,7 +276,7 @@ export class ListingMapper {
     const entries = this.#entries.filter((e): e is WorkloadEntry => e !== undefined);
     const skips = [...this.#skips];
     for (const loser of this.#losers) {
-      const owner = this.#owners.get(loser.key)!;
+      const owner = this.#owners.get(loser.namespace)!.get(loser.name)!;
       skips.push({
         at: loser.at,
         skip: skipOf(
@@ -267,7 +284,7 @@ export class ListingMapper {
           loser.source,
           this.#ctx,
           'VMS_SKIP_DUPLICATE_NAME',
-          `its entry ${loser.key} is already taken by ${quote(owner.source)}, listed in the same scope ` +
+          `its entry ${entryKey(loser.namespace, loser.name)} is already taken by ${quote(owner.source)}, listed in the same scope ` +
             `(ids that differ only in letter case or punctuation give the same name); give one of them another ${this.#rules.namespace.tag} tag`,
         ),
       });
@@ -275,6 +292,17 @@ export class ListingMapper {
     if (this.#losers.length > 0) skips.sort((a, b) => a.at - b.at);
     return { entries, skips: skips.map((s) => s.skip) };
   }
+}
+
+/**
+ * The result of an instance skipped for `failed`; `namespace` is where its entry would be, once
+ * that is known. A function of its own rather than a closure over the instance, which every
+ * instance would pay for.
+ */
+function skipped(instance: Instance, ctx: MapContext, failed: { code: SkipCode; reason: string }, namespace?: string): MapResult {
+  const skip = makeSkip(instance, ctx, failed.code, failed.reason);
+  if (namespace !== undefined) skip.namespace = namespace;
+  return { kind: 'skip', skip };
 }
 
 function makeSkip(instance: Instance, ctx: MapContext, code: SkipCode, reason: string): Skip {
@@ -291,6 +319,16 @@ function isSelected(tagValue: string | undefined, wanted: string): boolean {
   if (tagValue === undefined) return false;
   if (wanted.trim() === '*') return true;
   return tagValue.trim().toLowerCase() === wanted.trim().toLowerCase();
+}
+
+/** Where entries may go when the context names no policy: the default namespace alone. */
+function namespacePolicyOf(rules: MappingConfig, ctx: MapContext): NamespacePolicy {
+  return ctx.namespaces ?? { global: [rules.namespace.default] };
+}
+
+/** chooseNamespace, once per distinct value of the namespace tag in a listing (and once for its absence). */
+function namespaceOf(tags: Record<string, string>, rules: MappingConfig, ctx: MapContext, shared: Interner): Step<string> {
+  return perTagValue(tags, rules.namespace.tag, shared, 'namespace', () => chooseNamespace(tags, rules.namespace, namespacePolicyOf(rules, ctx)));
 }
 
 /**
@@ -368,24 +406,28 @@ function chooseServiceAccount(tags: Record<string, string>, rules: MappingConfig
 
 /**
  * buildLabels, once per distinct set of the tags it reads (those with the label prefix and those
- * of `labels.fromTags`, with their values) in a listing: most instances share theirs. The key
- * spells each tag and value with its length first, so no two sets of tags share one.
+ * of `labels.fromTags`, with their values, in the order the instance has them) in a listing: most
+ * instances share theirs.
  */
 function labelsOf(tags: Record<string, string>, rules: MappingConfig, shared: Interner): ReturnType<typeof buildLabels> {
-  let key = '';
+  const read: string[] = [];
   const prefix = rules.labels.tagPrefix;
   for (const tag of Object.keys(tags)) {
     if ((prefix === '' || !tag.startsWith(prefix)) && !Object.hasOwn(rules.labels.fromTags, tag)) continue;
-    const value = readTag(tags, tag) ?? '';
-    key += `${tag.length}:${tag}${value.length}:${value}`;
+    read.push(tag, readTag(tags, tag) ?? '');
   }
-  return shared.memo('labels', key, () => buildLabels(tags, rules));
+  return shared.memoPath('labels', read, () => buildLabels(tags, rules));
 }
 
 /** choosePorts, once per distinct value of the ports tag in a listing (and once for its absence). */
 function portsOf(tags: Record<string, string>, rules: MappingConfig['ports'], shared: Interner): Step<Ports> {
-  const tagged = readTag(tags, rules.tag);
-  return tagged === undefined ? shared.memo('default ports', '', () => choosePorts(tags, rules)) : shared.memo('ports', tagged, () => choosePorts(tags, rules));
+  return perTagValue(tags, rules.tag, shared, 'ports', () => choosePorts(tags, rules));
+}
+
+/** `compute`, once per distinct value of `tag` in a listing and once for its absence (which differs from a blank value). */
+function perTagValue<T>(tags: Record<string, string>, tag: string, shared: Interner, table: string, compute: () => T): T {
+  const tagged = readTag(tags, tag);
+  return shared.memoPath(table, tagged === undefined ? [] : [tagged], compute);
 }
 
 /** The ports: the tag (blank means none) or, when the tag is absent, `ports.default`. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { mappingSchema, type MappingConfig } from '../../config/schema.ts';
@@ -700,6 +701,32 @@ describe('entryName', () => {
   it('hashes non-ASCII letters that lowercase to ASCII', () => {
     expect(entryName({ provider: 'static', id: '\u212A' })).not.toBe(entryName({ provider: 'static', id: 'k' }));
   });
+
+  it.each(['web-01', 'a', '0', 'x'.repeat(246), 'x'.repeat(247), 'web--01', 'web-', '-web', 'Web-01', 'web.01', ''])(
+    'names %j by the four rules, whether or not they change it',
+    (id) => {
+      expect(entryName({ provider: 'static', id })).toBe(byTheRules(`static-${id}`));
+    },
+  );
+
+  it('names every id by the four rules, ids that are a name already included', () => {
+    const id = fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), fc.stringMatching(/^[a-zA-Z0-9.-]{0,260}$/), fc.stringMatching(/^[a-z0-9]+(-[a-z0-9]+)*$/));
+    fc.assert(
+      fc.property(fc.constantFrom('aws', 'gcp', 'azure', 'static'), id, (provider, id) => {
+        expect(entryName({ provider, id })).toBe(byTheRules(`${provider}-${id}`));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  /** The rules of entryName applied one by one, every time. */
+  function byTheRules(raw: string): string {
+    const lower = raw.replace(/[A-Z]/g, (c) => c.toLowerCase());
+    const clean = lower.replace(/[^a-z0-9-]/g, '-').replace(/-+/g, '-').replace(/^-+|-+$/g, '');
+    if (clean === lower && clean.length <= 253) return clean;
+    const hash = createHash('sha256').update(lower, 'utf16le').digest('hex').slice(0, 10);
+    return `${clean.slice(0, 242).replace(/-+$/, '')}-${hash}`;
+  }
 });
 
 describe('mapInstances duplicates', () => {
@@ -922,16 +949,20 @@ describe('properties', () => {
 
   it('a listing maps each instance as mapInstance alone does, though equal tag values are worked out once per listing', () => {
     // Few distinct tags and values, so that instances share them and the listing's memos are hit.
-    const sharedKey = fc.constantFrom('mesh-app', 'mesh-version', 'mesh-ports', 'mesh-label-tier', 'mesh-label-x', 'mesh-labelx', 'mesh-service', 'other');
-    const sharedValue = fc.constantFrom('a', 'b', 'a:1', '1:a', 'http:80', 'http-80', '', ' ', 'x\u0000y', 'x', '\u0000', 'pg:99999', 'pg', 'Pg ');
+    const sharedKey = fc.constantFrom('mesh-app', 'mesh-version', 'mesh-ports', 'mesh-label-tier', 'mesh-label-x', 'mesh-labelx', 'mesh-service', 'mesh-namespace', 'other');
+    const sharedValue = fc.constantFrom('a', 'b', 'a:1', '1:a', 'http:80', 'http-80', '', ' ', 'x\u0000y', 'x', '\u0000', 'pg:99999', 'pg', 'Pg ', 'team-a', 'Team B');
+    // Few regions and zones too, so that instances share localities.
+    const place = fc.constantFrom(['dc1', 'a'], ['dc1', ''], ['dc2', 'a'], ['', 'a'], ['dc1/x', 'b/c'], ['dc1', 'a/b']);
     const listing = fc
-      .array(fc.tuple(fc.dictionary(sharedKey, sharedValue, { maxKeys: 5 }), instance), { maxLength: 30 })
-      .map((items) => items.map(([tags, base], i) => ({ ...base, id: `vm-${i}`, tags: { ...tags, mesh: 'true' } })));
+      .array(fc.tuple(fc.dictionary(sharedKey, sharedValue, { maxKeys: 5 }), place, instance), { maxLength: 30 })
+      .map((items) => items.map(([tags, [region, zone], base], i) => ({ ...base, id: `vm-${i}`, region, zone, tags: { ...tags, mesh: 'true' } })));
+    // Namespace tags are checked against the context's policy, which the listing's memo must follow.
+    const contexts: MapContext[] = [CTX, { ...CTX, namespaces: { global: ['team-*', 'default'] } }, { ownerId: 'other', scopeKey: 's', observedAt: CTX.observedAt }];
     let hits = 0;
     fc.assert(
-      fc.property(listing, fc.constantFrom(...ruleSets, rules({ ports: { default: { http: 8080 } }, labels: { tagPrefix: '' } })), (instances, r) => {
-        const { entries, skips } = mapInstances(instances, r, CTX);
-        const alone = instances.map((i) => mapInstance(i, r, CTX));
+      fc.property(listing, fc.constantFrom(...ruleSets, rules({ ports: { default: { http: 8080 } }, labels: { tagPrefix: '' } })), fc.constantFrom(...contexts), (instances, r, ctx) => {
+        const { entries, skips } = mapInstances(instances, r, ctx);
+        const alone = instances.map((i) => mapInstance(i, r, ctx));
         expect(entries).toEqual(alone.filter((m) => m.kind === 'entry').map(entryOf));
         expect(skips).toEqual(alone.filter((m) => m.kind === 'skip').map(skipOf));
         // Instances whose ports tag (or its absence) an earlier instance of the listing had.

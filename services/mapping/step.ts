@@ -5,9 +5,12 @@ import type { SkipCode } from './skip-codes.ts';
 /** A value a rule could use, or the skip code and the sentence saying why it could not. */
 export type Step<T> = { ok: true; value: T } | { ok: false; code: SkipCode; reason: string };
 
+/** The step of a rule that yields nothing (no ports tag, no network, no weight): one object serves them all. */
+const NOTHING: Step<undefined> = Object.freeze({ ok: true, value: undefined });
+
 /** A usable value. */
 export function ok<T>(value: T): Step<T> {
-  return { ok: true, value };
+  return value === undefined ? (NOTHING as Step<T>) : { ok: true, value };
 }
 
 /** A value that cannot be used; `reason` names the tag, the value and what to write instead. */

@@ -231,6 +231,34 @@ describe('entriesEqual and diffEntries', () => {
       }),
     );
   });
+
+  it('answers the same for a map both entries share as for an equal copy of it, and finds nothing between an entry and itself', () => {
+    const map = fc.option(fc.dictionary(fc.constantFrom('app', 'tier', 'http'), fc.constantFrom('', 'a', 'b')), { nil: undefined });
+    fc.assert(
+      fc.property(map, map, fc.constantFrom('labels', 'ports', 'metadata.labels', 'metadata.annotations'), (a, b, where) => {
+        const desired = entry('vm-1', { spec: { address: '10.0.0.1', ...(where === 'ports' ? { ports: a as Record<string, number> | undefined } : { labels: a }) } });
+        const other = clone(desired);
+        // `other` takes `b`, then the map `desired` has at the same place: the same object, or a copy.
+        const put = (e: WorkloadEntry, value: Record<string, string> | undefined) => {
+          if (where === 'metadata.labels' || where === 'metadata.annotations') {
+            const field = where === 'metadata.labels' ? 'labels' : 'annotations';
+            (e.metadata as unknown as Record<string, unknown>)[field] = value;
+          } else (e.spec as Record<string, unknown>)[where] = value;
+        };
+        const from = (e: WorkloadEntry) =>
+          where === 'metadata.labels' ? e.metadata.labels : where === 'metadata.annotations' ? e.metadata.annotations : (e.spec as Record<string, Record<string, string> | undefined>)[where];
+        put(other, b);
+        const shared = clone(other);
+        put(shared, from(desired));
+        const copied = clone(shared);
+        expect(entriesEqual(desired, shared)).toBe(entriesEqual(desired, copied));
+        expect(diffEntries(desired, shared)).toEqual(diffEntries(desired, copied));
+        expect(entriesEqual(desired, other)).toBe(diffEntries(desired, other).length === 0);
+        expect(entriesEqual(other, other)).toBe(true);
+        expect(diffEntries(other, other)).toEqual([]);
+      }),
+    );
+  });
 });
 
 function reverseKeys(value: unknown): unknown {

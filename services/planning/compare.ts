@@ -42,8 +42,11 @@ interface Walk {
  *   our `vm-mesh-sync.io/` domain. `vm-mesh-sync.io/observed-at` is never compared.
  */
 export function entriesEqual(desired: OwnedObject, live: OwnedObject): boolean {
-  return walkEntries(desired, live, { emit: () => false, detailed: false });
+  return walkEntries(desired, live, FIRST_DIFFERENCE);
 }
+
+/** The walk of entriesEqual: stops at the first difference. One object, since it is the same for every call. */
+const FIRST_DIFFERENCE: Walk = { emit: () => false, detailed: false };
 
 /** The paths where `live` differs from `desired`, by the rules of entriesEqual, in a stable order. */
 export function diffEntries(desired: OwnedObject, live: OwnedObject): EntryDifference[] {
@@ -59,6 +62,8 @@ export function diffEntries(desired: OwnedObject, live: OwnedObject): EntryDiffe
 }
 
 function walkEntries(desired: OwnedObject, live: OwnedObject, walk: Walk): boolean {
+  // An object never differs from itself (a stand-in for a live entry is the desired entry).
+  if (desired === live) return true;
   return (
     walkMetadataMap('metadata.labels', desired.metadata.labels, live.metadata?.labels, walk) &&
     walkMetadataMap('metadata.annotations', desired.metadata.annotations, live.metadata?.annotations, walk) &&
@@ -72,6 +77,8 @@ function walkMetadataMap(
   live: Record<string, string> | undefined,
   walk: Walk,
 ): boolean {
+  // Equal maps are often one shared map (Interner).
+  if (desired === live) return true;
   const d = desired ?? {};
   const l = live ?? {};
   for (const key of keysOf(d, walk)) {
@@ -93,6 +100,8 @@ function walkSpec(desired: Record<string, unknown>, live: Record<string, unknown
 }
 
 function walkValue(path: string, desired: unknown, live: unknown, walk: Walk): boolean {
+  // The same value or object holds no difference, whatever is inside.
+  if (desired === live) return true;
   const dAbsent = isAbsent(desired);
   const lAbsent = isAbsent(live);
   if (dAbsent && lAbsent) return true;

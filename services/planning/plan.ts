@@ -237,18 +237,22 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   }
 
   // The configured scope an owned entry belongs to; undefined when it has none or it is gone from the config.
-  const holderOf = (key: EntryKey): string | undefined => {
-    const live = ours.get(key);
+  const holderOfLive = (live: OwnedObject | undefined): string | undefined => {
     const holder = live ? scopeOf(live) : '';
     return holder !== '' && configured.has(holder) ? holder : undefined;
   };
+  const holderOf = (key: EntryKey): string | undefined => holderOfLive(ours.get(key));
   const conflicts: Conflict[] = [];
   const wanted = yield* pickDesired(input.desired, holderOf, conflicts, only, checkpoint);
 
   const candidates: CandidateChanges = { creates: [], updates: [], deletes: [] };
   let unchanged = 0;
+  // Owned entries some desired entry names; when that is every one of them, none is left to delete.
+  let wantedLive = 0;
   for (const [key, want] of wanted) {
     if (checkpoint()) yield;
+    const live = ours.get(key);
+    if (live) wantedLive++;
     if (foreign.has(key)) {
       conflicts.push({
         key,
@@ -258,9 +262,8 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
       });
       continue;
     }
-    const live = ours.get(key);
     const liveScope = live ? scopeOf(live) : '';
-    const holder = holderOf(key);
+    const holder = holderOfLive(live);
     // A holder listed completely in this plan that no longer wants the entry hands it over (the
     // instance moved between scopes); any other holder keeps it.
     const handsOver = holder !== undefined && planned.has(holder) && scopeStates.get(holder)?.complete === true;
@@ -291,7 +294,10 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   const deleteScope = new Map<EntryKey, string>();
   const suppressed = new Map<string, number>();
   const orphaned: Orphan[] = [];
-  for (const [key, live] of ours) {
+  // When every owned entry is wanted (a settled scope), this loop would find nothing to delete,
+  // suppress or orphan, and the counts it keeps only weigh deletes: it is skipped.
+  const maybeUnwanted = wantedLive < ours.size ? ours : new Map<EntryKey, OwnedObject>();
+  for (const [key, live] of maybeUnwanted) {
     if (checkpoint()) yield;
     const scopeKey = live.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
     if (scopeKey !== '') ownedInScope.set(scopeKey, (ownedInScope.get(scopeKey) ?? 0) + 1);
