@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { mapLimited } from './concurrency.ts';
+import { mapLimited, Slots } from './concurrency.ts';
 
 /** Lets `n` turns of the microtask queue pass: a task that takes a little while, deterministically. */
 async function turns(n: number): Promise<void> {
@@ -108,5 +108,31 @@ describe('mapLimited', () => {
         },
       ),
     );
+  });
+});
+
+describe('Slots', () => {
+  it('lets `limit` holders in at once, the others in the order they asked, and a double release frees one slot', async () => {
+    const slots = new Slots(2);
+    const order: string[] = [];
+    const a = await slots.acquire();
+    const b = await slots.acquire();
+    const waiting = ['c', 'd', 'e'].map((name) => slots.acquire().then((release) => (order.push(name), release)));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual([]);
+    a();
+    a();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['c']);
+    b();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(order).toEqual(['c', 'd']);
+    (await waiting[0]!)();
+    expect(await waiting[2]).toBeTypeOf('function');
+    expect(order).toEqual(['c', 'd', 'e']);
+  });
+
+  it('refuses a limit below 1', () => {
+    expect(() => new Slots(0)).toThrow(RangeError);
   });
 });

@@ -28,3 +28,31 @@ export async function mapLimited<T, R>(items: readonly T[], limit: number, task:
   if (failure) throw failure.error;
   return results;
 }
+
+/**
+ * At most `limit` holders at once: `acquire` resolves, in the order asked, to a release function
+ * once a slot is free. Releasing twice frees one slot only.
+ */
+export class Slots {
+  readonly #waiting: Array<() => void> = [];
+  #free: number;
+
+  constructor(limit: number) {
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`Slots: limit must be a whole number of at least 1, not ${limit}`);
+    this.#free = limit;
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const next = this.#waiting.shift();
+      // The slot passes straight to the next in line, or is free again.
+      if (next) next();
+      else this.#free++;
+    };
+  }
+}

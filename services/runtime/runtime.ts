@@ -19,6 +19,7 @@ import { createRedis, RedisErrorLog, redisClock } from '../queue/redis.ts';
 import type { Readiness } from '../server/server.ts';
 import { type ReconcileDeps, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
 import { shareListings } from '../sync/shared-listing.ts';
+import { Slots } from '../concurrency.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
 import type { Writer } from '../writer/writer.ts';
 import { EventRecorder } from './event-recorder.ts';
@@ -30,6 +31,11 @@ import { StatusStore } from './status-store.ts';
 
 /** Most resyncs one replica runs at once. */
 const MAX_RESYNCS_AT_ONCE = 16;
+/**
+ * Most of them listing the cloud and mapping at once: each holds its scope's listing being mapped
+ * and its desired entries, and the provider threads' heaps hold their pages.
+ */
+const OBSERVING_AT_ONCE = 2;
 
 /** The collaborators of a runtime. */
 export interface RuntimeOptions {
@@ -55,6 +61,8 @@ export class Runtime {
   readonly #leases: ScopeLeases;
   readonly #events: EventRecorder;
   readonly #deps: ReconcileDeps;
+  /** Resyncs listing the cloud at once (see #resyncHeld). */
+  readonly #observing = new Slots(OBSERVING_AT_ONCE);
   readonly #refreshes: Refreshes;
   readonly #readiness: ReadinessChecks;
   /** Every Redis connection's, queue's and worker's errors: an outage is said once, with a code. */
@@ -169,11 +177,10 @@ export class Runtime {
       stalledInterval: config.queue.stalledAfter,
       maxStalledCount: STALLS_FORGIVEN,
     };
-    // Every scope may resync at once: the resyncs that reach the cluster while a listing of owned
-    // entries runs share the next one (shareListings), so at most one listing of the whole cluster
-    // is held at a time, beside the desired entries of the scopes being planned (together at most
-    // the fleet). A refresh job is one instance that waits for its batch, so a batch's worth of
-    // them (and the next batch's) are active.
+    // Every scope may resync at once, but only OBSERVING_AT_ONCE list the cloud at a time; the
+    // resyncs that reach the cluster while a listing of owned entries runs share the next one
+    // (shareListings), so one listing of the whole cluster is held at a time. A refresh job is one
+    // instance that waits for its batch, so a batch's worth of them (and the next batch's) are active.
     const resyncs = Math.max(1, Math.min(this.#scopeKeys().length, MAX_RESYNCS_AT_ONCE));
     this.#resyncWorker = new Worker<ResyncJobData>(RESYNC_QUEUE_NAME, (job) => this.#resync(job.data.scopeKey), { ...workerOptions, concurrency: resyncs });
     this.#resyncWorker.on('error', (err) => this.#redisErrors.report('resync worker', err));
@@ -221,8 +228,13 @@ export class Runtime {
     const { metrics, logger } = this.#options;
     const started = performance.now();
     let result: ResyncResult;
+    // A slot to list the cloud and map the listing in, given up once the resync asks for the
+    // cluster's owned entries: while one listing of them runs, the next scopes get their turn,
+    // and those that reach the cluster meanwhile share the next listing.
+    const release = await this.#observing.acquire();
+    const listOwned = this.#deps.listOwned;
     try {
-      result = await resyncScope(this.#deps, scopeKey);
+      result = await resyncScope({ ...this.#deps, listOwned: (observed) => (release(), listOwned(observed)) }, scopeKey);
     } catch (err) {
       const durationMs = performance.now() - started;
       metrics.recordResync(scopeKey, { ok: false, durationMs });
@@ -230,6 +242,8 @@ export class Runtime {
       await this.#status.putScope(failedResyncStatus(scopeKey, previous, { at: new Date().toISOString(), durationMs }, (err as Error).message));
       logger.error({ scope: scopeKey, err: (err as Error).message }, 'resync failed');
       throw err;
+    } finally {
+      release();
     }
     const { observation, plan } = result;
     const durationMs = performance.now() - started;
