@@ -1,9 +1,11 @@
 // The runtime of `serve` as a real process against real Redis and the fake API server: SIGTERM in
 // the middle of a large drain loses no job, /status tells what the last resyncs found, and Events
 // about unusable tags reach the cluster without flooding it.
+import { writeFileSync } from 'node:fs';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import type { WorkloadEntry } from '../../services/model.ts';
 import { APPLY_QUEUE_NAME } from '../../services/queue/change-queue.ts';
 import type { ScopeStatus } from '../../services/runtime/status-store.ts';
@@ -106,6 +108,30 @@ describe('serve runtime', () => {
     expect(metrics).not.toMatch(/vms_changes_enqueued_total\{[^}]*\} [1-9]/);
     expect((await second.stop('SIGTERM')).code).toBe(0);
   }, 180_000);
+
+  it('scopes resyncing at once share their listings of owned entries, and each still converges', async () => {
+    const scopes = ['s0', 's1', 's2', 's3', 's4', 's5'];
+    const inventories = scopes.map((name, i) => {
+      const file = `${ws.dir}/inventory-${name}.yaml`;
+      const vms = [meshMachine(`${name}-a`, `10.2.${i}.1`), meshMachine(`${name}-b`, `10.2.${i}.2`)];
+      writeFileSync(file, stringify({ machines: vms }));
+      return { name, file, vms };
+    });
+    writeConfig({
+      resync: { interval: '1h' },
+      providers: inventories.map(({ name, file }) => ({ type: 'static', name, inventory: file })),
+    });
+    // A listing of owned entries takes long enough for the other scopes to reach the cluster meanwhile.
+    const ownedLists = () => server.requests.filter((r) => r.resource === WE && r.verb === 'list' && (r.query.labelSelector ?? '').includes('owner=')).length;
+    server.faults.push({ match: { verb: 'list', resource: WE }, delayMs: 400 });
+    const proc = await start();
+    await waitFor(async () => (await status(proc)).scopes.filter((sc) => sc.lastSuccessAt !== '').length === scopes.length, 60_000, () => proc.output);
+    await waitFor(() => entries().length === 12, 30_000, () => proc.output);
+    expect(entries().map((e) => e.metadata.name).sort()).toEqual(inventories.flatMap(({ name }) => [`static-${name}-a`, `static-${name}-b`]).sort());
+    // Six resyncs; at most two list the cloud at a time, and those reaching the cluster while a listing runs share the next.
+    expect(ownedLists()).toBeGreaterThanOrEqual(2);
+    expect(ownedLists()).toBeLessThan(scopes.length);
+  });
 
   it('/status shows each scope with its last resync, counts, skipped instances with reasons, and the queue depth', async () => {
     ws.writeInventory([
