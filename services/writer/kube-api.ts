@@ -186,46 +186,37 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       const { keep } = listOptions;
       const where = namespace ? ` in namespace ${namespace}` : '';
       const context: KubeCallContext = { verb: 'list', what: `WorkloadEntries${where} (${[labelSelector, fieldSelector].filter(Boolean).join(' ')})` };
-      type ListPage = { items?: unknown[]; metadata?: { continue?: string } };
-      const fetchPage = (token: string | undefined): Promise<ListPage> => {
-        const query = {
-          group,
-          version,
-          ...(labelSelector ? { labelSelector } : {}),
-          limit: pageSize,
-          ...(fieldSelector ? { fieldSelector } : {}),
-          ...(token ? { _continue: token } : {}),
-        };
-        return page(() =>
-          (namespace
-            ? custom.listNamespacedCustomObject({ ...query, plural, namespace }, plain)
-            : custom.listCustomObjectForAllNamespaces({ ...query, resourcePlural: plural }, plain)
-          ).catch((err: unknown) => {
-            // An expired continue token is not retried page by page: the listing starts over.
-            if (err instanceof ApiException && err.code === 410) throw err;
-            const translated = translateKubeError(err, context, server);
-            throw translated instanceof TransientKubeError && translated.status === 404 ? resourceMissing(context, translated) : translated;
-          }),
-        ) as Promise<ListPage>;
-      };
       // An expired continue token (410) means the listing must start over; a few times at most.
       for (let restart = 0; ; restart++) {
         const out: WorkloadEntry[] = [];
-        let next: Promise<ListPage> | undefined = fetchPage(undefined);
+        let token: string | undefined;
         try {
-          while (next !== undefined) {
-            const answer: ListPage = await next;
-            const token: string | undefined = answer.metadata?.continue || undefined;
-            // The next page is asked for before this one is read, so that the server prepares it
-            // meanwhile; it is awaited (and its failure thrown) only once this page is read.
-            next = token === undefined ? undefined : fetchPage(token);
-            if (next !== undefined) {
-              next.catch(() => {});
-              // Lets the request go out before the page is read.
-              await new Promise<void>((resolve) => setImmediate(resolve));
-            }
+          do {
+            const query = {
+              group,
+              version,
+              ...(labelSelector ? { labelSelector } : {}),
+              limit: pageSize,
+              ...(fieldSelector ? { fieldSelector } : {}),
+              ...(token ? { _continue: token } : {}),
+            };
+            const answer = (await page(() =>
+              (namespace
+                ? custom.listNamespacedCustomObject({ ...query, plural, namespace }, plain)
+                : custom.listCustomObjectForAllNamespaces({ ...query, resourcePlural: plural }, plain)
+              ).catch((err: unknown) => {
+                // An expired continue token is not retried page by page: the listing starts over.
+                if (err instanceof ApiException && err.code === 410) throw err;
+                const translated = translateKubeError(err, context, server);
+                throw translated instanceof TransientKubeError && translated.status === 404 ? resourceMissing(context, translated) : translated;
+              }),
+            )) as {
+              items?: unknown[];
+              metadata?: { continue?: string };
+            };
             for (const item of answer.items ?? []) out.push(keep ? keep(toEntry(item)) : toEntry(item));
-          }
+            token = answer.metadata?.continue || undefined;
+          } while (token !== undefined);
           return out;
         } catch (err) {
           if (err instanceof ApiException && err.code === 410 && restart < 3) continue;
