@@ -7,7 +7,7 @@ import { gcpProviderSchema } from '../providers/gcp/config.ts';
 import { staticProviderSchema } from '../providers/static/config.ts';
 import { namespacePatterns } from './block.ts';
 import { duration } from './duration.ts';
-import { isReservedLabelKey } from '../services/model.ts';
+import { DEFAULT_KUBE_PAGE_SIZE, isReservedLabelKey } from '../services/model.ts';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const TAG_KEY = z.string().min(1).max(512);
@@ -193,7 +193,7 @@ export const configSchema = z.strictObject({
       context: z.string().default(''),
       fieldManager: z.string().min(1).max(128).default('vm-mesh-sync'),
       /** Page size when listing owned entries. */
-      pageSize: z.number().int().min(1).max(5000).default(500),
+      pageSize: z.number().int().min(1).max(5000).default(DEFAULT_KUBE_PAGE_SIZE),
       /**
        * `all`: owned entries are listed cluster-wide (needs the ClusterRole). `allowed`: namespace
        * by namespace in mapping.namespace.allowed, which must then be exact names (for the

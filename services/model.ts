@@ -211,6 +211,13 @@ export function isReservedLabelKey(key: string): boolean {
  * OWNER_LABEL would drop out of the listing of entries that are not ours (owner!=id), so that its
  * VM would get a second entry from us.
  */
+/**
+ * Objects asked for per page when the cluster is listed (config kubernetes.pageSize): a listing of
+ * 100,000 entries takes 20 requests rather than 200, each a page of about 5 MB of JSON; every
+ * request costs a round trip and the server's own work per request.
+ */
+export const DEFAULT_KUBE_PAGE_SIZE = 5000;
+
 export const INSTALLATION_LABEL = 'vm-mesh-sync.io/installation';
 
 /**

@@ -228,6 +228,9 @@ describe('entriesEqual and diffEntries', () => {
         expect(entriesEqual(desired, other)).toBe(diffEntries(desired, other).length === 0);
         expect(entriesEqual(desired, reversed)).toBe(true);
         expect(entriesEqual(desired, other)).toBe(entriesEqual(other, desired));
+        // An entry compared with itself (a stand-in that is the desired entry) is equal, as its diff says.
+        expect(entriesEqual(other, other)).toBe(true);
+        expect(diffEntries(other, other)).toEqual([]);
       }),
     );
   });

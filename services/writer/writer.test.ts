@@ -478,6 +478,22 @@ describe('Writer.listOwned', () => {
     expect(owned).toHaveLength(5);
     expect(server.requests.filter((r) => r.verb === 'list')[0]?.status).toBe(410);
   });
+
+  it('starts over, keeping nothing of the pages read, when a later page is expired (410)', async () => {
+    const w = writer({ pageSize: 2 });
+    for (let i = 0; i < 5; i++) await w.apply(upsert(entry(`vm-${i}`), T1));
+    server.reset();
+    // The first page passes (a fault that only delays), the second answers 410.
+    server.faults.push({ match: { verb: 'list', resource: WE }, delayMs: 1, count: 1 });
+    server.faults.push({ match: { verb: 'list', resource: WE }, status: 410, count: 1 });
+    const owned = (await w.listOwned()).filter((e) => e.metadata.namespace === ns);
+    expect(owned.map((e) => e.metadata.name)).toEqual(['vm-0', 'vm-1', 'vm-2', 'vm-3', 'vm-4']);
+    const listed = server.requests.filter((r) => r.verb === 'list');
+    expect(listed.slice(0, 2).map((r) => r.status)).toEqual([200, 410]);
+    expect(listed[1]!.query.continue).toBeTruthy();
+    expect(listed[2]!.query.continue).toBeUndefined();
+    expect(listed.filter((r) => r.query.continue === undefined)).toHaveLength(2);
+  });
 });
 
 describe('creates the plan expects', () => {

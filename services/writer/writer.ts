@@ -7,7 +7,7 @@ import type { BaseLogger } from 'pino';
 import { backoffCeiling, jitteredBackoff } from '../backoff.ts';
 import { VmsError } from '../errors.ts';
 import type { Change, EntryKey, ForeignEntry, MeshServiceKind, MeshServiceObject, OwnedKind, OwnedObject, WorkloadEntry } from '../model.ts';
-import { AUTO_REGISTRATION_GROUP_ANNOTATION, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, SERVICE_LABEL } from '../model.ts';
+import { AUTO_REGISTRATION_GROUP_ANNOTATION, DEFAULT_KUBE_PAGE_SIZE, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, SERVICE_LABEL } from '../model.ts';
 import { deriveMeshServices, matchesNamespace } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { compareStamps } from '../stamp.ts';
@@ -56,7 +56,7 @@ export interface WriterOptions {
   logger?: WriterLogger;
   /** Re-reads after a 409 before giving up with a TransientKubeError (default 5). */
   maxConflicts?: number;
-  /** Page size of listOwned (default 500). */
+  /** Page size of listings (default DEFAULT_KUBE_PAGE_SIZE). */
   pageSize?: number;
   /** Retries of each page of a listing of owned entries (a failed page is asked again, not the whole listing). */
   listRetry?: RetryOptions;
@@ -119,7 +119,7 @@ export class Writer {
     this.#listNamespaces = options.listNamespaces;
     this.#logger = options.logger;
     this.#maxConflicts = options.maxConflicts ?? 5;
-    this.#pageSize = options.pageSize ?? 500;
+    this.#pageSize = options.pageSize ?? DEFAULT_KUBE_PAGE_SIZE;
     this.#listRetry = options.listRetry ?? {};
     this.#sleep = options.sleep ?? defaultSleep;
     this.#random = options.random ?? Math.random;

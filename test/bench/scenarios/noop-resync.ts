@@ -7,8 +7,10 @@ import { rmSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { AwsProvider } from '../../../providers/aws/aws-provider.ts';
 import { awsProviderSchema } from '../../../providers/aws/config.ts';
+import { listingPages } from '../../../providers/paging.ts';
 import type { Provider } from '../../../providers/provider.ts';
 import { createStaticProvider } from '../../../providers/static/static-provider.ts';
+import type { Instance } from '../../../services/model.ts';
 import { ChangeQueue } from '../../../services/queue/change-queue.ts';
 import { RedisDesiredStore } from '../../../services/queue/desired-store.ts';
 import { createRedis } from '../../../services/queue/redis.ts';
@@ -37,7 +39,13 @@ interface FlavorResult {
   seedMs: number;
   totalMs: number;
   listScopeMs: number;
+  /** Of listScopeMs, the time spent mapping the pages (ours; the rest is the provider's listing). */
+  mapMs: number;
   listOwnedMs: number;
+  /** CPU time of this process while the owned entries were listed. */
+  listOwnedCpuMs: number;
+  /** CPU time of the fake host (the fake API server and EC2) during the whole resync. */
+  fakeCpuMs: number;
   mapAndPlanMs: number;
   changes: number;
   writes: number;
@@ -67,17 +75,21 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       provider = createStaticProvider({ type: 'static', name: STATIC_NAME, inventory });
       scopeKey = STATIC_SCOPE;
     }
+    const timed = timeMapping(provider);
     const config = benchConfig();
     const writer = new Writer({ api: createKubeApi(loadKubeConfig({ kubeconfig })), ownerId: BENCH_OWNER, fieldManager: config.kubernetes.fieldManager, ensureServiceAccounts: true });
     let listOwnedMs = 0;
+    let listOwnedCpuMs = 0;
     const deps: ReconcileDeps = {
       config,
       clock: localClock,
-      providers: [provider],
+      providers: [timed.provider],
       listOwned: shareListings(async (keep) => {
+        const cpu = process.cpuUsage();
         const t = performance.now();
         const owned = await writer.listOwned(keep);
         listOwnedMs = performance.now() - t;
+        listOwnedCpuMs = cpuMs(process.cpuUsage(cpu));
         return owned;
       }),
       findByName: (name) => writer.findByName(name),
@@ -88,9 +100,11 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
     };
     await host.call({ op: 'reset' });
     progress('noop-resync', `${flavor}: resync of ${n} instances`);
+    const fakeBefore = await host.cpu();
     const started = performance.now();
     const result = await resyncScope(deps, scopeKey);
     const totalMs = performance.now() - started;
+    const fakeAfter = await host.cpu();
     const counts = await host.counts();
     if (!result.observation.listing.complete || result.observation.entries.length !== n || result.owned !== n) {
       throw new Error(`${flavor}: the resync saw ${result.observation.entries.length} desired and ${result.owned} owned entries, complete ${result.observation.listing.complete}`);
@@ -105,7 +119,10 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       seedMs: round(seeded.ms),
       totalMs: round(totalMs),
       listScopeMs: round(listScopeMs),
+      mapMs: round(timed.mapMs()),
       listOwnedMs: round(listOwnedMs),
+      listOwnedCpuMs: round(listOwnedCpuMs),
+      fakeCpuMs: round(cpuMs({ user: fakeAfter.cpu.user - fakeBefore.cpu.user, system: fakeAfter.cpu.system - fakeBefore.cpu.system })),
       mapAndPlanMs: round(totalMs - listScopeMs - listOwnedMs),
       changes: result.plan.changes.length,
       writes: counts.allWrites,
@@ -121,17 +138,59 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
   }
 }
 
+/** The resync less the provider's own listing (for the static provider, reading the file is the provider's). */
+function ourMs(r: FlavorResult): number {
+  return r.totalMs - (r.listScopeMs - r.mapMs);
+}
+
+/** CPU time of a process.cpuUsage() difference, in milliseconds. */
+function cpuMs(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000;
+}
+
+/** The provider with the time spent mapping its pages (the listing's `onPage`) counted apart from its own listing. */
+function timeMapping(provider: Provider): { provider: Provider; mapMs: () => number } {
+  let mapMs = 0;
+  const timedPage =
+    (onPage: (instances: Instance[]) => Promise<void>) =>
+    async (instances: Instance[]): Promise<void> => {
+      const t = performance.now();
+      try {
+        await onPage(instances);
+      } finally {
+        mapMs += performance.now() - t;
+      }
+    };
+  const wrapped: Provider = {
+    kind: provider.kind,
+    name: provider.name,
+    scopes: () => provider.scopes(),
+    list: (scope, signal) => provider.list(scope, signal),
+    listPages: (scope, signal, onPage) => listingPages(provider, scope, signal, timedPage(onPage)),
+    describe: (refs, signal) => provider.describe(refs, signal),
+  };
+  return { provider: wrapped, mapMs: () => mapMs };
+}
+
+/** The variants (flavors) of the scenario, as `--variant` names them. */
+function selectedFlavors(options: BenchOptions): SeedFlavor[] {
+  const unknown = (options.variants ?? []).filter((name) => !NOOP_FLAVORS.includes(name as SeedFlavor));
+  if (unknown.length > 0) throw new Error(`noop-resync has no variant ${unknown.join(', ')} (it has ${NOOP_FLAVORS.join(', ')})`);
+  return NOOP_FLAVORS.filter((f) => !options.variants || options.variants.includes(f));
+}
+
 /** The no-op resync scenario. */
 export const noopResync: Scenario = {
   name: 'noop-resync',
   title: 'No-op resync',
   async run(options: BenchOptions): Promise<ScenarioResult> {
-    const n = options.quick ? 10_000 : 100_000;
+    const n = options.instances ?? (options.quick ? 10_000 : 100_000);
+    const flavors = selectedFlavors(options);
     const prefix = scenarioPrefix(options, this.name);
     const redis = createRedis(options.redisUrl, { role: 'producer' });
     const results: FlavorResult[] = [];
     try {
-      for (const flavor of NOOP_FLAVORS) results.push(await resyncFlavor(flavor, n, options, prefix, redis));
+      for (const flavor of flavors) results.push(await resyncFlavor(flavor, n, options, prefix, redis));
     } finally {
       await redis.quit().catch(() => {});
       await cleanupPrefix(prefix, options.redisUrl);
@@ -143,6 +202,11 @@ export const noopResync: Scenario = {
         .join(', ');
       rows.push(
         { figure: `${r.flavor}: time (list and map the scope, page by page + list owned + plan)`, value: `${round(r.totalMs / 1000, 2)} s (${round(r.listScopeMs / 1000, 2)} + ${round(r.listOwnedMs / 1000, 2)} + ${round(r.mapAndPlanMs / 1000, 2)})` },
+        {
+          figure: `${r.flavor}: of which ours (mapping the pages, listing owned entries, planning)`,
+          value: `${round(ourMs(r) / 1000, 2)} s (${round(r.mapMs / 1000, 2)} + ${round(r.listOwnedMs / 1000, 2)} + ${round(r.mapAndPlanMs / 1000, 2)})`,
+        },
+        { figure: `${r.flavor}: CPU while listing owned entries: ours / the fakes' during the whole resync`, value: `${round(r.listOwnedCpuMs / 1000, 2)} s / ${round(r.fakeCpuMs / 1000, 2)} s` },
         { figure: `${r.flavor}: changes planned / write requests`, value: `${r.changes} / ${r.writes}` },
         { figure: `${r.flavor}: API requests by verb`, value: verbs },
         { figure: `${r.flavor}: peak RSS of the resyncing process`, value: `${r.peakRssMiB} MiB` },
