@@ -32,10 +32,11 @@ import { StatusStore } from './status-store.ts';
 /** Most resyncs one replica runs at once. */
 const MAX_RESYNCS_AT_ONCE = 16;
 /**
- * Most of them listing the cloud and mapping at once: each holds its scope's listing being mapped
- * and its desired entries, and the provider threads' heaps hold their pages.
+ * Most of them listing the cloud, mapping or planning at once: each holds its scope's listing
+ * being mapped and its desired entries (and the provider threads' heaps their pages), and a plan
+ * indexes every owned entry.
  */
-const OBSERVING_AT_ONCE = 2;
+const WORKING_AT_ONCE = 2;
 
 /** The collaborators of a runtime. */
 export interface RuntimeOptions {
@@ -61,8 +62,8 @@ export class Runtime {
   readonly #leases: ScopeLeases;
   readonly #events: EventRecorder;
   readonly #deps: ReconcileDeps;
-  /** Resyncs listing the cloud at once (see #resyncHeld). */
-  readonly #observing = new Slots(OBSERVING_AT_ONCE);
+  /** Resyncs listing the cloud or planning at once (see #resyncHeld). */
+  readonly #working = new Slots(WORKING_AT_ONCE);
   readonly #refreshes: Refreshes;
   readonly #readiness: ReadinessChecks;
   /** Every Redis connection's, queue's and worker's errors: an outage is said once, with a code. */
@@ -177,7 +178,7 @@ export class Runtime {
       stalledInterval: config.queue.stalledAfter,
       maxStalledCount: STALLS_FORGIVEN,
     };
-    // Every scope may resync at once, but only OBSERVING_AT_ONCE list the cloud at a time; the
+    // Every scope may resync at once, but only WORKING_AT_ONCE list the cloud or plan at a time; the
     // resyncs that reach the cluster while a listing of owned entries runs share the next one
     // (shareListings), so one listing of the whole cluster is held at a time. A refresh job is one
     // instance that waits for its batch, so a batch's worth of them (and the next batch's) are active.
@@ -228,13 +229,22 @@ export class Runtime {
     const { metrics, logger } = this.#options;
     const started = performance.now();
     let result: ResyncResult;
-    // A slot to list the cloud and map the listing in, given up once the resync asks for the
-    // cluster's owned entries: while one listing of them runs, the next scopes get their turn,
-    // and those that reach the cluster meanwhile share the next listing.
-    const release = await this.#observing.acquire();
+    // A slot to list the cloud, map and plan in, given up while the resync waits for the cluster's
+    // owned entries: meanwhile the next scopes list their clouds, and those that reach the cluster
+    // during one listing share the next. Planning takes a slot again, since each plan indexes
+    // every owned entry.
+    let release = await this.#working.acquire();
     const listOwned = this.#deps.listOwned;
+    const sharedListOwned: ReconcileDeps['listOwned'] = async (observed) => {
+      release();
+      try {
+        return await listOwned(observed);
+      } finally {
+        release = await this.#working.acquire();
+      }
+    };
     try {
-      result = await resyncScope({ ...this.#deps, listOwned: (observed) => (release(), listOwned(observed)) }, scopeKey);
+      result = await resyncScope({ ...this.#deps, listOwned: sharedListOwned }, scopeKey);
     } catch (err) {
       const durationMs = performance.now() - started;
       metrics.recordResync(scopeKey, { ok: false, durationMs });
