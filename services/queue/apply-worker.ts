@@ -1,17 +1,18 @@
-// The consumer side: a job names an entry key; the worker applies the newest desired change of
-// that key and looks again afterwards, so that a change recorded while it was writing is not left
-// to chance. Transient failures go back to BullMQ for a retry with backoff; permanent ones fail the
-// job once and keep it for inspection.
-import { RateLimitError, UnrecoverableError, Worker } from 'bullmq';
+// The consumer side: a job names entry keys; for each, the worker applies the newest desired change
+// and looks again afterwards, so that a change recorded while it was writing is not left to
+// chance. The keys that failed transiently go back to BullMQ, alone in the job, for a retry with
+// backoff; those that failed for good fail the job once and are kept in it for inspection.
+import { Queue, RateLimitError, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BaseLogger } from 'pino';
 import { isVmsError } from '../errors.ts';
-import type { EntryKey } from '../model.ts';
+import type { Change, EntryKey } from '../model.ts';
 import { TransientKubeError } from '../writer/transient-kube-error.ts';
 import type { ApplyResult, Writer } from '../writer/writer.ts';
-import { APPLY_QUEUE_NAME } from './change-queue.ts';
-import type { ApplyJobData } from './change-queue.ts';
+import { Slots } from '../concurrency.ts';
+import { APPLY_JOB_NAME, APPLY_QUEUE_NAME, applyJobId, jobKeys } from './change-queue.ts';
+import type { ApplyJobData, SingleApplyJobData } from './change-queue.ts';
 import type { DesiredStore } from './desired-store.ts';
 import { createRedis, type RedisErrorLog } from './redis.ts';
 
@@ -53,9 +54,27 @@ export interface ApplyWorkerOptions {
   lockDurationMs?: number;
 }
 
+/** How applying one key of a job ended: an error, or nothing left to do. */
+interface KeyOutcome {
+  key: EntryKey;
+  error?: Error;
+  /** Not started: the worker is closing. */
+  left?: boolean;
+}
+
+/** A coded error of ours that is not a transient failure of the Kubernetes API: trying again would not help. */
+function isPermanent(err: Error): boolean {
+  return !(err instanceof TransientKubeError) && isVmsError(err);
+}
+
+/** The pause a 429 with Retry-After asks of the whole client, or 0. */
+function retryAfter(err: Error): number {
+  return err instanceof TransientKubeError && err.status === 429 && err.retryAfterMs !== undefined ? Math.max(1, err.retryAfterMs) : 0;
+}
+
 /** A running apply worker. */
 export interface ApplyWorker {
-  worker: Worker<ApplyJobData, ApplyResult | null>;
+  worker: Worker<ApplyJobData | SingleApplyJobData, number>;
   /** Waits for jobs in flight to finish, then closes the connections opened here. */
   close(): Promise<void>;
 }
@@ -81,6 +100,15 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
     typeof options.connection === 'string'
       ? createRedis(options.connection, { role: 'worker', connectionName: 'vms-apply', ...(options.errors ? { errors: options.errors } : {}) })
       : undefined;
+  // The queue a job's retried keys go back to when others of the job failed for good; made when first needed.
+  let retryQueue: Queue<ApplyJobData> | undefined;
+  const retries = (): Queue<ApplyJobData> => {
+    if (!retryQueue) {
+      retryQueue = new Queue<ApplyJobData>(options.queueName ?? APPLY_QUEUE_NAME, { connection: ownConnection ?? (options.connection as Redis), prefix: options.prefix });
+      retryQueue.on('error', (err: Error) => (options.errors ? options.errors.report('apply worker', err) : logger?.error({ err: err.message }, 'apply worker error')));
+    }
+    return retryQueue;
+  };
 
   const report = (key: EntryKey, outcome: ApplyOutcome, info: ApplyOutcomeInfo): void => {
     try {
@@ -90,37 +118,112 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
     }
   };
 
-  const processor = async (job: Job<ApplyJobData, ApplyResult | null>): Promise<ApplyResult | null> => {
-    const key = job.data.key;
-    let applied: string | undefined;
-    let result: ApplyResult | null = null;
-    for (let pass = 0; pass < maxPasses; pass++) {
-      const change = await store.get(key);
-      if (change === null) return result;
-      const serialized = JSON.stringify(change);
-      // Done when what is recorded now is what was just applied.
-      if (serialized === applied) return result;
-      try {
-        // An entry whose newest recorded change is its delete does not hold its mesh service's
-        // objects: their delete job may run before the entry's.
-        result = await writer.apply(change, { pending: (entry) => store.get(entry) });
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err));
-        const jobError = await toJobError(error, key);
-        const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-        const final = jobError instanceof UnrecoverableError || (lastAttempt && !(jobError instanceof RateLimitError));
-        report(key, error, { final, attemptsMade: job.attemptsMade });
-        throw jobError;
-      }
-      applied = serialized;
+  // Every key of every active job takes a slot: `concurrency` writes at once per worker, however
+  // the keys are spread over jobs.
+  const slots = new Slots(options.concurrency);
+
+  /** Applies one change; an error is returned, not thrown. */
+  const applyOne = async (job: Job<ApplyJobData | SingleApplyJobData>, key: EntryKey, change: Change): Promise<KeyOutcome> => {
+    const release = await slots.acquire();
+    try {
+      // A worker that is closing finishes what it started and leaves the rest queued.
+      if (worker.closing) return { key, left: true };
+      // An entry whose newest recorded change is its delete does not hold its mesh service's
+      // objects: their delete job may run before the entry's.
+      const result = await writer.apply(change, { pending: (entry) => store.get(entry) });
       report(key, result, { final: true, attemptsMade: job.attemptsMade });
+      return { key };
+    } catch (err) {
+      return { key, error: err instanceof Error ? err : new Error(String(err)) };
+    } finally {
+      release();
     }
-    // Still changing: every newer record queued a job behind this one, which takes it from here.
-    logger?.debug({ key, passes: maxPasses }, 'entry kept changing; leaving the rest to the next job');
-    return result;
   };
 
-  const worker: Worker<ApplyJobData, ApplyResult | null> = new Worker<ApplyJobData, ApplyResult | null>(
+  const processor = async (job: Job<ApplyJobData | SingleApplyJobData>, token?: string): Promise<number> => {
+    const keys = jobKeys(job.data);
+    const outcomes: KeyOutcome[] = [];
+    // Each pass reads the keys' newest changes in two round trips and applies those not applied
+    // yet; the keys it applied are read again, until what is recorded is what was applied.
+    const applied = new Map<EntryKey, string>();
+    let reading = keys;
+    for (let pass = 0; pass < maxPasses && reading.length > 0; pass++) {
+      // The first read lets go of the job's claims: a change recorded from now on queues a job.
+      const changes = pass === 0 ? await store.takeMany(reading, job.id ?? '') : await store.getMany(reading);
+      const work: Array<{ key: EntryKey; change: Change; serialized: string }> = [];
+      reading.forEach((key, i) => {
+        const change = changes[i];
+        if (change === null || change === undefined) return;
+        const serialized = JSON.stringify(change);
+        if (serialized !== applied.get(key)) work.push({ key, change, serialized });
+      });
+      const results = await Promise.all(work.map((w) => applyOne(job, w.key, w.change)));
+      reading = [];
+      results.forEach((outcome, i) => {
+        if (outcome.error === undefined && !outcome.left) {
+          applied.set(outcome.key, work[i]!.serialized);
+          reading.push(outcome.key);
+        } else outcomes.push(outcome);
+      });
+    }
+    // Still changing: every newer record queued a job (or is claimed by one) that takes it from here.
+    if (reading.length > 0) logger?.debug({ keys: reading, passes: maxPasses }, 'entries kept changing; leaving the rest to the next jobs');
+
+    const failures = outcomes.filter((o): o is KeyOutcome & { error: Error } => o.error !== undefined);
+    const left = outcomes.filter((o) => o.left).map((o) => o.key);
+    if (failures.length === 0) {
+      if (left.length === 0) return keys.length;
+      await keepOnly(job, left);
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+
+    // The API server throttles this client as a whole: pause the queue, not just these keys, and
+    // do not count it as a failed attempt.
+    const pauseMs = Math.max(0, ...failures.map((f) => retryAfter(f.error)));
+    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const permanent = failures.filter((f) => isPermanent(f.error));
+    const again = failures.filter((f) => !isPermanent(f.error));
+    for (const f of permanent) report(f.key, f.error, { final: true, attemptsMade: job.attemptsMade });
+    for (const f of again) report(f.key, f.error, { final: lastAttempt && pauseMs === 0, attemptsMade: job.attemptsMade });
+    if (pauseMs > 0) {
+      logger?.debug({ keys: again.length, pauseMs }, 'Kubernetes API throttled us; pausing the apply queue');
+      await worker.rateLimit(Math.min(maxRateLimitMs, pauseMs));
+    }
+    const retried = [...again.map((f) => f.key), ...left];
+    if (permanent.length > 0 && retried.length > 0) {
+      // The job fails for good with the keys that failed for good; the others go on in a job of
+      // their own with the attempts this one had left.
+      await retryElsewhere(job, retried, pauseMs);
+    } else if (again.length > 0) {
+      await keepOnly(job, retried);
+      if (pauseMs > 0) throw new RateLimitError();
+      throw again[0]!.error;
+    }
+    await keepOnly(job, permanent.map((f) => f.key));
+    const first = permanent[0]!.error as Error & { code: string };
+    const more = permanent.length > 1 ? ` (and ${permanent.length - 1} more: ${permanent.slice(1).map((f) => f.key).join(', ')})` : '';
+    throw new UnrecoverableError(`${first.code}: ${first.message}${more}`);
+  };
+
+  /** Leaves only `keys` in the job, for its retry or for inspection once it failed. */
+  const keepOnly = async (job: Job<ApplyJobData | SingleApplyJobData>, keys: EntryKey[]): Promise<void> => {
+    const current = jobKeys(job.data);
+    if (keys.length === current.length) return;
+    await job.updateData({ keys });
+  };
+
+  /** Queues `keys` again in a new job with the attempts `job` had left, after its backoff (or the throttle's pause). */
+  const retryElsewhere = async (job: Job<ApplyJobData | SingleApplyJobData>, keys: EntryKey[], pauseMs: number): Promise<void> => {
+    const attemptsLeft = (job.opts.attempts ?? 1) - job.attemptsMade - (pauseMs > 0 ? 0 : 1);
+    if (attemptsLeft < 1) return;
+    const backoff = job.opts.backoff;
+    const baseMs = typeof backoff === 'number' ? backoff : (backoff?.delay ?? 0);
+    const delay = pauseMs > 0 ? pauseMs : baseMs * 2 ** job.attemptsMade;
+    await retries().add(APPLY_JOB_NAME, { keys }, { ...job.opts, attempts: attemptsLeft, delay, jobId: applyJobId() });
+  };
+
+  const worker: Worker<ApplyJobData | SingleApplyJobData, number> = new Worker<ApplyJobData | SingleApplyJobData, number>(
     options.queueName ?? APPLY_QUEUE_NAME,
     processor,
     {
@@ -136,31 +239,16 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
   worker.on('failed', (job, err) => {
     if (!job) return;
     const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-    const fields = { key: job.data.key, attemptsMade: job.attemptsMade, err: err.message };
+    const fields = { keys: jobKeys(job.data), attemptsMade: job.attemptsMade, err: err.message };
     if (final) logger?.warn(fields, 'apply job failed; kept as failed');
     else logger?.debug(fields, 'apply job failed; will be retried');
   });
-
-  async function toJobError(err: Error, key: EntryKey): Promise<Error> {
-    if (err instanceof TransientKubeError) {
-      if (err.status === 429 && err.retryAfterMs !== undefined) {
-        // The API server throttles this client as a whole: pause the queue, not just this job,
-        // and do not count it as a failed attempt.
-        const pauseMs = Math.max(1, Math.min(maxRateLimitMs, err.retryAfterMs));
-        logger?.debug({ key, pauseMs }, 'Kubernetes API throttled us; pausing the apply queue');
-        await worker.rateLimit(pauseMs);
-        return new RateLimitError();
-      }
-      return err;
-    }
-    if (isVmsError(err)) return new UnrecoverableError(`${err.code}: ${err.message}`);
-    return err;
-  }
 
   return {
     worker,
     async close(): Promise<void> {
       await worker.close();
+      await retryQueue?.close();
       if (ownConnection) await ownConnection.quit().catch(() => ownConnection.disconnect());
     },
   };

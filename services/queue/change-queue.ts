@@ -1,6 +1,9 @@
 // The producer side: every change is recorded in the DesiredStore, and a job that says only
-// "look at this key" is queued. BullMQ's deduplication keeps at most one waiting and one active
-// job per key, so a burst of observations of one VM costs a write or two, not one per observation.
+// "look at these keys" is queued, for up to APPLY_BATCH keys at once: a job costs a few Redis
+// scripts wherever it has one entry or a hundred. A key is claimed by the job that is to apply it
+// (DesiredStore.recordFor), so a burst of observations of one VM queues one job until that job
+// takes the key, and costs a write or two, not one per observation.
+import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -8,7 +11,6 @@ import type { BaseLogger } from 'pino';
 import { mapLimited } from '../concurrency.ts';
 import type { Change, EntryKey } from '../model.ts';
 import type { DesiredStore, ListingPhase } from './desired-store.ts';
-import { idPart } from './job-id.ts';
 import { type RedisErrorLog, redisReady } from './redis.ts';
 
 /** The queue every replica's apply workers take from. */
@@ -17,14 +19,32 @@ export const APPLY_QUEUE_NAME = 'vms-apply';
 /** The one kind of job on that queue. */
 export const APPLY_JOB_NAME = 'apply';
 
-/** A job's data: which entry to bring to its newest desired state. */
+/** A job's data: which entries to bring to their newest desired state. */
 export interface ApplyJobData {
+  keys: EntryKey[];
+}
+
+/** The data of a job queued by an earlier version, one entry per job; still taken. */
+export interface SingleApplyJobData {
   key: EntryKey;
+}
+
+/** The keys of a job, whichever version queued it. */
+export function jobKeys(data: ApplyJobData | SingleApplyJobData): EntryKey[] {
+  return 'keys' in data ? data.keys : [data.key];
+}
+
+/** Most keys per apply job. */
+export const APPLY_BATCH = 100;
+
+/** A new apply job's id: BullMQ takes no ':' and no integer. */
+export function applyJobId(): string {
+  return `apply-${randomUUID()}`;
 }
 
 /** What enqueue did with a batch of changes. */
 export interface EnqueueResult {
-  /** Changes that were the newest for their key when recorded; a job for the key is queued or already waiting. */
+  /** Changes that were the newest for their key when recorded; a job for the key is queued or already claims it. */
   enqueued: number;
   /** Changes older than what was already recorded for their key; dropped. */
   superseded: number;
@@ -51,12 +71,6 @@ export interface ChangeQueueOptions {
 
 // Enough records in flight to keep the connection busy without building a huge command backlog.
 const RECORD_CONCURRENCY = 64;
-const ADD_BATCH = 500;
-
-/** A deduplication id for `key`. Entry keys are `namespace/name` and never contain ':', but one would split BullMQ's key names. */
-export function deduplicationId(key: EntryKey): string {
-  return idPart(key);
-}
 
 /** Puts changes on the apply queue, newest observation per entry winning. */
 export class ChangeQueue {
@@ -65,6 +79,8 @@ export class ChangeQueue {
   readonly #connection: Redis;
   readonly #store: DesiredStore;
   readonly #jobOptions: JobsOptions;
+  /** The Redis key of a job of this queue, but for its id. */
+  readonly #jobKeyPrefix: string;
 
   constructor(options: ChangeQueueOptions) {
     this.#connection = options.connection;
@@ -73,6 +89,7 @@ export class ChangeQueue {
       connection: options.connection,
       prefix: options.prefix,
     });
+    this.#jobKeyPrefix = this.queue.toKey('');
     const logger = options.logger;
     const errors = options.errors;
     this.queue.on('error', (err: Error) => (errors ? errors.report('apply queue', err) : logger?.error({ err: err.message }, 'apply queue error')));
@@ -84,32 +101,27 @@ export class ChangeQueue {
     };
   }
 
-  /** Records every change and queues a job for each key that got a newer desired state. */
+  /**
+   * Records every change and queues the keys that got a newer desired state, up to APPLY_BATCH
+   * per job, leaving out those a queued job has claimed already. Each batch's job is queued as soon
+   * as its changes are recorded, so the workers start on a large plan while the rest is recorded.
+   */
   async enqueue(changes: readonly Change[]): Promise<EnqueueResult> {
     if (changes.length === 0) return { enqueued: 0, superseded: 0 };
     await redisReady(this.#connection);
-    const newest = new Set<EntryKey>();
     let enqueued = 0;
     let superseded = 0;
-    await mapLimited(changes, RECORD_CONCURRENCY, async (change) => {
-      if (await this.#store.record(change)) {
-        enqueued++;
-        newest.add(change.key);
-      } else {
-        superseded++;
-      }
-    });
-
-    // addBulk goes through the same Lua scripts as add (deduplication included), in one pipeline.
-    const keys = [...newest];
-    for (let i = 0; i < keys.length; i += ADD_BATCH) {
-      await this.queue.addBulk(
-        keys.slice(i, i + ADD_BATCH).map((key) => ({
-          name: APPLY_JOB_NAME,
-          data: { key },
-          opts: { ...this.#jobOptions, deduplication: { id: deduplicationId(key), keepLastIfActive: true } },
-        })),
-      );
+    for (let i = 0; i < changes.length; i += APPLY_BATCH) {
+      const claim = { jobId: applyJobId(), jobKeyPrefix: this.#jobKeyPrefix };
+      const claimed = new Set<EntryKey>();
+      await mapLimited(changes.slice(i, i + APPLY_BATCH), RECORD_CONCURRENCY, async (change) => {
+        const outcome = await this.#store.recordFor(change, claim);
+        if (outcome === 'superseded') superseded++;
+        else enqueued++;
+        if (outcome === 'claimed') claimed.add(change.key);
+      });
+      // One add per job, not addBulk: an ioredis pipeline copies every script of the connection.
+      if (claimed.size > 0) await this.queue.add(APPLY_JOB_NAME, { keys: [...claimed] }, { ...this.#jobOptions, jobId: claim.jobId });
     }
     return { enqueued, superseded };
   }

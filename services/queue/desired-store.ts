@@ -19,6 +19,16 @@ import { redisReady } from './redis.ts';
  */
 export type ListingPhase = 'listed' | 'planned';
 
+/** Which apply job is to apply a recorded change, and where jobs are kept. */
+export interface ApplyClaim {
+  jobId: string;
+  /** The Redis key of a job is this followed by its id (BullMQ's `<prefix>:<queue>:<id>`). */
+  jobKeyPrefix: string;
+}
+
+/** What recording a change for an apply job did (see DesiredStore.recordFor). */
+export type RecordOutcome = 'claimed' | 'pending' | 'superseded';
+
 /** The newest change per entry key. */
 export interface DesiredStore {
   /**
@@ -26,8 +36,21 @@ export interface DesiredStore {
    * its name in that scope) made it void (confirm); true when it is now the newest.
    */
   record(change: Change): Promise<boolean>;
+  /**
+   * record(), and the claim of an apply job on the key: `claimed` when the job `claim.jobId` is to
+   * apply it (the caller queues that job), `pending` when another job that has not taken the key
+   * yet (see take) will, or `superseded` when the change is not the newest.
+   */
+  recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome>;
   /** The newest change for `key`, or null when none is known or a newer observation made it void. */
   get(key: EntryKey): Promise<Change | null>;
+  /** get() of each key, in one go. */
+  getMany(keys: readonly EntryKey[]): Promise<Array<Change | null>>;
+  /**
+   * getMany(), by the job `jobId` that is about to apply the keys: each key's claim is let go if
+   * it is that job's, so that a change recorded from now on queues a job of its own.
+   */
+  takeMany(keys: readonly EntryKey[], jobId: string): Promise<Array<Change | null>>;
   /**
    * Says that an observation of `scopeKey` stamped `observedAt` reached `phase` (see
    * ListingPhase): for the whole scope, or only for the entries named `names` (a refresh).
@@ -40,6 +63,13 @@ export interface DesiredStore {
 // them as strings compares the instants. Equal times: the later record wins. A change that a
 // newer observation of its scope (KEYS[2], field ARGV[4]) or of its name (KEYS[3]) made void is
 // refused; the caller passes the marks of the phase that voids this kind of change.
+//
+// The record also keeps which apply job is to apply it (field q, the job's id), so that a burst of
+// changes to one entry queues one job, not one per change: a newer change finds the claim of a
+// job that exists, has not finished and has not taken the key yet (take lets the claim go), and
+// queues nothing (2). Any other claim, a job that was never added (its producer died), is gone or
+// ended, is taken over by the caller's job (1), so a change never waits on a job that will not
+// come.
 const RECORD_SCRIPT = `
 if ARGV[4] ~= '' then
   local scope = redis.call('HGET', KEYS[2], ARGV[4])
@@ -57,7 +87,42 @@ if current and current > ARGV[1] then
 end
 redis.call('HSET', KEYS[1], 'at', ARGV[1], 'change', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[5] == '' then
+  return 1
+end
+local claim = redis.call('HGET', KEYS[1], 'q')
+if claim and claim ~= ARGV[5] then
+  local job = ARGV[6] .. claim
+  if redis.call('EXISTS', job) == 1 and redis.call('HEXISTS', job, 'finishedOn') == 0 then
+    return 2
+  end
+end
+redis.call('HSET', KEYS[1], 'q', ARGV[5])
 return 1
+`;
+
+// The newest change of each record (KEYS), its claim let go if it is the job ARGV[1]'s (an empty
+// ARGV[1] takes nothing).
+const TAKE_SCRIPT = `
+local changes = {}
+for i, key in ipairs(KEYS) do
+  if ARGV[1] ~= '' and redis.call('HGET', key, 'q') == ARGV[1] then
+    redis.call('HDEL', key, 'q')
+  end
+  changes[i] = redis.call('HGET', key, 'change')
+end
+return changes
+`;
+
+// The marks changes are judged against: for the i-th change, its scope's mark (field ARGV[i] of
+// the hash KEYS[2i-1]) and its name's mark (KEYS[2i]).
+const MARKS_SCRIPT = `
+local marks = {}
+for i, scope in ipairs(ARGV) do
+  marks[2 * i - 1] = redis.call('HGET', KEYS[2 * i - 1], scope)
+  marks[2 * i] = redis.call('GET', KEYS[2 * i])
+end
+return marks
 `;
 
 // Moves a scope's mark (KEYS[1], field ARGV[1]) forward, never back.
@@ -81,7 +146,19 @@ return 1
 `;
 
 type RedisWithScripts = Redis & {
-  vmsRecordDesired(key: string, scopeMarks: string, nameMark: string, at: string, change: string, ttlMs: number, scopeKey: string): Promise<number>;
+  vmsRecordDesired(
+    key: string,
+    scopeMarks: string,
+    nameMark: string,
+    at: string,
+    change: string,
+    ttlMs: number,
+    scopeKey: string,
+    jobId: string,
+    jobKeyPrefix: string,
+  ): Promise<number>;
+  vmsTakeDesired(numberOfKeys: number, ...keysThenArgs: string[]): Promise<Array<string | null>>;
+  vmsDesiredMarks(numberOfKeys: number, ...keysThenArgs: string[]): Promise<Array<string | null>>;
   vmsConfirmScope(scopeMarks: string, scopeKey: string, at: string): Promise<number>;
   vmsConfirmNames(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number>;
 };
@@ -106,6 +183,8 @@ export class RedisDesiredStore implements DesiredStore {
     const scripted = redis as unknown as Partial<RedisWithScripts>;
     if (typeof scripted.vmsRecordDesired !== 'function') {
       redis.defineCommand('vmsRecordDesired', { numberOfKeys: 3, lua: RECORD_SCRIPT });
+      redis.defineCommand('vmsTakeDesired', { lua: TAKE_SCRIPT });
+      redis.defineCommand('vmsDesiredMarks', { lua: MARKS_SCRIPT });
       redis.defineCommand('vmsConfirmScope', { numberOfKeys: 1, lua: CONFIRM_SCOPE_SCRIPT });
       redis.defineCommand('vmsConfirmNames', { lua: CONFIRM_NAMES_SCRIPT });
     }
@@ -128,10 +207,19 @@ export class RedisDesiredStore implements DesiredStore {
   }
 
   async record(change: Change): Promise<boolean> {
+    return (await this.#record(change, undefined)) !== 0;
+  }
+
+  async recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome> {
+    const outcome = await this.#record(change, claim);
+    return outcome === 1 ? 'claimed' : outcome === 2 ? 'pending' : 'superseded';
+  }
+
+  async #record(change: Change, claim: ApplyClaim | undefined): Promise<number> {
     // A producer connection has no offline queue: wait for it instead of failing while it connects.
     if (this.#redis.status !== 'ready') await redisReady(this.#redis);
     const { scopeKey, name, phase } = decidedBy(change);
-    const won = await this.#redis.vmsRecordDesired(
+    const outcome = await this.#redis.vmsRecordDesired(
       this.keyOf(change.key),
       this.#scopeMarks(phase),
       this.#nameMark(phase, scopeKey, name),
@@ -139,13 +227,47 @@ export class RedisDesiredStore implements DesiredStore {
       JSON.stringify(change),
       this.#ttlMs,
       scopeKey,
+      claim?.jobId ?? '',
+      claim?.jobKeyPrefix ?? '',
     );
-    return Number(won) === 1;
+    return Number(outcome);
   }
 
   async get(key: EntryKey): Promise<Change | null> {
     if (this.#redis.status !== 'ready') await redisReady(this.#redis);
-    const raw = await this.#redis.hget(this.keyOf(key), 'change');
+    return this.#unlessVoid(await this.#redis.hget(this.keyOf(key), 'change'));
+  }
+
+  async getMany(keys: readonly EntryKey[]): Promise<Array<Change | null>> {
+    return this.takeMany(keys, '');
+  }
+
+  async takeMany(keys: readonly EntryKey[], jobId: string): Promise<Array<Change | null>> {
+    if (keys.length === 0) return [];
+    if (this.#redis.status !== 'ready') await redisReady(this.#redis);
+    const raws = await this.#redis.vmsTakeDesired(keys.length, ...keys.map((k) => this.keyOf(k)), jobId);
+    const changes = raws.map((raw) => (raw === null ? null : (JSON.parse(raw) as Change)));
+    // Every change's marks in one more round trip, for those a scope decides about.
+    const judged: Array<{ index: number; change: Change }> = [];
+    const markKeys: string[] = [];
+    const scopeKeys: string[] = [];
+    changes.forEach((change, index) => {
+      if (change === null) return;
+      const { scopeKey, name, phase } = decidedBy(change);
+      if (scopeKey === '') return;
+      judged.push({ index, change });
+      markKeys.push(this.#scopeMarks(phase), this.#nameMark(phase, scopeKey, name));
+      scopeKeys.push(scopeKey);
+    });
+    if (judged.length === 0) return changes;
+    const marks = await this.#redis.vmsDesiredMarks(markKeys.length, ...markKeys, ...scopeKeys);
+    judged.forEach(({ index, change }, j) => {
+      if (isVoid(change, marks[2 * j]) || isVoid(change, marks[2 * j + 1])) changes[index] = null;
+    });
+    return changes;
+  }
+
+  async #unlessVoid(raw: string | null): Promise<Change | null> {
     if (raw === null) return null;
     const change = JSON.parse(raw) as Change;
     const { scopeKey, name, phase } = decidedBy(change);
@@ -175,6 +297,8 @@ export class MemoryDesiredStore implements DesiredStore {
   readonly #records = new Map<EntryKey, { at: string; change: Change }>();
   /** Marks by phase, then by `scope` (whole scope) or `scope|name`. */
   readonly #marks: Record<ListingPhase, Map<string, string>> = { listed: new Map(), planned: new Map() };
+  /** Each key's claim: the apply job that has not taken it yet. With no queue to ask, a claim holds until taken. */
+  readonly #claims = new Map<EntryKey, string>();
 
   async record(change: Change): Promise<boolean> {
     const at = canonicalStamp(change.observedAt);
@@ -186,10 +310,27 @@ export class MemoryDesiredStore implements DesiredStore {
     return true;
   }
 
+  async recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome> {
+    if (!(await this.record(change))) return 'superseded';
+    const held = this.#claims.get(change.key);
+    if (held !== undefined && held !== claim.jobId) return 'pending';
+    this.#claims.set(change.key, claim.jobId);
+    return 'claimed';
+  }
+
   async get(key: EntryKey): Promise<Change | null> {
     const current = this.#records.get(key);
     if (!current || this.#isVoid(current.change)) return null;
     return structuredClone(current.change);
+  }
+
+  async getMany(keys: readonly EntryKey[]): Promise<Array<Change | null>> {
+    return Promise.all(keys.map((key) => this.get(key)));
+  }
+
+  async takeMany(keys: readonly EntryKey[], jobId: string): Promise<Array<Change | null>> {
+    for (const key of keys) if (this.#claims.get(key) === jobId) this.#claims.delete(key);
+    return this.getMany(keys);
   }
 
   async confirm(scopeKey: string, observedAt: string, phase: ListingPhase, names?: readonly string[]): Promise<void> {

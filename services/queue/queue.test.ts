@@ -12,7 +12,7 @@ import { Writer } from '../writer/writer.ts';
 import { Worker } from 'bullmq';
 import { startApplyWorker } from './apply-worker.ts';
 import type { ApplyOutcome, ApplyOutcomeInfo, ApplyWorker } from './apply-worker.ts';
-import { APPLY_QUEUE_NAME, ChangeQueue, deduplicationId } from './change-queue.ts';
+import { APPLY_BATCH, APPLY_JOB_NAME, APPLY_QUEUE_NAME, ChangeQueue } from './change-queue.ts';
 import { MemoryDesiredStore, RedisDesiredStore } from './desired-store.ts';
 import type { DesiredStore } from './desired-store.ts';
 import { createRedis } from './redis.ts';
@@ -211,6 +211,22 @@ describe.each([
     expect(await store.record(inScope(upsert('vm-8', 4)))).toBe(false);
   });
 
+  it('getMany and takeMany answer what get answers for each key, void changes included', async () => {
+    const store = makeStore();
+    await store.record(inScope(upsert('vm-1', 4)));
+    await store.record(inScope(del('vm-2', 4)));
+    await store.record(inScope(upsert('vm-3', 6)));
+    await store.record(upsert('vm-4', 1));
+    await store.confirm('static:a', at(5), 'planned');
+    await store.confirm('static:a', at(7), 'planned', ['vm-3']);
+    const keys = ['vm-1', 'vm-2', 'vm-3', 'vm-4', 'vm-none'].map((n) => entryKey(ns, n));
+    const one = await Promise.all(keys.map((k) => store.get(k)));
+    expect(one.map((c) => c?.observedAt ?? null)).toEqual([null, null, null, at(1), null]);
+    expect(await store.getMany(keys)).toEqual(one);
+    expect(await store.takeMany(keys, 'some-job')).toEqual(one);
+    expect(await store.getMany([])).toEqual([]);
+  });
+
   it('a refresh voids older changes of its own names only', async () => {
     const store = makeStore();
     await store.confirm('static:a', at(5), 'planned', ['vm-1']);
@@ -228,6 +244,38 @@ describe('RedisDesiredStore', () => {
     const ttl = await storeConn.pttl(store.keyOf(entryKey(ns, 'vm-1')));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+});
+
+describe('claims of apply jobs', () => {
+  it('RedisDesiredStore: a key stays with the job that claimed it while that job is queued and has not taken it', async () => {
+    const store = newStore();
+    const jobKeyPrefix = `${prefix}:claims-test:`;
+    const claim = (jobId: string) => ({ jobId, jobKeyPrefix });
+    expect(await store.recordFor(upsert('vm-1', 1), claim('j1'))).toBe('claimed');
+    // j1 was never queued (its producer died): the next change's job takes the key over.
+    expect(await store.recordFor(upsert('vm-1', 2), claim('j2'))).toBe('claimed');
+    await producer.hset(`${jobKeyPrefix}j2`, 'name', 'apply');
+    expect(await store.recordFor(upsert('vm-1', 3), claim('j3'))).toBe('pending');
+    expect(await store.recordFor(upsert('vm-1', 0), claim('j3'))).toBe('superseded');
+    // Another job's take leaves the claim; j2's lets it go.
+    expect((await store.takeMany([entryKey(ns, 'vm-1')], 'j9'))[0]?.observedAt).toBe(at(3));
+    expect(await store.recordFor(upsert('vm-1', 4), claim('j4'))).toBe('pending');
+    expect((await store.takeMany([entryKey(ns, 'vm-1')], 'j2'))[0]?.observedAt).toBe(at(4));
+    expect(await store.recordFor(upsert('vm-1', 5), claim('j5'))).toBe('claimed');
+    // A claim of a job that ended (completed or failed, and kept) is taken over.
+    await producer.hset(`${jobKeyPrefix}j5`, 'name', 'apply', 'finishedOn', Date.now());
+    expect(await store.recordFor(upsert('vm-1', 6), claim('j6'))).toBe('claimed');
+  });
+
+  it('MemoryDesiredStore: a claim holds until its job takes the key', async () => {
+    const store = new MemoryDesiredStore();
+    const claim = (jobId: string) => ({ jobId, jobKeyPrefix: '' });
+    expect(await store.recordFor(upsert('vm-1', 1), claim('j1'))).toBe('claimed');
+    expect(await store.recordFor(upsert('vm-1', 2), claim('j2'))).toBe('pending');
+    expect(await store.recordFor(upsert('vm-1', 0), claim('j2'))).toBe('superseded');
+    expect((await store.takeMany([entryKey(ns, 'vm-1')], 'j1'))[0]?.observedAt).toBe(at(2));
+    expect(await store.recordFor(upsert('vm-1', 3), claim('j3'))).toBe('claimed');
   });
 });
 
@@ -265,13 +313,6 @@ describe('ScopeLeases', () => {
   });
 });
 
-describe('queue helpers', () => {
-  it('makes deduplication ids without colons', () => {
-    expect(deduplicationId('ns/a:b')).toBe('ns/a%3Ab');
-    expect(deduplicationId('ns/a%3Ab')).not.toBe(deduplicationId('ns/a:b'));
-  });
-});
-
 describe('ChangeQueue and apply workers', () => {
   it('coalesces a burst of 50 changes to one entry into a few writes, ending at the newest', async () => {
     const store = newStore();
@@ -293,6 +334,71 @@ describe('ChangeQueue and apply workers', () => {
     expect(live('vm-1')?.spec.address).toBe(newest.op === 'upsert' ? (newest.entry as WorkloadEntry).spec.address : undefined);
   });
 
+  it(`queues up to ${APPLY_BATCH} entries per job and applies every one`, async () => {
+    const store = newStore();
+    const queue = newQueue(store);
+    const count = APPLY_BATCH * 2 + APPLY_BATCH / 2;
+    const result = await queue.enqueue(Array.from({ length: count }, (_, i) => upsert(`vm-${i}`, i)));
+    expect(result).toEqual({ enqueued: count, superseded: 0 });
+    expect((await queue.counts()).waiting).toBe(3);
+    newWorker(store);
+    await waitFor('every entry created', async () => server.size(WE, ns) === count && (await drained(queue)));
+    expect(server.counts.of(WE).create).toBe(count);
+  });
+
+  it('queues a change again whose key a job claimed that never came', async () => {
+    const store = newStore();
+    const queue = newQueue(store);
+    // A producer recorded the change and died before queuing its job.
+    await store.recordFor(upsert('vm-lost', 1), { jobId: 'apply-never-queued', jobKeyPrefix: queue.queue.toKey('') });
+    await queue.enqueue([upsert('vm-lost', 2)]);
+    expect((await queue.counts()).waiting).toBe(1);
+    newWorker(store);
+    await waitFor('entry created', async () => live('vm-lost')?.metadata.annotations[OBSERVED_AT_ANNOTATION] === at(2) && (await drained(queue)));
+  });
+
+  it('retries only the entries of a job that failed transiently, and keeps only those refused for good in the failed job', async () => {
+    const store = newStore();
+    const queue = newQueue(store, { attempts: 5, backoffMs: 10 });
+    const outcomes: Array<[string, ApplyOutcome, boolean]> = [];
+    const handle = startApplyWorker({
+      connection: REDIS_URL,
+      prefix,
+      store,
+      // Only `ns` is allowed: an entry elsewhere is refused before any request.
+      writer: new Writer({ api: createKubeApi(server.kubeConfig()), ownerId: OWNER, fieldManager: 'vm-mesh-sync', ensureServiceAccounts: true, namespaces: [ns] }),
+      concurrency: 4,
+      onResult: (key, outcome, info) => outcomes.push([key, outcome, info.final]),
+    });
+    cleanups.push(() => handle.close());
+    const elsewhere = upsert('vm-elsewhere', 1);
+    const refused: Change =
+      elsewhere.op === 'upsert'
+        ? { ...elsewhere, key: entryKey('elsewhere', 'vm-elsewhere'), entry: { ...elsewhere.entry, metadata: { ...elsewhere.entry.metadata, namespace: 'elsewhere' } } }
+        : elsewhere;
+    server.faults.push({ match: { verb: 'create', resource: WE }, status: 500, count: 1 });
+    await queue.enqueue([upsert('vm-a', 1), refused, upsert('vm-b', 1)]);
+    await waitFor('the good entries created', async () => live('vm-a') !== undefined && live('vm-b') !== undefined && (await drained(queue)));
+    expect(server.requests.filter((r) => r.verb === 'create').map((r) => r.status).sort()).toEqual([201, 201, 500]);
+    const failed = await queue.queue.getFailed();
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.data.keys).toEqual([refused.key]);
+    expect(failed[0]?.failedReason).toMatch(/^VMS_ERR_NAMESPACE_NOT_ALLOWED: /);
+    // The refusal is said once, as final; the 500 as not final, then the create.
+    expect(outcomes.filter(([key]) => key === refused.key).map(([, o, final]) => [o instanceof Error, final])).toEqual([[true, true]]);
+    expect(outcomes.filter(([, o]) => o instanceof TransientKubeError).map(([, , final]) => final)).toEqual([false]);
+  });
+
+  it('takes a job queued one entry per job by an earlier version', async () => {
+    const store = newStore();
+    const queue = newQueue(store);
+    const change = upsert('vm-old-job', 1);
+    await store.record(change);
+    await (queue.queue as unknown as { add(name: string, data: unknown): Promise<unknown> }).add(APPLY_JOB_NAME, { key: change.key });
+    newWorker(store);
+    await waitFor('entry created', async () => live('vm-old-job') !== undefined && (await drained(queue)));
+  });
+
   it('runs a job again however often the processes holding it died, rather than failing it', async () => {
     const store = newStore();
     const queue = newQueue(store);
@@ -306,7 +412,7 @@ describe('ChangeQueue and apply workers', () => {
       await deadConnection.quit().catch(() => {});
     });
     const job = await dead.getNextJob('dead-process');
-    expect(job?.data.key).toBe(entryKey(ns, 'vm-stalled'));
+    expect(job?.data.keys).toEqual([entryKey(ns, 'vm-stalled')]);
     await producer.hset(`${prefix}:${APPLY_QUEUE_NAME}:${job!.id}`, 'stc', 5);
 
     newWorker(store, { lockDurationMs: 200 });

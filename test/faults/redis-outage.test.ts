@@ -55,8 +55,9 @@ describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
       queue: { concurrency: 4, backoff: '100ms', stalledAfter: '2s' },
       log: { level: 'silent' },
     });
-    // Slow writes, so that the outage falls in the middle of the drain.
-    server.latencyMs = 15;
+    // Slow writes, so that the outage falls in the middle of the drain: a job's entries, read
+    // before the outage, are written during it (4 at a time) until the job next needs Redis.
+    server.latencyMs = 120;
     const started = new ServeProcess(ws.configFile, await freePort());
     proc = started;
     await started.started();

@@ -6,8 +6,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import type { WorkloadEntry } from '../../services/model.ts';
-import { APPLY_QUEUE_NAME } from '../../services/queue/change-queue.ts';
+import { entryKey, type WorkloadEntry } from '../../services/model.ts';
+import { APPLY_QUEUE_NAME, jobKeys } from '../../services/queue/change-queue.ts';
 import type { ScopeStatus } from '../../services/runtime/status-store.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
 import { type Machine, meshMachine, Workspace, matchesInventory } from '../helpers/cli.ts';
@@ -93,7 +93,10 @@ describe('serve runtime', () => {
       const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed');
       expect(counts.active).toBe(0);
       expect(counts.failed).toBe(0);
-      expect(counts.waiting! + counts.delayed! + counts.prioritized!).toBe(300 - appliedBefore);
+      const queued = await queue.getJobs(['waiting', 'delayed', 'prioritized']);
+      const keys = new Set(queued.flatMap((job) => jobKeys(job.data)));
+      expect(keys.size).toBe(300 - appliedBefore);
+      expect(entries().some((e) => keys.has(entryKey(e.metadata.namespace, e.metadata.name)))).toBe(false);
     } finally {
       await queue.close();
       redis.disconnect();
