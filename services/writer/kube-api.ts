@@ -446,8 +446,8 @@ function readMeta(m: { name?: string; namespace?: string; labels?: Record<string
   return {
     name: m.name ?? '',
     namespace: m.namespace ?? '',
-    labels: { ...(m.labels ?? {}) },
-    annotations: { ...(m.annotations ?? {}) },
+    labels: ownMap(m.labels),
+    annotations: ownMap(m.annotations),
     ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
     ...(m.uid !== undefined ? { uid: m.uid } : {}),
   };
@@ -511,6 +511,16 @@ function toEntry(obj: unknown): WorkloadEntry {
     apiVersion: 'networking.istio.io/v1',
     kind: 'WorkloadEntry',
     metadata: readMeta(m),
-    spec: { ...(o.spec ?? {}) },
+    spec: ownMap(o.spec),
   };
+}
+
+/**
+ * A map of an answer as the model holds it: a plain object (as JSON.parse makes them) is taken as it
+ * is, since the answer it came from is ours alone and dropped once read; anything else (absent,
+ * null, an array from a broken server) is spread into a new object, as it always was.
+ */
+function ownMap<T extends object>(value: T | null | undefined): T {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype) return value;
+  return { ...(value ?? {}) } as T;
 }
