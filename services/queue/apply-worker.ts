@@ -2,7 +2,7 @@
 // and looks again afterwards, so that a change recorded while it was writing is not left to
 // chance. The keys that failed transiently go back to BullMQ, alone in the job, for a retry with
 // backoff; those that failed for good fail the job once and are kept in it for inspection.
-import { Queue, RateLimitError, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { Queue, RateLimitError, UnrecoverableError, Worker } from 'bullmq';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BaseLogger } from 'pino';
@@ -11,7 +11,7 @@ import type { Change, EntryKey } from '../model.ts';
 import { TransientKubeError } from '../writer/transient-kube-error.ts';
 import type { ApplyResult, Writer } from '../writer/writer.ts';
 import { Slots } from '../concurrency.ts';
-import { APPLY_JOB_NAME, APPLY_QUEUE_NAME, applyJobId, jobKeys } from './change-queue.ts';
+import { APPLY_JOB_NAME, APPLY_QUEUE_NAME, applyJobId, jobKeys, LEGACY_APPLY_QUEUE_NAME } from './change-queue.ts';
 import type { ApplyJobData, SingleApplyJobData } from './change-queue.ts';
 import type { DesiredStore } from './desired-store.ts';
 import { createRedis, type RedisErrorLog } from './redis.ts';
@@ -35,7 +35,7 @@ export interface ApplyWorkerOptions {
   prefix: string;
   store: DesiredStore;
   writer: Pick<Writer, 'apply'>;
-  /** Jobs processed at once by this worker. */
+  /** Entries applied at once by this worker (and jobs active at once: each holds up to APPLY_BATCH entries). */
   concurrency: number;
   queueName?: string;
   /** Told of every apply and every failure (retried ones too, with `final: false`), for metrics. */
@@ -43,7 +43,7 @@ export interface ApplyWorkerOptions {
   logger?: Pick<BaseLogger, 'debug' | 'warn' | 'error'>;
   /** Takes the worker's and its connection's errors instead of `logger` (a Redis outage is said once, not per retry). */
   errors?: RedisErrorLog;
-  /** Applies per job before the rest is left to the job queued behind it (default 10). */
+  /** Reads and applies per entry of a job before an entry still changing is handed to a new job (default 10). */
   maxPasses?: number;
   /** Longest queue-wide pause a 429's Retry-After may impose (default 60 s). */
   maxRateLimitMs?: number;
@@ -75,8 +75,8 @@ function retryAfter(err: Error): number {
 /** A running apply worker. */
 export interface ApplyWorker {
   worker: Worker<ApplyJobData | SingleApplyJobData, number>;
-  /** Waits for jobs in flight to finish, then closes the connections opened here. */
-  close(): Promise<void>;
+  /** Waits for jobs in flight to finish (or, with `force`, leaves them to be taken over), then closes the connections opened here. */
+  close(force?: boolean): Promise<void>;
 }
 
 /**
@@ -123,7 +123,7 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
   const slots = new Slots(options.concurrency);
 
   /** Applies one change; an error is returned, not thrown. */
-  const applyOne = async (job: Job<ApplyJobData | SingleApplyJobData>, key: EntryKey, change: Change): Promise<KeyOutcome> => {
+  const applyOne = async (job: Job<ApplyJobData | SingleApplyJobData>, key: EntryKey, change: Change, worker: Worker): Promise<KeyOutcome> => {
     const release = await slots.acquire();
     try {
       // A worker that is closing finishes what it started and leaves the rest queued.
@@ -140,7 +140,7 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
     }
   };
 
-  const processor = async (job: Job<ApplyJobData | SingleApplyJobData>, token?: string): Promise<number> => {
+  const processor = async (job: Job<ApplyJobData | SingleApplyJobData>, worker: Worker): Promise<number> => {
     const keys = jobKeys(job.data);
     const outcomes: KeyOutcome[] = [];
     // Each pass reads the keys' newest changes in two round trips and applies those not applied
@@ -157,7 +157,7 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
         const serialized = JSON.stringify(change);
         if (serialized !== applied.get(key)) work.push({ key, change, serialized });
       });
-      const results = await Promise.all(work.map((w) => applyOne(job, w.key, w.change)));
+      const results = await Promise.all(work.map((w) => applyOne(job, w.key, w.change, worker)));
       reading = [];
       results.forEach((outcome, i) => {
         if (outcome.error === undefined && !outcome.left) {
@@ -166,44 +166,46 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
         } else outcomes.push(outcome);
       });
     }
-    // Still changing: every newer record queued a job (or is claimed by one) that takes it from here.
-    if (reading.length > 0) logger?.debug({ keys: reading, passes: maxPasses }, 'entries kept changing; leaving the rest to the next jobs');
-
+    // Entries applied on the last pass were not read again: a job of another worker may have
+    // applied a newer change before this write landed. Still changing, they go to a new job, as do
+    // those a closing worker did not start (at no cost of an attempt).
     const failures = outcomes.filter((o): o is KeyOutcome & { error: Error } => o.error !== undefined);
     const left = outcomes.filter((o) => o.left).map((o) => o.key);
-    if (failures.length === 0) {
-      if (left.length === 0) return keys.length;
-      await keepOnly(job, left);
-      await job.moveToWait(token);
-      throw new WaitingError();
-    }
+    if (reading.length > 0) logger?.debug({ keys: reading, passes: maxPasses }, 'entries kept changing; a new job takes them from here');
+    const again = [...reading, ...left];
+    if (again.length > 0) await queueAgain(job, again, { attempts: job.opts.attempts ?? 1, delay: 0 });
+    if (failures.length === 0) return keys.length;
 
     // The API server throttles this client as a whole: pause the queue, not just these keys, and
     // do not count it as a failed attempt.
     const pauseMs = Math.max(0, ...failures.map((f) => retryAfter(f.error)));
-    const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const attemptsLeft = (job.opts.attempts ?? 1) - job.attemptsMade - (pauseMs > 0 ? 0 : 1);
     const permanent = failures.filter((f) => isPermanent(f.error));
-    const again = failures.filter((f) => !isPermanent(f.error));
+    const transient = failures.filter((f) => !isPermanent(f.error));
     for (const f of permanent) report(f.key, f.error, { final: true, attemptsMade: job.attemptsMade });
-    for (const f of again) report(f.key, f.error, { final: lastAttempt && pauseMs === 0, attemptsMade: job.attemptsMade });
+    for (const f of transient) report(f.key, f.error, { final: attemptsLeft < 1, attemptsMade: job.attemptsMade });
     if (pauseMs > 0) {
-      logger?.debug({ keys: again.length, pauseMs }, 'Kubernetes API throttled us; pausing the apply queue');
+      logger?.debug({ keys: transient.length, pauseMs }, 'Kubernetes API throttled us; pausing the apply queue');
       await worker.rateLimit(Math.min(maxRateLimitMs, pauseMs));
     }
-    const retried = [...again.map((f) => f.key), ...left];
-    if (permanent.length > 0 && retried.length > 0) {
-      // The job fails for good with the keys that failed for good; the others go on in a job of
-      // their own with the attempts this one had left.
-      await retryElsewhere(job, retried, pauseMs);
-    } else if (again.length > 0) {
-      await keepOnly(job, retried);
+    if (permanent.length === 0) {
+      // BullMQ retries the job with only these keys, or keeps it failed with them.
+      await keepOnly(job, transient.map((f) => f.key));
       if (pauseMs > 0) throw new RateLimitError();
-      throw again[0]!.error;
+      throw transient[0]!.error;
     }
-    await keepOnly(job, permanent.map((f) => f.key));
-    const first = permanent[0]!.error as Error & { code: string };
-    const more = permanent.length > 1 ? ` (and ${permanent.length - 1} more: ${permanent.slice(1).map((f) => f.key).join(', ')})` : '';
-    throw new UnrecoverableError(`${first.code}: ${first.message}${more}`);
+    // The job fails for good with the keys refused for good; those that failed transiently go on
+    // in a job of their own with the attempts this one had left, or, with none left, stay here too.
+    let kept = permanent;
+    if (transient.length > 0 && attemptsLeft >= 1) {
+      const backoff = job.opts.backoff;
+      const baseMs = typeof backoff === 'number' ? backoff : (backoff?.delay ?? 0);
+      await queueAgain(job, transient.map((f) => f.key), { attempts: attemptsLeft, delay: pauseMs > 0 ? pauseMs : baseMs * 2 ** job.attemptsMade });
+    } else kept = [...permanent, ...transient];
+    await keepOnly(job, kept.map((f) => f.key));
+    const first = kept[0]!.error as Error & { code?: string };
+    const more = kept.length > 1 ? ` (and ${kept.length - 1} more: ${kept.slice(1).map((f) => f.key).join(', ')})` : '';
+    throw new UnrecoverableError(`${first.code ? `${first.code}: ` : ''}${first.message}${more}`);
   };
 
   /** Leaves only `keys` in the job, for its retry or for inspection once it failed. */
@@ -213,41 +215,38 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
     await job.updateData({ keys });
   };
 
-  /** Queues `keys` again in a new job with the attempts `job` had left, after its backoff (or the throttle's pause). */
-  const retryElsewhere = async (job: Job<ApplyJobData | SingleApplyJobData>, keys: EntryKey[], pauseMs: number): Promise<void> => {
-    const attemptsLeft = (job.opts.attempts ?? 1) - job.attemptsMade - (pauseMs > 0 ? 0 : 1);
-    if (attemptsLeft < 1) return;
-    const backoff = job.opts.backoff;
-    const baseMs = typeof backoff === 'number' ? backoff : (backoff?.delay ?? 0);
-    const delay = pauseMs > 0 ? pauseMs : baseMs * 2 ** job.attemptsMade;
-    await retries().add(APPLY_JOB_NAME, { keys }, { ...job.opts, attempts: attemptsLeft, delay, jobId: applyJobId() });
+  /** Queues `keys` again in a new job with `attempts` and after `delay`. */
+  const queueAgain = async (job: Job<ApplyJobData | SingleApplyJobData>, keys: EntryKey[], opts: { attempts: number; delay: number }): Promise<void> => {
+    await retries().add(APPLY_JOB_NAME, { keys }, { ...job.opts, ...opts, jobId: applyJobId() });
   };
 
-  const worker: Worker<ApplyJobData | SingleApplyJobData, number> = new Worker<ApplyJobData | SingleApplyJobData, number>(
-    options.queueName ?? APPLY_QUEUE_NAME,
-    processor,
-    {
+  const start = (queueName: string, concurrency: number): Worker<ApplyJobData | SingleApplyJobData, number> => {
+    const started: Worker<ApplyJobData | SingleApplyJobData, number> = new Worker<ApplyJobData | SingleApplyJobData, number>(queueName, (job) => processor(job, started), {
       connection: ownConnection ?? (options.connection as Redis),
       prefix: options.prefix,
-      concurrency: options.concurrency,
+      concurrency,
       limiter: PASS_THROUGH_LIMITER,
       maxStalledCount: STALLS_FORGIVEN,
       ...(options.lockDurationMs ? { lockDuration: options.lockDurationMs, stalledInterval: options.lockDurationMs } : {}),
-    },
-  );
-  worker.on('error', (err: Error) => (options.errors ? options.errors.report('apply worker', err) : logger?.error({ err: err.message }, 'apply worker error')));
-  worker.on('failed', (job, err) => {
-    if (!job) return;
-    const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-    const fields = { keys: jobKeys(job.data), attemptsMade: job.attemptsMade, err: err.message };
-    if (final) logger?.warn(fields, 'apply job failed; kept as failed');
-    else logger?.debug(fields, 'apply job failed; will be retried');
-  });
+    });
+    started.on('error', (err: Error) => (options.errors ? options.errors.report('apply worker', err) : logger?.error({ err: err.message }, 'apply worker error')));
+    started.on('failed', (job, err) => {
+      if (!job) return;
+      const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+      const fields = { keys: jobKeys(job.data), attemptsMade: job.attemptsMade, err: err.message };
+      if (final) logger?.warn(fields, 'apply job failed; kept as failed');
+      else logger?.debug(fields, 'apply job failed; will be retried');
+    });
+    return started;
+  };
+  const worker = start(options.queueName ?? APPLY_QUEUE_NAME, options.concurrency);
+  // Jobs of one entry that earlier versions queued, until their queue is empty; their writes share the slots.
+  const legacy = options.queueName ? undefined : start(LEGACY_APPLY_QUEUE_NAME, options.concurrency);
 
   return {
     worker,
-    async close(): Promise<void> {
-      await worker.close();
+    async close(force = false): Promise<void> {
+      await Promise.all([worker.close(force), legacy?.close(force)]);
       await retryQueue?.close();
       if (ownConnection) await ownConnection.quit().catch(() => ownConnection.disconnect());
     },

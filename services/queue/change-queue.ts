@@ -14,7 +14,14 @@ import type { DesiredStore, ListingPhase } from './desired-store.ts';
 import { type RedisErrorLog, redisReady } from './redis.ts';
 
 /** The queue every replica's apply workers take from. */
-export const APPLY_QUEUE_NAME = 'vms-apply';
+export const APPLY_QUEUE_NAME = 'vms-apply-batches';
+
+/**
+ * The queue of earlier versions, one entry per job. Workers of this version drain it too, and
+ * never put jobs on it: during a rolling update, a worker of an earlier version would take a job
+ * of many entries for one of none and drop it.
+ */
+export const LEGACY_APPLY_QUEUE_NAME = 'vms-apply';
 
 /** The one kind of job on that queue. */
 export const APPLY_JOB_NAME = 'apply';
@@ -81,6 +88,8 @@ export class ChangeQueue {
   readonly #jobOptions: JobsOptions;
   /** The Redis key of a job of this queue, but for its id. */
   readonly #jobKeyPrefix: string;
+  /** Earlier versions' queue, counted until it is empty (absent with a queue name of the caller's). */
+  readonly #legacy: Queue | undefined;
 
   constructor(options: ChangeQueueOptions) {
     this.#connection = options.connection;
@@ -90,9 +99,10 @@ export class ChangeQueue {
       prefix: options.prefix,
     });
     this.#jobKeyPrefix = this.queue.toKey('');
+    this.#legacy = options.queueName ? undefined : new Queue(LEGACY_APPLY_QUEUE_NAME, { connection: options.connection, prefix: options.prefix });
     const logger = options.logger;
     const errors = options.errors;
-    this.queue.on('error', (err: Error) => (errors ? errors.report('apply queue', err) : logger?.error({ err: err.message }, 'apply queue error')));
+    for (const q of [this.queue, this.#legacy]) q?.on('error', (err: Error) => (errors ? errors.report('apply queue', err) : logger?.error({ err: err.message }, 'apply queue error')));
     this.#jobOptions = {
       attempts: options.attempts,
       backoff: { type: 'exponential', delay: options.backoffMs, jitter: 0.5 },
@@ -131,13 +141,15 @@ export class ChangeQueue {
     await this.#store.confirm(scopeKey, observedAt, phase, names);
   }
 
-  /** Jobs by state: waiting, active, delayed, prioritized, failed, completed. */
+  /** Jobs by state (waiting, active, delayed, prioritized, failed, completed), those of earlier versions' queue included. */
   async counts(): Promise<Record<string, number>> {
-    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed');
+    const states = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'] as const;
+    const [current, legacy] = await Promise.all([this.queue.getJobCounts(...states), this.#legacy ? this.#legacy.getJobCounts(...states) : {}]);
+    return Object.fromEntries(states.map((state) => [state, (current[state] ?? 0) + ((legacy as Record<string, number>)[state] ?? 0)]));
   }
 
   /** Closes the queue; the connection stays open for its owner to close. */
   async close(): Promise<void> {
-    await this.queue.close();
+    await Promise.all([this.queue.close(), this.#legacy?.close()]);
   }
 }

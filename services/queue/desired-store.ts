@@ -39,7 +39,7 @@ export interface DesiredStore {
   /**
    * record(), and the claim of an apply job on the key: `claimed` when the job `claim.jobId` is to
    * apply it (the caller queues that job), `pending` when another job that has not taken the key
-   * yet (see take) will, or `superseded` when the change is not the newest.
+   * yet (see takeMany) will, or `superseded` when the change is not the newest.
    */
   recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome>;
   /** The newest change for `key`, or null when none is known or a newer observation made it void. */
@@ -66,7 +66,7 @@ export interface DesiredStore {
 //
 // The record also keeps which apply job is to apply it (field q, the job's id), so that a burst of
 // changes to one entry queues one job, not one per change: a newer change finds the claim of a
-// job that exists, has not finished and has not taken the key yet (take lets the claim go), and
+// job that exists, has not finished and has not taken the key yet (takeMany lets the claim go), and
 // queues nothing (2). Any other claim, a job that was never added (its producer died), is gone or
 // ended, is taken over by the caller's job (1), so a change never waits on a job that will not
 // come.

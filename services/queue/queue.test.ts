@@ -9,10 +9,11 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL
 import { createKubeApi } from '../writer/kube-api.ts';
 import { TransientKubeError } from '../writer/transient-kube-error.ts';
 import { Writer } from '../writer/writer.ts';
-import { Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
+import { VmsError } from '../errors.ts';
 import { startApplyWorker } from './apply-worker.ts';
 import type { ApplyOutcome, ApplyOutcomeInfo, ApplyWorker } from './apply-worker.ts';
-import { APPLY_BATCH, APPLY_JOB_NAME, APPLY_QUEUE_NAME, ChangeQueue } from './change-queue.ts';
+import { APPLY_BATCH, APPLY_JOB_NAME, APPLY_QUEUE_NAME, ChangeQueue, LEGACY_APPLY_QUEUE_NAME } from './change-queue.ts';
 import { MemoryDesiredStore, RedisDesiredStore } from './desired-store.ts';
 import type { DesiredStore } from './desired-store.ts';
 import { createRedis } from './redis.ts';
@@ -389,15 +390,87 @@ describe('ChangeQueue and apply workers', () => {
     expect(outcomes.filter(([, o]) => o instanceof TransientKubeError).map(([, , final]) => final)).toEqual([false]);
   });
 
-  it('takes a job queued one entry per job by an earlier version', async () => {
+  it('takes the jobs of one entry that earlier versions queued on their own queue, and counts them', async () => {
     const store = newStore();
     const queue = newQueue(store);
     const change = upsert('vm-old-job', 1);
     await store.record(change);
-    await (queue.queue as unknown as { add(name: string, data: unknown): Promise<unknown> }).add(APPLY_JOB_NAME, { key: change.key });
+    const legacy = new Queue(LEGACY_APPLY_QUEUE_NAME, { connection: producer, prefix });
+    cleanups.push(() => legacy.close());
+    await legacy.add(APPLY_JOB_NAME, { key: change.key });
+    expect((await queue.counts()).waiting).toBe(1);
     newWorker(store);
     await waitFor('entry created', async () => live('vm-old-job') !== undefined && (await drained(queue)));
   });
+
+  it('hands an entry still changing after the last pass to a new job, so a write that landed late is undone', async () => {
+    const store = newStore();
+    const queue = newQueue(store);
+    const real = newWriter();
+    let calls = 0;
+    let deleted = false;
+    const first = startApplyWorker({
+      connection: REDIS_URL,
+      prefix,
+      store,
+      concurrency: 1,
+      maxPasses: 3,
+      writer: {
+        apply: async (change, context) => {
+          const n = calls++;
+          if (n === 2) {
+            // The last pass read this upsert; before its write lands, a delete is recorded and
+            // another worker applies it.
+            await queue.enqueue([del('vm-k', 10)]);
+            newWorker(store, { onResult: (_key, outcome) => (deleted ||= outcome === 'deleted') });
+            await waitFor('the other worker deleted the entry', () => deleted);
+          }
+          const result = await real.apply(change, context);
+          // The entry keeps changing while this job runs its passes.
+          if (n < 2) await queue.enqueue([upsert('vm-k', n + 1)]);
+          return result;
+        },
+      },
+    });
+    cleanups.push(() => first.close());
+    await queue.enqueue([upsert('vm-k', 0)]);
+    await waitFor('the late write undone', async () => calls >= 3 && deleted && live('vm-k') === undefined && (await drained(queue)));
+    expect((await store.get(entryKey(ns, 'vm-k')))?.op).toBe('delete');
+  });
+
+  for (const kind of ['permanent', 'transient'] as const) {
+    it(`queues the entries a closing worker did not start, at no cost of an attempt, beside a ${kind} failure on the last attempt`, async () => {
+      const store = newStore();
+      const queue = newQueue(store, { attempts: 1 });
+      const real = newWriter();
+      const first: ApplyWorker = startApplyWorker({
+        connection: REDIS_URL,
+        prefix,
+        store,
+        concurrency: 1,
+        writer: {
+          apply: async (change, context) => {
+            if (change.key === entryKey(ns, 'vm-a')) {
+              // The process is told to stop while vm-a is written, and vm-a fails.
+              void first.worker.close();
+              if (kind === 'permanent') throw new VmsError('VMS_ERR_NAMESPACE_NOT_ALLOWED', 'refused');
+              throw new TransientKubeError('injected', { status: 500, reason: 'InternalError' });
+            }
+            return real.apply(change, context);
+          },
+        },
+      });
+      cleanups.push(() => first.close());
+      await queue.enqueue([upsert('vm-a', 1), upsert('vm-b', 1)]);
+      await waitFor('the job failed', async () => (await queue.counts()).failed === 1);
+      await first.close();
+      // Another replica takes over.
+      newWorker(store);
+      await waitFor('vm-b created', async () => live('vm-b') !== undefined && (await drained(queue)));
+      const failed = await queue.queue.getFailed();
+      expect(failed.map((j) => j.data.keys)).toEqual([[entryKey(ns, 'vm-a')]]);
+    });
+  }
 
   it('runs a job again however often the processes holding it died, rather than failing it', async () => {
     const store = newStore();

@@ -333,7 +333,7 @@ export class Runtime {
     const timedOut = await Promise.race([graceful.then(() => false), sleep(timeoutMs).then(() => true)]);
     if (timedOut) {
       this.#options.logger.warn({ timeoutMs }, 'jobs still running at shutdown; they will be picked up again by another replica');
-      await Promise.allSettled([this.#applyWorker?.worker.close(true), this.#resyncWorker?.close(true), this.#refreshWorker?.close(true)]);
+      await Promise.allSettled([this.#applyWorker?.close(true), this.#resyncWorker?.close(true), this.#refreshWorker?.close(true)]);
     }
     this.#events.close();
     await Promise.allSettled([this.#resyncQueue.close(), this.#refreshQueue.close(), this.#changes.close()]);
