@@ -275,7 +275,9 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   const slots = new Slots();
   // The slots of owned entries, in the order the keys first came.
   const ours: Owned[] = [];
-  for (const entry of input.owned) {
+  // Indexed loops over the long lists: in a generator, a for…of makes an iterator result object per item.
+  for (let i = 0; i < input.owned.length; i++) {
+    const entry = input.owned[i]!;
     if (checkpoint()) yield;
     if (only && !only.has(entry.metadata.name)) continue;
     if (!isOwned(entry, ownerId)) {
@@ -300,7 +302,8 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   // Owned entries some desired entry names; when that is every one of them, none is left to delete.
   let wantedLive = 0;
   // Key strings are made only for what the plan reports: most entries of a resync are unchanged.
-  for (const { want, live } of wanted) {
+  for (let i = 0; i < wanted.length; i++) {
+    const { want, live } = wanted[i]!;
     if (checkpoint()) yield;
     if (live) wantedLive++;
     if (foreign.size > 0 && foreign.has(keyOf(want.entry))) {
@@ -349,7 +352,8 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   // When every owned entry is wanted (a settled scope), this loop would find nothing to delete,
   // suppress or orphan, and the counts it keeps only weigh deletes: it is skipped.
   const maybeUnwanted = wantedLive < ours.length ? ours : [];
-  for (const { live, want } of maybeUnwanted) {
+  for (let i = 0; i < maybeUnwanted.length; i++) {
+    const { live, want } = maybeUnwanted[i]!;
     if (checkpoint()) yield;
     const scopeKey = live.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
     if (scopeKey !== '') ownedInScope.set(scopeKey, (ownedInScope.get(scopeKey) ?? 0) + 1);
@@ -447,7 +451,8 @@ function* pickDesired(
   // candidate per scope: a scope that lists an instance twice is one conflict.
   const contested: Wanted[] = [];
   for (const d of desired) {
-    for (const entry of d.entries) {
+    for (let i = 0; i < d.entries.length; i++) {
+      const entry = d.entries[i]!;
       if (checkpoint()) yield;
       if (only && !only.has(entry.metadata.name)) continue;
       // Mapping always stamps the observation; the scope's stamp only keeps a hand-made entry orderable.
