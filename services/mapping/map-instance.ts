@@ -190,14 +190,16 @@ export interface MappedInstances {
 /** Who an instance is, as a skip names it: all that is kept of an instance once it is mapped. */
 type Identity = Skip['instance'];
 
-/** The instance that has an entry's name so far. */
-interface Owner {
+/**
+ * The instance that has an entry's name so far: who it is, as its skip names it should it lose
+ * the name (one object with the rest, not one more per instance), and where it is.
+ */
+interface Owner extends Identity {
   /** Its place in the entries so far. */
   slot: number;
   /** Its place in the listing. */
   at: number;
   source: string;
-  who: Identity;
 }
 
 /** An instance that lost its entry's name to another: its skip is written at the end, naming the final owner. */
@@ -249,14 +251,6 @@ export class ListingMapper {
       const { entry } = result;
       const { namespace, name } = entry.metadata;
       const source = entry.metadata.annotations[SOURCE_ANNOTATION] ?? '';
-      const who: Identity = {
-        provider: instance.provider,
-        account: shared.string(instance.account),
-        region: shared.string(instance.region),
-        zone: shared.string(instance.zone),
-        id: instance.id,
-        name: instance.name,
-      };
       let inNamespace = this.#owners.get(namespace);
       if (inNamespace === undefined) {
         inNamespace = new Map();
@@ -264,14 +258,24 @@ export class ListingMapper {
       }
       const owner = inNamespace.get(name);
       if (owner !== undefined && !(source < owner.source)) {
-        this.#losers.push({ at, namespace, name, who, source });
+        this.#losers.push({ at, namespace, name, who: identityOf(instance), source });
         continue;
       }
       if (owner !== undefined) {
         this.#entries[owner.slot] = undefined;
-        this.#losers.push({ at: owner.at, namespace, name, who: owner.who, source: owner.source });
+        this.#losers.push({ at: owner.at, namespace, name, who: identityOf(owner), source: owner.source });
       }
-      inNamespace.set(name, { slot: this.#entries.push(entry) - 1, at, source, who });
+      inNamespace.set(name, {
+        provider: instance.provider,
+        account: shared.string(instance.account),
+        region: shared.string(instance.region),
+        zone: shared.string(instance.zone),
+        id: instance.id,
+        name: instance.name,
+        slot: this.#entries.push(entry) - 1,
+        at,
+        source,
+      });
     }
   }
 
@@ -310,8 +314,12 @@ function skipped(instance: Instance, ctx: MapContext, failed: { code: SkipCode; 
 }
 
 function makeSkip(instance: Instance, ctx: MapContext, code: SkipCode, reason: string): Skip {
-  const who: Identity = { provider: instance.provider, account: instance.account, region: instance.region, zone: instance.zone, id: instance.id, name: instance.name };
-  return skipOf(who, instanceSource(instance), ctx, code, reason);
+  return skipOf(identityOf(instance), instanceSource(instance), ctx, code, reason);
+}
+
+/** Who an instance (or an owner of a name) is, as a skip names it: these fields alone, in this order. */
+function identityOf(of: Identity): Identity {
+  return { provider: of.provider, account: of.account, region: of.region, zone: of.zone, id: of.id, name: of.name };
 }
 
 function skipOf(who: Identity, source: string, ctx: MapContext, code: SkipCode, reason: string): Skip {
@@ -321,6 +329,8 @@ function skipOf(who: Identity, source: string, ctx: MapContext, code: SkipCode, 
 /** Selector values compare trimmed and without regard to case; `*` accepts any value of a present tag. */
 function isSelected(tagValue: string | undefined, wanted: string): boolean {
   if (tagValue === undefined) return false;
+  // The common case, without trimming and lowercasing both for every instance.
+  if (tagValue === wanted) return true;
   if (wanted.trim() === '*') return true;
   return tagValue.trim().toLowerCase() === wanted.trim().toLowerCase();
 }
