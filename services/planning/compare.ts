@@ -36,10 +36,12 @@ export interface EntryDifference {
 export function entriesEqual(desired: OwnedObject, live: OwnedObject): boolean {
   // An object never differs from itself (a stand-in for a live entry is the desired entry).
   if (desired === live) return true;
+  // The spec first: a changed entry most often differs there (an address, a port), and the walk
+  // then stops before the annotations, which every entry has its own of.
   return (
+    sameMap(asRecord(desired.spec), asRecord(live.spec), specField) &&
     sameMetadataMap(desired.metadata.labels, live.metadata?.labels) &&
-    sameMetadataMap(desired.metadata.annotations, live.metadata?.annotations) &&
-    sameMap(asRecord(desired.spec), asRecord(live.spec), specField)
+    sameMetadataMap(desired.metadata.annotations, live.metadata?.annotations)
   );
 }
 
