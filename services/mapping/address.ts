@@ -12,6 +12,14 @@ const CHOICES: readonly AddressChoice[] = ['private-ipv4', 'public-ipv4', 'ipv6'
 
 type Family = 'private-ipv4' | 'public-ipv4' | 'ipv6';
 
+/** The families an address choice tries, in order. */
+const FAMILIES: Readonly<Record<AddressChoice, readonly Family[]>> = {
+  'private-ipv4': ['private-ipv4'],
+  'public-ipv4': ['public-ipv4'],
+  ipv6: ['ipv6'],
+  'first-available': ['private-ipv4', 'public-ipv4', 'ipv6'],
+};
+
 const FAMILY_WORDS: Record<AddressChoice, string> = {
   'private-ipv4': 'private IPv4 address',
   'public-ipv4': 'public IPv4 address',
@@ -29,7 +37,6 @@ const FAMILY_WORDS: Record<AddressChoice, string> = {
 export function chooseAddress(instance: Instance, rules: MappingConfig['address']): Step<string> {
   const tagged = readTag(instance.tags, rules.tag)?.trim().toLowerCase();
   let choice: AddressChoice = rules.prefer;
-  let why = `address.prefer is ${rules.prefer}`;
   if (tagged !== undefined && tagged !== '') {
     const known = CHOICES.find((c) => c === tagged);
     if (known === undefined) {
@@ -40,27 +47,28 @@ export function chooseAddress(instance: Instance, rules: MappingConfig['address'
       );
     }
     choice = known;
-    why = `tag ${rules.tag} is ${known}`;
   }
 
-  const families: Family[] = choice === 'first-available' ? ['private-ipv4', 'public-ipv4', 'ipv6'] : [choice];
-  const unusable: string[] = [];
-  for (const family of families) {
+  // The reasons are gathered only once a value is unusable: most instances have a usable address
+  // at once, and this runs for every instance of every listing.
+  let unusable: string[] | undefined;
+  for (const family of FAMILIES[choice]) {
     for (const raw of candidates(instance, family)) {
       const value = String(raw).trim();
       if (value === '') continue;
       const inFamily = family === 'ipv6' ? isIPv6Address(value) : isIPv4Address(value);
       if (inFamily && isUsableAddress(value)) return ok(value);
-      unusable.push(whyUnusable(value, family));
+      (unusable ??= []).push(whyUnusable(value, family));
     }
   }
 
-  const notes = unusable.length === 0 ? '' : ` (${unusable.slice(0, 3).join('; ')})`;
+  const why = tagged === undefined || tagged === '' ? `address.prefer is ${rules.prefer}` : `tag ${rules.tag} is ${choice}`;
+  const notes = unusable === undefined ? '' : ` (${unusable.slice(0, 3).join('; ')})`;
   const todo =
     choice === 'first-available'
       ? 'give it one'
       : `give it one, or tag it ${rules.tag}=first-available to use any address it has`;
-  const usable = unusable.length === 0 ? '' : 'usable ';
+  const usable = unusable === undefined ? '' : 'usable ';
   return fail('VMS_SKIP_NO_ADDRESS', `the instance has no ${usable}${FAMILY_WORDS[choice]} (${why})${notes}; ${todo}`);
 }
 

@@ -23,7 +23,9 @@ const CLEAN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
  * (`/subscriptions/…`) always do.
  */
 export function entryName(instance: Pick<Instance, 'provider' | 'id'>): string {
-  const plain = `${instance.provider}-${instance.id}`;
+  // Joined, not concatenated: one flat string (see instanceSource), which the name lookups of
+  // mapping and planning hash and compare faster than a rope of two pieces.
+  const plain = [instance.provider, instance.id].join('-');
   // Most ids (AWS, GCP, Azure vmIds) are a name already: no rule below would change them.
   if (plain.length <= MAX_NAME && CLEAN.test(plain)) return plain;
   // ASCII only: Unicode case mapping turns some non-ASCII letters (the Kelvin sign) into ASCII ones.

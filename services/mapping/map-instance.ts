@@ -30,7 +30,7 @@ import { buildLabels } from './labels.ts';
 import { checkPortMap, parsePorts, type Ports } from './ports.ts';
 import { skipKeepsEntry, type SkipCode } from './skip-codes.ts';
 import { fail, ok, quote, readTag, type Step } from './step.ts';
-import { Interner } from '../intern.ts';
+import { Interner, type MemoWalk } from '../intern.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { isDns1035Label, isDns1123Label, isDns1123Subdomain, isLabelValue, MAX_LOCALITY, MAX_WEIGHT } from './syntax.ts';
 
@@ -77,7 +77,10 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
     return skipped(instance, ctx, fail('VMS_SKIP_NOT_RUNNING', `the instance is ${instance.state}, not running; it gets an entry again when it runs`));
   }
 
-  const namespace = ctx.shared ? namespaceOf(instance.tags, rules, ctx, ctx.shared) : chooseNamespace(instance.tags, rules.namespace, namespacePolicyOf(rules, ctx));
+  // With an interner, what most instances of a listing share is looked up rather than worked out
+  // again; its memos are given functions made once and their inputs, never a closure per instance.
+  const shared = ctx.shared;
+  const namespace = shared ? namespaceOf(instance.tags, rules, ctx, shared) : namespaceFromTags(instance.tags, rules, ctx);
   const address = chooseAddress(instance, rules.address);
   const network = chooseNetwork(instance, rules.network);
   // Before any bad value: a skip for a bad value keeps the entry we have, and Istio must not see the VM twice.
@@ -89,21 +92,17 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   }
   if (!namespace.ok) return skipped(instance, ctx, namespace);
   // From here on a skip says in which namespace the entry would be (its Warning Event goes there).
-  const labels = ctx.shared ? labelsOf(instance.tags, rules, ctx.shared) : buildLabels(instance.tags, rules);
+  const labels = shared ? labelsOf(instance.tags, rules, shared) : buildLabels(instance.tags, rules);
   if (!labels.ok) return skipped(instance, ctx, labels, namespace.value);
   const service = chooseService(instance.tags, rules.service.tag);
   if (!service.ok) return skipped(instance, ctx, service, namespace.value);
   const serviceAccount = chooseServiceAccount(instance.tags, rules.serviceAccount);
   if (!serviceAccount.ok) return skipped(instance, ctx, serviceAccount, namespace.value);
-  const ports = ctx.shared ? portsOf(instance.tags, rules.ports, ctx.shared) : choosePorts(instance.tags, rules.ports);
+  const ports = shared ? portsOf(instance.tags, rules.ports, shared) : choosePorts(instance.tags, rules.ports);
   if (!ports.ok) return skipped(instance, ctx, ports, namespace.value);
   if (!address.ok) return skipped(instance, ctx, address, namespace.value);
   if (!network.ok) return skipped(instance, ctx, network, namespace.value);
-  const locality = !rules.locality.enabled
-    ? ok(undefined)
-    : ctx.shared
-      ? ctx.shared.memoPath('locality', [instance.region, instance.zone], () => makeLocality(instance.region, instance.zone))
-      : makeLocality(instance.region, instance.zone);
+  const locality = !rules.locality.enabled ? ok(undefined) : shared ? localityOf(instance, shared) : makeLocality(instance.region, instance.zone);
   if (!locality.ok) return skipped(instance, ctx, locality, namespace.value);
   const weight = chooseWeight(instance.tags, rules.weight.tag);
   if (!weight.ok) return skipped(instance, ctx, weight, namespace.value);
@@ -111,17 +110,17 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   const health = healthTag === undefined ? ok(undefined) : parseHealthCheck(healthTag, `tag ${rules.health.tag}`);
   if (!health.ok) return skipped(instance, ctx, health, namespace.value);
 
-  // Fixed field order, so printed plans and diffs read the same for every entry.
-  const shared = ctx.shared;
+  // Fixed field order, so printed plans and diffs read the same for every entry. With an interner,
+  // the port and label maps come shared already.
   const spec: WorkloadEntrySpec = { address: address.value };
-  if (ports.value !== undefined) spec.ports = shared ? shared.map(ports.value) : ports.value;
+  if (ports.value !== undefined) spec.ports = ports.value;
   const specLabels =
     service.value === undefined
       ? labels.value
       : shared
-        ? shared.derived(labels.value ?? NO_LABELS, service.value, () => withServiceLabels(labels.value, service.value!, ctx.ownerId))
+        ? shared.derived(labels.value ?? NO_LABELS, service.value, sharedServiceLabels, labels.value, service.value, ctx)
         : withServiceLabels(labels.value, service.value, ctx.ownerId);
-  if (specLabels !== undefined) spec.labels = shared ? shared.map(specLabels) : specLabels;
+  if (specLabels !== undefined) spec.labels = specLabels;
   if (serviceAccount.value !== undefined) spec.serviceAccount = shared ? shared.string(serviceAccount.value) : serviceAccount.value;
   if (network.value !== undefined) spec.network = shared ? shared.string(network.value) : network.value;
   if (locality.value !== undefined) spec.locality = shared ? shared.string(locality.value) : locality.value;
@@ -133,7 +132,7 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
     metadata: {
       name: entryName(instance),
       namespace: shared ? shared.string(namespace.value) : namespace.value,
-      labels: shared ? shared.memo('ownership', ctx.ownerId, () => shared.map(ownershipLabels(ctx.ownerId))) : ownershipLabels(ctx.ownerId),
+      labels: shared ? shared.memo('ownership', ctx.ownerId, sharedOwnershipLabels, ctx) : ownershipLabels(ctx.ownerId),
       annotations: {
         [SOURCE_ANNOTATION]: instanceSource(instance),
         [SCOPE_ANNOTATION]: ctx.scopeKey,
@@ -152,6 +151,11 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
 /** The metadata labels that mark an entry as this installation's. */
 function ownershipLabels(ownerId: string): Record<string, string> {
   return { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ownerId };
+}
+
+/** ownershipLabels, shared (`ctx.shared` is set). */
+function sharedOwnershipLabels(ctx: MapContext): Record<string, string> {
+  return ctx.shared!.map(ownershipLabels(ctx.ownerId));
 }
 
 /** Why an instance is left to the entry Istio auto-registered for it. */
@@ -186,14 +190,16 @@ export interface MappedInstances {
 /** Who an instance is, as a skip names it: all that is kept of an instance once it is mapped. */
 type Identity = Skip['instance'];
 
-/** The instance that has an entry's name so far. */
-interface Owner {
+/**
+ * The instance that has an entry's name so far: who it is, as its skip names it should it lose
+ * the name (one object with the rest, not one more per instance), and where it is.
+ */
+interface Owner extends Identity {
   /** Its place in the entries so far. */
   slot: number;
   /** Its place in the listing. */
   at: number;
   source: string;
-  who: Identity;
 }
 
 /** An instance that lost its entry's name to another: its skip is written at the end, naming the final owner. */
@@ -245,14 +251,6 @@ export class ListingMapper {
       const { entry } = result;
       const { namespace, name } = entry.metadata;
       const source = entry.metadata.annotations[SOURCE_ANNOTATION] ?? '';
-      const who: Identity = {
-        provider: instance.provider,
-        account: shared.string(instance.account),
-        region: shared.string(instance.region),
-        zone: shared.string(instance.zone),
-        id: instance.id,
-        name: instance.name,
-      };
       let inNamespace = this.#owners.get(namespace);
       if (inNamespace === undefined) {
         inNamespace = new Map();
@@ -260,14 +258,24 @@ export class ListingMapper {
       }
       const owner = inNamespace.get(name);
       if (owner !== undefined && !(source < owner.source)) {
-        this.#losers.push({ at, namespace, name, who, source });
+        this.#losers.push({ at, namespace, name, who: identityOf(instance), source });
         continue;
       }
       if (owner !== undefined) {
         this.#entries[owner.slot] = undefined;
-        this.#losers.push({ at: owner.at, namespace, name, who: owner.who, source: owner.source });
+        this.#losers.push({ at: owner.at, namespace, name, who: identityOf(owner), source: owner.source });
       }
-      inNamespace.set(name, { slot: this.#entries.push(entry) - 1, at, source, who });
+      inNamespace.set(name, {
+        provider: instance.provider,
+        account: shared.string(instance.account),
+        region: shared.string(instance.region),
+        zone: shared.string(instance.zone),
+        id: instance.id,
+        name: instance.name,
+        slot: this.#entries.push(entry) - 1,
+        at,
+        source,
+      });
     }
   }
 
@@ -306,8 +314,12 @@ function skipped(instance: Instance, ctx: MapContext, failed: { code: SkipCode; 
 }
 
 function makeSkip(instance: Instance, ctx: MapContext, code: SkipCode, reason: string): Skip {
-  const who: Identity = { provider: instance.provider, account: instance.account, region: instance.region, zone: instance.zone, id: instance.id, name: instance.name };
-  return skipOf(who, instanceSource(instance), ctx, code, reason);
+  return skipOf(identityOf(instance), instanceSource(instance), ctx, code, reason);
+}
+
+/** Who an instance (or an owner of a name) is, as a skip names it: these fields alone, in this order. */
+function identityOf(of: Identity): Identity {
+  return { provider: of.provider, account: of.account, region: of.region, zone: of.zone, id: of.id, name: of.name };
 }
 
 function skipOf(who: Identity, source: string, ctx: MapContext, code: SkipCode, reason: string): Skip {
@@ -317,6 +329,8 @@ function skipOf(who: Identity, source: string, ctx: MapContext, code: SkipCode, 
 /** Selector values compare trimmed and without regard to case; `*` accepts any value of a present tag. */
 function isSelected(tagValue: string | undefined, wanted: string): boolean {
   if (tagValue === undefined) return false;
+  // The common case, without trimming and lowercasing both for every instance.
+  if (tagValue === wanted) return true;
   if (wanted.trim() === '*') return true;
   return tagValue.trim().toLowerCase() === wanted.trim().toLowerCase();
 }
@@ -326,9 +340,14 @@ function namespacePolicyOf(rules: MappingConfig, ctx: MapContext): NamespacePoli
   return ctx.namespaces ?? { global: [rules.namespace.default] };
 }
 
-/** chooseNamespace, once per distinct value of the namespace tag in a listing (and once for its absence). */
+/** namespaceFromTags, once per distinct value of the namespace tag in a listing (and once for its absence). */
 function namespaceOf(tags: Record<string, string>, rules: MappingConfig, ctx: MapContext, shared: Interner): Step<string> {
-  return perTagValue(tags, rules.namespace.tag, shared, 'namespace', () => chooseNamespace(tags, rules.namespace, namespacePolicyOf(rules, ctx)));
+  return perTagValue(tags, rules.namespace.tag, shared.memoWalk('namespace')).result(namespaceFromTags, tags, rules, ctx);
+}
+
+/** chooseNamespace under the context's namespace policy. */
+function namespaceFromTags(tags: Record<string, string>, rules: MappingConfig, ctx: MapContext): Step<string> {
+  return chooseNamespace(tags, rules.namespace, namespacePolicyOf(rules, ctx));
 }
 
 /**
@@ -379,6 +398,11 @@ function chooseService(tags: Record<string, string>, tag: string): Step<string |
 /** What `Interner.derived` keys the service labels of an instance without label tags by. */
 const NO_LABELS = Object.freeze({});
 
+/** withServiceLabels, shared (`ctx.shared` is set). */
+function sharedServiceLabels(labels: Record<string, string> | undefined, service: string, ctx: MapContext): Record<string, string> {
+  return ctx.shared!.map(withServiceLabels(labels, service, ctx.ownerId));
+}
+
 /** The spec labels with the service and installation labels a Service selects by; ours win over labels from tags. */
 function withServiceLabels(labels: Record<string, string> | undefined, service: string, ownerId: string): Record<string, string> {
   const all: Record<string, string> = { ...labels, [INSTALLATION_LABEL]: ownerId, [SERVICE_LABEL]: service };
@@ -407,27 +431,54 @@ function chooseServiceAccount(tags: Record<string, string>, rules: MappingConfig
 /**
  * buildLabels, once per distinct set of the tags it reads (those with the label prefix and those
  * of `labels.fromTags`, with their values, in the order the instance has them) in a listing: most
- * instances share theirs.
+ * instances share theirs. The labels come as one shared map.
  */
 function labelsOf(tags: Record<string, string>, rules: MappingConfig, shared: Interner): ReturnType<typeof buildLabels> {
-  const read: string[] = [];
+  const walk = shared.memoWalk('labels');
   const prefix = rules.labels.tagPrefix;
-  for (const tag of Object.keys(tags)) {
+  // The tags' own keys, in their order (as Object.keys), without a list of them.
+  for (const tag in tags) {
+    if (!Object.hasOwn(tags, tag)) continue;
     if ((prefix === '' || !tag.startsWith(prefix)) && !Object.hasOwn(rules.labels.fromTags, tag)) continue;
-    read.push(tag, readTag(tags, tag) ?? '');
+    walk.step(tag);
+    walk.step(readTag(tags, tag) ?? '');
   }
-  return shared.memoPath('labels', read, () => buildLabels(tags, rules));
+  return walk.result(sharedLabels, tags, rules, shared);
 }
 
-/** choosePorts, once per distinct value of the ports tag in a listing (and once for its absence). */
+/** buildLabels, with the labels as a shared map. */
+function sharedLabels(tags: Record<string, string>, rules: MappingConfig, shared: Interner): ReturnType<typeof buildLabels> {
+  return sharedValue(buildLabels(tags, rules), shared);
+}
+
+/** choosePorts, once per distinct value of the ports tag in a listing (and once for its absence); the ports come as one shared map. */
 function portsOf(tags: Record<string, string>, rules: MappingConfig['ports'], shared: Interner): Step<Ports> {
-  return perTagValue(tags, rules.tag, shared, 'ports', () => choosePorts(tags, rules));
+  return perTagValue(tags, rules.tag, shared.memoWalk('ports')).result(sharedPorts, tags, rules, shared);
 }
 
-/** `compute`, once per distinct value of `tag` in a listing and once for its absence (which differs from a blank value). */
-function perTagValue<T>(tags: Record<string, string>, tag: string, shared: Interner, table: string, compute: () => T): T {
+/** choosePorts, with the ports as a shared map. */
+function sharedPorts(tags: Record<string, string>, rules: MappingConfig['ports'], shared: Interner): Step<Ports> {
+  return sharedValue(choosePorts(tags, rules), shared);
+}
+
+/** A step whose map value, if any, is the interner's shared copy. */
+function sharedValue<T extends Record<string, string | number> | undefined>(step: Step<T>, shared: Interner): Step<T> {
+  return step.ok && step.value !== undefined ? ok(shared.map(step.value)) : step;
+}
+
+/** `walk` on by the value of `tag` when the instance has it: a blank value is a key, and absence another. */
+function perTagValue(tags: Record<string, string>, tag: string, walk: MemoWalk): MemoWalk {
   const tagged = readTag(tags, tag);
-  return shared.memoPath(table, tagged === undefined ? [] : [tagged], compute);
+  if (tagged !== undefined) walk.step(tagged);
+  return walk;
+}
+
+/** makeLocality, once per region and zone in a listing. */
+function localityOf(instance: Instance, shared: Interner): Step<string | undefined> {
+  const walk = shared.memoWalk('locality');
+  walk.step(instance.region);
+  walk.step(instance.zone);
+  return walk.result(makeLocality, instance.region, instance.zone);
 }
 
 /** The ports: the tag (blank means none) or, when the tag is absent, `ports.default`. */

@@ -18,18 +18,6 @@ export interface EntryDifference {
 // the desired entry no longer sets them, so a label or annotation that mapping stopped writing is
 // noticed and removed by the next apply.
 
-/** Called for each difference; returning false stops the walk (entriesEqual needs only the first). */
-type Emit = (path: string, desired: unknown, live: unknown) => boolean;
-
-/**
- * How to walk: a diff visits keys in sorted order and names each path; a yes/no answer needs
- * neither, and planning asks it for every desired entry of every resync, so it skips both.
- */
-interface Walk {
-  emit: Emit;
-  detailed: boolean;
-}
-
 /**
  * True when writing `desired` would not change what we own in `live`. The rules:
  * - spec: compared deeply, key order ignored. Absent, undefined, null, an empty map and an empty
@@ -40,91 +28,144 @@ interface Walk {
  * - metadata.labels and metadata.annotations: every key the desired entry sets must have the same
  *   value live; keys only the live object has are ignored (others may add them) unless they are in
  *   our `vm-mesh-sync.io/` domain. `vm-mesh-sync.io/observed-at` is never compared.
+ *
+ * Planning asks this for every desired entry of every resync, so it walks the objects' own keys
+ * in place (for…in) and builds nothing: no key lists, no paths. diffEntries walks the same rules
+ * in sorted order and names each difference; the tests hold the two to the same answer.
  */
 export function entriesEqual(desired: OwnedObject, live: OwnedObject): boolean {
-  return walkEntries(desired, live, FIRST_DIFFERENCE);
+  // An object never differs from itself (a stand-in for a live entry is the desired entry).
+  if (desired === live) return true;
+  // The spec first: a changed entry most often differs there (an address, a port), and the walk
+  // then stops before the annotations, which every entry has its own of.
+  return (
+    sameMap(asRecord(desired.spec), asRecord(live.spec), specField) &&
+    sameMetadataMap(desired.metadata.labels, live.metadata?.labels) &&
+    sameMetadataMap(desired.metadata.annotations, live.metadata?.annotations)
+  );
 }
-
-/** The walk of entriesEqual: stops at the first difference. One object, since it is the same for every call. */
-const FIRST_DIFFERENCE: Walk = { emit: () => false, detailed: false };
 
 /** The paths where `live` differs from `desired`, by the rules of entriesEqual, in a stable order. */
 export function diffEntries(desired: OwnedObject, live: OwnedObject): EntryDifference[] {
   const out: EntryDifference[] = [];
-  walkEntries(desired, live, {
-    emit: (path, d, l) => {
-      out.push({ path, desired: d, live: l });
-      return true;
-    },
-    detailed: true,
-  });
+  if (desired === live) return out;
+  diffMetadataMap(out, 'metadata.labels', desired.metadata.labels, live.metadata?.labels);
+  diffMetadataMap(out, 'metadata.annotations', desired.metadata.annotations, live.metadata?.annotations);
+  const d = asRecord(desired.spec);
+  const l = asRecord(live.spec);
+  for (const key of unionKeys(d, l)) diffValue(out, `spec.${key}`, specField(d[key]), specField(l[key]));
   return out;
 }
 
-function walkEntries(desired: OwnedObject, live: OwnedObject, walk: Walk): boolean {
-  // An object never differs from itself (a stand-in for a live entry is the desired entry).
-  if (desired === live) return true;
-  return (
-    walkMetadataMap('metadata.labels', desired.metadata.labels, live.metadata?.labels, walk) &&
-    walkMetadataMap('metadata.annotations', desired.metadata.annotations, live.metadata?.annotations, walk) &&
-    walkSpec(asRecord(desired.spec), asRecord(live.spec), walk)
-  );
-}
+const EMPTY_MAP: Readonly<Record<string, never>> = Object.freeze({});
+const EMPTY_LIST: readonly never[] = Object.freeze([]);
 
-function walkMetadataMap(
-  path: string,
-  desired: Record<string, string> | undefined,
-  live: Record<string, string> | undefined,
-  walk: Walk,
-): boolean {
+function sameMetadataMap(desired: Record<string, string> | undefined, live: Record<string, string> | undefined): boolean {
   // Equal maps are often one shared map (Interner).
   if (desired === live) return true;
-  const d = desired ?? {};
-  const l = live ?? {};
-  for (const key of keysOf(d, walk)) {
-    if (key === OBSERVED_AT_ANNOTATION) continue;
-    if (d[key] !== l[key] && !walk.emit(`${path}[${key}]`, d[key], l[key])) return false;
+  const d = desired ?? EMPTY_MAP;
+  const l = live ?? EMPTY_MAP;
+  for (const key in d) {
+    if (Object.hasOwn(d, key) && key !== OBSERVED_AT_ANNOTATION && d[key] !== l[key]) return false;
   }
-  for (const key of keysOf(l, walk)) {
+  for (const key in l) {
+    // Most live keys are the desired ones: that test comes first.
+    if (Object.hasOwn(l, key) && !Object.hasOwn(d, key) && key !== OBSERVED_AT_ANNOTATION && isManagedMetadataKey(key)) return false;
+  }
+  return true;
+}
+
+function diffMetadataMap(out: EntryDifference[], path: string, desired: Record<string, string> | undefined, live: Record<string, string> | undefined): void {
+  if (desired === live) return;
+  const d = desired ?? EMPTY_MAP;
+  const l = live ?? EMPTY_MAP;
+  for (const key of Object.keys(d).sort()) {
+    if (key !== OBSERVED_AT_ANNOTATION && d[key] !== l[key]) out.push({ path: `${path}[${key}]`, desired: d[key], live: l[key] });
+  }
+  for (const key of Object.keys(l).sort()) {
     if (key === OBSERVED_AT_ANNOTATION || !isManagedMetadataKey(key) || Object.hasOwn(d, key)) continue;
-    if (!walk.emit(`${path}[${key}]`, undefined, l[key])) return false;
+    out.push({ path: `${path}[${key}]`, desired: undefined, live: l[key] });
   }
-  return true;
 }
 
-function walkSpec(desired: Record<string, unknown>, live: Record<string, unknown>, walk: Walk): boolean {
-  for (const key of unionKeys(desired, live, walk)) {
-    if (!walkValue(walk.detailed ? `spec.${key}` : '', specField(desired[key]), specField(live[key]), walk)) return false;
-  }
-  return true;
-}
-
-function walkValue(path: string, desired: unknown, live: unknown, walk: Walk): boolean {
+/**
+ * How two values compare: alike outright (the same value, or both absent), as two maps or two
+ * lists (an absent side counts as an empty one, so a diff names `spec.ports[http]` rather than the
+ * whole map), or as two different values.
+ */
+function pairOf(desired: unknown, live: unknown): 'alike' | 'maps' | 'lists' | 'different' {
   // The same value or object holds no difference, whatever is inside.
-  if (desired === live) return true;
+  if (desired === live) return 'alike';
   const dAbsent = isAbsent(desired);
   const lAbsent = isAbsent(live);
-  if (dAbsent && lAbsent) return true;
-  // Descend into maps even when one side is absent, so the diff names `spec.ports[http]`
-  // rather than the whole map.
-  if ((isRecord(desired) || dAbsent) && (isRecord(live) || lAbsent)) {
-    const d = dAbsent ? {} : (desired as Record<string, unknown>);
-    const l = lAbsent ? {} : (live as Record<string, unknown>);
-    for (const key of unionKeys(d, l, walk)) {
-      if (!walkValue(walk.detailed ? `${path}[${key}]` : '', d[key], l[key], walk)) return false;
+  if (dAbsent && lAbsent) return 'alike';
+  if ((isRecord(desired) || dAbsent) && (isRecord(live) || lAbsent)) return 'maps';
+  if ((Array.isArray(desired) || dAbsent) && (Array.isArray(live) || lAbsent)) return 'lists';
+  return Object.is(desired, live) ? 'alike' : 'different';
+}
+
+/** A side of a pair of maps (pairOf): the map, or an empty one for an absent side. */
+function mapSide(value: unknown): Record<string, unknown> {
+  return isAbsent(value) ? EMPTY_MAP : (value as Record<string, unknown>);
+}
+
+/** A side of a pair of lists (pairOf): the list, or an empty one for an absent side. */
+function listSide(value: unknown): readonly unknown[] {
+  return isAbsent(value) ? EMPTY_LIST : (value as unknown[]);
+}
+
+function sameValue(desired: unknown, live: unknown): boolean {
+  switch (pairOf(desired, live)) {
+    case 'alike':
+      return true;
+    case 'maps':
+      return sameMap(mapSide(desired), mapSide(live), asIs);
+    case 'lists': {
+      const d = listSide(desired);
+      const l = listSide(live);
+      for (let i = 0; i < Math.max(d.length, l.length); i++) if (!sameValue(d[i], l[i])) return false;
+      return true;
     }
-    return true;
+    case 'different':
+      return false;
   }
-  if ((Array.isArray(desired) || dAbsent) && (Array.isArray(live) || lAbsent)) {
-    const d = dAbsent ? [] : (desired as unknown[]);
-    const l = lAbsent ? [] : (live as unknown[]);
-    for (let i = 0; i < Math.max(d.length, l.length); i++) {
-      if (!walkValue(walk.detailed ? `${path}[${i}]` : '', d[i], l[i], walk)) return false;
+}
+
+/** True when every key of either map has the same value (after `field`) in both; the keys only `live` has, too. */
+function sameMap(desired: Record<string, unknown>, live: Record<string, unknown>, field: (value: unknown) => unknown): boolean {
+  for (const key in desired) {
+    if (Object.hasOwn(desired, key) && !sameValue(field(desired[key]), field(live[key]))) return false;
+  }
+  for (const key in live) {
+    if (Object.hasOwn(live, key) && !Object.hasOwn(desired, key) && !sameValue(field(desired[key]), field(live[key]))) return false;
+  }
+  return true;
+}
+
+function diffValue(out: EntryDifference[], path: string, desired: unknown, live: unknown): void {
+  switch (pairOf(desired, live)) {
+    case 'alike':
+      return;
+    case 'maps': {
+      const d = mapSide(desired);
+      const l = mapSide(live);
+      for (const key of unionKeys(d, l)) diffValue(out, `${path}[${key}]`, d[key], l[key]);
+      return;
     }
-    return true;
+    case 'lists': {
+      const d = listSide(desired);
+      const l = listSide(live);
+      for (let i = 0; i < Math.max(d.length, l.length); i++) diffValue(out, `${path}[${i}]`, d[i], l[i]);
+      return;
+    }
+    case 'different':
+      out.push({ path, desired: isAbsent(desired) ? undefined : desired, live: isAbsent(live) ? undefined : live });
   }
-  if (Object.is(desired, live) || desired === live) return true;
-  return walk.emit(path, dAbsent ? undefined : desired, lAbsent ? undefined : live);
+}
+
+/** A value inside a map, compared as it is. */
+function asIs(value: unknown): unknown {
+  return value;
 }
 
 /** proto3: a message's scalar fields at their zero value are the same as unset. */
@@ -152,13 +193,9 @@ function asRecord(value: unknown): Record<string, unknown> {
   return isRecord(value) ? value : {};
 }
 
-function keysOf(value: Record<string, unknown>, walk: Walk): string[] {
-  const keys = Object.keys(value);
-  return walk.detailed ? keys.sort() : keys;
-}
-
-function unionKeys(a: Record<string, unknown>, b: Record<string, unknown>, walk: Walk): string[] {
+/** The keys of either map, sorted: a diff lists its paths in a stable order. */
+function unionKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
   const keys = Object.keys(a);
   for (const key of Object.keys(b)) if (!Object.hasOwn(a, key)) keys.push(key);
-  return walk.detailed ? keys.sort() : keys;
+  return keys.sort();
 }

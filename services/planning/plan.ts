@@ -169,6 +169,51 @@ interface DesiredCandidate {
   observedAt: string;
 }
 
+/** What a plan knows under one key: the owned entry, the desired entry that got the key, those that did not. */
+interface Slot {
+  live: OwnedObject | undefined;
+  want: DesiredCandidate | undefined;
+  /** Per scope, the best candidate that lost the key to `want` (pickDesired). */
+  losers: Map<string, DesiredCandidate> | undefined;
+}
+
+/** A slot some desired entry got. */
+type Wanted = Slot & { want: DesiredCandidate };
+
+/** A slot with an owned entry. */
+type Owned = Slot & { live: OwnedObject };
+
+/**
+ * A plan's slots by kind, namespace and name: the strings every object carries already, where a
+ * key string made for each of a hundred thousand owned and desired entries, and a lookup by it in
+ * two maps of them, cost far more. Kubernetes names and namespaces hold no `/`, so the three name
+ * one key (objectKey) as the key string does.
+ */
+class Slots {
+  readonly #byKind = new Map<string, Map<string, Map<string, Slot>>>();
+
+  /** The slot of the object's key; an empty one the first time the key is asked for. */
+  of(obj: OwnedObject): Slot {
+    const { namespace, name } = obj.metadata;
+    let byNamespace = this.#byKind.get(obj.kind);
+    if (byNamespace === undefined) {
+      byNamespace = new Map();
+      this.#byKind.set(obj.kind, byNamespace);
+    }
+    let byName = byNamespace.get(namespace);
+    if (byName === undefined) {
+      byName = new Map();
+      byNamespace.set(namespace, byName);
+    }
+    let slot = byName.get(name);
+    if (slot === undefined) {
+      slot = { live: undefined, want: undefined, losers: undefined };
+      byName.set(name, slot);
+    }
+    return slot;
+  }
+}
+
 interface ScopeState {
   complete: boolean;
   problems: Problem[];
@@ -227,13 +272,21 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   for (const item of input.foreign ?? []) {
     foreign.add(typeof item === 'string' ? item : keyOf(item));
   }
-  const ours = new Map<EntryKey, OwnedObject>();
-  for (const entry of input.owned) {
+  const slots = new Slots();
+  // The slots of owned entries, in the order the keys first came.
+  const ours: Owned[] = [];
+  // Indexed loops over the long lists: in a generator, a for…of makes an iterator result object per item.
+  for (let i = 0; i < input.owned.length; i++) {
+    const entry = input.owned[i]!;
     if (checkpoint()) yield;
     if (only && !only.has(entry.metadata.name)) continue;
-    const key = keyOf(entry);
-    if (isOwned(entry, ownerId)) ours.set(key, entry);
-    else foreign.add(key);
+    if (!isOwned(entry, ownerId)) {
+      foreign.add(keyOf(entry));
+      continue;
+    }
+    const slot = slots.of(entry);
+    if (slot.live === undefined) ours.push(slot as Owned);
+    slot.live = entry;
   }
 
   // The configured scope an owned entry belongs to; undefined when it has none or it is gone from the config.
@@ -241,19 +294,20 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
     const holder = live ? scopeOf(live) : '';
     return holder !== '' && configured.has(holder) ? holder : undefined;
   };
-  const holderOf = (key: EntryKey): string | undefined => holderOfLive(ours.get(key));
   const conflicts: Conflict[] = [];
-  const wanted = yield* pickDesired(input.desired, holderOf, conflicts, only, checkpoint);
+  const wanted = yield* pickDesired(input.desired, slots, holderOfLive, conflicts, only, checkpoint);
 
   const candidates: CandidateChanges = { creates: [], updates: [], deletes: [] };
   let unchanged = 0;
   // Owned entries some desired entry names; when that is every one of them, none is left to delete.
   let wantedLive = 0;
-  for (const [key, want] of wanted) {
+  // Key strings are made only for what the plan reports: most entries of a resync are unchanged.
+  for (let i = 0; i < wanted.length; i++) {
+    const { want, live } = wanted[i]!;
     if (checkpoint()) yield;
-    const live = ours.get(key);
     if (live) wantedLive++;
-    if (foreign.has(key)) {
+    if (foreign.size > 0 && foreign.has(keyOf(want.entry))) {
+      const key = keyOf(want.entry);
       conflicts.push({
         key,
         kind: 'not-owned',
@@ -268,6 +322,7 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
     // instance moved between scopes); any other holder keeps it.
     const handsOver = holder !== undefined && planned.has(holder) && scopeStates.get(holder)?.complete === true;
     if (holder !== undefined && holder !== want.scopeKey && !handsOver) {
+      const key = keyOf(want.entry);
       conflicts.push({
         key,
         kind: 'other-scope',
@@ -284,7 +339,7 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
       unchanged++;
       continue;
     }
-    const change: UpsertChange = { op: 'upsert', key, entry: want.entry, observedAt: want.observedAt };
+    const change: UpsertChange = { op: 'upsert', key: keyOf(want.entry), entry: want.entry, observedAt: want.observedAt };
     // The writer checks the live entry's scope again: only a take-over the plan decided goes through.
     if (live && liveScope !== want.scopeKey) change.takeOverFrom = liveScope;
     (live ? candidates.updates : candidates.creates).push(change);
@@ -296,12 +351,15 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   const orphaned: Orphan[] = [];
   // When every owned entry is wanted (a settled scope), this loop would find nothing to delete,
   // suppress or orphan, and the counts it keeps only weigh deletes: it is skipped.
-  const maybeUnwanted = wantedLive < ours.size ? ours : new Map<EntryKey, OwnedObject>();
-  for (const [key, live] of maybeUnwanted) {
+  const maybeUnwanted = wantedLive < ours.length ? ours : [];
+  for (let i = 0; i < maybeUnwanted.length; i++) {
+    const { live, want } = maybeUnwanted[i]!;
     if (checkpoint()) yield;
     const scopeKey = live.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
     if (scopeKey !== '') ownedInScope.set(scopeKey, (ownedInScope.get(scopeKey) ?? 0) + 1);
-    if (wanted.has(key) || foreign.has(key)) continue;
+    if (want !== undefined) continue;
+    const key = keyOf(live);
+    if (foreign.has(key)) continue;
     if (scopeKey === '') {
       orphaned.push({ key, scopeKey, reason: `${key} has no ${SCOPE_ANNOTATION} annotation; it is kept, delete it by hand if it is stale` });
     } else if (!configured.has(scopeKey)) {
@@ -377,43 +435,49 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
  * keeps it; for an absent key (or one whose scope is gone) the smallest scope key gets it, so the
  * winner stays the same from one plan to the next; the others are `other-scope` conflicts. Within
  * one scope (the same instance observed twice) the newest observation wins, then the smaller
- * source and content, so the answer does not depend on input order.
+ * source and content, so the answer does not depend on input order. Gives the slots of the wanted
+ * keys in the order the keys first came.
  */
 function* pickDesired(
   desired: readonly DesiredScope[],
-  holderOf: (key: EntryKey) => string | undefined,
+  slots: Slots,
+  holderOfLive: (live: OwnedObject | undefined) => string | undefined,
   conflicts: Conflict[],
   only: ReadonlySet<string> | undefined,
   checkpoint: () => boolean,
-): Sliced<Map<EntryKey, DesiredCandidate>> {
-  const wanted = new Map<EntryKey, DesiredCandidate>();
-  // Per key, one losing candidate per scope: a scope that lists an instance twice is one conflict.
-  const losers = new Map<EntryKey, Map<string, DesiredCandidate>>();
+): Sliced<Wanted[]> {
+  const wanted: Wanted[] = [];
+  // Slots where some candidate lost, in the order of their first loss; per key, one losing
+  // candidate per scope: a scope that lists an instance twice is one conflict.
+  const contested: Wanted[] = [];
   for (const d of desired) {
-    for (const entry of d.entries) {
+    for (let i = 0; i < d.entries.length; i++) {
+      const entry = d.entries[i]!;
       if (checkpoint()) yield;
       if (only && !only.has(entry.metadata.name)) continue;
-      const key = keyOf(entry);
       // Mapping always stamps the observation; the scope's stamp only keeps a hand-made entry orderable.
       const candidate = { entry, scopeKey: d.scope.key, observedAt: entry.metadata.annotations?.[OBSERVED_AT_ANNOTATION] ?? d.observedAt };
-      const current = wanted.get(key);
+      const slot = slots.of(entry);
+      const current = slot.want;
       if (!current) {
-        wanted.set(key, candidate);
+        slot.want = candidate;
+        wanted.push(slot as Wanted);
         continue;
       }
-      const [win, lose] = beats(candidate, current, holderOf(key)) ? [candidate, current] : [current, candidate];
-      wanted.set(key, win);
+      const [win, lose] = beats(candidate, current, holderOfLive(slot.live)) ? [candidate, current] : [current, candidate];
+      slot.want = win;
       if (lose.scopeKey === win.scopeKey) continue;
-      const byScope = losers.get(key) ?? new Map<string, DesiredCandidate>();
-      const known = byScope.get(lose.scopeKey);
-      if (!known || beats(lose, known, undefined)) byScope.set(lose.scopeKey, lose);
-      losers.set(key, byScope);
+      if (slot.losers === undefined) {
+        slot.losers = new Map();
+        contested.push(slot as Wanted);
+      }
+      const known = slot.losers.get(lose.scopeKey);
+      if (!known || beats(lose, known, undefined)) slot.losers.set(lose.scopeKey, lose);
     }
   }
-  for (const [key, byScope] of losers) {
-    const winner = wanted.get(key);
-    if (!winner) continue;
-    for (const loser of byScope.values()) {
+  for (const { want: winner, losers } of contested) {
+    const key = keyOf(winner.entry);
+    for (const loser of losers!.values()) {
       if (loser.scopeKey === winner.scopeKey) continue;
       conflicts.push({
         key,
