@@ -575,13 +575,13 @@ describe('ChangeQueue and apply workers', () => {
     expect((await queue.counts()).failed).toBe(0);
   });
 
-  it('close() waits for the job in flight to finish', async () => {
+  it('close() waits for the write in flight to finish', async () => {
     const store = newStore();
     const queue = newQueue(store);
     const handle = newWorker(store);
     server.latencyMs = 150;
     await queue.enqueue([upsert('vm-1', 1)]);
-    await waitFor('job active', async () => (await queue.counts()).active === 1);
+    await waitFor('write in flight', () => server.requests.some((r) => r.resource === WE && r.verb !== 'get' && r.verb !== 'list'));
     await handle.close();
     expect(live('vm-1')).toBeDefined();
     const counts = await queue.counts();
