@@ -91,6 +91,8 @@ export interface Fault {
   drop?: boolean;
   /** Hold the request this long first; with neither `status` nor `drop` the request then proceeds normally. */
   delayMs?: number;
+  /** Hold the request until this settles (after delayMs), as delayMs does: a wait a test ends itself. */
+  until?: Promise<unknown>;
   /** Fire after the request took effect (a write that happened but whose answer is lost). */
   after?: boolean;
   retryAfterSeconds?: number;
@@ -191,6 +193,8 @@ export interface FakeKubeApiServerOptions {
   initialResourceVersion?: number;
   /** Answer lists as a proxy or an old server might: as if no fieldSelector had been sent. Default false. */
   ignoreFieldSelector?: boolean;
+  /** Answer lists as if no labelSelector had been sent. Default false. */
+  ignoreLabelSelector?: boolean;
 }
 
 /** Where a request points. */
@@ -316,6 +320,7 @@ export class FakeKubeApiServer {
   readonly requests: RequestRecord[] = [];
   /** Lists ignore `fieldSelector` (a server double that filters less than a real one). */
   ignoreFieldSelector: boolean;
+  ignoreLabelSelector: boolean;
 
   private readonly defs: ResourceDef[];
   private readonly routes = new Map<string, ResourceDef>();
@@ -338,6 +343,7 @@ export class FakeKubeApiServer {
   constructor(options: FakeKubeApiServerOptions = {}) {
     this.latencyMs = options.latencyMs ?? 0;
     this.ignoreFieldSelector = options.ignoreFieldSelector ?? false;
+    this.ignoreLabelSelector = options.ignoreLabelSelector ?? false;
     this.random = mulberry32(options.seed ?? 1);
     this.token = options.token;
     this.continueTtlMs = options.continueTtlMs ?? 5 * 60_000;
@@ -727,8 +733,9 @@ export class FakeKubeApiServer {
     };
     this.record(rec);
     let fault = this.pickFault(verb, route);
-    if (fault?.delayMs) {
-      await new Promise((r) => setTimeout(r, fault!.delayMs));
+    if (fault?.delayMs || fault?.until) {
+      if (fault.delayMs) await new Promise((r) => setTimeout(r, fault!.delayMs));
+      if (fault.until) await fault.until.catch(() => undefined);
       if (fault.status === undefined && !fault.drop) fault = undefined;
     }
     if (fault && !fault.after) {
@@ -916,7 +923,7 @@ export class FakeKubeApiServer {
   }
 
   private selectorFilter(def: ResourceDef, q: URLSearchParams): ((s: Stored) => boolean) | undefined {
-    const ls = parseLabelSelector(q.get('labelSelector'));
+    const ls = parseLabelSelector(this.ignoreLabelSelector ? null : q.get('labelSelector'));
     const fs = parseFieldSelector(this.ignoreFieldSelector ? null : q.get('fieldSelector'), new Set(['metadata.name', 'metadata.namespace', ...def.fieldSelectors]));
     if (ls.requirements.length === 0 && fs.requirements.length === 0) return undefined;
     return (s) => ls.matches(labelsOf(s)) && fs.matches((f) => readSelectableField(s.obj, f));
