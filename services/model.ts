@@ -192,6 +192,13 @@ export type Change =
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY_VALUE = 'vm-mesh-sync';
 export const OWNER_LABEL = 'vm-mesh-sync.io/owner';
+/**
+ * The metadata label that finds entries by name, many names in one request (`in (…)`): a field
+ * selector takes one name per request. Its value is the entry's name, or, for a name longer than a
+ * label value may be, the name's head and a hash (nameLabelValue). Finding by it only narrows what
+ * the server sends: names are compared on our side.
+ */
+export const NAME_LABEL = 'vm-mesh-sync.io/name';
 export const SOURCE_ANNOTATION = 'vm-mesh-sync.io/source';
 export const SCOPE_ANNOTATION = 'vm-mesh-sync.io/scope';
 export const OBSERVED_AT_ANNOTATION = 'vm-mesh-sync.io/observed-at';

@@ -5,6 +5,7 @@ import {
   AUTO_REGISTRATION_GROUP_ANNOTATION,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
+  NAME_LABEL,
   OBSERVED_AT_ANNOTATION,
   OWNER_LABEL,
   SCOPE_ANNOTATION,
@@ -24,6 +25,7 @@ import {
   MAX_PORTS,
   MAX_WEIGHT,
 } from './syntax.ts';
+import { nameLabelValue } from './entry-name.ts';
 
 /** Annotations Istio's own auto-registration writes; an entry carrying them would be managed twice. */
 export const ISTIO_AUTO_REGISTRATION_ANNOTATIONS: readonly string[] = [
@@ -64,8 +66,11 @@ export function checkEntry(entry: WorkloadEntry): string[] {
     add(`metadata.labels.${MANAGED_BY_LABEL}`, `must be ${MANAGED_BY_VALUE}`);
   }
   if (!metadata.labels[OWNER_LABEL]) add(`metadata.labels.${OWNER_LABEL}`, 'must name the owner');
+  if (isString(metadata.name) && metadata.labels[NAME_LABEL] !== nameLabelValue(metadata.name)) {
+    add(`metadata.labels.${NAME_LABEL}`, `must be ${nameLabelValue(metadata.name)}, found by the entry's name`);
+  }
   for (const key of Object.keys(metadata.labels)) {
-    if (key !== MANAGED_BY_LABEL && key !== OWNER_LABEL) {
+    if (key !== MANAGED_BY_LABEL && key !== OWNER_LABEL && key !== NAME_LABEL) {
       add(`metadata.labels.${key}`, 'must not be set; workload labels belong in spec.labels');
     }
   }

@@ -39,3 +39,19 @@ export function entryName(instance: Pick<Instance, 'provider' | 'id'>): string {
   const head = clean.slice(0, MAX_NAME - HASH_LENGTH - 1).replace(/-+$/, '');
   return `${head}-${hash}`;
 }
+
+/** Longest label value. */
+const MAX_LABEL_VALUE = 63;
+
+/**
+ * The value of NAME_LABEL for an entry name: the name itself when it fits in a label value (a
+ * DNS-1123 name of at most 63 characters is a valid one), else its first characters, `-` and the
+ * first 10 hex digits of the SHA-256 of the whole name. Two names may share a value; whoever finds
+ * entries by it compares their names.
+ */
+export function nameLabelValue(name: string): string {
+  if (name.length <= MAX_LABEL_VALUE) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, HASH_LENGTH);
+  const head = name.slice(0, MAX_LABEL_VALUE - HASH_LENGTH - 1).replace(/[-.]+$/, '');
+  return `${head}-${hash}`;
+}

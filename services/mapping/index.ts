@@ -1,6 +1,6 @@
 // services/mapping: an Instance and the mapping rules give a WorkloadEntry or a Skip. Pure.
 export { ListingMapper, mapInstance, mapInstances, type MapContext, type MappedInstances } from './map-instance.ts';
-export { entryName } from './entry-name.ts';
+export { entryName, nameLabelValue } from './entry-name.ts';
 export { SKIP_CODES, skipKeepsEntry, type SkipCode } from './skip-codes.ts';
 export { checkEntry, ISTIO_AUTO_REGISTRATION_ANNOTATIONS } from './check-entry.ts';
 export { normalizeLabelValue } from './labels.ts';

@@ -10,6 +10,7 @@ import {
   MANAGED_BY_VALUE,
   OBSERVED_AT_ANNOTATION,
   INSTALLATION_LABEL,
+  NAME_LABEL,
   OWNER_LABEL,
   SCOPE_ANNOTATION,
   SERVICE_LABEL,
@@ -24,7 +25,7 @@ import {
 import { chooseAddress } from './address.ts';
 import { type AutoRegisteredIndex, findAutoRegistered } from './auto-registered.ts';
 import { parseHealthCheck } from './health.ts';
-import { entryName } from './entry-name.ts';
+import { entryName, nameLabelValue } from './entry-name.ts';
 import { describeNamespacePolicy, namespaceAllowed, type NamespacePolicy } from './namespaces.ts';
 import { buildLabels } from './labels.ts';
 import { checkPortMap, parsePorts, type Ports } from './ports.ts';
@@ -126,13 +127,14 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   if (locality.value !== undefined) spec.locality = shared ? shared.string(locality.value) : locality.value;
   if (weight.value !== undefined) spec.weight = weight.value;
 
+  const name = entryName(instance);
   const entry: WorkloadEntry = {
     apiVersion: 'networking.istio.io/v1',
     kind: 'WorkloadEntry',
     metadata: {
-      name: entryName(instance),
+      name,
       namespace: shared ? shared.string(namespace.value) : namespace.value,
-      labels: shared ? shared.memo('ownership', ctx.ownerId, sharedOwnershipLabels, ctx) : ownershipLabels(ctx.ownerId),
+      labels: entryLabels(ctx.ownerId, name),
       annotations: {
         [SOURCE_ANNOTATION]: instanceSource(instance),
         [SCOPE_ANNOTATION]: ctx.scopeKey,
@@ -148,14 +150,9 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   return { kind: 'entry', entry };
 }
 
-/** The metadata labels that mark an entry as this installation's. */
-function ownershipLabels(ownerId: string): Record<string, string> {
-  return { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [OWNER_LABEL]: ownerId };
-}
-
-/** ownershipLabels, shared (`ctx.shared` is set). */
-function sharedOwnershipLabels(ctx: MapContext): Record<string, string> {
-  return ctx.shared!.map(ownershipLabels(ctx.ownerId));
+/** The metadata labels of an entry: ours (managed-by and owner), and its name to be found by (NAME_LABEL). Sorted. */
+function entryLabels(ownerId: string, name: string): Record<string, string> {
+  return { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [NAME_LABEL]: nameLabelValue(name), [OWNER_LABEL]: ownerId };
 }
 
 /** Why an instance is left to the entry Istio auto-registered for it. */

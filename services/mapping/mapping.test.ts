@@ -11,12 +11,14 @@ import {
   type MapContext,
   mapInstance,
   mapInstances,
+  nameLabelValue,
   normalizeLabelValue,
   SKIP_CODES,
   skipKeepsEntry,
   type SkipCode,
 } from './index.ts';
 import { runSync } from '../slices.ts';
+import { isLabelValue } from './syntax.ts';
 
 // Most cases are about other tags: any namespace is allowed here; the namespace policy has its own cases.
 const CTX = { ownerId: 'prod', scopeKey: 'aws:prod:123456789012:us-east-1', observedAt: '2025-01-01T00:00:00.000Z', namespaces: { global: ['*'] } };
@@ -75,7 +77,7 @@ describe('seed example', () => {
         metadata: {
           name: `aws-${instance.id}`,
           namespace: 'default',
-          labels: { 'app.kubernetes.io/managed-by': 'vm-mesh-sync', 'vm-mesh-sync.io/owner': 'prod' },
+          labels: { 'app.kubernetes.io/managed-by': 'vm-mesh-sync', 'vm-mesh-sync.io/name': `aws-${instance.id}`, 'vm-mesh-sync.io/owner': 'prod' },
           annotations: {
             'vm-mesh-sync.io/source': `aws:123456789012:us-east-1:${instance.id}`,
             'vm-mesh-sync.io/scope': CTX.scopeKey,
@@ -361,7 +363,7 @@ describe('labels', () => {
 
   it('puts only ownership labels in metadata', () => {
     const entry = entryOf(mapInstance(tagged({ 'mesh-app': 'postgres', 'mesh-label-team': 'a' }), RULES, CTX));
-    expect(entry.metadata.labels).toEqual({ 'app.kubernetes.io/managed-by': 'vm-mesh-sync', 'vm-mesh-sync.io/owner': 'prod' });
+    expect(entry.metadata.labels).toEqual({ 'app.kubernetes.io/managed-by': 'vm-mesh-sync', 'vm-mesh-sync.io/name': entry.metadata.name, 'vm-mesh-sync.io/owner': 'prod' });
   });
 });
 
@@ -698,6 +700,22 @@ describe('entryName', () => {
     expect(entryName({ provider: 'static', id: 'x'.repeat(246) })).toHaveLength(253);
   });
 
+  it('gives every name a valid label value of its own: the name when it fits, else its head and a hash', () => {
+    const azure = entryName({ provider: 'azure', id: azureId });
+    expect(nameLabelValue('aws-i-0abc123def4567890')).toBe('aws-i-0abc123def4567890');
+    expect(nameLabelValue(azure)).toMatch(/^azure-subscriptions-00000000-0000-0000-0000-00000000-[0-9a-f]{10}$/);
+    fc.assert(
+      fc.property(fc.constantFrom('aws', 'gcp', 'azure', 'static'), fc.string({ unit: 'binary', maxLength: 300 }), fc.string({ maxLength: 300 }), (provider, a, b) => {
+        const [x, y] = [entryName({ provider, id: a }), entryName({ provider, id: b })];
+        expect(isLabelValue(nameLabelValue(x)), x).toBe(true);
+        expect(nameLabelValue(x).length).toBeLessThanOrEqual(63);
+        if (x.length <= 63) expect(nameLabelValue(x)).toBe(x);
+        if (x !== y) expect(nameLabelValue(x)).not.toBe(nameLabelValue(y));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('hashes non-ASCII letters that lowercase to ASCII', () => {
     expect(entryName({ provider: 'static', id: '\u212A' })).not.toBe(entryName({ provider: 'static', id: 'k' }));
   });
@@ -825,7 +843,8 @@ describe('mapInstances memory', () => {
     const [a, b, c] = entries.map((e) => e!);
     expect(a!.spec.labels).toBe(b!.spec.labels);
     expect(a!.spec.ports).toBe(b!.spec.ports);
-    expect(a!.metadata.labels).toBe(c!.metadata.labels);
+    // The metadata labels name each entry (NAME_LABEL): one map each.
+    expect(a!.metadata.labels).toEqual({ ...c!.metadata.labels, 'vm-mesh-sync.io/name': 'aws-i-1' });
     expect(a!.spec.labels).not.toBe(c!.spec.labels);
     expect(c!.spec.labels).toEqual({ app: 'db' });
     // A change to a shared map would reach every entry holding it: it is refused.
@@ -855,6 +874,8 @@ describe('checkEntry', () => {
     ['empty network', (e) => void (e.spec.network = ''), 'spec.network'],
     ['workload label in metadata', (e) => void (e.metadata.labels.app = 'x'), 'metadata.labels.app'],
     ['missing owner', (e) => void delete e.metadata.labels['vm-mesh-sync.io/owner'], 'metadata.labels.vm-mesh-sync.io/owner'],
+    ['missing name label', (e) => void delete e.metadata.labels['vm-mesh-sync.io/name'], 'metadata.labels.vm-mesh-sync.io/name'],
+    ['name label of another name', (e) => void (e.metadata.labels['vm-mesh-sync.io/name'] = 'aws-i-other'), 'metadata.labels.vm-mesh-sync.io/name'],
     ['istio auto-registration annotation', (e) => void (e.metadata.annotations['istio.io/workloadController'] = 'x'), 'istio.io/workloadController'],
     ['wrong apiVersion', (e) => void ((e as { apiVersion: string }).apiVersion = 'networking.istio.io/v1beta1'), 'apiVersion'],
   ];

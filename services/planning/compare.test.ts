@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { WorkloadEntry } from '../model.ts';
-import { HEALTH_CHECKS_ANNOTATION, OBSERVED_AT_ANNOTATION, SCOPE_ANNOTATION } from '../model.ts';
+import { HEALTH_CHECKS_ANNOTATION, NAME_LABEL, OBSERVED_AT_ANNOTATION, SCOPE_ANNOTATION } from '../model.ts';
 import { diffEntries, entriesEqual } from './compare.ts';
 import type { EntryDifference } from './compare.ts';
 import { T0, clone, entry } from './fixtures.ts';
@@ -16,6 +16,24 @@ function live(change: (e: WorkloadEntry) => void, from: WorkloadEntry = base): W
 
 const cases: Array<{ name: string; desired: WorkloadEntry; live: WorkloadEntry; diff: EntryDifference[] }> = [
   { name: 'identical', desired: base, live: clone(base), diff: [] },
+  {
+    name: 'an entry written before the name label existed is not rewritten for it alone',
+    desired: entry('vm-1', { labels: { [NAME_LABEL]: 'vm-1' } }),
+    live: base,
+    diff: [],
+  },
+  {
+    name: 'a name label of another value is corrected',
+    desired: entry('vm-1', { labels: { [NAME_LABEL]: 'vm-1' } }),
+    live: entry('vm-1', { labels: { [NAME_LABEL]: 'vm-2' } }),
+    diff: [{ path: `metadata.labels[${NAME_LABEL}]`, desired: 'vm-1', live: 'vm-2' }],
+  },
+  {
+    name: 'a name label the desired entry does not set is removed',
+    desired: base,
+    live: entry('vm-1', { labels: { [NAME_LABEL]: 'vm-1' } }),
+    diff: [{ path: `metadata.labels[${NAME_LABEL}]`, desired: undefined, live: 'vm-1' }],
+  },
   {
     name: 'server fields on the live object are not ours',
     desired: base,

@@ -2,7 +2,7 @@
 // that fields others add (labels, annotations) never cause a write, and the observation time,
 // which changes on every resync, never does either.
 import type { OwnedObject, WorkloadEntry } from '../model.ts';
-import { isManagedMetadataKey, OBSERVED_AT_ANNOTATION } from '../model.ts';
+import { isManagedMetadataKey, NAME_LABEL, OBSERVED_AT_ANNOTATION } from '../model.ts';
 
 /** One difference between a desired and a live entry, readable in `plan --output diff`. */
 export interface EntryDifference {
@@ -27,7 +27,10 @@ export interface EntryDifference {
  *   Spec fields only the live object has are a difference: the spec is ours as a whole.
  * - metadata.labels and metadata.annotations: every key the desired entry sets must have the same
  *   value live; keys only the live object has are ignored (others may add them) unless they are in
- *   our `vm-mesh-sync.io/` domain. `vm-mesh-sync.io/observed-at` is never compared.
+ *   our `vm-mesh-sync.io/` domain. `vm-mesh-sync.io/observed-at` is never compared, and the name
+ *   label (NAME_LABEL) only when the live object has one: an entry an earlier version wrote
+ *   without it is not rewritten for it alone (every entry at once, on upgrade), and gets it with
+ *   its next change.
  *
  * Planning asks this for every desired entry of every resync, so it walks the objects' own keys
  * in place (for…in) and builds nothing: no key lists, no paths. diffEntries walks the same rules
@@ -66,7 +69,7 @@ function sameMetadataMap(desired: Record<string, string> | undefined, live: Reco
   const d = desired ?? EMPTY_MAP;
   const l = live ?? EMPTY_MAP;
   for (const key in d) {
-    if (Object.hasOwn(d, key) && key !== OBSERVED_AT_ANNOTATION && d[key] !== l[key]) return false;
+    if (Object.hasOwn(d, key) && key !== OBSERVED_AT_ANNOTATION && d[key] !== l[key] && !unlabelled(key, l)) return false;
   }
   for (const key in l) {
     // Most live keys are the desired ones: that test comes first.
@@ -75,12 +78,17 @@ function sameMetadataMap(desired: Record<string, string> | undefined, live: Reco
   return true;
 }
 
+/** True for the name label absent live: an entry written before the label was, which it does not make different. */
+function unlabelled(key: string, live: Record<string, string>): boolean {
+  return key === NAME_LABEL && !Object.hasOwn(live, NAME_LABEL);
+}
+
 function diffMetadataMap(out: EntryDifference[], path: string, desired: Record<string, string> | undefined, live: Record<string, string> | undefined): void {
   if (desired === live) return;
   const d = desired ?? EMPTY_MAP;
   const l = live ?? EMPTY_MAP;
   for (const key of Object.keys(d).sort()) {
-    if (key !== OBSERVED_AT_ANNOTATION && d[key] !== l[key]) out.push({ path: `${path}[${key}]`, desired: d[key], live: l[key] });
+    if (key !== OBSERVED_AT_ANNOTATION && d[key] !== l[key] && !unlabelled(key, l)) out.push({ path: `${path}[${key}]`, desired: d[key], live: l[key] });
   }
   for (const key of Object.keys(l).sort()) {
     if (key === OBSERVED_AT_ANNOTATION || !isManagedMetadataKey(key) || Object.hasOwn(d, key)) continue;

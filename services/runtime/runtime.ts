@@ -109,6 +109,7 @@ export class Runtime {
         options.metrics.setOwnedEntries(owned.length);
         return owned;
       }),
+      findByNames: (names) => options.writer.findByNames(names),
       findByName: (name) => options.writer.findByName(name),
       listForeign: () => options.writer.listForeign(),
       listMeshServiceObjects: () => options.writer.listMeshServiceObjects(config.services),

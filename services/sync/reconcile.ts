@@ -26,9 +26,15 @@ export interface ReconcileDeps {
    */
   listOwned: (observed: ListingFor) => Promise<WorkloadEntry[]>;
   /**
-   * Every entry with this name, in any namespace, ours or not (one not ours makes the name a
-   * not-owned conflict). A narrowing for the server only: whatever it returns, the plan looks at
-   * entries of exactly the names it was given, and checks ownership itself.
+   * The entries named one of `names`, in any namespace (Writer.findByNames; those not ours make
+   * their names not-owned conflicts, as do those of listForeign). A narrowing for the server only:
+   * whatever it returns, the plan looks at entries of exactly the names it was given, and checks
+   * ownership itself.
+   */
+  findByNames: (names: readonly string[]) => Promise<WorkloadEntry[]>;
+  /**
+   * Every entry with this name, in any namespace, ours or not, found by the name itself
+   * (Writer.findByName): the way to an entry an earlier version wrote without NAME_LABEL.
    */
   findByName: (name: string) => Promise<WorkloadEntry[]>;
   /**
@@ -123,8 +129,16 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   return { observation, plan, instances, owned: owned.length };
 }
 
-/** How many names of a refresh are looked up in the cluster at once. */
+/** How many names of a refresh are looked up by name alone at once. */
 const OWNED_LOOKUPS = 8;
+
+/** The names of a refresh that neither an entry found by its name label nor a desired entry holds. */
+function namesWithoutEntry(names: ReadonlySet<string>, found: readonly WorkloadEntry[], observed: readonly ObservedScope[]): string[] {
+  const held = new Set<string>();
+  for (const entry of found) held.add(entry.metadata.name);
+  for (const o of observed) for (const entry of o.entries) held.add(entry.metadata.name);
+  return [...names].filter((name) => !held.has(name));
+}
 
 /** The outcome of refreshing a few instances. */
 export interface RefreshResult {
@@ -198,7 +212,12 @@ export async function refreshInstances(deps: ReconcileDeps, refs: readonly Insta
   // is read, older upserts once this plan is recorded.
   for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'listed', d.names);
   // Ours and not ours: the planner makes a name held by another object a not-owned conflict.
-  const owned = (await mapLimited([...names], OWNED_LOOKUPS, (name) => deps.findByName(name))).flat();
+  const owned = names.size > 0 ? await deps.findByNames([...names]) : [];
+  // An entry an earlier version wrote carries no name label. One that the plan would keep is found
+  // anyway: its create meets it (409) and updates it. One that the plan would delete is looked for
+  // by its name alone, the names a batch of events keeps on the mesh costing nothing more.
+  const unfound = namesWithoutEntry(names, owned, observed);
+  if (unfound.length > 0) owned.push(...(await mapLimited(unfound, OWNED_LOOKUPS, (name) => deps.findByName(name))).flat());
   const plan = planScopes(deps.config, observed, owned, { configuredScopes: configuredScopes(deps.providers), onlyNames: names, foreign });
   if (plan.changes.length > 0) await deps.enqueue(plan.changes);
   for (const d of decided) await deps.confirm(d.scopeKey, d.observedAt, 'planned', d.names);

@@ -8,6 +8,7 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   MESH_SERVICES_SCOPE,
+  NAME_LABEL,
   OBSERVED_AT_ANNOTATION,
   OWNER_LABEL,
   SCOPE_ANNOTATION,
@@ -438,6 +439,30 @@ describe('Writer.listOwned', () => {
     server.put({ ...entry('vm-x'), metadata: { name: 'vm-x', namespace: 'default', labels: {} } });
     const found = await w.findOwnedByName('vm-x');
     expect(found.map((e) => `${e.metadata.namespace}/${e.metadata.name}`).sort()).toEqual([`${ns}/vm-x`, `${other}/vm-x`].sort());
+  });
+
+  it('finds the entries of many names in every namespace by their name label, 100 names a request, and compares the names itself', async () => {
+    const w = writer();
+    const other = `${ns}-c`;
+    server.createNamespace(other);
+    const named = (name: string, namespace: string, label = name): WorkloadEntry => {
+      const e = entry(name, {}, namespace);
+      return { ...e, metadata: { ...e.metadata, labels: { ...e.metadata.labels, [NAME_LABEL]: label } } };
+    };
+    const names = Array.from({ length: 150 }, (_, i) => `n-${i}`);
+    for (const [i, name] of names.entries()) await w.apply(upsert(named(name, i % 3 === 0 ? other : ns), T1));
+    // Another installation's entry of a wanted name is found too: the planner makes it a conflict.
+    server.put({ ...named('n-1', 'default'), metadata: { ...named('n-1', 'default').metadata, labels: { [NAME_LABEL]: 'n-1', [OWNER_LABEL]: 'someone-else' } } });
+    // A label that names a wanted entry on an object of another name is not that entry.
+    await w.apply(upsert(named('imposter', ns, 'n-2'), T1));
+    await w.apply(upsert(named('n-999', ns), T1));
+    server.reset();
+    const found = await w.findByNames([...names, 'absent']);
+    const keys = found.map((e) => `${e.metadata.namespace}/${e.metadata.name}`).sort();
+    expect(keys).toEqual([...names.map((name, i) => `${i % 3 === 0 ? other : ns}/${name}`), 'default/n-1'].sort());
+    const lists = server.requests.filter((r) => r.verb === 'list');
+    expect(lists).toHaveLength(2);
+    expect(lists.every((r) => r.query.labelSelector?.startsWith(`${NAME_LABEL} in (`))).toBe(true);
   });
 
   it('asks a failed page again, not the whole listing', async () => {

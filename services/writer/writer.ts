@@ -7,8 +7,8 @@ import type { BaseLogger } from 'pino';
 import { backoffCeiling, jitteredBackoff } from '../backoff.ts';
 import { VmsError } from '../errors.ts';
 import type { Change, EntryKey, ForeignEntry, MeshServiceKind, MeshServiceObject, OwnedKind, OwnedObject, WorkloadEntry } from '../model.ts';
-import { AUTO_REGISTRATION_GROUP_ANNOTATION, DEFAULT_KUBE_PAGE_SIZE, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, SERVICE_LABEL } from '../model.ts';
-import { deriveMeshServices, matchesNamespace } from '../mapping/index.ts';
+import { AUTO_REGISTRATION_GROUP_ANNOTATION, DEFAULT_KUBE_PAGE_SIZE, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAME_LABEL, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, SERVICE_LABEL } from '../model.ts';
+import { deriveMeshServices, matchesNamespace, nameLabelValue } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { compareStamps } from '../stamp.ts';
 import type { KubeApi, ListOptions } from './kube-api.ts';
@@ -31,6 +31,8 @@ export type WriterLogger = Pick<BaseLogger, 'debug' | 'info' | 'warn'>;
  * and a cluster that lost its accounts gets them back with its entries.
  */
 const RECHECK_ON_CREATE_MS = 10_000;
+/** Names asked for in one request by findByNames: a selector of 100 values of up to 63 characters is at most about 6.5 KB of URL. */
+const NAMES_PER_LOOKUP = 100;
 
 /** How a Writer talks to the cluster and whose entries it may touch. */
 export interface WriterOptions {
@@ -229,8 +231,33 @@ export class Writer {
     return found.filter((e) => e.metadata.name === name);
   }
 
+  /**
+   * The entries named one of `names`, in any namespace, ours and other installations': found by
+   * NAME_LABEL, one list request per NAMES_PER_LOOKUP names, where a field selector takes a request
+   * per name (and the API server scans every entry for each). The selector only narrows what the
+   * server sends: names are compared here, ownership by the planner. An entry written by a version
+   * without the label is not found; a create planned for its name finds it (409) and updates it.
+   */
+  async findByNames(names: Iterable<string>): Promise<WorkloadEntry[]> {
+    const wanted = new Set(names);
+    const byValue = new Set<string>();
+    for (const name of wanted) byValue.add(nameLabelValue(name));
+    const values = [...byValue];
+    const out: WorkloadEntry[] = [];
+    for (let i = 0; i < values.length; i += NAMES_PER_LOOKUP) {
+      const selector = `${NAME_LABEL} in (${values.slice(i, i + NAMES_PER_LOOKUP).join(',')})`;
+      for (const entry of await this.#list({}, selector)) if (wanted.has(entry.metadata.name)) out.push(entry);
+    }
+    return out;
+  }
+
   async #list(options: Pick<ListOptions, 'fieldSelector' | 'keep'>, selector = this.ownerSelector): Promise<WorkloadEntry[]> {
-    const what = selector === this.ownerSelector ? 'page of owned entries' : selector === '' ? 'page of entries by name' : 'page of entries not ours';
+    const what =
+      selector === this.ownerSelector
+        ? 'page of owned entries'
+        : selector === '' || selector.startsWith(NAME_LABEL)
+          ? 'page of entries by name'
+          : 'page of entries not ours';
     const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, what);
     if (!this.#listNamespaces) return this.#api.listOwnedEntries(selector, this.#pageSize, { ...options, page });
     const out: WorkloadEntry[] = [];

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SCOPE_ANNOTATION, type WorkloadEntry } from '../../services/model.ts';
+import { NAME_LABEL, SCOPE_ANNOTATION, type WorkloadEntry } from '../../services/model.ts';
 import { refreshInstances, resyncScope } from '../../services/sync/reconcile.ts';
 import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
 import { type Machine, meshMachine, Workspace } from '../helpers/cli.ts';
@@ -142,8 +142,9 @@ describe('never drop a running VM', () => {
     expect(names()).toEqual([]);
   });
 
-  it('a refresh behind an API server that ignores fieldSelector deletes only the entry of its own reference', async () => {
-    server.ignoreFieldSelector = true;
+  it.each(['fieldSelector', 'labelSelector'] as const)('a refresh behind an API server that ignores %s deletes only the entry of its own reference', async (ignored) => {
+    if (ignored === 'fieldSelector') server.ignoreFieldSelector = true;
+    else server.ignoreLabelSelector = true;
     ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });
     const fleet = Array.from({ length: 6 }, (_, i) => meshMachine(`vm-${i}`, `10.0.0.${i + 1}`));
     ws.writeInventory(fleet);
@@ -167,6 +168,39 @@ describe('never drop a running VM', () => {
     await pipeline.drain();
     expect(server.writes('workloadentries')).toBe(writes);
     expect(names()).toHaveLength(4);
+  });
+
+  it('entries an earlier version wrote without the name label: not rewritten by a resync, found by a refresh to update or delete them', async () => {
+    ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });
+    const fleet = Array.from({ length: 4 }, (_, i) => meshMachine(`vm-${i}`, `10.0.0.${i + 1}`));
+    ws.writeInventory(fleet);
+    pipeline = await Pipeline.start(ws.configFile, server);
+    await resyncScope(pipeline.deps, SCOPE);
+    await pipeline.drain();
+    // As an earlier version wrote them.
+    for (const e of pipeline.entries()) {
+      const { [NAME_LABEL]: label, ...labels } = e.metadata.labels;
+      expect(label).toBe(e.metadata.name);
+      server.put({ ...e, metadata: { ...e.metadata, labels } });
+    }
+    const unlabelled = (): string[] => pipeline!.entries().filter((e) => e.metadata.labels[NAME_LABEL] === undefined).map((e) => e.metadata.name).sort();
+    expect(unlabelled()).toEqual(['static-vm-0', 'static-vm-1', 'static-vm-2', 'static-vm-3']);
+    const writes = server.writes('workloadentries');
+    await resyncScope(pipeline.deps, SCOPE);
+    await pipeline.drain();
+    expect(server.writes('workloadentries')).toBe(writes);
+
+    // vm-0 gets a new address, vm-1 is terminated, vm-2 changes nothing: one event each.
+    ws.writeInventory([meshMachine('vm-0', '10.0.9.1'), fleet[2]!, fleet[3]!]);
+    const refs = ['vm-0', 'vm-1', 'vm-2'].map((id) => ({ provider: 'static' as const, account: 'onprem', id }));
+    const result = await refreshInstances(pipeline.deps, refs);
+    expect(result.plan.changes.map((c) => `${c.op} ${c.key}`).sort()).toEqual(['delete default/static-vm-1', 'upsert default/static-vm-0', 'upsert default/static-vm-2']);
+    await pipeline.drain();
+    expect(names()).toEqual(['static-vm-0', 'static-vm-2', 'static-vm-3']);
+    expect(pipeline.entries().find((e) => e.metadata.name === 'static-vm-0')?.spec.address).toBe('10.0.9.1');
+    // The entry that changed has its label now; the one that did not is left as it was.
+    expect(unlabelled()).toEqual(['static-vm-2', 'static-vm-3']);
+    expect(await pipeline.failedJobs()).toBe(0);
   });
 
   it('two scopes listing one name: one conflict, the first owner keeps the entry, 0 writes over 5 resyncs, no flapping', async () => {

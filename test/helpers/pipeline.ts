@@ -81,6 +81,7 @@ export class Pipeline {
       config,
       providers,
       listOwned: shareListings((keep) => writer.listOwned(keep)),
+      findByNames: (names) => writer.findByNames(names),
       findByName: (name) => writer.findByName(name),
       listForeign: () => writer.listForeign(),
       listMeshServiceObjects: () => writer.listMeshServiceObjects(config.services),

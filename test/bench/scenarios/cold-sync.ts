@@ -125,6 +125,7 @@ export const coldSync: Scenario = {
           listOwnedMs = performance.now() - t;
           return owned;
         }),
+        findByNames: (names) => writer.findByNames(names),
         findByName: (name) => writer.findByName(name),
         listForeign: () => writer.listForeign(),
         listMeshServiceObjects: () => writer.listMeshServiceObjects(config.services),

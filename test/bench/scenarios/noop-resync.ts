@@ -92,6 +92,7 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
         listOwnedCpuMs = cpuMs(process.cpuUsage(cpu));
         return owned;
       }),
+      findByNames: (names) => writer.findByNames(names),
       findByName: (name) => writer.findByName(name),
       listForeign: () => writer.listForeign(),
       listMeshServiceObjects: () => writer.listMeshServiceObjects(config.services),
