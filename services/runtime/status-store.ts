@@ -75,6 +75,9 @@ export class StatusStore {
   /** Per scope, the ScopeGaugeStatus alone: a scrape must not parse a thousand skips per scope. */
   readonly #gauges: string;
   readonly #errors: string;
+  /** Entries whose errors are to be forgotten at the next HDEL (clearWriteError). */
+  readonly #clearing = new Set<string>();
+  #cleared: Promise<void> | undefined;
 
   constructor(redis: Redis, prefix: string) {
     this.#redis = redis;
@@ -117,15 +120,27 @@ export class StatusStore {
 
   /** Remembers why an entry could not be written; when the store is full, only entries already in it are updated. */
   async putWriteError(error: WriteError): Promise<void> {
+    // Newer than a success of the same entry still waiting to be forgotten.
+    this.#clearing.delete(error.key);
     const count = await this.#redis.hlen(this.#errors);
     // A full store must still replace an entry's old error, or explain would show a stale reason.
     if (count >= MAX_WRITE_ERRORS && !(await this.#redis.hexists(this.#errors, error.key))) return;
     await this.#redis.hset(this.#errors, error.key, JSON.stringify(error));
   }
 
-  /** Forgets an entry's error once a write succeeded. */
-  async clearWriteError(key: string): Promise<void> {
-    await this.#redis.hdel(this.#errors, key);
+  /**
+   * Forgets an entry's error once a write succeeded. Every write that succeeds asks this, so the
+   * keys asked for in one turn of the event loop are forgotten with one HDEL.
+   */
+  clearWriteError(key: string): Promise<void> {
+    this.#clearing.add(key);
+    this.#cleared ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const keys = [...this.#clearing];
+      this.#clearing.clear();
+      this.#cleared = undefined;
+      if (keys.length > 0) await this.#redis.hdel(this.#errors, ...keys);
+    });
+    return this.#cleared;
   }
 
   /** The last write error of an entry, if any. */

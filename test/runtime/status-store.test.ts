@@ -39,4 +39,23 @@ describe('StatusStore write errors', () => {
     await store.putWriteError(error('ns/newcomer', 'failure'));
     expect((await store.writeError('ns/newcomer'))?.message).toBe('failure');
   });
+
+  it('forgets the errors of many successful writes with one command, and keeps an error newer than a success not yet forgotten', async () => {
+    for (let i = 0; i < 50; i++) await store.putWriteError(error(`ns/vm-${i}`, 'failure'));
+    const sent: string[] = [];
+    const monitor = await redis.duplicate().monitor();
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[1]?.startsWith(prefix)) sent.push(args[0]!.toLowerCase());
+    });
+    const cleared = Array.from({ length: 40 }, (_, i) => store.clearWriteError(`ns/vm-${i}`));
+    // vm-0 fails again before its success is forgotten: the newer error stays.
+    await store.putWriteError(error('ns/vm-0', 'failed again'));
+    await Promise.all(cleared);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    monitor.disconnect();
+    expect(sent.filter((c) => c === 'hdel')).toHaveLength(1);
+    expect((await store.writeErrors()).map((e) => `${e.key} ${e.message}`).sort()).toEqual(
+      ['ns/vm-0 failed again', ...Array.from({ length: 10 }, (_, i) => `ns/vm-${40 + i} failure`)].sort(),
+    );
+  });
 });
