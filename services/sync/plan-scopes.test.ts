@@ -12,12 +12,13 @@ import {
   INSTALLATION_LABEL,
   type KubeService,
   type MeshServiceObject,
+  NAME_LABEL,
   SERVICE_LABEL,
   type WorkloadEntry,
   type WorkloadGroup,
 } from '../model.ts';
 import { entry, OWNER, scope } from '../planning/fixtures.ts';
-import type { Plan } from '../planning/index.ts';
+import { isOwned, type Plan } from '../planning/index.ts';
 import { runSync } from '../slices.ts';
 import { entriesAfter, type ObservedScope, planMeshServices, planScopes, sameAsDesired } from './plan-scopes.ts';
 
@@ -53,6 +54,7 @@ function vmEntry(scopeKey: ScopeKey, i: number, vm: Vm, observedAt: string): Wor
     namespace: vm.namespace,
     scope: scopeKey,
     observedAt,
+    labels: { [NAME_LABEL]: name },
     spec: {
       address: `10.0.${scopeKey === 'aws:a' ? 1 : 2}.${i + 1}`,
       ports: Object.fromEntries(vm.ports.map((p) => [p, PORT_NUMBERS[p]!])),
@@ -226,6 +228,18 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("holds another scope's entries with their ownership labels in one map, not a map of each entry's own", () => {
+    const b = observe('aws:b', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(1));
+    const keep = runSync(sameAsDesired([observe('aws:a', [], stamp(2))]));
+    const live = [...b.entries, vmEntry('aws:b', 1, { namespace: 'n2', service: 's2', ports: [] }, stamp(1))];
+    const [x, y] = live.map(keep);
+    expect(x!.metadata.labels).toBe(y!.metadata.labels);
+    expect(x!.metadata.labels[NAME_LABEL]).toBeUndefined();
+    expect([x, y].every((e) => isOwned(e!, OWNER))).toBe(true);
+    const theirs = keep(entry('c-vm', { scope: 'aws:b', owner: 'someone-else', labels: { [NAME_LABEL]: 'c-vm' } }));
+    expect(isOwned(theirs, OWNER)).toBe(false);
   });
 
   // Resyncs in either order, each alone, after the VMs of one service moved between scopes and port sets.

@@ -10,9 +10,11 @@ import {
   HEALTH_CHECK_ANNOTATION,
   keyOfObject,
   type KubeService,
+  MANAGED_BY_LABEL,
   MESH_SERVICES_SCOPE,
   type MeshServiceObject,
   type OwnedObject,
+  OWNER_LABEL,
   SCOPE_ANNOTATION,
   SERVICE_LABEL,
   SOURCE_ANNOTATION,
@@ -96,12 +98,23 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
       metadata: {
         name: live.metadata.name,
         namespace: shared.string(live.metadata.namespace),
-        labels: shared.map(live.metadata.labels ?? {}),
+        labels: shared.map(ownershipLabels(live.metadata.labels)),
         annotations: shared.map<Record<string, string>>(health === undefined ? { [SCOPE_ANNOTATION]: scope } : { [SCOPE_ANNOTATION]: scope, [HEALTH_CHECK_ANNOTATION]: health }),
       },
       spec: live.spec.labels?.[SERVICE_LABEL] === undefined ? OTHER_SCOPE_SPEC : serviceSpec(live.spec, shared),
     };
   };
+}
+
+/**
+ * The labels planning reads of another scope's entry: those of ownership (isOwned). Not the name
+ * label, which would make each entry's map one of its own to intern.
+ */
+function ownershipLabels(labels: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (labels?.[MANAGED_BY_LABEL] !== undefined) out[MANAGED_BY_LABEL] = labels[MANAGED_BY_LABEL];
+  if (labels?.[OWNER_LABEL] !== undefined) out[OWNER_LABEL] = labels[OWNER_LABEL];
+  return out;
 }
 
 /**
