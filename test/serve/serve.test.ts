@@ -47,16 +47,18 @@ describe('serve', () => {
     await server.start();
     ws = new Workspace();
     prefix = uniquePrefix('serve');
+    writeConfig();
+  });
+  const writeConfig = (concurrency = 4): void =>
     ws.writeConfig({
       kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
       redis: { prefix },
       resync: { interval: '1s' },
       // The tests below replace whole inventories on purpose.
       deletionGuard: { maxDeleteFraction: 1 },
-      queue: { concurrency: 4, backoff: '100ms', stalledAfter: '3s' },
+      queue: { concurrency, backoff: '100ms', stalledAfter: '3s' },
       log: { level: 'warn' },
     });
-  });
   afterEach(async () => {
     await Promise.all(procs.splice(0).map((p) => p.stop('SIGKILL')));
     await server.close();
@@ -133,6 +135,9 @@ describe('serve', () => {
   it('two replicas share the work: both apply changes, and each scope is resynced once per interval between them', async () => {
     const inventory = machines(400);
     server.latencyMs = 10;
+    // One job of up to 100 entries at a time per replica, each taking a second or more: while one
+    // replica works through its job, the other takes the next, whichever polled first.
+    writeConfig(1);
     const a = await start();
     const b = await start();
     ws.writeInventory(inventory);
