@@ -2,7 +2,8 @@
 // writer's rules can be read without the client library's details and the RBAC ClusterRole can be
 // read off this file: workloadentries get/list/create/patch (apply and merge patch)/delete, serviceaccounts get/create,
 // events create; for mesh services (unless config services turns them off): services,
-// serviceentries and workloadgroups get/list/create/patch (merge patch)/delete.
+// serviceentries and workloadgroups get/list/create/patch (merge patch)/delete. WorkloadEntries
+// go over kube-http.ts's lighter requests, everything else through the client library.
 import os from 'node:os';
 import {
   ApiException,
@@ -19,6 +20,7 @@ import type { KubeService, MeshServiceKind, MeshServiceObject, ObjectMeta, Servi
 import { parseKubeStatus, translateKubeError } from './kube-errors.ts';
 import type { KubeCallContext } from './kube-errors.ts';
 import { reuseConnections } from './kube-connections.ts';
+import { clusterPath, kubeSender, namespacedPath } from './kube-http.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
 
 /** Where WorkloadEntries live in the API. */
@@ -133,6 +135,9 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
   const component = options.component ?? 'vm-mesh-sync';
   const { group, version, plural } = WORKLOAD_ENTRY_API;
   const server = kc.getCurrentCluster()?.server;
+  // WorkloadEntries, the calls made once per instance, go over the lighter sender (kube-http.ts).
+  const send = kubeSender(kc, timeoutMs);
+  const entries = { group, version, plural };
 
   // client-node sets no timeout of its own: a hung connection would hold a job forever.
   const timeout: ObservableMiddleware = {
@@ -143,7 +148,6 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
     post: (ctx) => new Observable(Promise.resolve(ctx)),
   };
   const plain: ConfigurationOptions<ObservableMiddleware> = { middleware: [timeout], middlewareMergeStrategy: 'append' };
-  const apply = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply, plain);
   const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch, plain);
 
   async function call<T>(context: KubeCallContext, fn: () => Promise<T>): Promise<T> {
@@ -172,8 +176,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
     async getEntry(namespace, name) {
       const context: KubeCallContext = { verb: 'get', what: `WorkloadEntry ${namespace}/${name}` };
       try {
-        const obj: unknown = await custom.getNamespacedCustomObject({ group, version, plural, namespace, name }, plain);
-        return toEntry(obj);
+        return toEntry(await send({ method: 'GET', path: namespacedPath(entries, namespace, name) }));
       } catch (err) {
         if (isObjectNotFound(err)) return null;
         throw translateKubeError(err, context, server);
@@ -192,19 +195,10 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
         let token: string | undefined;
         try {
           do {
-            const query = {
-              group,
-              version,
-              ...(labelSelector ? { labelSelector } : {}),
-              limit: pageSize,
-              ...(fieldSelector ? { fieldSelector } : {}),
-              ...(token ? { _continue: token } : {}),
-            };
+            const query = { labelSelector: labelSelector || undefined, fieldSelector, limit: pageSize, continue: token };
+            const path = namespace ? namespacedPath(entries, namespace) : clusterPath(entries);
             const answer = (await page(() =>
-              (namespace
-                ? custom.listNamespacedCustomObject({ ...query, plural, namespace }, plain)
-                : custom.listCustomObjectForAllNamespaces({ ...query, resourcePlural: plural }, plain)
-              ).catch((err: unknown) => {
+              send({ method: 'GET', path, query }).catch((err: unknown) => {
                 // An expired continue token is not retried page by page: the listing starts over.
                 if (err instanceof ApiException && err.code === 410) throw err;
                 const translated = translateKubeError(err, context, server);
@@ -229,17 +223,12 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       const { namespace, name } = entry.metadata;
       const context: KubeCallContext = { verb: 'create', what: `WorkloadEntry ${namespace}/${name}` };
       try {
-        const created: unknown = await custom.createNamespacedCustomObject(
-          {
-            group,
-            version,
-            plural,
-            namespace,
-            body: entryBody(entry, false),
-            ...(createOptions.fieldManager ? { fieldManager: createOptions.fieldManager } : {}),
-          },
-          plain,
-        );
+        const created = await send({
+          method: 'POST',
+          path: namespacedPath(entries, namespace),
+          query: { fieldManager: createOptions.fieldManager || undefined },
+          body: entryBody(entry, false),
+        });
         return toEntry(created);
       } catch (err) {
         const translated = translateKubeError(err, context, server);
@@ -253,10 +242,13 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       const context: KubeCallContext = { verb: 'apply', what: `WorkloadEntry ${namespace}/${name}` };
       return call(context, async () =>
         toEntry(
-          await custom.patchNamespacedCustomObject(
-            { group, version, plural, namespace, name, body: entryBody(entry, true), fieldManager: applyOptions.fieldManager, force: true },
-            apply,
-          ),
+          await send({
+            method: 'PATCH',
+            path: namespacedPath(entries, namespace, name),
+            query: { fieldManager: applyOptions.fieldManager, force: true },
+            body: entryBody(entry, true),
+            contentType: PatchStrategy.ServerSideApply,
+          }),
         ),
       );
     },
@@ -265,10 +257,13 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       const context: KubeCallContext = { verb: 'patch', what: `WorkloadEntry ${namespace}/${name}` };
       return call(context, async () =>
         toEntry(
-          await custom.patchNamespacedCustomObject(
-            { group, version, plural, namespace, name, body: patch, fieldManager: patchOptions.fieldManager },
-            mergePatch,
-          ),
+          await send({
+            method: 'PATCH',
+            path: namespacedPath(entries, namespace, name),
+            query: { fieldManager: patchOptions.fieldManager },
+            body: patch,
+            contentType: PatchStrategy.MergePatch,
+          }),
         ),
       );
     },
@@ -280,10 +275,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
         ...(preconditions.uid ? { uid: preconditions.uid } : {}),
       };
       try {
-        await custom.deleteNamespacedCustomObject(
-          { group, version, plural, namespace, name, body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: pre } },
-          plain,
-        );
+        await send({ method: 'DELETE', path: namespacedPath(entries, namespace, name), body: { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: pre } });
         return true;
       } catch (err) {
         if (isObjectNotFound(err)) return false;

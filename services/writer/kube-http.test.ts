@@ -1,0 +1,107 @@
+// The WorkloadEntry requests (kube-http.ts) over TLS with a bearer token, as in a cluster: an HTTPS
+// front with its own certificate authority, in front of the fake API server, which requires the token.
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestCertificate } from '../../test/fakes/azure/tls.ts';
+import { FakeKubeApiServer } from '../../test/fakes/kube-api-server.ts';
+import { VmsError } from '../errors.ts';
+import type { WorkloadEntry } from '../model.ts';
+import { createKubeApi } from './kube-api.ts';
+
+const TOKEN = 'tls-test-token';
+let backend: FakeKubeApiServer;
+let front: https.Server;
+let frontUrl: string;
+let ca: string;
+/** TLS connections the front accepted, and the Authorization header of each request. */
+let tlsConnections = 0;
+const authorizations: Array<string | undefined> = [];
+
+beforeAll(async () => {
+  backend = new FakeKubeApiServer({ token: TOKEN });
+  const backendUrl = new URL(await backend.start());
+  const cert = await createTestCertificate();
+  ca = cert.cert;
+  front = https.createServer({ key: cert.key, cert: cert.cert }, (req, res) => {
+    authorizations.push(req.headers.authorization);
+    const upstream = http.request(
+      { host: backendUrl.hostname, port: backendUrl.port, path: req.url, method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  front.on('secureConnection', () => tlsConnections++);
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  frontUrl = `https://127.0.0.1:${(front.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  front.closeAllConnections();
+  await new Promise((resolve) => front.close(resolve));
+  await backend.close();
+});
+
+function kubeconfig(token: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: frontUrl, caData: Buffer.from(ca).toString('base64'), skipTLSVerify: false }],
+    users: [{ name: 'u', token }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
+}
+
+function entry(name: string, address: string): WorkloadEntry {
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'WorkloadEntry',
+    metadata: { name, namespace: 'default', labels: { app: 'web', 'vm-mesh-sync.io/owner': 'o' }, annotations: {} },
+    spec: { address, labels: { app: 'web' } },
+  };
+}
+
+describe('WorkloadEntry requests over TLS with a bearer token', () => {
+  it('create, get, list, apply, merge patch and delete verify the cluster CA, carry the token and reuse their connections', async () => {
+    const api = createKubeApi(kubeconfig(TOKEN));
+    const before = tlsConnections;
+    authorizations.length = 0;
+
+    const created = await api.createEntry(entry('vm-1', '10.0.0.1'), { fieldManager: 'vm-mesh-sync' });
+    expect(created.metadata.uid).toBeTruthy();
+    expect((await api.getEntry('default', 'vm-1'))?.spec.address).toBe('10.0.0.1');
+    expect(await api.getEntry('default', 'vm-404')).toBeNull();
+    const listed = await api.listOwnedEntries('vm-mesh-sync.io/owner=o', 10);
+    expect(listed.map((e) => e.metadata.name)).toEqual(['vm-1']);
+    const applied = await api.applyEntry(entry('vm-1', '10.0.0.2'), { fieldManager: 'vm-mesh-sync' });
+    expect(applied.spec.address).toBe('10.0.0.2');
+    const patched = await api.mergePatchEntry('default', 'vm-1', { metadata: { labels: { app: null } } }, { fieldManager: 'vm-mesh-sync' });
+    expect(patched.metadata.labels).toEqual({ 'vm-mesh-sync.io/owner': 'o' });
+    expect(await api.deleteEntry('default', 'vm-1', { uid: created.metadata.uid! })).toBe(true);
+    expect(await api.deleteEntry('default', 'vm-1', {})).toBe(false);
+
+    expect(authorizations).toHaveLength(8);
+    expect(new Set(authorizations)).toEqual(new Set([`Bearer ${TOKEN}`]));
+    // Kept-alive connections: undici may open a second one while the first is being released,
+    // never one per request (the client library's default without reuseConnections).
+    expect(tlsConnections - before).toBeLessThanOrEqual(2);
+  });
+
+  it('a wrong token is VMS_ERR_KUBE_UNAUTHORIZED naming the call', async () => {
+    const api = createKubeApi(kubeconfig('wrong-token'));
+    const err = await api.createEntry(entry('vm-2', '10.0.0.3')).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(VmsError);
+    expect((err as VmsError).code).toBe('VMS_ERR_KUBE_UNAUTHORIZED');
+    expect((err as Error).message).toMatch(/^create WorkloadEntry default\/vm-2: 401 Unauthorized/);
+  });
+});
