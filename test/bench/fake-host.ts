@@ -69,7 +69,13 @@ async function startIdentity(): Promise<string> {
  * real provider (in this process) lists each of its scopes from the fakes. So a resync of the same
  * scopes is a true no-op however the provider builds its instances.
  */
-async function seedListed(raw: Record<string, unknown>): Promise<{ ms: number; entries: number }> {
+/** An entry made out of date: another address than its instance's, which the next resync corrects. */
+function outOfDate<T extends { spec: { address?: string } }>(entry: T, k: number): T {
+  entry.spec.address = `192.0.2.${k % 250}`;
+  return entry;
+}
+
+async function seedListed(raw: Record<string, unknown>, stale = false): Promise<{ ms: number; entries: number }> {
   const server = requireKube();
   const started = performance.now();
   const config = configSchema.parse(raw);
@@ -81,7 +87,9 @@ async function seedListed(raw: Record<string, unknown>): Promise<{ ms: number; e
         const listing = await provider.list(scope);
         if (!listing.complete) throw new Error(`listing ${scope.key} to seed the cluster was incomplete: ${JSON.stringify(listing.problems?.slice(0, 3))}`);
         const mapped = mapInstances(listing.instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey: scope.key, observedAt: SEED_OBSERVED_AT });
-        for (const entry of mapped.entries) server.put(entry as unknown as KubeObject, { validate: false, fieldManager: 'vm-mesh-sync' });
+        for (const [k, entry] of mapped.entries.entries()) {
+          server.put((stale ? outOfDate(entry, k) : entry) as unknown as KubeObject, { validate: false, fieldManager: 'vm-mesh-sync' });
+        }
         entries += mapped.entries.length;
       }
     } finally {
@@ -176,7 +184,7 @@ async function handle(req: HostRequest): Promise<unknown> {
       return null;
     }
     case 'seedListed':
-      return seedListed(req.config);
+      return seedListed(req.config, req.stale);
     case 'ec2SetTags': {
       const fake = requireEc2();
       for (const { i, tags } of req.items) fake.setTags(benchEc2Instance(i, true).id, tags);
@@ -188,8 +196,8 @@ async function handle(req: HostRequest): Promise<unknown> {
       const chunk = 5000;
       for (let from = req.from; from < req.from + req.count; from += chunk) {
         const n = Math.min(chunk, req.from + req.count - from);
-        for (const entry of benchEntriesOf(req.flavor, n, from)) {
-          server.put(entry as unknown as KubeObject, { validate: false, fieldManager: 'vm-mesh-sync' });
+        for (const [k, entry] of benchEntriesOf(req.flavor, n, from).entries()) {
+          server.put((req.stale ? outOfDate(entry, k) : entry) as unknown as KubeObject, { validate: false, fieldManager: 'vm-mesh-sync' });
         }
       }
       return { ms: performance.now() - started };

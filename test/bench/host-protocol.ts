@@ -34,9 +34,9 @@ export type HostRequest =
   | { op: 'gcePut'; from: number; count: number; project: string }
   | { op: 'startArm'; certFile: string; keyFile: string }
   | { op: 'armPut'; from: number; count: number; subscription: string }
-  | { op: 'seedListed'; config: Record<string, unknown> }
+  | { op: 'seedListed'; config: Record<string, unknown>; stale?: boolean }
   | { op: 'ec2SetTags'; items: Array<{ i: number; tags: Record<string, string> }> }
-  | { op: 'seed'; flavor: SeedFlavor; from: number; count: number }
+  | { op: 'seed'; flavor: SeedFlavor; from: number; count: number; stale?: boolean }
   | { op: 'clear' }
   | { op: 'size' }
   | { op: 'counts' }

@@ -53,6 +53,8 @@ interface Variant {
   scopes(n: number): ScopeSpec[];
   /** The cluster starts empty: the first resync creates every entry (a first deployment). */
   cold?: boolean;
+  /** Every entry in the cluster differs from what mapping makes (another address): the first resync updates them all. */
+  stale?: boolean;
 }
 
 const one = (kind: BenchFlavor) => (n: number): ScopeSpec[] => [{ kind, index: 0, from: 0, count: n }];
@@ -71,6 +73,8 @@ const VARIANTS: readonly Variant[] = [
   { name: 'static', label: 'static', scopes: one('static') },
   { name: 'mixed', label: '20 scopes of all four kinds', scopes: mixedFleet },
   { name: 'cold', label: 'static, empty cluster (the first resync creates every entry)', scopes: one('static'), cold: true },
+  { name: 'changed', label: 'static, every entry out of date (the first resync updates every entry)', scopes: one('static'), stale: true },
+  { name: 'changed-gcp', label: 'gcp, every entry out of date (the first resync updates every entry)', scopes: one('gcp'), stale: true },
   { name: 'idle', label: 'static, idle (no machines)', scopes: () => [] },
 ];
 
@@ -206,7 +210,7 @@ function gcpKeyFile(dir: string): string {
  * static or AWS kind is seeded from the entries mapping makes of it (fixtures.ts); every other
  * fleet is seeded from what its real providers list.
  */
-async function prepareFleet(host: FakeHost, dir: string, specs: ScopeSpec[], cert: { certFile: string; keyFile: string } | undefined, cold = false): Promise<Fleet> {
+async function prepareFleet(host: FakeHost, dir: string, specs: ScopeSpec[], cert: { certFile: string; keyFile: string } | undefined, seeding: Pick<Variant, 'cold' | 'stale'> = {}): Promise<Fleet> {
   const fleet: Fleet = { providers: [], scopes: new Map(), env: {} };
   const of = (kind: BenchFlavor) => specs.filter((x) => x.kind === kind);
   if (specs.length === 0) {
@@ -255,12 +259,12 @@ async function prepareFleet(host: FakeHost, dir: string, specs: ScopeSpec[], cer
     Object.assign(fleet.env, { IDENTITY_ENDPOINT: identityEndpoint, IDENTITY_HEADER: identityHeader, NODE_EXTRA_CA_CERTS: cert.certFile });
   }
   const single = specs.length === 1 && (specs[0]!.kind === 'static' || specs[0]!.kind === 'aws') ? specs[0]! : undefined;
-  if (cold) {
+  if (seeding.cold) {
     // Nothing in the cluster.
   } else if (single) {
-    await host.call({ op: 'seed', flavor: single.kind as SeedFlavor, from: single.from, count: single.count });
+    await host.call({ op: 'seed', flavor: single.kind as SeedFlavor, from: single.from, count: single.count, ...(seeding.stale ? { stale: true } : {}) });
   } else {
-    await host.call({ op: 'seedListed', config: { ownerId: BENCH_OWNER, providers: fleet.providers } });
+    await host.call({ op: 'seedListed', config: { ownerId: BENCH_OWNER, providers: fleet.providers }, ...(seeding.stale ? { stale: true } : {}) });
   }
   return fleet;
 }
@@ -292,7 +296,7 @@ async function measureVariant(variant: Variant, n: number, rounds: number, optio
   try {
     const { kubeconfig } = await host.startKube(options.latencyMs, dir);
     progress('serve-memory', `${variant.label}: ${n} instances in ${specs.length} scopes into the fakes and the cluster`);
-    const fleet = await prepareFleet(host, dir, specs, cert, variant.cold);
+    const fleet = await prepareFleet(host, dir, specs, cert, variant);
     const configFile = path.join(dir, 'config.yaml');
     // The second resync comes one interval after the first started: long enough for the first to end.
     const interval = options.quick ? 10_000 : 30_000;
@@ -382,8 +386,9 @@ async function measureVariant(variant: Variant, n: number, rounds: number, optio
       result.rounds.push(after);
       // `owned` counts every entry of the installation, `entries` those the scope maps to.
       const total = [...fleet.scopes.values()].reduce((a, b) => a + b, 0);
-      // A cold start creates every entry in its first resyncs; by the last, nothing is left to do.
-      const settling = variant.cold && r < rounds - 1;
+      // A cold start creates (an out-of-date cluster updates) every entry in its first resyncs; by
+      // the last, nothing is left to do.
+      const settling = (variant.cold || variant.stale) && r < rounds - 1;
       const wrong = views.find((v) => v.error || !v.complete || v.entries !== fleet.scopes.get(v.scopeKey) || (!settling && (v.owned !== total || v.changes !== 0)));
       if (wrong) result.failure = `unexpected resync status ${JSON.stringify(wrong)}`;
       result.lockErrors = serve.output.split('\n').filter((line) => /could not renew lock|missing lock/i.test(line)).length;
@@ -438,7 +443,7 @@ export const serveMemory: Scenario = {
       {
         figure: 'input',
         value:
-          `${n.toLocaleString('en-US')} instances in one scope (in 20 for the mixed variant), all in the cluster already (none for the cold variant), ${rounds} full resyncs; serve with ` +
+          `${n.toLocaleString('en-US')} instances in one scope (in 20 for the mixed variant), all in the cluster already (none for the cold variant; out of date for the changed one), ${rounds} full resyncs; serve with ` +
           (nodeOptions ? `NODE_OPTIONS=${nodeOptions} as deploy/base/deployment.yaml sets it` : "Node's default heap limit (the Deployment sets no NODE_OPTIONS)"),
       },
     ];
