@@ -13,6 +13,7 @@ import {
   type KubeService,
   type MeshServiceObject,
   NAME_LABEL,
+  SCOPE_ANNOTATION,
   SERVICE_LABEL,
   type WorkloadEntry,
   type WorkloadGroup,
@@ -240,6 +241,26 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     expect([x, y].every((e) => isOwned(e!, OWNER))).toBe(true);
     const theirs = keep(entry('c-vm', { scope: 'aws:b', owner: 'someone-else', labels: { [NAME_LABEL]: 'c-vm' } }));
     expect(isOwned(theirs, OWNER)).toBe(false);
+  });
+
+  it('holds a changed entry of the observed scope as read, with the parts it shares with the desired entry taken from it', () => {
+    const a = observe('aws:a', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(2));
+    const want = a.entries[0]!;
+    // As the API server sends it: a copy of its own, another address, an older stamp, its resourceVersion.
+    const live = structuredClone(vmEntry('aws:a', 0, { namespace: 'n1', service: 's1', ports: ['http'] }, stamp(1)));
+    live.spec.address = '192.0.2.1';
+    live.metadata.resourceVersion = '42';
+    live.metadata.uid = 'u-1';
+    const held = runSync(sameAsDesired([a]))(live);
+    expect(held).not.toBe(live);
+    expect(held).toEqual(live);
+    expect(held.metadata.name).toBe(want.metadata.name);
+    expect(held.metadata.labels).toBe(want.metadata.labels);
+    expect(held.metadata.annotations).not.toBe(want.metadata.annotations);
+    expect(held.metadata.annotations[SCOPE_ANNOTATION]).toBe(want.metadata.annotations[SCOPE_ANNOTATION]);
+    expect(held.spec.labels).toBe(want.spec.labels);
+    expect(held.spec.ports).toBe(want.spec.ports);
+    expect(held.spec.address).toBe('192.0.2.1');
   });
 
   // Resyncs in either order, each alone, after the VMs of one service moved between scopes and port sets.

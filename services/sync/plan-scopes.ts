@@ -67,6 +67,8 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  *   such an entry that differs from the desired one (entriesEqual holds, so the ownership labels,
  *   scope and source annotations are the same; the live observation stamp and resourceVersion are
  *   not used), so a settled scope of a hundred thousand entries is not held twice while planned;
+ * - an entry the observations want otherwise (a resync that changes it) is held as read, but with
+ *   the parts it has in common with the desired entry taken from that entry (sharingDesired);
  * - an entry of a scope that is not observed here, under a name nothing observed wants, is only
  *   ever looked at for its name, namespace, ownership labels and scope (it is another scope's to
  *   plan, or an orphan): it keeps those and drops its spec and other annotations, so that a resync
@@ -74,7 +76,7 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  *   mesh service (SERVICE_LABEL) keeps what the Services and WorkloadGroups planned with this
  *   resync are derived from (planMeshServices reads every scope's entries): its spec's labels,
  *   ports, service account and network, and its health check;
- * - any other entry is kept as read.
+ * - any other entry (one of an observed scope that nothing wants) is kept as read.
  */
 export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entries' | 'scope'>>): Sliced<(live: WorkloadEntry) => WorkloadEntry> {
   const desired = new Map<string, WorkloadEntry>();
@@ -88,7 +90,7 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
   const shared = new Interner();
   return (live) => {
     const want = desired.get(entryKey(live.metadata.namespace, live.metadata.name));
-    if (want !== undefined) return entriesEqual(want, live) ? want : live;
+    if (want !== undefined) return entriesEqual(want, live) ? want : sharingDesired(want, live);
     const scope = live.metadata.annotations?.[SCOPE_ANNOTATION];
     if (scope === undefined || scopes.has(scope)) return live;
     const health = live.spec.labels?.[SERVICE_LABEL] === undefined ? undefined : live.metadata.annotations?.[HEALTH_CHECK_ANNOTATION];
@@ -104,6 +106,54 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
       spec: live.spec.labels?.[SERVICE_LABEL] === undefined ? OTHER_SCOPE_SPEC : serviceSpec(live.spec, shared),
     };
   };
+}
+
+/**
+ * A changed entry of the resync's own scope, with every part that is the same as in the desired
+ * entry (the same JSON value, not merely equal under entriesEqual's rules) taken from the desired
+ * entry: a resync that changes every entry then holds each one's differences, not a second copy of
+ * every entry as the API server sent it (names, labels, annotations, ports).
+ */
+export function sharingDesired(want: WorkloadEntry, live: WorkloadEntry): WorkloadEntry {
+  const lm = live.metadata;
+  const wm = want.metadata;
+  const spec: Record<string, unknown> = {};
+  const wantSpec = want.spec as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(live.spec)) spec[key] = sameJson(value, wantSpec[key]) ? wantSpec[key] : value;
+  return {
+    apiVersion: live.apiVersion,
+    kind: live.kind,
+    metadata: {
+      name: lm.name === wm.name ? wm.name : lm.name,
+      namespace: lm.namespace === wm.namespace ? wm.namespace : lm.namespace,
+      labels: sharingMap(lm.labels, wm.labels),
+      annotations: sharingMap(lm.annotations, wm.annotations),
+      ...(lm.resourceVersion !== undefined ? { resourceVersion: lm.resourceVersion } : {}),
+      ...(lm.uid !== undefined ? { uid: lm.uid } : {}),
+    },
+    spec: spec as unknown as WorkloadEntry['spec'],
+  };
+}
+
+/** The live map itself when it is the desired one, else its keys with the desired map's equal values. */
+function sharingMap(live: Record<string, string>, want: Record<string, string>): Record<string, string> {
+  if (sameJson(live, want)) return want;
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(live)) out[key] = want[key] === value ? want[key] : value;
+  return out;
+}
+
+/** The same JSON value: equal primitives, or arrays and plain objects with the same keys holding the same values. */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
 }
 
 /**
