@@ -1,6 +1,6 @@
 // What every provider's webhook receiver needs: constant-time credential checks, careful body
 // reading and error values with the catalogue's codes.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { VmsError } from '../services/errors.ts';
 import type { WebhookRequest } from './provider.ts';
 
@@ -9,8 +9,8 @@ import type { WebhookRequest } from './provider.ts';
  * whatever was sent, which timingSafeEqual needs, and hide the secret's length.
  */
 export function constantTimeEqual(presented: string, expected: string): boolean {
-  const a = createHash('sha256').update(presented, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
+  const a = hash('sha256', presented, 'buffer');
+  const b = hash('sha256', expected, 'buffer');
   return timingSafeEqual(a, b);
 }
 
