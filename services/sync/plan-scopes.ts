@@ -115,6 +115,8 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
  * every entry as the API server sent it (names, labels, annotations, ports).
  */
 export function sharingDesired(want: WorkloadEntry, live: WorkloadEntry): WorkloadEntry {
+  // A key that assignment would not copy as a key: such an entry is held as read.
+  if (Object.hasOwn(live.spec, '__proto__') || Object.hasOwn(live.metadata.labels, '__proto__') || Object.hasOwn(live.metadata.annotations, '__proto__')) return live;
   const lm = live.metadata;
   const wm = want.metadata;
   const spec: Record<string, unknown> = {};
@@ -136,7 +138,8 @@ export function sharingDesired(want: WorkloadEntry, live: WorkloadEntry): Worklo
 }
 
 /** The live map itself when it is the desired one, else its keys with the desired map's equal values. */
-function sharingMap(live: Record<string, string>, want: Record<string, string>): Record<string, string> {
+function sharingMap(live: Record<string, string>, want: Record<string, string> | undefined): Record<string, string> {
+  if (want === undefined) return live;
   if (sameJson(live, want)) return want;
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(live)) out[key] = want[key] === value ? want[key] : value;

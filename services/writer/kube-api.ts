@@ -136,7 +136,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
   const { group, version, plural } = WORKLOAD_ENTRY_API;
   const server = kc.getCurrentCluster()?.server;
   // WorkloadEntries, the calls made once per instance, go over the lighter sender (kube-http.ts).
-  const send = kubeSender(kc, timeoutMs);
+  const send = kubeSender(kc, timeoutMs, component);
   const entries = { group, version, plural };
 
   // client-node sets no timeout of its own: a hung connection would hold a job forever.
@@ -195,7 +195,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
         let token: string | undefined;
         try {
           do {
-            const query = { labelSelector: labelSelector || undefined, fieldSelector, limit: pageSize, continue: token };
+            const query = { labelSelector: labelSelector || undefined, fieldSelector: fieldSelector || undefined, limit: pageSize, continue: token };
             const path = namespace ? namespacedPath(entries, namespace) : clusterPath(entries);
             const answer = (await page(() =>
               send({ method: 'GET', path, query }).catch((err: unknown) => {

@@ -1,8 +1,11 @@
 // The WorkloadEntry requests (kube-http.ts) over TLS with a bearer token, as in a cluster: an HTTPS
 // front with its own certificate authority, in front of the fake API server, which requires the token.
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCertificate } from '../../test/fakes/azure/tls.ts';
@@ -19,6 +22,7 @@ let ca: string;
 /** TLS connections the front accepted, and the Authorization header of each request. */
 let tlsConnections = 0;
 const authorizations: Array<string | undefined> = [];
+const userAgents: Array<string | undefined> = [];
 
 beforeAll(async () => {
   backend = new FakeKubeApiServer({ token: TOKEN });
@@ -27,6 +31,7 @@ beforeAll(async () => {
   ca = cert.cert;
   front = https.createServer({ key: cert.key, cert: cert.cert }, (req, res) => {
     authorizations.push(req.headers.authorization);
+    userAgents.push(req.headers['user-agent']);
     const upstream = http.request(
       { host: backendUrl.hostname, port: backendUrl.port, path: req.url, method: req.method, headers: req.headers },
       (answer) => {
@@ -48,11 +53,11 @@ afterAll(async () => {
   await backend.close();
 });
 
-function kubeconfig(token: string): KubeConfig {
+function kubeconfig(token: string, user: Record<string, unknown> = { token }): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'c', server: frontUrl, caData: Buffer.from(ca).toString('base64'), skipTLSVerify: false }],
-    users: [{ name: 'u', token }],
+    users: [{ name: 'u', ...user }],
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
   });
@@ -89,9 +94,24 @@ describe('WorkloadEntry requests over TLS with a bearer token', () => {
 
     expect(authorizations).toHaveLength(8);
     expect(new Set(authorizations)).toEqual(new Set([`Bearer ${TOKEN}`]));
+    expect(new Set(userAgents)).toEqual(new Set(['vm-mesh-sync']));
     // Kept-alive connections: undici may open a second one while the first is being released,
     // never one per request (the client library's default without reuseConnections).
     expect(tlsConnections - before).toBeLessThanOrEqual(2);
+  });
+
+  it('a token file ending in a newline (as files are written) is sent without it, as fetch would', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vms-token-'));
+    try {
+      const file = path.join(dir, 'token');
+      fs.writeFileSync(file, `${TOKEN}\n`);
+      const api = createKubeApi(kubeconfig(TOKEN, { authProvider: { name: 'tokenFile', config: { tokenFile: file } } }));
+      authorizations.length = 0;
+      expect(await api.getEntry('default', 'vm-none')).toBeNull();
+      expect(authorizations).toEqual([`Bearer ${TOKEN}`]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a wrong token is VMS_ERR_KUBE_UNAUTHORIZED naming the call', async () => {

@@ -5,17 +5,23 @@
 // 0.25-0.45 ms per create, measured against the fake API server). Authentication and TLS stay the
 // client library's: each request takes its headers (bearer token, exec plugin, impersonation) and
 // its dispatcher (CA, client certificate, proxy) from the kubeconfig, as the library's own calls do.
-import { createRequire } from 'node:module';
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
 import type { RequestContext } from '@kubernetes/client-node';
 import { type Dispatcher, request } from 'undici';
 
 /**
- * The ports fetch never connects to (the Fetch standard's "bad ports"), from undici's own table.
- * The client library's calls go through fetch and fail on them; these requests fail the same way,
- * so that a server on such a port is refused by every call alike (translateKubeError says why).
+ * The ports fetch never connects to: the Fetch standard's "bad ports"
+ * (https://fetch.spec.whatwg.org/#bad-port). The client library's calls go through fetch and fail
+ * on them; these requests fail the same way, so that a server on such a port is refused by every
+ * call alike (translateKubeError says why).
  */
-const BAD_PORTS = (createRequire(import.meta.url)('undici/lib/web/fetch/constants.js') as { badPortsSet: ReadonlySet<string> }).badPortsSet;
+const BAD_PORTS: ReadonlySet<string> = new Set(
+  [
+    1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135,
+    137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719,
+    1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+  ].map(String),
+);
 
 /** What a request carries. */
 export interface KubeRequest {
@@ -44,8 +50,10 @@ async function authenticate(kc: KubeConfig): Promise<Authenticated> {
   let dispatcher: Dispatcher | undefined;
   // applySecurityAuthentication only sets headers and the dispatcher on the context it is given.
   const context = {
+    // Without the leading and trailing whitespace fetch strips from header values (a token file
+    // read as it is ends in a newline, which undici's request refuses).
     setHeaderParam: (key: string, value: string) => {
-      headers[key.toLowerCase()] = value;
+      headers[key.toLowerCase()] = String(value).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
     },
     setDispatcher: (d: Dispatcher) => {
       dispatcher = d;
@@ -71,9 +79,10 @@ function headerRecord(headers: Record<string, string | string[] | undefined>): R
 
 /**
  * A sender for the kubeconfig's current cluster. A request that takes longer than `timeoutMs` is
- * abandoned (an AbortSignal timeout, as the generated client's calls get).
+ * abandoned (an AbortSignal timeout, as the generated client's calls get); `userAgent` names the
+ * service in the API server's audit log.
  */
-export function kubeSender(kc: KubeConfig, timeoutMs: number): KubeSend {
+export function kubeSender(kc: KubeConfig, timeoutMs: number, userAgent: string): KubeSend {
   const server = (kc.getCurrentCluster()?.server ?? '').replace(/\/+$/, '');
   let port = '';
   try {
@@ -85,6 +94,7 @@ export function kubeSender(kc: KubeConfig, timeoutMs: number): KubeSend {
     if (BAD_PORTS.has(port)) throw new Error('bad port');
     const { headers, dispatcher } = await authenticate(kc);
     headers.accept = 'application/json';
+    headers['user-agent'] = userAgent;
     let body: string | undefined;
     if (req.body !== undefined) {
       body = JSON.stringify(req.body);
