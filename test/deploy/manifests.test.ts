@@ -277,6 +277,10 @@ describe('the base Deployment', () => {
     // The V8 heap must fit inside the limit.
     const heap = (c.env as any[]).find((e) => e.name === 'NODE_OPTIONS')?.value as string | undefined;
     if (heap) expect(Number(/--max-old-space-size=(\d+)/.exec(heap)?.[1])).toBeLessThan(512);
+    // Few allocator arenas, each of which would keep the memory its threads freed.
+    const arenas = (c.env as any[]).find((e) => e.name === 'MALLOC_ARENA_MAX')?.value as string | undefined;
+    expect(Number(arenas)).toBeGreaterThan(0);
+    expect(Number(arenas)).toBeLessThanOrEqual(4);
   });
 
   it('runs as uid 1000, non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp', () => {

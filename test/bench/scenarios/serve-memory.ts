@@ -83,13 +83,13 @@ const GOALS = { soakGrowthMiB: 10, peakRssMiB: 450, mixedPeakRssMiB: 600, idleRs
 
 const DEPLOYMENT = fileURLToPath(new URL('../../../deploy/base/deployment.yaml', import.meta.url));
 
-/** NODE_OPTIONS as the Deployment sets it; empty when it sets none. */
-export function deployedNodeOptions(): string {
+/** A variable of the Deployment's container as it sets it (a plain value); empty when it sets none. */
+function deployedEnv(name: string): string {
   try {
     for (const doc of parseAllDocuments(readFileSync(DEPLOYMENT, 'utf8'))) {
       const js = doc.toJS() as { spec?: { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } };
       for (const c of js?.spec?.template?.spec?.containers ?? []) {
-        const value = c.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+        const value = c.env?.find((e) => e.name === name)?.value;
         if (value !== undefined) return value;
       }
     }
@@ -97,6 +97,11 @@ export function deployedNodeOptions(): string {
     // No deployment file: serve runs with Node's defaults, and the report says so.
   }
   return '';
+}
+
+/** NODE_OPTIONS as the Deployment sets it; empty when it sets none. */
+export function deployedNodeOptions(): string {
+  return deployedEnv('NODE_OPTIONS');
 }
 
 /** What serve's /status says of a scope (the fields read here). */
@@ -311,9 +316,12 @@ async function measureVariant(variant: Variant, n: number, rounds: number, optio
         log: { level: 'warn' },
       }),
     );
+    // The allocator's arenas as the Deployment limits them (glibc makes up to 8 per core otherwise).
+    const arenas = deployedEnv('MALLOC_ARENA_MAX');
     proc = new ServeProcess(configFile, await freePort(), {
       ...fleet.env,
       ...(serveNodeOptions(nodeOptions) ? { NODE_OPTIONS: serveNodeOptions(nodeOptions) } : {}),
+      ...(arenas ? { MALLOC_ARENA_MAX: arenas } : {}),
     });
     trackChild(proc.child);
     const serve = proc;
@@ -445,7 +453,8 @@ export const serveMemory: Scenario = {
         figure: 'input',
         value:
           `${n.toLocaleString('en-US')} instances in one scope (in 20 for the mixed variant), all in the cluster already (none for the cold variant; out of date for the changed one), ${rounds} full resyncs; serve with ` +
-          (nodeOptions ? `NODE_OPTIONS=${nodeOptions} as deploy/base/deployment.yaml sets it` : "Node's default heap limit (the Deployment sets no NODE_OPTIONS)"),
+          (nodeOptions ? `NODE_OPTIONS=${nodeOptions} as deploy/base/deployment.yaml sets it` : "Node's default heap limit (the Deployment sets no NODE_OPTIONS)") +
+          (deployedEnv('MALLOC_ARENA_MAX') ? ` and MALLOC_ARENA_MAX=${deployedEnv('MALLOC_ARENA_MAX')}` : ''),
       },
     ];
     const peakOf = (r: FlavorMemory): number => Math.max(r.sampledPeakMiB, ...r.rounds.map((x) => x.peakRssMiB));
