@@ -14,6 +14,7 @@ import type { InstanceRef } from '../model.ts';
 import { type ApplyWorker, STALLS_FORGIVEN, startApplyWorker } from '../queue/apply-worker.ts';
 import { ChangeQueue } from '../queue/change-queue.ts';
 import { RedisDesiredStore } from '../queue/desired-store.ts';
+import { RefreshSet } from '../queue/refresh-set.ts';
 import { ScopeLeases } from '../queue/scope-lease.ts';
 import { createRedis, RedisErrorLog, redisClock } from '../queue/redis.ts';
 import type { Readiness } from '../server/server.ts';
@@ -22,12 +23,16 @@ import { shareListings } from '../sync/shared-listing.ts';
 import { Slots } from '../concurrency.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
 import type { Writer } from '../writer/writer.ts';
+import { Batches } from './batches.ts';
 import { EventRecorder } from './event-recorder.ts';
-import { REFRESH_BATCH, REFRESH_IN_FLIGHT, REFRESH_QUEUE_NAME, type RefreshJobData, refreshId, RESYNC_QUEUE_NAME, type ResyncJobData, schedulerId } from './jobs.ts';
+import { REFRESH_QUEUE_NAME, type RefreshJobData, refreshId, RESYNC_QUEUE_NAME, type ResyncJobData, schedulerId } from './jobs.ts';
 import { ReadinessChecks } from './readiness.ts';
 import { Refreshes } from './refreshes.ts';
 import { failedResyncStatus, resyncStatus, scopeGauges } from './resync-status.ts';
 import { StatusStore } from './status-store.ts';
+
+/** A reference to mark due in the refresh set. */
+type RefreshRequest = { id: string; ref: InstanceRef };
 
 /** Most resyncs one replica runs at once. */
 const MAX_RESYNCS_AT_ONCE = 16;
@@ -57,7 +62,10 @@ export class Runtime {
   readonly #workerConnection: Redis;
   readonly #changes: ChangeQueue;
   readonly #resyncQueue: Queue<ResyncJobData>;
+  /** Earlier versions' refresh jobs, counted in /status until none is left. */
   readonly #refreshQueue: Queue<RefreshJobData>;
+  /** The refreshes webhooks ask for, on the producer connection: a request fails at once while Redis is away. */
+  readonly #refreshSet: RefreshSet;
   readonly #status: StatusStore;
   readonly #leases: ScopeLeases;
   readonly #events: EventRecorder;
@@ -71,6 +79,11 @@ export class Runtime {
   #applyWorker: ApplyWorker | undefined;
   #resyncWorker: Worker<ResyncJobData> | undefined;
   #refreshWorker: Worker<RefreshJobData> | undefined;
+  /**
+   * The refreshes webhooks ask for, stored together: those asked for while the event loop handles
+   * one round of requests, or while an earlier store is on its way, go in one round trip.
+   */
+  readonly #refreshRequests = new Batches<RefreshRequest, void>((requests) => this.#requestRefreshes(requests), { inFlight: 1, maxBatch: 1000 });
 
   private constructor(options: RuntimeOptions) {
     this.#options = options;
@@ -93,6 +106,7 @@ export class Runtime {
     this.#resyncQueue.on('error', (err) => this.#redisErrors.report('resync queue', err));
     this.#refreshQueue = new Queue<RefreshJobData>(REFRESH_QUEUE_NAME, { connection: this.#producer, prefix: config.redis.prefix });
     this.#refreshQueue.on('error', (err) => this.#redisErrors.report('refresh queue', err));
+    this.#refreshSet = new RefreshSet(this.#producer, config.redis.prefix);
     this.#status = new StatusStore(this.#producer, config.redis.prefix);
     this.#leases = new ScopeLeases(this.#producer, config.redis.prefix);
     this.#events = new EventRecorder(options.api, {
@@ -118,7 +132,17 @@ export class Runtime {
       // Redis's clock, shared by every replica: their own clocks never order two observations.
       clock: redisClock(this.#producer),
     };
-    this.#refreshes = new Refreshes({ deps: this.#deps, metrics: options.metrics, logger, events: this.#events });
+    this.#refreshes = new Refreshes({
+      deps: this.#deps,
+      // Claims ride the worker connection, which waits out a Redis outage instead of failing.
+      set: new RefreshSet(this.#workerConnection, config.redis.prefix),
+      metrics: options.metrics,
+      logger,
+      events: this.#events,
+      leaseMs: config.queue.stalledAfter,
+      backoffMs: config.queue.backoff,
+      reportRedisError: (err) => this.#redisErrors.report('refresh set', err as Error),
+    });
     this.#readiness = new ReadinessChecks({ config, redis: this.#producer, api: options.api, status: this.#status, scopeKeys: () => this.#scopeKeys() });
     options.metrics.setQueueDepthSource(() => this.#changes.counts());
     // From the shared status: the same gauges on every replica.
@@ -181,16 +205,20 @@ export class Runtime {
     };
     // Every scope may resync at once, but only WORKING_AT_ONCE list the cloud or plan at a time; the
     // resyncs that reach the cluster while a listing of owned entries runs share the next one
-    // (shareListings), so one listing of the whole cluster is held at a time. A refresh job is one
-    // instance that waits for its batch, so a batch's worth of them (and the next batch's) are active.
+    // (shareListings), so one listing of the whole cluster is held at a time.
     const resyncs = Math.max(1, Math.min(this.#scopeKeys().length, MAX_RESYNCS_AT_ONCE));
     this.#resyncWorker = new Worker<ResyncJobData>(RESYNC_QUEUE_NAME, (job) => this.#resync(job.data.scopeKey), { ...workerOptions, concurrency: resyncs });
     this.#resyncWorker.on('error', (err) => this.#redisErrors.report('resync worker', err));
-    this.#refreshWorker = new Worker<RefreshJobData>(REFRESH_QUEUE_NAME, (job) => this.#refreshes.run(job), {
-      ...workerOptions,
-      concurrency: Math.max(config.queue.concurrency, REFRESH_BATCH * REFRESH_IN_FLIGHT),
-    });
+    // Jobs of earlier versions (one instance each) become due in the refresh set.
+    this.#refreshWorker = new Worker<RefreshJobData>(
+      REFRESH_QUEUE_NAME,
+      async (job) => {
+        await this.#requestRefreshes([{ id: refreshId(job.data.ref), ref: job.data.ref }], 0);
+      },
+      { ...workerOptions, concurrency: 1 },
+    );
     this.#refreshWorker.on('error', (err) => this.#redisErrors.report('refresh worker', err));
+    this.#refreshes.start();
   }
 
   /** One scheduler per configured scope; schedulers of scopes no longer configured are removed. */
@@ -274,28 +302,18 @@ export class Runtime {
     return { scope: scopeKey, ...plan.summary };
   }
 
-  /** Queues a refresh of a few instances (from a webhook); fast, no cloud or cluster call. */
+  /**
+   * Marks a few instances (from a webhook) due for a refresh after the debounce; fast, no cloud
+   * or cluster call. Resolves once Redis has them.
+   */
   async refresh(_provider: string, refs: InstanceRef[]): Promise<void> {
-    const opts = {
-      attempts: 5,
-      backoff: { type: 'exponential', delay: this.#options.config.queue.backoff },
-      removeOnComplete: true,
-      removeOnFail: 100,
-    };
-    const debounce = this.#options.config.queue.refreshDebounce;
-    const jobs = refs.map((ref) => ({
-      name: 'refresh',
-      data: { ref },
-      opts:
-        debounce > 0
-          ? // Debounce: each event for the instance pushes its waiting refresh out again.
-            { ...opts, delay: debounce, deduplication: { id: refreshId(ref), ttl: debounce, extend: true, reschedule: true } }
-          : { ...opts, deduplication: { id: refreshId(ref), keepLastIfActive: true } },
-    }));
-    // Most events name one instance: add skips the pipeline addBulk builds, which copies every
-    // script defined on the connection each time.
-    if (jobs.length === 1) await this.#refreshQueue.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
-    else await this.#refreshQueue.addBulk(jobs);
+    await Promise.all(refs.map((ref) => this.#refreshRequests.add({ id: refreshId(ref), ref })));
+  }
+
+  async #requestRefreshes(requests: RefreshRequest[], debounce = this.#options.config.queue.refreshDebounce): Promise<void> {
+    // Each event for an instance pushes its waiting refresh out again.
+    await this.#refreshSet.request(requests, debounce);
+    this.#refreshes.wake(debounce);
   }
 
   /** Redis answers, the Kubernetes API answers, every scope has resynced or said why not. */
@@ -313,7 +331,7 @@ export class Runtime {
     const [scopes, queue, refreshQueue, writeErrors] = await Promise.all([
       this.#status.scopes(),
       this.#changes.counts().catch((err: Error) => ({ error: err.message })),
-      this.#refreshQueue.getJobCounts('waiting', 'active', 'delayed', 'failed').catch((err: Error) => ({ error: err.message })),
+      this.#refreshCounts().catch((err: Error) => ({ error: err.message })),
       this.#status.writeErrors(),
     ]);
     return {
@@ -328,9 +346,20 @@ export class Runtime {
     };
   }
 
+  /** Refreshes waiting (due), delayed (debounced or backing off) and active, earlier versions' jobs included. */
+  async #refreshCounts(): Promise<Record<string, number>> {
+    const [set, legacy] = await Promise.all([this.#refreshSet.counts(), this.#refreshQueue.getJobCounts('waiting', 'active', 'delayed', 'failed')]);
+    return {
+      waiting: set.waiting + (legacy.waiting ?? 0),
+      active: set.active + (legacy.active ?? 0),
+      delayed: set.delayed + (legacy.delayed ?? 0),
+      failed: legacy.failed ?? 0,
+    };
+  }
+
   /** Stops taking jobs, lets jobs in flight finish (up to `timeoutMs`), closes Redis. */
   async close(timeoutMs = 30_000): Promise<void> {
-    const graceful = Promise.all([this.#applyWorker?.close(), this.#resyncWorker?.close(), this.#refreshWorker?.close()]);
+    const graceful = Promise.all([this.#applyWorker?.close(), this.#resyncWorker?.close(), this.#refreshWorker?.close(), this.#refreshes.close()]);
     const timedOut = await Promise.race([graceful.then(() => false), sleep(timeoutMs).then(() => true)]);
     if (timedOut) {
       this.#options.logger.warn({ timeoutMs }, 'jobs still running at shutdown; they will be picked up again by another replica');

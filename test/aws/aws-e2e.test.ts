@@ -14,6 +14,9 @@ import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
 import { runCli, Workspace } from '../helpers/cli.ts';
 import { sampleValue } from '../../services/server/metrics-sample.test-helper.ts';
 import { cleanupPrefix, freePort, ServeProcess, uniquePrefix, waitFor } from '../helpers/serve.ts';
+import { Queue } from 'bullmq';
+import { createRedis } from '../../services/queue/redis.ts';
+import { REFRESH_QUEUE_NAME } from '../../services/runtime/jobs.ts';
 
 const WE = 'workloadentries';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -163,6 +166,36 @@ describe('serve with an aws provider and EventBridge events', () => {
     // Described by id, not found by another listing.
     expect(describedIds()).toContain('i-0bbbbbbbbbbbbbbb2');
     expect(ec2.describeRequests.filter((r) => r.instanceIds.length === 0)).toHaveLength(1);
+  });
+
+  it('a refresh job an earlier version queued (one instance per job) is still refreshed', async () => {
+    ec2.put(tagged('i-0fffffffffffffff6', '10.0.0.6'));
+    const connection = createRedis(REDIS_URL, { role: 'worker' });
+    const legacy = new Queue(REFRESH_QUEUE_NAME, { connection, prefix });
+    try {
+      await legacy.add('refresh', { ref: { provider: 'aws', account: DEFAULT_ACCOUNT, region: 'us-east-1', id: 'i-0fffffffffffffff6' } }, { removeOnComplete: true });
+      await waitFor(() => names(server).includes('aws-i-0fffffffffffffff6'), 30_000, () => proc!.output);
+      await waitFor(async () => Object.values(await legacy.getJobCounts('waiting', 'active', 'delayed', 'failed')).every((n) => n === 0), 30_000, () => proc!.output);
+    } finally {
+      await legacy.close();
+      await connection.quit();
+    }
+  });
+
+  it('events for one instance in quick succession are one refresh, described once after the last', async () => {
+    ec2.put(tagged('i-0abcabcabcabcabc7', '10.0.0.7'));
+    const answers = await Promise.all(Array.from({ length: 5 }, () => proc!.post('/webhooks/aws', stateChange('i-0abcabcabcabcabc7', 'running'), { 'x-api-key': KEY })));
+    expect(answers.map((a) => a.status)).toEqual([202, 202, 202, 202, 202]);
+    await waitFor(() => names(server).includes('aws-i-0abcabcabcabcabc7'), 30_000, () => proc!.output);
+    await waitFor(
+      async () => {
+        const s = (await proc!.get('/status')).body as { refreshQueue: Record<string, number> };
+        return (s.refreshQueue.waiting ?? 0) + (s.refreshQueue.active ?? 0) + (s.refreshQueue.delayed ?? 0) === 0;
+      },
+      30_000,
+      () => proc!.output,
+    );
+    expect(describedIds().filter((id) => id === 'i-0abcabcabcabcabc7')).toHaveLength(1);
   });
 
   it('a terminated event deletes the entry, whether EC2 reports the VM terminated or no longer knows it', async () => {

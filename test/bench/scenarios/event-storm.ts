@@ -9,6 +9,7 @@ import { Queue } from 'bullmq';
 import { stringify } from 'yaml';
 import { APPLY_QUEUE_NAME } from '../../../services/queue/change-queue.ts';
 import { createRedis } from '../../../services/queue/redis.ts';
+import { RefreshSet } from '../../../services/queue/refresh-set.ts';
 import { REFRESH_QUEUE_NAME, RESYNC_QUEUE_NAME } from '../../../services/runtime/jobs.ts';
 import { cleanupPrefix, freePort, ServeProcess } from '../../helpers/serve.ts';
 import { trackChild } from '../children.ts';
@@ -94,9 +95,10 @@ async function waitSeen(host: FakeHost, count: number, timeoutMs: number): Promi
  * Delayed jobs count except on the resync queue, where the one delayed job is the next periodic
  * resync, an hour away.
  */
-async function queuesDrained(resync: Queue, others: readonly Queue[]): Promise<boolean> {
-  const counts = [await resync.getJobCounts('waiting', 'active', 'prioritized')];
+async function queuesDrained(resync: Queue, others: readonly Queue[], refreshes: RefreshSet): Promise<boolean> {
+  const counts: Array<Record<string, number>> = [await resync.getJobCounts('waiting', 'active', 'prioritized')];
   for (const q of others) counts.push(await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized'));
+  counts.push({ ...(await refreshes.counts()) });
   return counts.every((c) => Object.values(c).every((n) => n === 0));
 }
 
@@ -158,6 +160,7 @@ export const eventStorm: Scenario = {
     const resyncQueue = new Queue(RESYNC_QUEUE_NAME, { connection: redis, prefix });
     const others = [REFRESH_QUEUE_NAME, APPLY_QUEUE_NAME].map((name) => new Queue(name, { connection: redis, prefix }));
     const queues = [resyncQueue, ...others];
+    const refreshSet = new RefreshSet(redis, prefix);
     for (const q of queues) q.on('error', () => {});
     try {
       const dir = path.join(options.workDir, 'storm');
@@ -170,7 +173,7 @@ export const eventStorm: Scenario = {
       const serve = proc;
       await until('serve ready', async () => (await serve.get('/readyz')).status === 200, 60_000, 200);
       await until(`${few} entries of the first resync`, async () => (await host.call<number>({ op: 'size' })) >= few, 60_000, 100);
-      await until('queues drained', () => queuesDrained(resyncQueue, others), 60_000, 200);
+      await until('queues drained', () => queuesDrained(resyncQueue, others, refreshSet), 60_000, 200);
 
       // (a) many instances, one event each.
       progress(this.name, `(a) ${many} instances tagged, one event each, within 1 s`);
@@ -201,7 +204,7 @@ export const eventStorm: Scenario = {
       const rejectedA = deliveriesA.filter((d) => d.status !== 202).length;
       const statsA = latencyStats(latA);
       const lastSeenA = Math.max(...Object.values(seenA).map((v) => v ?? 0));
-      await until('queues drained', () => queuesDrained(resyncQueue, others), 120_000, 200);
+      await until('queues drained', () => queuesDrained(resyncQueue, others, refreshSet), 120_000, 200);
       const drainedA = Date.now();
       // How busy each process was from the first event until the last job ended.
       const busySeconds = (drainedA - stormStarted) / 1000;
@@ -225,7 +228,7 @@ export const eventStorm: Scenario = {
       );
       const deliveriesB = await storm(host, serve.port, roundsB, 1000);
       const seenB = await waitSeen(host, few, 120_000);
-      await until('queues drained', () => queuesDrained(resyncQueue, others), 120_000, 200);
+      await until('queues drained', () => queuesDrained(resyncQueue, others, refreshSet), 120_000, 200);
       await sleep(1000);
       const countsB = await host.counts();
       const changesB = (await host.call<{ changes: Record<string, number> }>({ op: 'tracked' })).changes;
