@@ -84,6 +84,44 @@ describe('RefreshSet', () => {
     expect(await a.keys(`${prefix}*`)).toEqual([]);
   });
 
+  it('instances being refreshed, with events waiting behind them, do not hide one that is due', async () => {
+    const set = new RefreshSet(a, prefix);
+    const held = Array.from({ length: 250 }, (_, i) => ref(`i-${i}`));
+    await set.request(held.map(item), 0);
+    const claims = [await set.claim(100, LONG), await set.claim(100, LONG), await set.claim(100, LONG)];
+    expect(claims.map((c) => c.refs.length)).toEqual([100, 100, 50]);
+    await set.request(held.map(item), 0);
+    await set.request([item(ref('i-new'))], 0);
+    expect((await set.claim(10, LONG)).refs.map((c) => c.ref.id)).toEqual(['i-new']);
+    expect(await set.counts()).toEqual({ waiting: 0, delayed: 250, active: 251 });
+    // Each waits for its own claim to end.
+    await set.finish(claims[0]!.token, claims[0]!.refs.map((c) => c.id));
+    expect((await set.claim(500, LONG)).refs.map((c) => c.ref.id)).toEqual(claims[0]!.refs.map((c) => c.ref.id).toSorted());
+  });
+
+  it('a claim sent again with its token (the answer was lost on a reconnect) gets what it took, and takes nothing more', async () => {
+    const set = new RefreshSet(a, prefix);
+    await set.request([item(ref('i-1')), item(ref('i-2'))], 0);
+    const token = randomUUID();
+    const keys = ['due', 'refs', 'attempts', 'claimed', 'tokens', 'behind'].map((k) => `${prefix}:refresh-${k}`);
+    const claimAs = (t: string) => (a as unknown as { vmsRefreshClaim: (...args: string[]) => Promise<unknown[]> }).vmsRefreshClaim(...keys, `${prefix}:refresh-claim:${t}`, '10', String(LONG), t);
+    const first = await claimAs(token);
+    await set.request([item(ref('i-3'))], 0);
+    const again = await claimAs(token);
+    expect(again.slice(0, -1)).toHaveLength(6);
+    expect(new Set(again.filter((_, i) => i % 3 === 0 && i < again.length - 1))).toEqual(new Set(first.filter((_, i) => i % 3 === 0 && i < first.length - 1)));
+    expect((await set.claim(10, LONG)).refs.map((c) => c.ref.id)).toEqual(['i-3']);
+  });
+
+  it('the refresh of a lapsed claim is due at once, even when an event waits behind it', async () => {
+    const set = new RefreshSet(a, prefix);
+    await set.request([item(ref('i-1'))], 0);
+    await set.claim(10, 1);
+    await set.request([item(ref('i-1'))], LONG);
+    await sleep(20);
+    expect((await set.claim(10, LONG)).refs.map((c) => c.ref.id)).toEqual(['i-1']);
+  });
+
   it('ends a claim only with its own token', async () => {
     const set = new RefreshSet(a, prefix);
     await set.request([item(ref('i-1'))], 0);

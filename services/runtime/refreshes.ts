@@ -115,12 +115,16 @@ export class Refreshes {
         await this.#wait(Math.min(claim.nextDueInMs ?? IDLE_POLL_MS, IDLE_POLL_MS));
         continue;
       }
-      const batch = this.#refreshClaim(claim).finally(() => {
-        release();
-        this.#running.delete(batch);
-        // What came due while the batch ran (and references it held) can be claimed now.
-        this.wake();
-      });
+      const batch = this.#refreshClaim(claim)
+        .catch((err: unknown) => {
+          logger.error({ code: 'VMS_ERR_INTERNAL', err: errorMessage(err), refs: claim.refs.length }, 'a batch of refreshes failed; it is refreshed again once its claim lapses');
+        })
+        .finally(() => {
+          release();
+          this.#running.delete(batch);
+          // What came due while the batch ran (and references it held) can be claimed now.
+          this.wake();
+        });
       this.#running.add(batch);
     }
   }
@@ -137,16 +141,15 @@ export class Refreshes {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, Math.max(1, ms));
-      timer.unref();
-      function done(): void {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
         clearTimeout(timer);
-        resolve();
-      }
-      this.#wakeNow = () => {
         this.#wakeNow = undefined;
-        done();
+        resolve();
       };
+      timer = setTimeout(done, Math.max(1, ms));
+      timer.unref();
+      this.#wakeNow = done;
     });
   }
 
@@ -170,11 +173,11 @@ export class Refreshes {
     const done: string[] = [];
     const retries = new Map<number, string[]>();
     for (const c of claim.refs) {
-      const err = failed.get(c.id);
-      if (err === undefined) {
+      if (!failed.has(c.id)) {
         done.push(c.id);
         continue;
       }
+      const err = failed.get(c.id);
       const attempt = c.attemptsMade + 1;
       this.#reportFailure(c, err, attempt);
       if (attempt >= REFRESH_ATTEMPTS) done.push(c.id);
@@ -191,7 +194,7 @@ export class Refreshes {
       }
     } catch (err) {
       // The claim lapses after its lease and its references are refreshed again.
-      logger.warn({ err: (err as Error).message, refs: claim.refs.length }, 'could not end a claim of refreshes; they are refreshed again once it lapses');
+      logger.warn({ err: errorMessage(err), refs: claim.refs.length }, 'could not end a claim of refreshes; they are refreshed again once it lapses');
     }
   }
 
@@ -199,7 +202,7 @@ export class Refreshes {
     const code = isVmsError(err) ? err.code : 'VMS_ERR_INTERNAL';
     this.#options.metrics.recordRefreshFailure(c.ref.provider, code);
     this.#options.logger.warn(
-      { code, ref: c.ref, attempt, attempts: REFRESH_ATTEMPTS, err: (err as Error).message },
+      { code, ref: c.ref, attempt, attempts: REFRESH_ATTEMPTS, err: errorMessage(err) },
       attempt >= REFRESH_ATTEMPTS ? 'refresh of an instance failed for good; the next resync covers it' : 'refresh of an instance failed; it is tried again',
     );
   }
@@ -242,4 +245,8 @@ export class Refreshes {
     for (const s of result.skips) this.#options.events.skipped(s);
     return { changes: result.plan.changes.length, skips: result.skips.length, unknown: result.unknown.length };
   }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

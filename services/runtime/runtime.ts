@@ -367,7 +367,10 @@ export class Runtime {
     }
     this.#events.close();
     await Promise.allSettled([this.#resyncQueue.close(), this.#refreshQueue.close(), this.#changes.close()]);
-    await Promise.allSettled([this.#producer.quit(), this.#workerConnection.quit()]);
+    // After a timeout (Redis away, say), QUIT would wait behind the commands still queued.
+    const connections = [this.#producer, this.#workerConnection];
+    if (timedOut) for (const c of connections) c.disconnect();
+    else await Promise.allSettled(connections.map((c) => c.quit()));
   }
 }
 
