@@ -192,32 +192,25 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       // An expired continue token (410) means the listing must start over; a few times at most.
       for (let restart = 0; ; restart++) {
         const out: WorkloadEntry[] = [];
-        const path = namespace ? namespacedPath(entries, namespace) : clusterPath(entries);
-        const askPage = (token: string | undefined): Promise<string> =>
-          page(() =>
-            send({ method: 'GET', path, query: { labelSelector: labelSelector || undefined, fieldSelector: fieldSelector || undefined, limit: pageSize, continue: token }, raw: true }).catch(
-              (err: unknown) => {
+        let token: string | undefined;
+        try {
+          do {
+            const query = { labelSelector: labelSelector || undefined, fieldSelector: fieldSelector || undefined, limit: pageSize, continue: token };
+            const path = namespace ? namespacedPath(entries, namespace) : clusterPath(entries);
+            const answer = (await page(() =>
+              send({ method: 'GET', path, query }).catch((err: unknown) => {
                 // An expired continue token is not retried page by page: the listing starts over.
                 if (err instanceof ApiException && err.code === 410) throw err;
                 const translated = translateKubeError(err, context, server);
                 throw translated instanceof TransientKubeError && translated.status === 404 ? resourceMissing(context, translated) : translated;
-              },
-            ),
-          ) as Promise<string>;
-        try {
-          let next: Promise<string> | undefined = askPage(undefined);
-          while (next !== undefined) {
-            const text = await next;
-            // The next page is asked for while this one is parsed, with the continue token read off
-            // its text; the parsed token decides whether that was the right request.
-            const guess = continueTokenIn(text);
-            const ahead = guess === undefined ? undefined : askPage(guess);
-            ahead?.catch(() => {});
-            const answer = JSON.parse(text) as { items?: unknown[]; metadata?: { continue?: string } };
-            const token = answer.metadata?.continue || undefined;
-            next = token === guess ? ahead : token === undefined ? undefined : askPage(token);
+              }),
+            )) as {
+              items?: unknown[];
+              metadata?: { continue?: string };
+            };
             for (const item of answer.items ?? []) out.push(keep ? keep(toEntry(item)) : toEntry(item));
-          }
+            token = answer.metadata?.continue || undefined;
+          } while (token !== undefined);
           return out;
         } catch (err) {
           if (err instanceof ApiException && err.code === 410 && restart < 3) continue;
@@ -522,28 +515,4 @@ function toEntry(obj: unknown): WorkloadEntry {
 function ownMap<T extends object>(value: T | null | undefined): T {
   if (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype) return value;
   return { ...(value ?? {}) } as T;
-}
-
-/** How far from the end of a list's text its metadata is looked for. */
-const LIST_META_WINDOW = 4096;
-
-/**
- * The continue token of a list answer, read off its text without parsing the items: in the API
- * server's answers for custom resources the list's metadata comes last (their keys are sorted).
- * Undefined when it is not there (a built-in kind's list has it first); the caller checks a token
- * it got here against the parsed answer.
- */
-export function continueTokenIn(text: string): string | undefined {
-  let end = text.length;
-  while (end > 0 && ' \t\r\n'.includes(text[end - 1]!)) end--;
-  const key = '"metadata":';
-  const at = text.lastIndexOf(`${key}{`, end);
-  if (at < 0 || end - at > LIST_META_WINDOW || text[end - 1] !== '}') return undefined;
-  try {
-    const meta = JSON.parse(text.slice(at + key.length, end - 1)) as { continue?: unknown } | null;
-    return typeof meta?.continue === 'string' && meta.continue !== '' ? meta.continue : undefined;
-  } catch {
-    // The last metadata is an item's: the list's is elsewhere.
-    return undefined;
-  }
 }

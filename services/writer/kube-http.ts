@@ -34,11 +34,9 @@ export interface KubeRequest {
   body?: unknown;
   /** The body's content type (default `application/json`): apply and merge patches say theirs. */
   contentType?: string;
-  /** Give the answer's text as it came instead of parsing it. */
-  raw?: boolean;
 }
 
-/** Sends a request and gives the parsed JSON answer (its text with `raw`); a non-2xx answer throws an ApiException, as the generated client does. */
+/** Sends a request and gives the parsed JSON answer; a non-2xx answer throws an ApiException, as the generated client does. */
 export type KubeSend = (req: KubeRequest) => Promise<unknown>;
 
 /** The headers and dispatcher the kubeconfig gives one request. */
@@ -113,7 +111,6 @@ export function kubeSender(kc: KubeConfig, timeoutMs: number, userAgent: string)
     if (answer.statusCode < 200 || answer.statusCode > 299) {
       throw new ApiException(answer.statusCode, `${req.method} ${req.path}`, text, headerRecord(answer.headers));
     }
-    if (req.raw) return text;
     return text === '' ? undefined : JSON.parse(text);
   };
 }
