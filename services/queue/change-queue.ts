@@ -1,13 +1,14 @@
 // The producer side: every change is recorded in the DesiredStore, and a job that says only
 // "look at these keys" is queued, for up to APPLY_BATCH keys at once: a job costs a few Redis
 // scripts wherever it has one entry or a hundred. A key is claimed by the job that is to apply it
-// (DesiredStore.recordManyFor), so a burst of observations of one VM queues one job until that job
+// (DesiredStore.recordFor), so a burst of observations of one VM queues one job until that job
 // takes the key, and costs a write or two, not one per observation.
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BaseLogger } from 'pino';
+import { mapLimited } from '../concurrency.ts';
 import type { Change, EntryKey } from '../model.ts';
 import type { DesiredStore, ListingPhase } from './desired-store.ts';
 import { type RedisErrorLog, redisReady } from './redis.ts';
@@ -75,6 +76,9 @@ export interface ChangeQueueOptions {
   errors?: RedisErrorLog;
 }
 
+// Enough records in flight to keep the connection busy without building a huge command backlog.
+const RECORD_CONCURRENCY = 64;
+
 /** Puts changes on the apply queue, newest observation per entry winning. */
 export class ChangeQueue {
   /** The BullMQ queue, for metrics and admin tools. */
@@ -119,14 +123,12 @@ export class ChangeQueue {
     let superseded = 0;
     for (let i = 0; i < changes.length; i += APPLY_BATCH) {
       const claim = { jobId: applyJobId(), jobKeyPrefix: this.#jobKeyPrefix };
-      const batch = changes.slice(i, i + APPLY_BATCH);
-      // One script records a job's worth of changes.
-      const outcomes = await this.#store.recordManyFor(batch, claim);
       const claimed = new Set<EntryKey>();
-      outcomes.forEach((outcome, k) => {
+      await mapLimited(changes.slice(i, i + APPLY_BATCH), RECORD_CONCURRENCY, async (change) => {
+        const outcome = await this.#store.recordFor(change, claim);
         if (outcome === 'superseded') superseded++;
         else enqueued++;
-        if (outcome === 'claimed') claimed.add(batch[k]!.key);
+        if (outcome === 'claimed') claimed.add(change.key);
       });
       // One add per job, not addBulk: an ioredis pipeline copies every script of the connection.
       if (claimed.size > 0) await this.queue.add(APPLY_JOB_NAME, { keys: [...claimed] }, { ...this.#jobOptions, jobId: claim.jobId });

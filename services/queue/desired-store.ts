@@ -26,7 +26,7 @@ export interface ApplyClaim {
   jobKeyPrefix: string;
 }
 
-/** What recording a change for an apply job did (see DesiredStore.recordManyFor). */
+/** What recording a change for an apply job did (see DesiredStore.recordFor). */
 export type RecordOutcome = 'claimed' | 'pending' | 'superseded';
 
 /** The newest change per entry key. */
@@ -37,12 +37,11 @@ export interface DesiredStore {
    */
   record(change: Change): Promise<boolean>;
   /**
-   * record() of each change, in one go, and the claim of an apply job on its key: `claimed` when
-   * the job `claim.jobId` is to apply it (the caller queues that job), `pending` when another job
-   * that has not taken the key yet (see takeMany) will, or `superseded` when the change is not the
-   * newest. Changes of one key are recorded in their order.
+   * record(), and the claim of an apply job on the key: `claimed` when the job `claim.jobId` is to
+   * apply it (the caller queues that job), `pending` when another job that has not taken the key
+   * yet (see takeMany) will, or `superseded` when the change is not the newest.
    */
-  recordManyFor(changes: readonly Change[], claim: ApplyClaim): Promise<RecordOutcome[]>;
+  recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome>;
   /** The newest change for `key`, or null when none is known or a newer observation made it void. */
   get(key: EntryKey): Promise<Change | null>;
   /** get() of each key, in one go. */
@@ -62,8 +61,8 @@ export interface DesiredStore {
 // Compare-and-set in one step, so two producers recording at once cannot both win with the older
 // one last. Stamps arrive in canonical form (fixed width, unreadable ones empty), so comparing
 // them as strings compares the instants. Equal times: the later record wins. A change that a
-// newer observation of its scope (hash `marks`, field `scope`) or of its name (`nameMark`) made
-// void is refused; the caller passes the marks of the phase that voids this kind of change.
+// newer observation of its scope (KEYS[2], field ARGV[4]) or of its name (KEYS[3]) made void is
+// refused; the caller passes the marks of the phase that voids this kind of change.
 //
 // The record also keeps which apply job is to apply it (field q, the job's id), so that a burst of
 // changes to one entry queues one job, not one per change: a newer change finds the claim of a
@@ -71,47 +70,35 @@ export interface DesiredStore {
 // queues nothing (2). Any other claim, a job that was never added (its producer died), is gone or
 // ended, is taken over by the caller's job (1), so a change never waits on a job that will not
 // come.
-//
-// Many changes in one call: ARGV[1] the records' time to live, ARGV[2] the job's id ('' for no
-// claim), ARGV[3] the Redis key of its jobs but for the id; then per change its stamp, its JSON and
-// its scope, and per change three KEYS: its record, its scope's marks and its name's mark. Returns
-// each change's outcome (0: refused).
 const RECORD_SCRIPT = `
-local function record(key, marks, nameMark, at, change, scope)
-  if scope ~= '' then
-    local scopeMark = redis.call('HGET', marks, scope)
-    if scopeMark and scopeMark > at then
-      return 0
-    end
-    local name = redis.call('GET', nameMark)
-    if name and name > at then
-      return 0
-    end
-  end
-  local current = redis.call('HGET', key, 'at')
-  if current and current > at then
+if ARGV[4] ~= '' then
+  local scope = redis.call('HGET', KEYS[2], ARGV[4])
+  if scope and scope > ARGV[1] then
     return 0
   end
-  redis.call('HSET', key, 'at', at, 'change', change)
-  redis.call('PEXPIRE', key, ARGV[1])
-  if ARGV[2] == '' then
-    return 1
+  local name = redis.call('GET', KEYS[3])
+  if name and name > ARGV[1] then
+    return 0
   end
-  local claim = redis.call('HGET', key, 'q')
-  if claim and claim ~= ARGV[2] then
-    local job = ARGV[3] .. claim
-    if redis.call('EXISTS', job) == 1 and redis.call('HEXISTS', job, 'finishedOn') == 0 then
-      return 2
-    end
-  end
-  redis.call('HSET', key, 'q', ARGV[2])
+end
+local current = redis.call('HGET', KEYS[1], 'at')
+if current and current > ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'at', ARGV[1], 'change', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if ARGV[5] == '' then
   return 1
 end
-local out = {}
-for i = 0, #KEYS / 3 - 1 do
-  out[i + 1] = record(KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3], ARGV[3 * i + 4], ARGV[3 * i + 5], ARGV[3 * i + 6])
+local claim = redis.call('HGET', KEYS[1], 'q')
+if claim and claim ~= ARGV[5] then
+  local job = ARGV[6] .. claim
+  if redis.call('EXISTS', job) == 1 and redis.call('HEXISTS', job, 'finishedOn') == 0 then
+    return 2
+  end
 end
-return out
+redis.call('HSET', KEYS[1], 'q', ARGV[5])
+return 1
 `;
 
 // The newest change of each record (KEYS), its claim let go if it is the job ARGV[1]'s (an empty
@@ -159,7 +146,17 @@ return 1
 `;
 
 type RedisWithScripts = Redis & {
-  vmsRecordDesired(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Promise<number[]>;
+  vmsRecordDesired(
+    key: string,
+    scopeMarks: string,
+    nameMark: string,
+    at: string,
+    change: string,
+    ttlMs: number,
+    scopeKey: string,
+    jobId: string,
+    jobKeyPrefix: string,
+  ): Promise<number>;
   vmsTakeDesired(numberOfKeys: number, ...keysThenArgs: string[]): Promise<Array<string | null>>;
   vmsDesiredMarks(numberOfKeys: number, ...keysThenArgs: string[]): Promise<Array<string | null>>;
   vmsConfirmScope(scopeMarks: string, scopeKey: string, at: string): Promise<number>;
@@ -185,7 +182,7 @@ export class RedisDesiredStore implements DesiredStore {
   constructor(redis: Redis, prefix: string, options: RedisDesiredStoreOptions = {}) {
     const scripted = redis as unknown as Partial<RedisWithScripts>;
     if (typeof scripted.vmsRecordDesired !== 'function') {
-      redis.defineCommand('vmsRecordDesired', { lua: RECORD_SCRIPT });
+      redis.defineCommand('vmsRecordDesired', { numberOfKeys: 3, lua: RECORD_SCRIPT });
       redis.defineCommand('vmsTakeDesired', { lua: TAKE_SCRIPT });
       redis.defineCommand('vmsDesiredMarks', { lua: MARKS_SCRIPT });
       redis.defineCommand('vmsConfirmScope', { numberOfKeys: 1, lua: CONFIRM_SCOPE_SCRIPT });
@@ -210,27 +207,30 @@ export class RedisDesiredStore implements DesiredStore {
   }
 
   async record(change: Change): Promise<boolean> {
-    return (await this.#record([change], undefined))[0] !== 0;
+    return (await this.#record(change, undefined)) !== 0;
   }
 
-  async recordManyFor(changes: readonly Change[], claim: ApplyClaim): Promise<RecordOutcome[]> {
-    const outcomes = await this.#record(changes, claim);
-    return outcomes.map((outcome) => (outcome === 1 ? 'claimed' : outcome === 2 ? 'pending' : 'superseded'));
+  async recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome> {
+    const outcome = await this.#record(change, claim);
+    return outcome === 1 ? 'claimed' : outcome === 2 ? 'pending' : 'superseded';
   }
 
-  async #record(changes: readonly Change[], claim: ApplyClaim | undefined): Promise<number[]> {
-    if (changes.length === 0) return [];
+  async #record(change: Change, claim: ApplyClaim | undefined): Promise<number> {
     // A producer connection has no offline queue: wait for it instead of failing while it connects.
     if (this.#redis.status !== 'ready') await redisReady(this.#redis);
-    const keys: string[] = [];
-    const args: Array<string | number> = [this.#ttlMs, claim?.jobId ?? '', claim?.jobKeyPrefix ?? ''];
-    for (const change of changes) {
-      const { scopeKey, name, phase } = decidedBy(change);
-      keys.push(this.keyOf(change.key), this.#scopeMarks(phase), this.#nameMark(phase, scopeKey, name));
-      args.push(canonicalStamp(change.observedAt), JSON.stringify(change), scopeKey);
-    }
-    const outcomes = await this.#redis.vmsRecordDesired(keys.length, ...keys, ...args);
-    return outcomes.map(Number);
+    const { scopeKey, name, phase } = decidedBy(change);
+    const outcome = await this.#redis.vmsRecordDesired(
+      this.keyOf(change.key),
+      this.#scopeMarks(phase),
+      this.#nameMark(phase, scopeKey, name),
+      canonicalStamp(change.observedAt),
+      JSON.stringify(change),
+      this.#ttlMs,
+      scopeKey,
+      claim?.jobId ?? '',
+      claim?.jobKeyPrefix ?? '',
+    );
+    return Number(outcome);
   }
 
   async get(key: EntryKey): Promise<Change | null> {
@@ -310,22 +310,12 @@ export class MemoryDesiredStore implements DesiredStore {
     return true;
   }
 
-  async recordManyFor(changes: readonly Change[], claim: ApplyClaim): Promise<RecordOutcome[]> {
-    const outcomes: RecordOutcome[] = [];
-    for (const change of changes) {
-      if (!(await this.record(change))) {
-        outcomes.push('superseded');
-        continue;
-      }
-      const held = this.#claims.get(change.key);
-      if (held !== undefined && held !== claim.jobId) {
-        outcomes.push('pending');
-        continue;
-      }
-      this.#claims.set(change.key, claim.jobId);
-      outcomes.push('claimed');
-    }
-    return outcomes;
+  async recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome> {
+    if (!(await this.record(change))) return 'superseded';
+    const held = this.#claims.get(change.key);
+    if (held !== undefined && held !== claim.jobId) return 'pending';
+    this.#claims.set(change.key, claim.jobId);
+    return 'claimed';
   }
 
   async get(key: EntryKey): Promise<Change | null> {

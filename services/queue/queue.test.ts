@@ -254,56 +254,35 @@ describe('RedisDesiredStore', () => {
   });
 });
 
-/** One change recorded for a job, as ChangeQueue records a batch of them. */
-async function recordFor(store: DesiredStore, change: Change, claim: { jobId: string; jobKeyPrefix: string }): Promise<string | undefined> {
-  return (await store.recordManyFor([change], claim))[0];
-}
-
 describe('claims of apply jobs', () => {
   it('RedisDesiredStore: a key stays with the job that claimed it while that job is queued and has not taken it', async () => {
     const store = newStore();
     const jobKeyPrefix = `${prefix}:claims-test:`;
     const claim = (jobId: string) => ({ jobId, jobKeyPrefix });
-    expect(await recordFor(store, upsert('vm-1', 1), claim('j1'))).toBe('claimed');
+    expect(await store.recordFor(upsert('vm-1', 1), claim('j1'))).toBe('claimed');
     // j1 was never queued (its producer died): the next change's job takes the key over.
-    expect(await recordFor(store, upsert('vm-1', 2), claim('j2'))).toBe('claimed');
+    expect(await store.recordFor(upsert('vm-1', 2), claim('j2'))).toBe('claimed');
     await producer.hset(`${jobKeyPrefix}j2`, 'name', 'apply');
-    expect(await recordFor(store, upsert('vm-1', 3), claim('j3'))).toBe('pending');
-    expect(await recordFor(store, upsert('vm-1', 0), claim('j3'))).toBe('superseded');
+    expect(await store.recordFor(upsert('vm-1', 3), claim('j3'))).toBe('pending');
+    expect(await store.recordFor(upsert('vm-1', 0), claim('j3'))).toBe('superseded');
     // Another job's take leaves the claim; j2's lets it go.
     expect((await store.takeMany([entryKey(ns, 'vm-1')], 'j9'))[0]?.observedAt).toBe(at(3));
-    expect(await recordFor(store, upsert('vm-1', 4), claim('j4'))).toBe('pending');
+    expect(await store.recordFor(upsert('vm-1', 4), claim('j4'))).toBe('pending');
     expect((await store.takeMany([entryKey(ns, 'vm-1')], 'j2'))[0]?.observedAt).toBe(at(4));
-    expect(await recordFor(store, upsert('vm-1', 5), claim('j5'))).toBe('claimed');
+    expect(await store.recordFor(upsert('vm-1', 5), claim('j5'))).toBe('claimed');
     // A claim of a job that ended (completed or failed, and kept) is taken over.
     await producer.hset(`${jobKeyPrefix}j5`, 'name', 'apply', 'finishedOn', Date.now());
-    expect(await recordFor(store, upsert('vm-1', 6), claim('j6'))).toBe('claimed');
-  });
-
-  it.each(['redis', 'memory'] as const)('%s store: a batch records each change as one at a time would, in its order', async (kind) => {
-    const store = kind === 'redis' ? newStore() : new MemoryDesiredStore();
-    const jobKeyPrefix = `${prefix}:claims-test:`;
-    await recordFor(store, upsert('vm-held', 1), { jobId: 'j0', jobKeyPrefix });
-    // j0 is queued and has not taken its key.
-    await storeConn.hset(`${jobKeyPrefix}j0`, 'name', 'apply');
-    await store.record(upsert('vm-newer', 9));
-    const outcomes = await store.recordManyFor(
-      [upsert('vm-a', 1), upsert('vm-held', 2), upsert('vm-newer', 3), upsert('vm-b', 1), upsert('vm-b', 2), upsert('vm-b', 1)],
-      { jobId: 'j1', jobKeyPrefix },
-    );
-    expect(outcomes).toEqual(['claimed', 'pending', 'superseded', 'claimed', 'claimed', 'superseded']);
-    const taken = await store.takeMany([entryKey(ns, 'vm-a'), entryKey(ns, 'vm-held'), entryKey(ns, 'vm-newer'), entryKey(ns, 'vm-b')], 'j1');
-    expect(taken.map((c) => c?.observedAt)).toEqual([at(1), at(2), at(9), at(2)]);
+    expect(await store.recordFor(upsert('vm-1', 6), claim('j6'))).toBe('claimed');
   });
 
   it('MemoryDesiredStore: a claim holds until its job takes the key', async () => {
     const store = new MemoryDesiredStore();
     const claim = (jobId: string) => ({ jobId, jobKeyPrefix: '' });
-    expect(await recordFor(store, upsert('vm-1', 1), claim('j1'))).toBe('claimed');
-    expect(await recordFor(store, upsert('vm-1', 2), claim('j2'))).toBe('pending');
-    expect(await recordFor(store, upsert('vm-1', 0), claim('j2'))).toBe('superseded');
+    expect(await store.recordFor(upsert('vm-1', 1), claim('j1'))).toBe('claimed');
+    expect(await store.recordFor(upsert('vm-1', 2), claim('j2'))).toBe('pending');
+    expect(await store.recordFor(upsert('vm-1', 0), claim('j2'))).toBe('superseded');
     expect((await store.takeMany([entryKey(ns, 'vm-1')], 'j1'))[0]?.observedAt).toBe(at(2));
-    expect(await recordFor(store, upsert('vm-1', 3), claim('j3'))).toBe('claimed');
+    expect(await store.recordFor(upsert('vm-1', 3), claim('j3'))).toBe('claimed');
   });
 });
 
@@ -384,7 +363,7 @@ describe('ChangeQueue and apply workers', () => {
     const store = newStore();
     const queue = newQueue(store);
     // A producer recorded the change and died before queuing its job.
-    await recordFor(store, upsert('vm-lost', 1), { jobId: 'apply-never-queued', jobKeyPrefix: queue.queue.toKey('') });
+    await store.recordFor(upsert('vm-lost', 1), { jobId: 'apply-never-queued', jobKeyPrefix: queue.queue.toKey('') });
     await queue.enqueue([upsert('vm-lost', 2)]);
     expect((await queue.counts()).waiting).toBe(1);
     newWorker(store);
