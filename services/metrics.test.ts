@@ -119,6 +119,21 @@ describe('Metrics', () => {
     expect(sampleValue(text, 'vms_queue_depth_errors_total')).toBe(2);
   });
 
+  it('reads the refresh depth from its own source, and counts its failure with the queue depth\'s', async () => {
+    const metrics = new Metrics({ defaultMetrics: false, queueDepthTimeoutMs: 50 });
+    metrics.setQueueDepthSource(async () => ({ waiting: 1 }));
+    metrics.setRefreshDepthSource(async () => ({ waiting: 3, delayed: 7, active: 100 }));
+    let text = await metrics.text();
+    expect(sampleValue(text, 'vms_refresh_depth', { state: 'delayed' })).toBe(7);
+    expect(sampleValue(text, 'vms_refresh_depth', { state: 'active' })).toBe(100);
+    expect(sampleValue(text, 'vms_queue_depth', { state: 'waiting' })).toBe(1);
+    metrics.setRefreshDepthSource(() => Promise.reject(new Error('ECONNREFUSED')));
+    text = await metrics.text();
+    expect(sampleValue(text, 'vms_refresh_depth', { state: 'delayed' })).toBeUndefined();
+    expect(sampleValue(text, 'vms_queue_depth', { state: 'waiting' })).toBe(1);
+    expect(sampleValue(text, 'vms_queue_depth_errors_total')).toBe(1);
+  });
+
   it('keeps each instance in its own registry, process metrics included', async () => {
     const one = new Metrics();
     const two = new Metrics();

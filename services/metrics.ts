@@ -68,6 +68,7 @@ export class Metrics {
   private readonly writeFailures: Counter<'code'>;
   private readonly skips: Gauge<'scope' | 'code'>;
   private readonly queueDepth: Gauge<'state'>;
+  private readonly refreshDepth: Gauge<'state'>;
   private readonly queueDepthErrors: Counter;
   private readonly resyncDuration: Histogram<'scope'>;
   private readonly resyncLastSuccess: Gauge<'scope'>;
@@ -80,6 +81,8 @@ export class Metrics {
   private readonly queueDepthTimeoutMs: number;
   private queueDepthSource: QueueDepthSource | undefined;
   private pendingQueueDepth: Promise<void> = Promise.resolve();
+  private refreshDepthSource: QueueDepthSource | undefined;
+  private pendingRefreshDepth: Promise<void> = Promise.resolve();
   private scopeSource: ScopeGaugeSource | undefined;
   private pendingScopes: Promise<void> = Promise.resolve();
 
@@ -146,16 +149,28 @@ export class Metrics {
       labelNames: ['state'],
       registers,
       collect: () => {
-        this.pendingQueueDepth = this.collectQueueDepth();
+        this.pendingQueueDepth = this.collectDepth(this.queueDepth, this.queueDepthSource);
         return this.pendingQueueDepth;
       },
     });
-    // Registered after vms_queue_depth and waiting for its read, so a failure shows in the same scrape.
+    this.refreshDepth = new Gauge({
+      name: 'vms_refresh_depth',
+      help: 'Instances to refresh after webhook events, by state: due (waiting), within their debounce or backoff (delayed), being refreshed (active).',
+      labelNames: ['state'],
+      registers,
+      collect: () => {
+        this.pendingRefreshDepth = this.collectDepth(this.refreshDepth, this.refreshDepthSource);
+        return this.pendingRefreshDepth;
+      },
+    });
+    // Registered after the depths and waiting for their reads, so a failure shows in the same scrape.
     this.queueDepthErrors = new Counter({
       name: 'vms_queue_depth_errors_total',
-      help: 'Scrapes in which the queue depth could not be read (Redis unreachable or slow).',
+      help: 'Scrapes in which a queue depth (vms_queue_depth, vms_refresh_depth) could not be read (Redis unreachable or slow).',
       registers,
-      collect: () => this.pendingQueueDepth,
+      collect: async () => {
+        await Promise.all([this.pendingQueueDepth, this.pendingRefreshDepth]);
+      },
     });
     this.resyncDuration = new Histogram({
       name: 'vms_resync_duration_seconds',
@@ -228,6 +243,11 @@ export class Metrics {
   /** Where queue depths come from; the runtime provides it once the queue exists. */
   setQueueDepthSource(source: QueueDepthSource | undefined): void {
     this.queueDepthSource = source;
+  }
+
+  /** Where vms_refresh_depth comes from; the runtime provides the refresh set's counts. */
+  setRefreshDepthSource(source: QueueDepthSource | undefined): void {
+    this.refreshDepthSource = source;
   }
 
   /** Where the scope gauges come from; the runtime provides the shared status. */
@@ -320,14 +340,13 @@ export class Metrics {
     }
   }
 
-  private async collectQueueDepth(): Promise<void> {
-    const source = this.queueDepthSource;
-    this.queueDepth.reset();
+  private async collectDepth(gauge: Gauge<'state'>, source: QueueDepthSource | undefined): Promise<void> {
+    gauge.reset();
     if (!source) return;
     try {
       const depths = await this.bounded(source);
       for (const [state, count] of Object.entries(depths)) {
-        if (Number.isFinite(count)) this.queueDepth.set({ state }, count);
+        if (Number.isFinite(count)) gauge.set({ state }, count);
       }
     } catch {
       // A scrape must not fail because Redis is down; the missing depth and this counter say so.

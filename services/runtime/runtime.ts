@@ -145,6 +145,7 @@ export class Runtime {
     });
     this.#readiness = new ReadinessChecks({ config, redis: this.#producer, api: options.api, status: this.#status, scopeKeys: () => this.#scopeKeys() });
     options.metrics.setQueueDepthSource(() => this.#changes.counts());
+    options.metrics.setRefreshDepthSource(() => this.#refreshCounts());
     // From the shared status: the same gauges on every replica.
     options.metrics.setScopeSource(async () => scopeGauges(this.#scopeKeys(), await this.#status.gauges()));
   }

@@ -196,6 +196,8 @@ describe('serve with an aws provider and EventBridge events', () => {
       () => proc!.output,
     );
     expect(describedIds().filter((id) => id === 'i-0abcabcabcabcabc7')).toHaveLength(1);
+    const metrics = (await proc!.get('/metrics')).body as string;
+    for (const state of ['waiting', 'delayed', 'active']) expect(sampleValue(metrics, 'vms_refresh_depth', { state })).toBe(0);
   });
 
   it('a terminated event deletes the entry, whether EC2 reports the VM terminated or no longer knows it', async () => {
