@@ -19,14 +19,6 @@ const IDLE_POLL_MS = 1000;
 /** How long it waits after the refresh set could not be read. */
 const ERROR_PAUSE_MS = 1000;
 
-/** A batch's figures, and the error of each reference (by refreshId) whose scope failed. */
-interface BatchOutcome {
-  changes: number;
-  skips: number;
-  unknown: number;
-  failed: Map<string, unknown>;
-}
-
 /** What refreshing needs. */
 export interface RefreshesOptions {
   deps: ReconcileDeps;
@@ -164,7 +156,7 @@ export class Refreshes {
     renewal.unref();
     let failed: Map<string, unknown>;
     try {
-      failed = (await this.#batch(claim.refs.map((c) => c.ref))).failed;
+      failed = await this.#batch(claim.refs.map((c) => c.ref));
     } catch (err) {
       failed = new Map(claim.refs.map((c) => [c.id, err]));
     } finally {
@@ -210,11 +202,13 @@ export class Refreshes {
   /**
    * Refreshes a batch. When it fails, each scope's references are refreshed again on their own, so
    * that one scope that cannot be described (a wrong account, a dead thread) fails only its own
-   * references; `failed` says which, by refreshId.
+   * references; the answer holds the error of each that failed, by refreshId.
    */
-  async #batch(refs: InstanceRef[]): Promise<BatchOutcome> {
+  async #batch(refs: InstanceRef[]): Promise<Map<string, unknown>> {
+    const failed = new Map<string, unknown>();
     try {
-      return { ...(await this.#group(refs)), failed: new Map() };
+      await this.#group(refs);
+      return failed;
     } catch (err) {
       const groups = new Map<string, InstanceRef[]>();
       for (const ref of refs) {
@@ -224,26 +218,21 @@ export class Refreshes {
         groups.set(key, group);
       }
       if (groups.size === 1) throw err;
-      const total: BatchOutcome = { changes: 0, skips: 0, unknown: 0, failed: new Map() };
       for (const group of groups.values()) {
         try {
-          const part = await this.#group(group);
-          total.changes += part.changes;
-          total.skips += part.skips;
-          total.unknown += part.unknown;
+          await this.#group(group);
         } catch (groupErr) {
-          for (const ref of group) total.failed.set(refreshId(ref), groupErr);
+          for (const ref of group) failed.set(refreshId(ref), groupErr);
         }
       }
-      return total;
+      return failed;
     }
   }
 
-  async #group(refs: InstanceRef[]): Promise<Omit<BatchOutcome, 'failed'>> {
+  async #group(refs: InstanceRef[]): Promise<void> {
     const result = await refreshInstances(this.#options.deps, refs);
     this.#options.metrics.recordPlanEnqueued(result.plan.summary);
     for (const s of result.skips) this.#options.events.skipped(s);
-    return { changes: result.plan.changes.length, skips: result.skips.length, unknown: result.unknown.length };
   }
 }
 
