@@ -10,7 +10,7 @@ import type { Provider } from '../../providers/provider.ts';
 import { isVmsError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import type { InstanceRef } from '../model.ts';
+import { type InstanceRef, referenceProblem } from '../model.ts';
 import { type ApplyWorker, STALLS_FORGIVEN, startApplyWorker } from '../queue/apply-worker.ts';
 import { ChangeQueue } from '../queue/change-queue.ts';
 import { RedisDesiredStore } from '../queue/desired-store.ts';
@@ -214,7 +214,13 @@ export class Runtime {
     this.#refreshWorker = new Worker<RefreshJobData>(
       REFRESH_QUEUE_NAME,
       async (job) => {
-        await this.#requestRefreshes([{ id: refreshId(job.data.ref), ref: job.data.ref }], 0);
+        const ref = job.data?.ref;
+        const problem = ref !== null && typeof ref === 'object' && typeof ref.provider === 'string' && typeof ref.id === 'string' ? referenceProblem(ref) : 'it names no instance';
+        if (problem !== undefined) {
+          logger.warn({ code: 'VMS_ERR_INTERNAL', job: job.id }, `a refresh job of an earlier version was dropped: ${problem}; the next resync covers its instance`);
+          return;
+        }
+        await this.#requestRefreshes([{ id: refreshId(ref), ref }], 0);
       },
       { ...workerOptions, concurrency: 1 },
     );

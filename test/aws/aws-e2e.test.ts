@@ -173,9 +173,12 @@ describe('serve with an aws provider and EventBridge events', () => {
     const connection = createRedis(REDIS_URL, { role: 'worker' });
     const legacy = new Queue(REFRESH_QUEUE_NAME, { connection, prefix });
     try {
+      // One that names no instance is dropped with a warn line, and does not stop the next.
+      await legacy.add('refresh', { ref: null }, { removeOnComplete: true });
       await legacy.add('refresh', { ref: { provider: 'aws', account: DEFAULT_ACCOUNT, region: 'us-east-1', id: 'i-0fffffffffffffff6' } }, { removeOnComplete: true });
       await waitFor(() => names(server).includes('aws-i-0fffffffffffffff6'), 30_000, () => proc!.output);
       await waitFor(async () => Object.values(await legacy.getJobCounts('waiting', 'active', 'delayed', 'failed')).every((n) => n === 0), 30_000, () => proc!.output);
+      expect(proc!.output).toContain('a refresh job of an earlier version was dropped: it names no instance');
     } finally {
       await legacy.close();
       await connection.quit();
