@@ -237,6 +237,12 @@ export const configSchema = z.strictObject({
        */
       trustProxy: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).default(false),
       /**
+       * How long SIGTERM waits for jobs in flight to finish and Redis to close before it drops the
+       * connections and exits (jobs left are taken over by another replica). Keep it below the
+       * pod's terminationGracePeriodSeconds, or the kubelet kills the process first.
+       */
+      shutdownTimeout: duration.default(45_000),
+      /**
        * How far past its expiry (or before its issue time) a webhook bearer token is still accepted:
        * Pub/Sub's Google ID tokens and Event Grid's Microsoft Entra tokens alike. At most 5 minutes,
        * the most Google's verifier allows.

@@ -5,6 +5,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { type CliIO, EXIT, reportError } from './io.ts';
 
+/** How long a stopped `serve` may take to end by itself before it is ended. */
+const SERVE_EXIT_GRACE_MS = 1000;
+
 /** Runs the command line and resolves to the process exit code. */
 export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   let code: number = EXIT.ok;
@@ -49,6 +52,10 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
     .action(async (opts: { config?: string }) => {
       const { runServe } = await import('./serve-command.ts');
       code = await runServe(opts, io);
+      // A shutdown that had to drop its Redis connections (Redis away) can leave BullMQ retrying
+      // them, which would keep the process alive until the kubelet kills it: it ends anyway, once
+      // its last log lines are out. The timer does not hold a process that ends by itself.
+      setTimeout(() => process.exit(code), SERVE_EXIT_GRACE_MS).unref();
     });
 
   program

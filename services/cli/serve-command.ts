@@ -18,9 +18,6 @@ export interface ServeCommandOptions {
   config?: string;
 }
 
-/** How long SIGTERM waits for jobs in flight; the Deployment's grace period is 60 s. */
-const DRAIN_TIMEOUT_MS = 45_000;
-
 /** Runs `serve` until SIGTERM or SIGINT and resolves to the exit code. */
 export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: NodeJS.EventEmitter = process): Promise<number> {
   return withContext(opts.config, io, {}, async (ctx) => {
@@ -72,7 +69,7 @@ export async function runServe(opts: ServeCommandOptions, io: CliIO, signals: No
     });
 
     servers.setShuttingDown();
-    await running.close(DRAIN_TIMEOUT_MS);
+    await running.close(config.server.shutdownTimeout);
     await servers.close();
     logger.info('stopped');
     return EXIT.ok;

@@ -77,6 +77,13 @@ export interface ApplyWorker {
   worker: Worker<ApplyJobData | SingleApplyJobData, number>;
   /** Waits for jobs in flight to finish (or, with `force`, leaves them to be taken over), then closes the connections opened here. */
   close(force?: boolean): Promise<void>;
+  /**
+   * Drops every connection at once, Redis answering or not: for a shutdown whose close did not
+   * end in time (BullMQ's close waits on Redis, and a second close returns the first one's
+   * promise). Jobs in flight are left to be taken over. Resolves when the connections are gone,
+   * which may be never while Redis is away: do not wait on it unbounded.
+   */
+  disconnect(): Promise<void>;
 }
 
 /**
@@ -249,6 +256,10 @@ export function startApplyWorker(options: ApplyWorkerOptions): ApplyWorker {
       await Promise.all([worker.close(force), legacy?.close(force)]);
       await retryQueue?.close();
       if (ownConnection) await ownConnection.quit().catch(() => ownConnection.disconnect());
+    },
+    async disconnect(): Promise<void> {
+      ownConnection?.disconnect();
+      await Promise.allSettled([worker.disconnect(), legacy?.disconnect(), retryQueue?.disconnect()]);
     },
   };
 }

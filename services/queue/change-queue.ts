@@ -152,4 +152,9 @@ export class ChangeQueue {
   async close(): Promise<void> {
     await Promise.all([this.queue.close(), this.#legacy?.close()]);
   }
+
+  /** Drops the queue's connections at once, Redis answering or not (see ApplyWorker.disconnect). */
+  async disconnect(): Promise<void> {
+    await Promise.allSettled([this.queue.disconnect(), this.#legacy?.disconnect()]);
+  }
 }

@@ -42,6 +42,8 @@ const MAX_RESYNCS_AT_ONCE = 16;
  * indexes every owned entry.
  */
 const WORKING_AT_ONCE = 2;
+/** How long a close that timed out waits for its dropped connections to end before it returns. */
+const FORCED_CLOSE_MS = 2000;
 
 /** The collaborators of a runtime. */
 export interface RuntimeOptions {
@@ -364,20 +366,35 @@ export class Runtime {
     };
   }
 
-  /** Stops taking jobs, lets jobs in flight finish (up to `timeoutMs`), closes Redis. */
+  /**
+   * Stops taking jobs, lets jobs in flight finish and closes Redis, all within `timeoutMs`; then
+   * drops the connections, and waits for that at most FORCED_CLOSE_MS more. So it ends while Redis
+   * is away too, when every graceful step would wait for an answer that never comes.
+   */
   async close(timeoutMs = 30_000): Promise<void> {
-    const graceful = Promise.all([this.#applyWorker?.close(), this.#resyncWorker?.close(), this.#refreshWorker?.close(), this.#refreshes.close()]);
-    const timedOut = await Promise.race([graceful.then(() => false), sleep(timeoutMs).then(() => true)]);
-    if (timedOut) {
-      this.#options.logger.warn({ timeoutMs }, 'jobs still running at shutdown; they will be picked up again by another replica');
-      await Promise.allSettled([this.#applyWorker?.close(true), this.#resyncWorker?.close(true), this.#refreshWorker?.close(true)]);
-    }
+    const graceful = (async () => {
+      await Promise.all([this.#applyWorker?.close(), this.#resyncWorker?.close(), this.#refreshWorker?.close(), this.#refreshes.close()]);
+      this.#events.close();
+      await Promise.all([this.#resyncQueue.close(), this.#refreshQueue.close(), this.#changes.close()]);
+      await Promise.all([this.#producer.quit(), this.#workerConnection.quit()]);
+    })();
+    // A step that fails (a connection closed already) leaves the rest to the forced close below.
+    const closed = await Promise.race([graceful.then(() => true, () => false), sleep(timeoutMs).then(() => false)]);
+    if (closed) return;
+    this.#options.logger.warn({ timeoutMs }, 'jobs still running or Redis not answering at shutdown; dropping the Redis connections (another replica picks the jobs up)');
+    void this.#refreshes.close();
     this.#events.close();
-    await Promise.allSettled([this.#resyncQueue.close(), this.#refreshQueue.close(), this.#changes.close()]);
-    // After a timeout (Redis away, say), QUIT would wait behind the commands still queued.
-    const connections = [this.#producer, this.#workerConnection];
-    if (timedOut) for (const c of connections) c.disconnect();
-    else await Promise.allSettled(connections.map((c) => c.quit()));
+    // BullMQ's close(true) after a close() returns that close's promise, which waits on Redis.
+    for (const c of [this.#producer, this.#workerConnection]) c.disconnect();
+    const dropped = Promise.allSettled([
+      this.#applyWorker?.disconnect(),
+      this.#resyncWorker?.disconnect(),
+      this.#refreshWorker?.disconnect(),
+      this.#resyncQueue.disconnect(),
+      this.#refreshQueue.disconnect(),
+      this.#changes.disconnect(),
+    ]);
+    await Promise.race([dropped, sleep(FORCED_CLOSE_MS)]);
   }
 }
 

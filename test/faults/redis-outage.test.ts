@@ -46,14 +46,15 @@ describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
   };
 
   /** Starts serve on the private Redis with a slow cluster and waits until the drain is under way. */
-  async function drainStarted(inventory: Machine[]): Promise<ServeProcess> {
+  async function drainStarted(inventory: Machine[], settings: { shutdownTimeout?: string; log?: string } = {}): Promise<ServeProcess> {
     ws.writeInventory(inventory);
     ws.writeConfig({
       kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) },
       redis: { url: redis.url, prefix: uniquePrefix('redis-outage') },
       resync: { interval: '1s' },
       queue: { concurrency: 4, backoff: '100ms', stalledAfter: '2s' },
-      log: { level: 'silent' },
+      ...(settings.shutdownTimeout ? { server: { shutdownTimeout: settings.shutdownTimeout } } : {}),
+      log: { level: settings.log ?? 'silent' },
     });
     // Slow writes, so that the outage falls in the middle of the drain: a job's entries, read
     // before the outage, are written during it (4 at a time) until the job next needs Redis.
@@ -101,6 +102,22 @@ describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
     await waitFor(async () => (await readyz(proc!)) === 200, 30_000, () => 'readyz never answered 200 after Redis thawed');
     expect(proc.child.exitCode).toBeNull();
   }, 150_000);
+
+  // Every graceful step of a shutdown waits on Redis; after server.shutdownTimeout the connections
+  // are dropped, so the process exits instead of waiting for the kubelet's SIGKILL.
+  for (const outage of ['killed', 'frozen'] as const) {
+    it(`SIGTERM while Redis is ${outage}: serve drops its connections after server.shutdownTimeout and exits 0`, async () => {
+      proc = await drainStarted(machines(400), { shutdownTimeout: '1s', log: 'info' });
+      if (outage === 'killed') await redis.stop();
+      else redis.pause();
+      await waitFor(async () => (await readyz(proc!)) === 503, 30_000, () => `readyz never answered 503 while Redis was ${outage}`);
+      const exit = await proc.stop('SIGTERM');
+      expect(exit).toEqual({ code: 0, signal: null });
+      const messages = proc.output.split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string }).msg);
+      expect(messages).toContain('jobs still running or Redis not answering at shutdown; dropping the Redis connections (another replica picks the jobs up)');
+      expect(messages).toContain('stopped');
+    }, 90_000);
+  }
 
   it('down from the start: the admin port answers at once (/readyz 503 saying why), the outage is a few coded lines, and serve starts when Redis comes', async () => {
     await redis.stop();
