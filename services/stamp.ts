@@ -39,10 +39,16 @@ export function stampFromMicros(micros: number): string {
   return `${new Date(ms).toISOString().slice(0, 23)}${rest}Z`;
 }
 
+/** The last stamp canonicalStamp read, and its canonical form: every change of a plan carries the same stamp. */
+let lastStamp: { stamp: string | undefined; canonical: string } = { stamp: undefined, canonical: OLDEST_STAMP };
+
 /** The canonical form (`…ffffffZ`), or OLDEST_STAMP when unreadable: compare these as strings. */
 export function canonicalStamp(stamp: string | undefined): string {
+  if (stamp === lastStamp.stamp) return lastStamp.canonical;
   const micros = stampMicros(stamp);
-  return Number.isFinite(micros) ? stampFromMicros(micros) : OLDEST_STAMP;
+  const canonical = Number.isFinite(micros) ? stampFromMicros(micros) : OLDEST_STAMP;
+  lastStamp = { stamp, canonical };
+  return canonical;
 }
 
 /** Negative when `a` is older than `b`, 0 when the same instant (two unreadable stamps included), positive when newer. */
