@@ -8,7 +8,6 @@ import { Queue } from 'bullmq';
 import type { JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { BaseLogger } from 'pino';
-import { mapLimited } from '../concurrency.ts';
 import type { Change, EntryKey } from '../model.ts';
 import type { DesiredStore, ListingPhase } from './desired-store.ts';
 import { type RedisErrorLog, redisReady } from './redis.ts';
@@ -76,8 +75,6 @@ export interface ChangeQueueOptions {
   errors?: RedisErrorLog;
 }
 
-// Enough records in flight to keep the connection busy without building a huge command backlog.
-const RECORD_CONCURRENCY = 64;
 
 /** Puts changes on the apply queue, newest observation per entry winning. */
 export class ChangeQueue {
@@ -124,12 +121,13 @@ export class ChangeQueue {
     for (let i = 0; i < changes.length; i += APPLY_BATCH) {
       const claim = { jobId: applyJobId(), jobKeyPrefix: this.#jobKeyPrefix };
       const claimed = new Set<EntryKey>();
-      await mapLimited(changes.slice(i, i + APPLY_BATCH), RECORD_CONCURRENCY, async (change) => {
-        const outcome = await this.#store.recordFor(change, claim);
-        if (outcome === 'superseded') superseded++;
+      const batch = changes.slice(i, i + APPLY_BATCH);
+      const outcomes = await this.#store.recordForMany(batch, claim);
+      for (let k = 0; k < batch.length; k++) {
+        if (outcomes[k] === 'superseded') superseded++;
         else enqueued++;
-        if (outcome === 'claimed') claimed.add(change.key);
-      });
+        if (outcomes[k] === 'claimed') claimed.add(batch[k]!.key);
+      }
       // One add per job, not addBulk: an ioredis pipeline copies every script of the connection.
       if (claimed.size > 0) await this.queue.add(APPLY_JOB_NAME, { keys: [...claimed] }, { ...this.#jobOptions, jobId: claim.jobId });
     }

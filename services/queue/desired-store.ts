@@ -42,6 +42,8 @@ export interface DesiredStore {
    * yet (see takeMany) will, or `superseded` when the change is not the newest.
    */
   recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome>;
+  /** recordFor() of each change, for one claim, in one go; the outcomes in the order of `changes`. */
+  recordForMany(changes: readonly Change[], claim: ApplyClaim): Promise<RecordOutcome[]>;
   /** The newest change for `key`, or null when none is known or a newer observation made it void. */
   get(key: EntryKey): Promise<Change | null>;
   /** get() of each key, in one go. */
@@ -211,15 +213,35 @@ export class RedisDesiredStore implements DesiredStore {
   }
 
   async recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome> {
-    const outcome = await this.#record(change, claim);
-    return outcome === 1 ? 'claimed' : outcome === 2 ? 'pending' : 'superseded';
+    return recordOutcome(await this.#record(change, claim));
+  }
+
+  /**
+   * One pipeline: a socket write for the whole batch rather than one per change, which is most
+   * of what recording costs this process when a resync changes many entries.
+   */
+  async recordForMany(changes: readonly Change[], claim: ApplyClaim): Promise<RecordOutcome[]> {
+    if (changes.length === 0) return [];
+    if (this.#redis.status !== 'ready') await redisReady(this.#redis);
+    const pipeline = this.#redis.pipeline() as unknown as RedisWithScripts;
+    for (const change of changes) pipeline.vmsRecordDesired(...this.#recordArgs(change, claim));
+    const replies = (await (pipeline as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
+    return replies.map(([err, outcome]) => {
+      if (err) throw err;
+      return recordOutcome(Number(outcome));
+    });
   }
 
   async #record(change: Change, claim: ApplyClaim | undefined): Promise<number> {
     // A producer connection has no offline queue: wait for it instead of failing while it connects.
     if (this.#redis.status !== 'ready') await redisReady(this.#redis);
+    return Number(await this.#redis.vmsRecordDesired(...this.#recordArgs(change, claim)));
+  }
+
+  /** The record script's keys and arguments for `change`. */
+  #recordArgs(change: Change, claim: ApplyClaim | undefined): Parameters<RedisWithScripts['vmsRecordDesired']> {
     const { scopeKey, name, phase } = decidedBy(change);
-    const outcome = await this.#redis.vmsRecordDesired(
+    return [
       this.keyOf(change.key),
       this.#scopeMarks(phase),
       this.#nameMark(phase, scopeKey, name),
@@ -229,8 +251,7 @@ export class RedisDesiredStore implements DesiredStore {
       scopeKey,
       claim?.jobId ?? '',
       claim?.jobKeyPrefix ?? '',
-    );
-    return Number(outcome);
+    ];
   }
 
   async get(key: EntryKey): Promise<Change | null> {
@@ -292,6 +313,11 @@ export class RedisDesiredStore implements DesiredStore {
   }
 }
 
+/** What the record script's answer means for a change recorded for a claim. */
+function recordOutcome(outcome: number): RecordOutcome {
+  return outcome === 1 ? 'claimed' : outcome === 2 ? 'pending' : 'superseded';
+}
+
 /** DesiredStore in this process's memory, for tests. */
 export class MemoryDesiredStore implements DesiredStore {
   readonly #records = new Map<EntryKey, { at: string; change: Change }>();
@@ -308,6 +334,12 @@ export class MemoryDesiredStore implements DesiredStore {
     // A copy, so that later changes to the caller's object cannot rewrite history.
     this.#records.set(change.key, { at, change: structuredClone(change) });
     return true;
+  }
+
+  async recordForMany(changes: readonly Change[], claim: ApplyClaim): Promise<RecordOutcome[]> {
+    const outcomes: RecordOutcome[] = [];
+    for (const change of changes) outcomes.push(await this.recordFor(change, claim));
+    return outcomes;
   }
 
   async recordFor(change: Change, claim: ApplyClaim): Promise<RecordOutcome> {

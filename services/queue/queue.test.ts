@@ -244,6 +244,26 @@ describe.each([
   });
 });
 
+describe.each([
+  ['RedisDesiredStore', (): DesiredStore => newStore()],
+  ['MemoryDesiredStore', (): DesiredStore => new MemoryDesiredStore()],
+])('%s: recordForMany', (_name, makeStore) => {
+  it('answers as recordFor does for each change in turn, in the order of the changes', async () => {
+    const store = makeStore();
+    // The same batch twice, under names of their own: one by one, then in one go.
+    const batch = (tag: string) => [upsert(`${tag}-1`, 2), upsert(`${tag}-2`, 1), upsert(`${tag}-1`, 1), upsert(`${tag}-1`, 3), del(`${tag}-3`, 1), del(`${tag}-2`, 2)];
+    const claim = { jobId: 'apply-batch', jobKeyPrefix: `${prefix}:batch-test:` };
+    const oneByOne = [];
+    for (const change of batch('vm-a')) oneByOne.push(await store.recordFor(change, claim));
+    const together = await store.recordForMany(batch('vm-b'), claim);
+    expect(together).toEqual(oneByOne);
+    expect(together).toContain('superseded');
+    expect((await store.get(entryKey(ns, 'vm-b-1')))?.observedAt).toBe(at(3));
+    expect((await store.get(entryKey(ns, 'vm-b-2')))?.op).toBe('delete');
+    expect(await store.recordForMany([], claim)).toEqual([]);
+  });
+});
+
 describe('RedisDesiredStore', () => {
   it('records expire after their TTL, refreshed on each record', async () => {
     const store = new RedisDesiredStore(storeConn, prefix, { ttlMs: 60_000 });
