@@ -103,6 +103,12 @@ function newStore(): RedisDesiredStore {
   return new RedisDesiredStore(storeConn, prefix);
 }
 
+/** Each kind of desired store, by name, made fresh. */
+const STORES: Array<[string, () => DesiredStore]> = [
+  ['RedisDesiredStore', (): DesiredStore => newStore()],
+  ['MemoryDesiredStore', (): DesiredStore => new MemoryDesiredStore()],
+];
+
 function newQueue(store: DesiredStore, options: { attempts?: number; backoffMs?: number } = {}): ChangeQueue {
   const queue = new ChangeQueue({
     connection: producer,
@@ -164,10 +170,7 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
   return out;
 }
 
-describe.each([
-  ['RedisDesiredStore', (): DesiredStore => newStore()],
-  ['MemoryDesiredStore', (): DesiredStore => new MemoryDesiredStore()],
-])('%s', (_name, makeStore) => {
+describe.each(STORES)('%s', (_name, makeStore) => {
   it('keeps the newest observation whatever the order of records', async () => {
     const store = makeStore();
     expect(await store.record(upsert('vm-1', 5))).toBe(true);
@@ -244,10 +247,7 @@ describe.each([
   });
 });
 
-describe.each([
-  ['RedisDesiredStore', (): DesiredStore => newStore()],
-  ['MemoryDesiredStore', (): DesiredStore => new MemoryDesiredStore()],
-])('%s: recordForMany', (_name, makeStore) => {
+describe.each(STORES)('%s: recordForMany', (_name, makeStore) => {
   it('answers as recordFor does for each change in turn, in the order of the changes', async () => {
     const store = makeStore();
     // The same batch twice, under names of their own: one by one, then in one go.
