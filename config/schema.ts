@@ -238,8 +238,9 @@ export const configSchema = z.strictObject({
       trustProxy: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).default(false),
       /**
        * How long SIGTERM waits for jobs in flight to finish and Redis to close before it drops the
-       * connections and exits (jobs left are taken over by another replica). Keep it below the
-       * pod's terminationGracePeriodSeconds, or the kubelet kills the process first.
+       * connections and exits, at most about 3 s later (jobs left are taken over by another
+       * replica). Keep it at least 5 s below the pod's terminationGracePeriodSeconds, or the
+       * kubelet kills the process first.
        */
       shutdownTimeout: duration.default(45_000),
       /**

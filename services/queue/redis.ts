@@ -114,6 +114,7 @@ export class RedisErrorLog {
   #nextLineAt = 0;
   #interval = 10_000;
   #suppressed = 0;
+  #dropping = false;
 
   constructor(logger: Pick<BaseLogger, 'warn' | 'error' | 'info'>, url: string, now: () => number = Date.now) {
     this.#logger = logger;
@@ -127,6 +128,7 @@ export class RedisErrorLog {
       this.#logger.error({ source, err: err.message }, `${source} error`);
       return;
     }
+    if (this.#dropping) return;
     const now = this.#now();
     this.#outageSince ??= now;
     if (now < this.#nextLineAt) {
@@ -157,6 +159,14 @@ export class RedisErrorLog {
     this.#nextLineAt = 0;
     this.#interval = 10_000;
     this.#suppressed = 0;
+  }
+
+  /**
+   * The process drops its connections (a shutdown that timed out): the errors of the commands
+   * still on them are not an outage, and are not reported as one.
+   */
+  dropping(): void {
+    this.#dropping = true;
   }
 
   /** True while connections fail and none has come back. */

@@ -385,6 +385,7 @@ export class Runtime {
     void this.#refreshes.close();
     this.#events.close();
     // BullMQ's close(true) after a close() returns that close's promise, which waits on Redis.
+    this.#redisErrors.dropping();
     for (const c of [this.#producer, this.#workerConnection]) c.disconnect();
     const dropped = Promise.allSettled([
       this.#applyWorker?.disconnect(),

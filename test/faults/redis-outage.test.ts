@@ -105,17 +105,26 @@ describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
 
   // Every graceful step of a shutdown waits on Redis; after server.shutdownTimeout the connections
   // are dropped, so the process exits instead of waiting for the kubelet's SIGKILL.
-  for (const outage of ['killed', 'frozen'] as const) {
+  for (const outage of ['killed', 'frozen', 'up while the API server is slow'] as const) {
     it(`SIGTERM while Redis is ${outage}: serve drops its connections after server.shutdownTimeout and exits 0`, async () => {
       proc = await drainStarted(machines(400), { shutdownTimeout: '1s', log: 'info' });
       if (outage === 'killed') await redis.stop();
-      else redis.pause();
-      await waitFor(async () => (await readyz(proc!)) === 503, 30_000, () => `readyz never answered 503 while Redis was ${outage}`);
+      else if (outage === 'frozen') redis.pause();
+      // Writes in flight outlast the timeout.
+      else server.latencyMs = 5000;
+      if (outage !== 'up while the API server is slow') {
+        await waitFor(async () => (await readyz(proc!)) === 503, 30_000, () => `readyz never answered 503 while Redis was ${outage}`);
+      }
       const exit = await proc.stop('SIGTERM');
       expect(exit).toEqual({ code: 0, signal: null });
-      const messages = proc.output.split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string }).msg);
+      const lines = proc.output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; code?: string });
+      const messages = lines.map((l) => l.msg);
       expect(messages).toContain('jobs still running or Redis not answering at shutdown; dropping the Redis connections (another replica picks the jobs up)');
       expect(messages).toContain('stopped');
+      // The commands on the dropped connections fail: that is not an outage.
+      const dropped = messages.indexOf('jobs still running or Redis not answering at shutdown; dropping the Redis connections (another replica picks the jobs up)');
+      expect(lines.slice(dropped).filter((l) => l.code === 'VMS_ERR_REDIS_UNREACHABLE')).toEqual([]);
+      if (outage === 'up while the API server is slow') expect(lines.filter((l) => l.code === 'VMS_ERR_REDIS_UNREACHABLE')).toEqual([]);
     }, 90_000);
   }
 
