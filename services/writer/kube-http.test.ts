@@ -125,3 +125,46 @@ describe('WorkloadEntry requests over TLS with a bearer token', () => {
     expect((err as Error).message).toMatch(/^create WorkloadEntry default\/vm-2: 401 Unauthorized/);
   });
 });
+
+describe('an API server that stops answering', () => {
+  let silent: http.Server;
+  let url: string;
+  /** What the server does with a request: never answer, or send the headers and then nothing. */
+  let behaviour: 'no answer' | 'stalled body' = 'no answer';
+
+  beforeAll(async () => {
+    silent = http.createServer((_req, res) => {
+      if (behaviour === 'stalled body') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"apiVersion":');
+      }
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    silent.closeAllConnections();
+    await new Promise((resolve) => silent.close(resolve));
+  });
+
+  for (const stall of ['no answer', 'stalled body'] as const) {
+    it(`${stall}: the request is abandoned after the request timeout, as an unreachable API server (retried)`, async () => {
+      behaviour = stall;
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'c', server: url, skipTLSVerify: true }],
+        users: [{ name: 'u', token: TOKEN }],
+        contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+        currentContext: 'x',
+      });
+      const api = createKubeApi(kc, { requestTimeoutMs: 300 });
+      const err = await api.getEntry('default', 'web-1').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(VmsError);
+      expect((err as VmsError).code).toBe('VMS_ERR_KUBE_UNREACHABLE');
+      expect((err as { reason?: string }).reason).toBe(stall === 'no answer' ? 'UND_ERR_HEADERS_TIMEOUT' : 'UND_ERR_BODY_TIMEOUT');
+    });
+  }
+});
