@@ -375,6 +375,8 @@ export class Runtime {
     const graceful = (async () => {
       await Promise.all([this.#applyWorker?.close(), this.#resyncWorker?.close(), this.#refreshWorker?.close(), this.#refreshes.close()]);
       this.#events.close();
+      // No write ends from here on: what the last ones cleared is said before Redis closes.
+      await this.#status.flushClears();
       await Promise.all([this.#resyncQueue.close(), this.#refreshQueue.close(), this.#changes.close()]);
       await Promise.all([this.#producer.quit(), this.#workerConnection.quit()]);
     })();

@@ -68,6 +68,9 @@ export const MAX_SKIPS = 1000;
 /** Write errors kept in all. */
 export const MAX_WRITE_ERRORS = 10_000;
 
+/** How long the successes whose errors are to be forgotten are gathered for one HDEL. */
+const CLEAR_WINDOW_MS = 100;
+
 /** Scope statuses and write errors shared through Redis. */
 export class StatusStore {
   readonly #redis: Redis;
@@ -78,9 +81,14 @@ export class StatusStore {
   /** Entries whose errors are to be forgotten at the next HDEL (clearWriteError). */
   readonly #clearing = new Set<string>();
   #cleared: Promise<void> | undefined;
+  /** Ends the window of the HDEL to come now (flushClears). */
+  #clearNow: (() => void) | undefined;
+  readonly #clearWindowMs: number;
 
-  constructor(redis: Redis, prefix: string) {
+  /** `clearWindowMs`: how long successes are gathered for one HDEL (CLEAR_WINDOW_MS). */
+  constructor(redis: Redis, prefix: string, options: { clearWindowMs?: number } = {}) {
     this.#redis = redis;
+    this.#clearWindowMs = options.clearWindowMs ?? CLEAR_WINDOW_MS;
     this.#scopes = `${prefix}:status:scopes`;
     this.#gauges = `${prefix}:status:gauges`;
     this.#errors = `${prefix}:status:write-errors`;
@@ -130,17 +138,35 @@ export class StatusStore {
 
   /**
    * Forgets an entry's error once a write succeeded. Every write that succeeds asks this, so the
-   * keys asked for in one turn of the event loop are forgotten with one HDEL.
+   * keys asked for within a window (CLEAR_WINDOW_MS) are forgotten with one HDEL: in an event
+   * storm a write ends in most turns of the event loop, and a command per turn was a socket write
+   * each. A process that stops calls flushClears, so that no success is left unsaid.
    */
   clearWriteError(key: string): Promise<void> {
     this.#clearing.add(key);
-    this.#cleared ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-      const keys = [...this.#clearing];
-      this.#clearing.clear();
-      this.#cleared = undefined;
-      if (keys.length > 0) await this.#redis.hdel(this.#errors, ...keys);
-    });
+    if (this.#cleared === undefined) {
+      const window = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.#clearWindowMs).unref();
+        this.#clearNow = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#cleared = window.then(async () => {
+        const keys = [...this.#clearing];
+        this.#clearing.clear();
+        this.#cleared = undefined;
+        this.#clearNow = undefined;
+        if (keys.length > 0) await this.#redis.hdel(this.#errors, ...keys);
+      });
+    }
     return this.#cleared;
+  }
+
+  /** Forgets at once the errors whose successes wait for their window; resolves when that is done. */
+  flushClears(): Promise<void> {
+    this.#clearNow?.();
+    return this.#cleared ?? Promise.resolve();
   }
 
   /** The last write error of an entry, if any. */
