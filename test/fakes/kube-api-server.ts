@@ -310,6 +310,8 @@ function labelsOf(s: Stored): Record<string, string> | undefined {
 export class FakeKubeApiServer {
   /** Delay before each request is handled, in milliseconds. */
   latencyMs: number;
+  /** The requests waiting out their delay now, with the delay each waits. */
+  readonly delayed: Array<{ method: string; url: string; ms: number }> = [];
   /** Injected failures, consulted in order; push to add, splice or `length = 0` to clear. */
   readonly faults: Fault[] = [];
   /** Requests seen, by verb and resource. */
@@ -559,7 +561,12 @@ export class FakeKubeApiServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     try {
       if (this.token && req.headers.authorization !== `Bearer ${this.token}`) throw unauthorized();
-      if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+      if (this.latencyMs > 0) {
+        const delayed = { method: req.method ?? 'GET', url: req.url ?? '/', ms: this.latencyMs };
+        this.delayed.push(delayed);
+        await new Promise((r) => setTimeout(r, delayed.ms));
+        this.delayed.splice(this.delayed.indexOf(delayed), 1);
+      }
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
       const path = url.pathname.replace(/\/+$/, '') || '/';
       const doc = this.discovery(path, req);

@@ -110,9 +110,12 @@ describe.skipIf(!HAS_REDIS_SERVER)('serve through a Redis outage', () => {
       proc = await drainStarted(machines(400), { shutdownTimeout: '1s', log: 'info' });
       if (outage === 'killed') await redis.stop();
       else if (outage === 'frozen') redis.pause();
-      // Writes in flight outlast the timeout.
-      else server.latencyMs = 5000;
-      if (outage !== 'up while the API server is slow') {
+      // A write of an apply job in flight outlasts the timeout.
+      else server.latencyMs = 10_000;
+      if (outage === 'up while the API server is slow') {
+        const slowWrite = () => server.delayed.some((d) => d.ms === 10_000 && d.method !== 'GET' && d.url.includes('/workloadentries'));
+        await waitFor(slowWrite, 30_000, () => 'no write waited out the new delay');
+      } else {
         await waitFor(async () => (await readyz(proc!)) === 503, 30_000, () => `readyz never answered 503 while Redis was ${outage}`);
       }
       const exit = await proc.stop('SIGTERM');
