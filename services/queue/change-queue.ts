@@ -75,7 +75,6 @@ export interface ChangeQueueOptions {
   errors?: RedisErrorLog;
 }
 
-
 /** Puts changes on the apply queue, newest observation per entry winning. */
 export class ChangeQueue {
   /** The BullMQ queue, for metrics and admin tools. */
@@ -128,7 +127,7 @@ export class ChangeQueue {
         else enqueued++;
         if (outcomes[k] === 'claimed') claimed.add(batch[k]!.key);
       }
-      // One add per job, not addBulk: an ioredis pipeline copies every script of the connection.
+      // One add per job, once its records have said which keys are its own.
       if (claimed.size > 0) await this.queue.add(APPLY_JOB_NAME, { keys: [...claimed] }, { ...this.#jobOptions, jobId: claim.jobId });
     }
     return { enqueued, superseded };

@@ -384,7 +384,6 @@ export class Runtime {
     const closed = await Promise.race([graceful.then(() => true, () => false), sleep(timeoutMs).then(() => false)]);
     if (closed) return;
     this.#options.logger.warn({ timeoutMs }, 'jobs still running or Redis not answering at shutdown; dropping the Redis connections (another replica picks the jobs up)');
-    void this.#refreshes.close();
     this.#events.close();
     // BullMQ's close(true) after a close() returns that close's promise, which waits on Redis.
     this.#redisErrors.dropping();
