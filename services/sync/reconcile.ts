@@ -110,23 +110,33 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
   // Before the cluster is read: an older delete that has not run yet can no longer remove an
   // entry this listing is about to see and keep.
   if (complete) await deps.confirm(scopeKey, observation.observedAt, 'listed');
+  const { plan, owned } = await planAgainstCluster(deps, observation, foreign, options.force ?? false);
+  if (plan.changes.length > 0) await deps.enqueue(plan.changes);
+  // Its decisions are in: an older upsert can no longer bring back an entry it decided against.
+  if (complete) await deps.confirm(scopeKey, observation.observedAt, 'planned');
+  return { observation, plan, instances, owned };
+}
+
+/**
+ * Reads the owned entries and the mesh service objects and plans the observation against them.
+ * The listing is let go when this returns, before the changes are enqueued: a resync that changes
+ * every entry of a large scope does not hold the owned entries (each as read but for what it
+ * shares with its desired entry) while a hundred thousand changes go out.
+ */
+async function planAgainstCluster(deps: ReconcileDeps, observation: ObservedScope, foreign: readonly ForeignEntry[], force: boolean): Promise<{ plan: Plan; owned: number }> {
   const owned = await deps.listOwned(observation);
   const objects = await deps.listMeshServiceObjects();
   const entryPlan = await runSliced(
     planScopesSliced(deps.config, [observation], owned, {
-      force: options.force ?? false,
+      force,
       configuredScopes: configuredScopes(deps.providers),
       foreign,
     }),
   );
   // Every resync plans the objects of every mesh service, from this scope's desired entries and
   // every other scope's owned ones (see planMeshServices).
-  const services = planMeshServices(deps.config, [observation], entriesAfter(owned, entryPlan), objects, { force: options.force ?? false, foreign });
-  const plan = joinPlans(entryPlan, services.plan);
-  if (plan.changes.length > 0) await deps.enqueue(plan.changes);
-  // Its decisions are in: an older upsert can no longer bring back an entry it decided against.
-  if (complete) await deps.confirm(scopeKey, observation.observedAt, 'planned');
-  return { observation, plan, instances, owned: owned.length };
+  const services = planMeshServices(deps.config, [observation], entriesAfter(owned, entryPlan), objects, { force, foreign });
+  return { plan: joinPlans(entryPlan, services.plan), owned: owned.length };
 }
 
 /** How many names of a refresh are looked up by name alone at once. */
