@@ -169,16 +169,24 @@ interface DesiredCandidate {
   observedAt: string;
 }
 
-/** What a plan knows under one key: the owned entry, the desired entry that got the key, those that did not. */
+/**
+ * What a plan knows under one key: the owned entry, the desired entry that got the key (with its
+ * scope and stamp in fields of the slot, not in an object of its own for each of a hundred
+ * thousand entries), those that did not.
+ */
 interface Slot {
   live: OwnedObject | undefined;
-  want: DesiredCandidate | undefined;
+  want: OwnedObject | undefined;
+  /** The scope of `want`. */
+  wantScope: string;
+  /** The stamp of the observation `want` comes from. */
+  wantObservedAt: string;
   /** Per scope, the best candidate that lost the key to `want` (pickDesired). */
   losers: Map<string, DesiredCandidate> | undefined;
 }
 
 /** A slot some desired entry got. */
-type Wanted = Slot & { want: DesiredCandidate };
+type Wanted = Slot & { want: OwnedObject };
 
 /** A slot with an owned entry. */
 type Owned = Slot & { live: OwnedObject };
@@ -207,7 +215,7 @@ class Slots {
     }
     let slot = byName.get(name);
     if (slot === undefined) {
-      slot = { live: undefined, want: undefined, losers: undefined };
+      slot = { live: undefined, want: undefined, wantScope: '', wantObservedAt: '', losers: undefined };
       byName.set(name, slot);
     }
     return slot;
@@ -303,15 +311,15 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   let wantedLive = 0;
   // Key strings are made only for what the plan reports: most entries of a resync are unchanged.
   for (let i = 0; i < wanted.length; i++) {
-    const { want, live } = wanted[i]!;
+    const { want, wantScope, live } = wanted[i]!;
     if (checkpoint()) yield;
     if (live) wantedLive++;
-    if (foreign.size > 0 && foreign.has(keyOf(want.entry))) {
-      const key = keyOf(want.entry);
+    if (foreign.size > 0 && foreign.has(keyOf(want))) {
+      const key = keyOf(want);
       conflicts.push({
         key,
         kind: 'not-owned',
-        scopeKey: want.scopeKey,
+        scopeKey: wantScope,
         reason: `${key} exists and is not managed by vm-mesh-sync with owner "${ownerId}"; it is left alone`,
       });
       continue;
@@ -321,27 +329,27 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
     // A holder listed completely in this plan that no longer wants the entry hands it over (the
     // instance moved between scopes); any other holder keeps it.
     const handsOver = holder !== undefined && planned.has(holder) && scopeStates.get(holder)?.complete === true;
-    if (holder !== undefined && holder !== want.scopeKey && !handsOver) {
-      const key = keyOf(want.entry);
+    if (holder !== undefined && holder !== wantScope && !handsOver) {
+      const key = keyOf(want);
       conflicts.push({
         key,
         kind: 'other-scope',
-        scopeKey: want.scopeKey,
+        scopeKey: wantScope,
         ownerScopeKey: liveScope,
         reason:
           `${key} belongs to scope ${liveScope} (its ${SCOPE_ANNOTATION} annotation), which keeps it; ` +
-          `scope ${want.scopeKey} (${sourceOf(want.entry)}) wants the same name and is left out: ` +
+          `scope ${wantScope} (${sourceOf(want)}) wants the same name and is left out: ` +
           'list the instance in one provider block only',
       });
       continue;
     }
-    if (live && entriesEqual(want.entry, live)) {
+    if (live && entriesEqual(want, live)) {
       unchanged++;
       continue;
     }
-    const change: UpsertChange = { op: 'upsert', key: keyOf(want.entry), entry: want.entry, observedAt: want.observedAt };
+    const change: UpsertChange = { op: 'upsert', key: keyOf(want), entry: want, observedAt: wanted[i]!.wantObservedAt };
     // The writer checks the live entry's scope again: only a take-over the plan decided goes through.
-    if (live && liveScope !== want.scopeKey) change.takeOverFrom = liveScope;
+    if (live && liveScope !== wantScope) change.takeOverFrom = liveScope;
     (live ? candidates.updates : candidates.creates).push(change);
   }
 
@@ -456,16 +464,22 @@ function* pickDesired(
       if (checkpoint()) yield;
       if (only && !only.has(entry.metadata.name)) continue;
       // Mapping always stamps the observation; the scope's stamp only keeps a hand-made entry orderable.
-      const candidate = { entry, scopeKey: d.scope.key, observedAt: entry.metadata.annotations?.[OBSERVED_AT_ANNOTATION] ?? d.observedAt };
+      const observedAt = entry.metadata.annotations?.[OBSERVED_AT_ANNOTATION] ?? d.observedAt;
       const slot = slots.of(entry);
-      const current = slot.want;
-      if (!current) {
-        slot.want = candidate;
+      if (slot.want === undefined) {
+        slot.want = entry;
+        slot.wantScope = d.scope.key;
+        slot.wantObservedAt = observedAt;
         wanted.push(slot as Wanted);
         continue;
       }
+      // A key wanted twice: the two as candidates, which only such keys are given.
+      const candidate: DesiredCandidate = { entry, scopeKey: d.scope.key, observedAt };
+      const current: DesiredCandidate = { entry: slot.want, scopeKey: slot.wantScope, observedAt: slot.wantObservedAt };
       const [win, lose] = beats(candidate, current, holderOfLive(slot.live)) ? [candidate, current] : [current, candidate];
-      slot.want = win;
+      slot.want = win.entry;
+      slot.wantScope = win.scopeKey;
+      slot.wantObservedAt = win.observedAt;
       if (lose.scopeKey === win.scopeKey) continue;
       if (slot.losers === undefined) {
         slot.losers = new Map();
@@ -475,18 +489,18 @@ function* pickDesired(
       if (!known || beats(lose, known, undefined)) slot.losers.set(lose.scopeKey, lose);
     }
   }
-  for (const { want: winner, losers } of contested) {
-    const key = keyOf(winner.entry);
+  for (const { want: winner, wantScope: winnerScope, losers } of contested) {
+    const key = keyOf(winner);
     for (const loser of losers!.values()) {
-      if (loser.scopeKey === winner.scopeKey) continue;
+      if (loser.scopeKey === winnerScope) continue;
       conflicts.push({
         key,
         kind: 'other-scope',
         scopeKey: loser.scopeKey,
-        ownerScopeKey: winner.scopeKey,
+        ownerScopeKey: winnerScope,
         reason:
-          `${key} is wanted by scope ${winner.scopeKey} (${sourceOf(winner.entry)}) and by scope ${loser.scopeKey} ` +
-          `(${sourceOf(loser.entry)}); ${winner.scopeKey} keeps it: list the instance in one provider block only`,
+          `${key} is wanted by scope ${winnerScope} (${sourceOf(winner)}) and by scope ${loser.scopeKey} ` +
+          `(${sourceOf(loser.entry)}); ${winnerScope} keeps it: list the instance in one provider block only`,
       });
     }
   }
