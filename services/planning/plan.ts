@@ -311,7 +311,7 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   let wantedLive = 0;
   // Key strings are made only for what the plan reports: most entries of a resync are unchanged.
   for (let i = 0; i < wanted.length; i++) {
-    const { want, wantScope, live } = wanted[i]!;
+    const { want, wantScope, wantObservedAt, live } = wanted[i]!;
     if (checkpoint()) yield;
     if (live) wantedLive++;
     if (foreign.size > 0 && foreign.has(keyOf(want))) {
@@ -347,7 +347,7 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
       unchanged++;
       continue;
     }
-    const change: UpsertChange = { op: 'upsert', key: keyOf(want), entry: want, observedAt: wanted[i]!.wantObservedAt };
+    const change: UpsertChange = { op: 'upsert', key: keyOf(want), entry: want, observedAt: wantObservedAt };
     // The writer checks the live entry's scope again: only a take-over the plan decided goes through.
     if (live && liveScope !== wantScope) change.takeOverFrom = liveScope;
     (live ? candidates.updates : candidates.creates).push(change);
