@@ -18,7 +18,9 @@ import type { ReconcileDeps } from '../../services/sync/reconcile.ts';
 import { shareListings } from '../../services/sync/shared-listing.ts';
 import { createKubeApi } from '../../services/writer/kube-api.ts';
 import { Writer } from '../../services/writer/writer.ts';
-import type { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
+import { afterEach, beforeEach } from 'vitest';
+import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
+import { Workspace } from './cli.ts';
 import { cleanupPrefix, uniquePrefix, waitFor } from './serve.ts';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -139,4 +141,56 @@ export class Pipeline {
     await Promise.all(this.#connections.map((c) => c.quit().catch(() => c.disconnect())));
     await cleanupPrefix(this.prefix);
   }
+}
+
+/** What each test of a suite that drives the pipeline has (pipelineWorld). */
+export interface PipelineWorld {
+  /** The fake API server, started before each test. */
+  readonly server: FakeKubeApiServer;
+  /** A workspace of the test's own. */
+  readonly ws: Workspace;
+  /** The pipeline the test started; an error before `start`. */
+  readonly pipeline: Pipeline;
+  /** Starts the pipeline on the workspace's config file and the server. */
+  start(options?: Parameters<typeof Pipeline.start>[2]): Promise<Pipeline>;
+}
+
+/**
+ * Registers, for the suite it is called in, a fake API server and a workspace made before each
+ * test, and the test's pipeline, the server and the workspace closed after it.
+ */
+export function pipelineWorld(): PipelineWorld {
+  let server: FakeKubeApiServer | undefined;
+  let ws: Workspace | undefined;
+  let pipeline: Pipeline | undefined;
+  beforeEach(async () => {
+    server = new FakeKubeApiServer();
+    await server.start();
+    ws = new Workspace();
+  });
+  afterEach(async () => {
+    await pipeline?.close();
+    pipeline = undefined;
+    await server?.close();
+    ws?.remove();
+  });
+  const world: PipelineWorld = {
+    get server() {
+      if (!server) throw new Error('the fake API server is made before each test');
+      return server;
+    },
+    get ws() {
+      if (!ws) throw new Error('the workspace is made before each test');
+      return ws;
+    },
+    get pipeline() {
+      if (!pipeline) throw new Error('the test has not started its pipeline');
+      return pipeline;
+    },
+    async start(options) {
+      pipeline = await Pipeline.start(world.ws.configFile, world.server, options);
+      return pipeline;
+    },
+  };
+  return world;
 }

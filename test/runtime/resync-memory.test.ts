@@ -4,12 +4,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { WorkloadEntry } from '../../services/model.ts';
 import { resyncScope } from '../../services/sync/reconcile.ts';
-import { FakeKubeApiServer } from '../fakes/kube-api-server.ts';
-import { meshMachine, Workspace } from '../helpers/cli.ts';
-import { Pipeline } from '../helpers/pipeline.ts';
+import { meshMachine } from '../helpers/cli.ts';
+import { pipelineWorld } from '../helpers/pipeline.ts';
 
 const SCOPE = 'static:onprem';
 
@@ -20,34 +19,20 @@ function collector(): () => void {
 }
 
 describe('what a resync holds', () => {
-  let server: FakeKubeApiServer;
-  let ws: Workspace;
-  let pipeline: Pipeline | undefined;
-
-  beforeEach(async () => {
-    server = new FakeKubeApiServer();
-    await server.start();
-    ws = new Workspace();
-  });
-  afterEach(async () => {
-    await pipeline?.close();
-    pipeline = undefined;
-    await server.close();
-    ws.remove();
-  });
+  const world = pipelineWorld();
 
   it('lets go of the owned entries it planned against before it enqueues the changes', async () => {
     const gc = collector();
     const machines = (prefix: string) => Array.from({ length: 50 }, (_, i) => meshMachine(`vm-${i}`, `${prefix}.${i + 1}`));
-    ws.writeConfig({ kubernetes: { kubeconfig: server.writeKubeconfig(ws.dir) } });
-    ws.writeInventory(machines('10.0.0'));
-    pipeline = await Pipeline.start(ws.configFile, server);
+    world.ws.writeConfig({ kubernetes: { kubeconfig: world.server.writeKubeconfig(world.ws.dir) } });
+    world.ws.writeInventory(machines('10.0.0'));
+    const pipeline = await world.start();
     const deps = pipeline.deps;
     await resyncScope(deps, SCOPE);
     await pipeline.drain();
 
     // Every machine moves: the next resync updates every entry, holding each owned one as read.
-    ws.writeInventory(machines('10.0.1'));
+    world.ws.writeInventory(machines('10.0.1'));
     let listing: WeakRef<WorkloadEntry[]> | undefined;
     let heldWhileEnqueueing: boolean | undefined;
     const result = await resyncScope(
