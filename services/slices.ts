@@ -36,3 +36,46 @@ export async function runSliced<T>(work: Sliced<T>, sliceMs = SLICE_MS): Promise
     }
   }
 }
+
+/** How many items a sliced sort sorts at once before it merges: a run of keys takes a millisecond or two, and fewer runs mean fewer merge passes. */
+export const SORT_RUN = 4096;
+
+/**
+ * Sorts `items` in place, as `items.sort(compare)` does (stably, so with the same result), as
+ * sliced work: runs of `run` items sorted at once, then merged pairwise with a checkpoint every
+ * CHECKPOINT_EVERY items moved. A hundred thousand keys sorted at once hold the event loop for
+ * tens of milliseconds.
+ */
+export function* sortSliced<T>(items: T[], compare: (a: T, b: T) => number, run = SORT_RUN): Sliced<T[]> {
+  const n = items.length;
+  if (n <= run) return items.sort(compare);
+  for (let start = 0; start < n; start += run) {
+    const sorted = items.slice(start, start + run).sort(compare);
+    for (let k = 0; k < sorted.length; k++) items[start + k] = sorted[k]!;
+    yield;
+  }
+  let from = items;
+  let to = new Array<T>(n);
+  let moved = 0;
+  for (let width = run; width < n; width *= 2) {
+    for (let left = 0; left < n; left += 2 * width) {
+      const mid = Math.min(left + width, n);
+      const end = Math.min(left + 2 * width, n);
+      let i = left;
+      let j = mid;
+      for (let k = left; k < end; k++) {
+        // Ties go to the left run: the order of equal items stays as it was.
+        to[k] = j >= end || (i < mid && compare(from[i]!, from[j]!) <= 0) ? from[i++]! : from[j++]!;
+        if (++moved % CHECKPOINT_EVERY === 0) yield;
+      }
+    }
+    [from, to] = [to, from];
+  }
+  if (from !== items) {
+    for (let k = 0; k < n; k++) {
+      items[k] = from[k]!;
+      if (++moved % CHECKPOINT_EVERY === 0) yield;
+    }
+  }
+  return items;
+}

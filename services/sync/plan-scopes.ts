@@ -248,6 +248,7 @@ export function* planScopesSliced(
   for (let i = 0; i < plan.changes.length; i++) {
     const change = plan.changes[i]!;
     if (change.op === 'upsert' && !ownedKeys.has(change.key)) plan.changes[i] = { ...change, expectAbsent: true };
+    if (i % CHECKPOINT_EVERY === 0) yield;
   }
   return plan;
 }
@@ -269,10 +270,21 @@ export function allSkips(observed: readonly ObservedScope[]): Skip[] {
  * they make Services: a scope of 100,000 entries naming none costs a pass, not a map of them all.
  */
 export function entriesAfter(owned: readonly WorkloadEntry[], plan: Plan): WorkloadEntry[] {
+  return runSync(entriesAfterSliced(owned, plan));
+}
+
+/** entriesAfter as sliced work, for large scopes in `serve`. */
+export function* entriesAfterSliced(owned: readonly WorkloadEntry[], plan: Plan): Sliced<WorkloadEntry[]> {
   const names = (e: WorkloadEntry): boolean => e.spec?.labels?.[SERVICE_LABEL] !== undefined;
   const after = new Map<EntryKey, WorkloadEntry>();
-  for (const e of owned) if (names(e)) after.set(entryKey(e.metadata.namespace, e.metadata.name), e);
-  for (const change of plan.changes) {
+  for (let i = 0; i < owned.length; i++) {
+    const e = owned[i]!;
+    if (names(e)) after.set(entryKey(e.metadata.namespace, e.metadata.name), e);
+    if (i % CHECKPOINT_EVERY === 0) yield;
+  }
+  for (let i = 0; i < plan.changes.length; i++) {
+    const change = plan.changes[i]!;
+    if (i % CHECKPOINT_EVERY === 0) yield;
     if (change.op === 'delete') after.delete(change.key);
     else if (change.entry.kind === 'WorkloadEntry') {
       // An upsert that drops the service label takes the entry out of its service.

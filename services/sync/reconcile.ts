@@ -11,7 +11,7 @@ import type { Plan } from '../planning/index.ts';
 import type { ListingPhase } from '../queue/desired-store.ts';
 import type { Clock } from '../stamp.ts';
 import { mapContext, observeScope, type ScopeObservation } from './observe.ts';
-import { entriesAfter, joinPlans, type MeshServiceObjects, type ObservedScope, planMeshServices, planScopes, planScopesSliced } from './plan-scopes.ts';
+import { entriesAfterSliced, joinPlans, type MeshServiceObjects, type ObservedScope, planMeshServices, planScopes, planScopesSliced } from './plan-scopes.ts';
 import type { ListingFor } from './shared-listing.ts';
 import { runSliced } from '../slices.ts';
 
@@ -135,7 +135,8 @@ async function planAgainstCluster(deps: ReconcileDeps, observation: ObservedScop
   );
   // Every resync plans the objects of every mesh service, from this scope's desired entries and
   // every other scope's owned ones (see planMeshServices).
-  const services = planMeshServices(deps.config, [observation], entriesAfter(owned, entryPlan), objects, { force, foreign });
+  const after = await runSliced(entriesAfterSliced(owned, entryPlan));
+  const services = planMeshServices(deps.config, [observation], after, objects, { force, foreign });
   return { plan: joinPlans(entryPlan, services.plan), owned: owned.length };
 }
 
