@@ -61,6 +61,16 @@ describe('JSON inventories', () => {
     );
   });
 
+  it.each([
+    ['JSON', '{"machines": [{"id": "a", "privateIPv4": "10.0.0.1"}]}'],
+    ['YAML', 'machines:\n  - id: a\n    privateIPv4: 10.0.0.1\n'],
+  ])('reads %s that starts with a byte-order mark as it reads it without', (_format, text) => {
+    const parsed = parseInventory(`\uFEFF${text}`, 'inv');
+    expect(parsed).toEqual(parseInventory(text, 'inv'));
+    expect(parsed.machines.map((m) => m.id)).toEqual(['a']);
+    expect(parsed.problems).toEqual([]);
+  });
+
   it('names the line of a bad machine and of the first holder of a duplicate id', () => {
     const text = '{"machines": [\n  {"id": "a"},\n  {"id": "b", "ip": "10.0.0.1"},\n  {"id": "a"}\n],\n"version": 2}\n';
     const parsed = parseInventory(text, 'inv.json');
