@@ -197,18 +197,22 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
           do {
             const query = { labelSelector: labelSelector || undefined, fieldSelector: fieldSelector || undefined, limit: pageSize, continue: token };
             const path = namespace ? namespacedPath(entries, namespace) : clusterPath(entries);
-            const answer = (await page(() =>
-              send({ method: 'GET', path, query }).catch((err: unknown) => {
+            // A page's items are kept once the whole page has come: a page asked again after a
+            // failure halfway gives them again.
+            let items: WorkloadEntry[] = [];
+            const answer = (await page(() => {
+              const read: WorkloadEntry[] = [];
+              items = read;
+              return send({ method: 'GET', path, query, items: (item) => read.push(keep ? keep(toEntry(item)) : toEntry(item)) }).catch((err: unknown) => {
                 // An expired continue token is not retried page by page: the listing starts over.
                 if (err instanceof ApiException && err.code === 410) throw err;
                 const translated = translateKubeError(err, context, server);
                 throw translated instanceof TransientKubeError && translated.status === 404 ? resourceMissing(context, translated) : translated;
-              }),
-            )) as {
-              items?: unknown[];
+              });
+            })) as {
               metadata?: { continue?: string };
             };
-            for (const item of answer.items ?? []) out.push(keep ? keep(toEntry(item)) : toEntry(item));
+            for (const entry of items) out.push(entry);
             token = answer.metadata?.continue || undefined;
           } while (token !== undefined);
           return out;

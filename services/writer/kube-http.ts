@@ -8,6 +8,7 @@
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
 import type { RequestContext } from '@kubernetes/client-node';
 import { type Dispatcher, request } from 'undici';
+import { readJsonList } from './json-list.ts';
 
 /**
  * The ports fetch never connects to: the Fetch standard's "bad ports"
@@ -34,6 +35,11 @@ export interface KubeRequest {
   body?: unknown;
   /** The body's content type (default `application/json`): apply and merge patches say theirs. */
   contentType?: string;
+  /**
+   * For a list: takes each item, parsed, as the answer arrives, and the answer comes without them
+   * (`items: []`). A page's text is never held whole (see json-list.ts).
+   */
+  items?: (item: unknown) => void;
 }
 
 /** Sends a request and gives the parsed JSON answer; a non-2xx answer throws an ApiException, as the generated client does. */
@@ -110,8 +116,10 @@ export function kubeSender(kc: KubeConfig, timeoutMs: number, userAgent: string)
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });
+    const ok = answer.statusCode >= 200 && answer.statusCode <= 299;
+    if (ok && req.items) return readJsonList(answer.body, req.items);
     const text = await answer.body.text();
-    if (answer.statusCode < 200 || answer.statusCode > 299) {
+    if (!ok) {
       throw new ApiException(answer.statusCode, `${req.method} ${req.path}`, text, headerRecord(answer.headers));
     }
     return text === '' ? undefined : JSON.parse(text);

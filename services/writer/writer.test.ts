@@ -1,6 +1,6 @@
 // The writer against the fake API server through the real @kubernetes/client-node client.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FakeKubeApiServer } from '../../test/fakes/kube-api-server.ts';
+import { type Fault, FakeKubeApiServer } from '../../test/fakes/kube-api-server.ts';
 import { isVmsError, VmsError } from '../errors.ts';
 import type { Change, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
 import {
@@ -483,6 +483,26 @@ describe('Writer.listOwned', () => {
     expect(listed[1]!.query.continue).toBeTruthy();
     expect(listed.filter((r) => r.query.continue === undefined)).toHaveLength(1);
     expect(listed.filter((r) => r.query.continue === undefined)).toHaveLength(1);
+  });
+
+  it('asks a page cut off halfway again, and counts its entries once', async () => {
+    const w = writer({ pageSize: 3, listRetry: { maxAttempts: 3, baseDelayMs: 1 }, sleep: async () => {} });
+    for (let i = 0; i < 7; i++) await w.apply(upsert(entry(`vm-${i}`), T1));
+    server.reset();
+    // The first page passes; the second is cut after its first entry has come whole.
+    const cut: Fault = { match: { verb: 'list', resource: WE }, cutAfterBytes: 1500, count: 1 };
+    server.faults.push({ match: { verb: 'list', resource: WE }, delayMs: 1, count: 1 });
+    server.faults.push(cut);
+    const all = await w.listOwned();
+    const keys = all.map((e) => `${e.metadata.namespace}/${e.metadata.name}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    const owned = all.filter((e) => e.metadata.namespace === ns);
+    expect(owned.map((e) => e.metadata.name).sort()).toEqual(['vm-0', 'vm-1', 'vm-2', 'vm-3', 'vm-4', 'vm-5', 'vm-6']);
+    expect(cut.fired).toBe(1);
+    // The second page was asked twice with the same continue token.
+    const listed = server.requests.filter((r) => r.verb === 'list');
+    expect(listed[1]!.query.continue).toBeTruthy();
+    expect(listed[2]!.query.continue).toBe(listed[1]!.query.continue);
   });
 
   it('gives up on a page after the retries, with the server’s reason', async () => {

@@ -89,6 +89,11 @@ export interface Fault {
   status?: number;
   /** Destroy the connection instead of answering. */
   drop?: boolean;
+  /**
+   * Answer as the server would, but close the connection after this many bytes of the body (a
+   * server or proxy that dies halfway through an answer).
+   */
+  cutAfterBytes?: number;
   /** Hold the request this long first; with neither `status` nor `drop` the request then proceeds normally. */
   delayMs?: number;
   /** Hold the request until this settles (after delayMs), as delayMs does: a wait a test ends itself. */
@@ -589,7 +594,8 @@ export class FakeKubeApiServer {
     return { code: err.code, body: JSON.stringify(err.body), headers: err.headers };
   }
 
-  private send(res: http.ServerResponse, a: Answer): void {
+  /** Sends the answer; with `cutAfter`, only that many bytes of its body before the connection is closed. */
+  private send(res: http.ServerResponse, a: Answer, cutAfter?: number): void {
     const body = Buffer.from(a.body);
     res.writeHead(a.code, {
       'Content-Type': 'application/json',
@@ -597,7 +603,8 @@ export class FakeKubeApiServer {
       'Cache-Control': 'no-cache, private',
       ...a.headers,
     });
-    res.end(body);
+    if (cutAfter === undefined) res.end(body);
+    else res.write(body.subarray(0, Math.min(cutAfter, body.length - 1)), () => res.socket?.destroy());
   }
 
   private discovery(path: string, req: http.IncomingMessage): object | undefined {
@@ -745,7 +752,7 @@ export class FakeKubeApiServer {
       if (fault.until) await fault.until.catch(() => undefined);
       if (fault.status === undefined && !fault.drop) fault = undefined;
     }
-    if (fault && !fault.after) {
+    if (fault && !fault.after && fault.cutAfterBytes === undefined) {
       this.counts.faults++;
       if (fault.drop) {
         req.socket.destroy();
@@ -779,6 +786,11 @@ export class FakeKubeApiServer {
       this.counts.faults++;
       if (fault.drop) {
         req.socket.destroy();
+        return;
+      }
+      if (fault.cutAfterBytes !== undefined) {
+        rec.status = answer.code;
+        this.send(res, answer, fault.cutAfterBytes);
         return;
       }
       answer = this.faultAnswer(fault, route);

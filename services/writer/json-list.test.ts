@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { readJsonList } from './json-list.ts';
+
+/** The answer's bytes cut at the given fractions of its length, as a socket may hand them over. */
+async function* chunked(bytes: Buffer, cuts: readonly number[]): AsyncGenerator<Buffer> {
+  const at = [...new Set(cuts.map((c) => Math.floor(c * bytes.length)))].sort((a, b) => a - b);
+  let from = 0;
+  for (const to of [...at, bytes.length]) {
+    if (to > from) yield bytes.subarray(from, to);
+    from = to;
+  }
+}
+
+async function read(text: string, cuts: readonly number[] = []): Promise<{ items: unknown[]; rest: unknown }> {
+  const items: unknown[] = [];
+  const rest = await readJsonList(chunked(Buffer.from(text, 'utf8'), cuts), (item) => items.push(item));
+  return { items, rest };
+}
+
+const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.constantFrom('"', '\\', '}', ']', ',"items":[', '{"items":[1]}', 'é€😀'));
+const value = fc.letrec((tie) => ({
+  value: fc.oneof({ depthSize: 'small' }, text, fc.integer(), fc.boolean(), fc.constant(null), tie('list'), tie('object')),
+  list: fc.array(tie('value'), { maxLength: 4 }),
+  object: fc.dictionary(text, tie('value'), { maxKeys: 4 }),
+})).value;
+
+describe('readJsonList', () => {
+  it('hands on every item in order and keeps the rest, wherever the chunks are cut and whatever the keys\' order', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(value, { maxLength: 6 }),
+        fc.dictionary(fc.string().filter((k) => k !== 'items'), value, { maxKeys: 3 }),
+        fc.nat({ max: 3 }),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 12 }),
+        fc.boolean(),
+        async (items, others, itemsAt, cuts, pretty) => {
+          const entries = Object.entries(others);
+          entries.splice(Math.min(itemsAt, entries.length), 0, ['items', items]);
+          const list = Object.fromEntries(entries);
+          const json = pretty ? JSON.stringify(list, null, 2) : JSON.stringify(list);
+          const got = await read(json, cuts);
+          const expected = JSON.parse(json) as { items: unknown[] };
+          expect(got.items).toEqual(expected.items);
+          expect(got.rest).toEqual({ ...expected, items: [] });
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it('reads a WorkloadEntry list page as the API server sends it', async () => {
+    const page = {
+      kind: 'WorkloadEntryList',
+      apiVersion: 'networking.istio.io/v1',
+      metadata: { resourceVersion: '812', continue: 'eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6ODEyfQ' },
+      items: [
+        { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'a', namespace: 'vms', labels: { x: '}' } }, spec: { address: '10.0.0.1' } },
+        { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'b', namespace: 'vms', annotations: { note: 'a "quoted" [list], {x}' } }, spec: { address: '10.0.0.2' } },
+      ],
+    };
+    const got = await read(JSON.stringify(page), [0.1, 0.35, 0.36, 0.8]);
+    expect(got.items).toEqual(page.items);
+    expect(got.rest).toEqual({ ...page, items: [] });
+  });
+
+  it.each([
+    ['no items key', '{"kind":"WorkloadEntryList","metadata":{}}', { kind: 'WorkloadEntryList', metadata: {} }],
+    ['items that are not a list', '{"items":null,"metadata":{"continue":""}}', { items: null, metadata: { continue: '' } }],
+    ['an empty list', '{"items":[ ],"metadata":{}}', { items: [], metadata: {} }],
+    ['a key spelt with an escape', '{"it\\u0065ms":[{"a":1}]}', { items: [] }],
+  ])('%s: nothing is lost', async (_name, json, rest) => {
+    const got = await read(json, [0.5]);
+    expect(got.rest).toEqual(rest);
+    expect(got.items).toEqual(json.includes('"a":1') ? [{ a: 1 }] : []);
+  });
+
+  it.each([
+    ['cut off inside an item', '{"items":[{"a":1},{"b":'],
+    ['cut off after the items', '{"items":[{"a":1}]'],
+    ['an item that is not JSON', '{"items":[{"a":tru}]}'],
+    ['a stray comma', '{"items":[,{"a":1}]}'],
+  ])('%s: rejects, as parsing the whole answer would', async (_name, json) => {
+    expect(() => JSON.parse(json)).toThrow(SyntaxError);
+    await expect(read(json, [0.3])).rejects.toThrow(SyntaxError);
+  });
+});
