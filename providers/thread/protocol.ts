@@ -60,3 +60,6 @@ export function fromThreadError(error: ThreadError): Error {
   if (error.code !== undefined && Object.hasOwn(ERROR_CODES, error.code)) return new VmsError(error.code as ErrorCode, error.message, error.details);
   return new Error(error.message);
 }
+
+/** How much lower than the process a provider thread runs (Linux niceness, added; see provider-thread.ts). */
+export const THREAD_NICENESS = 10;

@@ -3,12 +3,32 @@
 // event loop, which keeps answering probes and running the queue meanwhile. Every block of the kind
 // lives here, so the SDK is loaded once however many blocks there are. A listing goes back in
 // chunks of INSTANCES_PER_MESSAGE, so the main thread reads it in short steps too.
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import type { Instance } from '../../services/model.ts';
 import type { Provider } from '../provider.ts';
 import { buildProvider } from '../index.ts';
 import { listingPages } from '../paging.ts';
-import { INSTANCES_PER_MESSAGE, type ThreadReply, type ThreadRequest, toThreadError } from './protocol.ts';
+import { INSTANCES_PER_MESSAGE, THREAD_NICENESS, type ThreadReply, type ThreadRequest, toThreadError } from './protocol.ts';
+
+/**
+ * Runs this thread below the main thread (Linux: niceness is per thread, set through the thread's
+ * id): on a pod of one or two cores, a cloud's listing parsed here must not take the CPU from the
+ * main thread's probes, webhooks and queue locks, which then waited for a core for up to 90 ms
+ * with three provider threads busy. Where threads have no id of their own to set, or lowering is
+ * refused, the thread runs as the process does.
+ */
+function runBelowMainThread(): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (!Number.isInteger(tid) || tid <= 0 || tid === process.pid) return;
+    setPriority(tid, Math.min(19, getPriority(tid) + THREAD_NICENESS));
+  } catch {
+    // Not Linux, or not allowed: nothing to lower.
+  }
+}
+runBelowMainThread();
 
 const port = parentPort!;
 const send = (reply: ThreadReply): void => port.postMessage(reply);

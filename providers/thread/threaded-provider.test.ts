@@ -1,6 +1,7 @@
 // A cloud provider in its worker thread answers as the same provider in this thread does: the
 // same listing (in chunks), the same describe, the same problems and error codes, and the event
 // loop here stays free while the thread parses the cloud's answers.
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mappingSchema } from '../../config/schema.ts';
 import { DEFAULT_ACCOUNT, type FakeEc2, startFakeEc2 } from '../../test/fakes/ec2/ec2-server.ts';
@@ -11,7 +12,7 @@ import { awsBlock, BASE_CREDENTIALS } from '../aws/test-support.ts';
 import { EventBridgeReceiver } from '../aws/eventbridge.ts';
 import { buildProvider, createProviders } from '../index.ts';
 import type { Provider } from '../provider.ts';
-import { INSTANCES_PER_MESSAGE } from './protocol.ts';
+import { INSTANCES_PER_MESSAGE, THREAD_NICENESS } from './protocol.ts';
 import { ThreadedProvider } from './threaded-provider.ts';
 
 const MAPPING = mappingSchema.parse({});
@@ -63,6 +64,18 @@ describe('a cloud provider in a worker thread', () => {
     expect(listing.instances).toHaveLength(N);
     expect(comparable(listing)).toEqual(comparable(await direct.list(scope)));
     expect(turns).toBeGreaterThan(0);
+  });
+
+  it.runIf(process.platform === 'linux')('runs its thread below the main thread', async () => {
+    const niceness = (task: string): number => Number(readFileSync(`/proc/self/task/${task}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const tasks = (): Map<string, number> => new Map(readdirSync('/proc/self/task').map((t) => [t, niceness(t)]));
+    const before = tasks();
+    const main = niceness(String(process.pid));
+    const { threaded } = await both();
+    await threaded.list(threaded.scopes()[0]!);
+    const lowered = [...tasks()].filter(([t, n]) => !before.has(t) && n === Math.min(19, main + THREAD_NICENESS));
+    expect(lowered.length).toBeGreaterThanOrEqual(1);
+    expect(niceness(String(process.pid))).toBe(main);
   });
 
   it('describes as the provider does, and brings back problems with their codes', async () => {
