@@ -37,12 +37,14 @@
 // - one malformed or duplicate entry -> VMS_ERR_INVENTORY_ENTRY at `machines[3] (id pg-9), line 42`;
 //   that entry is skipped, the others are read, and the inventory is still incomplete, so that a
 //   machine whose entry breaks keeps its WorkloadEntry until the file is fixed.
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { INSTANCE_STATES, type Instance, type InstanceState, type Problem } from '../../services/model.ts';
 import { CHECKPOINT_EVERY, runSliced, runSync, type Sliced } from '../../services/slices.ts';
+import { JsonListSplitter } from '../../services/json-list.ts';
 import { type JsonInventoryShape, jsonInventoryShape, parseJsonAsText } from './json-items.ts';
 
 /** One machine of an inventory: an Instance without the parts the provider adds (provider, account, observedAt). */
@@ -261,6 +263,167 @@ export async function readInventory(file: string, signal?: AbortSignal): Promise
   return runSliced(inventorySlices(content, file));
 }
 
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+/** How many machines a JSON inventory read as it streams passes on at a time. */
+export const INVENTORY_PAGE = 500;
+
+/** The end of an inventory read page by page: as ParsedInventory, its machines passed on; `failed`: drop them. */
+export interface InventoryPages {
+  problems: Problem[];
+  complete: boolean;
+  failed: boolean;
+}
+
+/**
+ * Reads a JSON inventory as its bytes arrive and passes its machines on a page at a time, so that
+ * neither the file's text (tens of megabytes for 100,000 machines, which V8 keeps in its
+ * large-object space) nor all its machines are held at once. Gives the same machines and problems
+ * as readInventory, with two differences in what it says: a duplicate id names the machine it
+ * repeats without that machine's line, and a file that turns out not to be JSON after its first
+ * page fails (see below).
+ *
+ * Undefined when nothing was passed on and the file must be read whole, where readInventory decides
+ * and says what is wrong: a file that does not start as JSON (YAML), cannot be opened, or breaks
+ * before its first page. A file that breaks later (a machine that is not JSON, a top-level key
+ * twice) ends `failed`, so that the pages passed on are dropped, with readInventory's problems: a
+ * syntax error's line and column, or, when the YAML reader reads what the JSON parser did not,
+ * that the file mixes the two.
+ */
+export async function readInventoryPages(
+  file: string,
+  signal: AbortSignal | undefined,
+  onPage: (machines: InventoryMachine[]) => Promise<void>,
+  { pageSize = INVENTORY_PAGE, chunkSize = 1 << 16 }: { pageSize?: number; chunkSize?: number } = {},
+): Promise<InventoryPages | undefined> {
+  const problems: Problem[] = [];
+  let page: InventoryMachine[] = [];
+  let passedOn = false;
+  let splitter: JsonListSplitter | undefined;
+  let base: 'machines' | '' = '';
+  let broken: string | undefined;
+  let index = 0;
+  let itemLine = 0;
+  /** Checks each machine as it comes; only the current machine's line is known (see machineChecker). */
+  let check: ReturnType<typeof machineChecker> | undefined;
+  const onItem = (text: string, line: number): void => {
+    if (broken !== undefined) return;
+    let entry: unknown;
+    try {
+      entry = parseJsonAsText(text);
+    } catch (err) {
+      broken = `machine ${base}[${index}] (line ${line}) is not JSON: ${(err as Error).message}`;
+      return;
+    }
+    itemLine = line;
+    check!.add(entry, index);
+    index++;
+  };
+  /** The file's first bytes, kept until they say whether it is JSON (after a byte-order mark and whitespace). */
+  let head: Buffer | undefined = Buffer.alloc(0);
+  const begin = (bare: boolean): JsonListSplitter => {
+    base = bare ? '' : 'machines';
+    check = machineChecker(file, base, problems, (i) => (i === index ? itemLine : undefined), (machine) => page.push(machine));
+    return new JsonListSplitter(onItem, bare ? { bareList: true } : { key: 'machines' });
+  };
+  try {
+    for await (const read of createReadStream(file, { signal, highWaterMark: chunkSize })) {
+      let chunk = read as Buffer;
+      if (head !== undefined) {
+        head = Buffer.concat([head, chunk]);
+        const start = jsonStart(head, false);
+        if (start === undefined) continue;
+        if (start === null) return undefined;
+        splitter = begin(start.bare);
+        chunk = head.subarray(start.from);
+        head = undefined;
+      }
+      splitter!.write(chunk);
+      if (broken !== undefined) break;
+      if (page.length >= pageSize) {
+        const full = page;
+        page = [];
+        passedOn = true;
+        await onPage(full);
+      }
+    }
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    if (!passedOn) return undefined;
+    broken = `reading it failed: ${(err as Error).message}`;
+  }
+  if (head !== undefined && head.length > 0) {
+    // A file shorter than a byte-order mark, or only whitespace so far.
+    const start = jsonStart(head, true);
+    if (!start) return undefined;
+    splitter = begin(start.bare);
+    splitter.write(head.subarray(start.from));
+  }
+  if (splitter === undefined) return undefined;
+  if (broken === undefined) broken = restProblems(file, splitter, base, problems);
+  if (broken !== undefined) {
+    if (!passedOn) return undefined;
+    const whole = await readInventory(file, signal);
+    if (whole.machines.length === 0) return { problems: whole.problems, complete: false, failed: true };
+    return {
+      problems: [
+        {
+          code: 'VMS_ERR_INVENTORY_PARSE',
+          message: `${file} starts as JSON but is not JSON further on (${broken}); it reads as YAML, but a file that starts as JSON is read as JSON: write it all as JSON or all as YAML (no machine of this inventory is read until then)`,
+          at: file,
+        },
+      ],
+      complete: false,
+      failed: true,
+    };
+  }
+  if (page.length > 0 || !passedOn) await onPage(page);
+  return { problems, complete: problems.length === 0, failed: false };
+}
+
+/**
+ * Where the JSON of a file's first bytes starts (after a byte-order mark) and whether it is a bare
+ * list; undefined when more bytes are needed to tell (`whole`: there are no more), null when it is
+ * not JSON.
+ */
+function jsonStart(bytes: Buffer, whole: boolean): { from: number; bare: boolean } | null | undefined {
+  if (!whole && bytes.length < 3 && BOM.subarray(0, bytes.length).equals(bytes)) return undefined;
+  const from = bytes.subarray(0, 3).equals(BOM) ? 3 : 0;
+  let at = from;
+  while (at < bytes.length && (bytes[at] === 0x20 || bytes[at] === 0x0a || bytes[at] === 0x0d || bytes[at] === 0x09)) at++;
+  if (at === bytes.length) return whole ? null : undefined;
+  if (bytes[at] === 0x7b) return { from, bare: false };
+  return bytes[at] === 0x5b ? { from, bare: true } : null;
+}
+
+/**
+ * Checks what is left of a streamed JSON inventory once its machines are taken out: the shape the
+ * whole-file reader accepts, with a problem for each unknown top-level key (put before the
+ * machines' problems, where that reader puts them). Why it is not an inventory, or undefined.
+ */
+function restProblems(file: string, splitter: JsonListSplitter, base: 'machines' | '', problems: Problem[]): string | undefined {
+  let rest: unknown;
+  try {
+    rest = JSON.parse(splitter.end());
+  } catch (err) {
+    return `the file is not JSON: ${(err as Error).message}`;
+  }
+  if (base === '') return Array.isArray(rest) ? undefined : 'the top level is not a list';
+  if (typeof rest !== 'object' || rest === null || !Array.isArray((rest as Record<string, unknown>).machines)) return '`machines` is not a list';
+  const keys = splitter.keys;
+  if (new Set(keys.map((k) => k.key)).size !== keys.length) return 'a top-level key is written twice';
+  problems.unshift(
+    ...keys
+      .filter((k) => k.key !== 'machines')
+      .map(({ key, line }) => ({
+        code: 'VMS_ERR_INVENTORY_PARSE' as const,
+        message: `${file}: unknown top-level key "${key}" (${suggest(key, ['machines']) || 'an inventory has only `machines:`'})`,
+        at: `line ${line}`,
+      })),
+  );
+  return undefined;
+}
+
 /** Parses inventory text (YAML or JSON); pure, so that every rule of the format is testable without files. */
 export function parseInventory(content: string, file = 'inventory'): ParsedInventory {
   return runSync(inventorySlices(content, file));
@@ -324,7 +487,13 @@ function lineFinder(text: string): (offset: number) => number {
  * position, which is worked out only for them (`lineOf`, from the entry's index), so a valid
  * machine keeps nothing of where it was.
  */
-function machineChecker(file: string, base: string, problems: Problem[], lineOf: (i: number) => number | undefined) {
+function machineChecker(
+  file: string,
+  base: string,
+  problems: Problem[],
+  lineOf: (i: number) => number | undefined,
+  keep?: (machine: InventoryMachine) => void,
+) {
   const machines: InventoryMachine[] = [];
   /** The index of the first machine with each id. */
   const seen = new Map<string, number>();
@@ -356,7 +525,8 @@ function machineChecker(file: string, base: string, problems: Problem[], lineOf:
         return;
       }
       seen.set(parsed.data.id, i);
-      machines.push(parsed.data);
+      if (keep) keep(parsed.data);
+      else machines.push(parsed.data);
     },
     result(): ParsedInventory {
       return { machines, problems, complete: problems.length === 0 };

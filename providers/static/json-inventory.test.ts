@@ -1,10 +1,13 @@
 // A JSON inventory is read machine by machine (json-items.ts) rather than as one YAML document;
 // whatever it holds, the result must be the one the YAML reader gives for the same data.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { runSliced, runSync } from '../../services/slices.ts';
-import { inventorySlices, parseInventory } from './inventory.ts';
+import { type InventoryMachine, inventorySlices, parseInventory, readInventory, readInventoryPages } from './inventory.ts';
 import { jsonInventoryShape } from './json-items.ts';
 
 const scalar = fc.oneof(
@@ -116,5 +119,93 @@ describe('JSON inventories', () => {
     expect(parsed.machines).toHaveLength(n);
     expect(parsed.machines[n - 1]!.tags).toEqual({ mesh: 'true' });
     expect(turns).toBeGreaterThanOrEqual(n / 256);
+  });
+});
+
+describe('JSON inventories read as they stream', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vms-inventory-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  let files = 0;
+  const write = (text: string): string => {
+    const file = join(dir, `inv-${files++}.json`);
+    writeFileSync(file, text);
+    return file;
+  };
+  const stream = async (file: string, options: { pageSize?: number; chunkSize?: number } = {}) => {
+    const pages: InventoryMachine[][] = [];
+    const read = await readInventoryPages(file, undefined, async (page) => void pages.push(page), options);
+    return { read, pages };
+  };
+  /** A duplicate id names the machine it repeats by its index alone when the file is streamed. */
+  const withoutFirstLine = (message: string): string => message.replace(/(already used by \S+) \(line \d+\)/, '$1');
+
+  it('pass on, page by page, the machines and problems of reading the whole file, wherever its chunks end', async () => {
+    await fc.assert(
+      fc.asyncProperty(inventory, fc.boolean(), fc.boolean(), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 4 }), async (data, pretty, bom, chunkSize, pageSize) => {
+        const text = `${bom ? '\uFEFF' : ''}${pretty ? JSON.stringify(data, null, 2) : JSON.stringify(data)}`;
+        const file = write(text);
+        const whole = parseInventory(text, file);
+        const { read, pages } = await stream(file, { chunkSize, pageSize });
+        expect(read).toEqual({ complete: whole.complete, failed: false, problems: whole.problems.map((p) => ({ ...p, message: withoutFirstLine(p.message) })) });
+        expect(pages.flat()).toEqual(whole.machines);
+        for (const page of pages.slice(0, -1)) expect(page.length).toBeGreaterThanOrEqual(pageSize);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  const machines = (n: number, at = 0): string[] => Array.from({ length: n }, (_, i) => JSON.stringify({ id: `vm-${at + i}`, privateIPv4: `10.0.${((at + i) >> 8) & 255}.${(at + i) & 255}` }));
+
+  it('passes a large file on in pages, each about a page long', async () => {
+    const file = write(`{"machines": [\n${machines(2_000).join(',\n')}\n]}\n`);
+    // A chunk of 4 KiB holds at most about 100 of these machines.
+    const { read, pages } = await stream(file, { pageSize: 100, chunkSize: 4096 });
+    expect(read).toEqual({ complete: true, failed: false, problems: [] });
+    expect(pages.flat().map((m) => m.id)).toEqual(Array.from({ length: 2_000 }, (_, i) => `vm-${i}`));
+    expect(pages.length).toBeGreaterThanOrEqual(10);
+    for (const page of pages) expect(page.length).toBeLessThan(100 + 110);
+  });
+
+  it.each([
+    ['YAML', 'machines:\n  - id: a\n'],
+    ['YAML in flow style', '[{id: a}]'],
+    ['JSON broken in its first page', '{"machines": [{"id": "a"}, {"id": "b" "x": 1}]}'],
+    ['machines twice', '{"machines": [], "machines": [{"id": "a"}]}'],
+    ['machines that are not a list', '{"machines": {"id": "a"}}'],
+    ['an empty file', ''],
+  ])('%s: nothing is passed on, and the file is left to the whole-file reader', async (_name, text) => {
+    const { read, pages } = await stream(write(text), { pageSize: 5 });
+    expect(read).toBeUndefined();
+    expect(pages).toEqual([]);
+  });
+
+  it('a missing file is left to the whole-file reader, which says so', async () => {
+    const { read, pages } = await stream(join(dir, 'missing.json'));
+    expect(read).toBeUndefined();
+    expect(pages).toEqual([]);
+  });
+
+  it('a syntax error after the first page fails the listing with the line and column the whole-file reader gives', async () => {
+    const text = `{"machines": [\n${[...machines(20), '{"id": "b" "x": 1}', ...machines(5, 20)].join(',\n')}\n]}\n`;
+    const file = write(text);
+    const { read, pages } = await stream(file, { pageSize: 5, chunkSize: 64 });
+    expect(pages.length).toBeGreaterThan(0);
+    const whole = await readInventory(file);
+    expect(whole.machines).toEqual([]);
+    expect(whole.problems[0]!.message).toMatch(/:22:\d+: /);
+    expect(read).toEqual({ complete: false, failed: true, problems: whole.problems });
+  });
+
+  it('a file that starts as JSON and goes on as YAML after the first page fails the listing and says so', async () => {
+    const text = `[\n${[...machines(20), '{id: vm-x}'].join(',\n')}\n]\n`;
+    const file = write(text);
+    expect((await readInventory(file)).machines).toHaveLength(21);
+    const { read, pages } = await stream(file, { pageSize: 5, chunkSize: 64 });
+    expect(pages.length).toBeGreaterThan(0);
+    expect(read?.failed).toBe(true);
+    expect(read?.complete).toBe(false);
+    expect(read?.problems).toHaveLength(1);
+    expect(read?.problems[0]!.code).toBe('VMS_ERR_INVENTORY_PARSE');
+    expect(read?.problems[0]!.message).toMatch(/starts as JSON but is not JSON further on \(machine \[20\] \(line 22\) is not JSON: .*write it all as JSON or all as YAML/);
   });
 });

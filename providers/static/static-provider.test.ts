@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig } from '../../config/load.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Instance, InstanceRef, Scope } from '../../services/model.ts';
-import { type InventoryMachine, parseInventory } from './inventory.ts';
+import { wholeListing } from '../paging.ts';
+import { INVENTORY_PAGE, type InventoryMachine, parseInventory } from './inventory.ts';
 import { createStaticProvider, StaticProvider } from './static-provider.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/inventories/', import.meta.url));
@@ -355,6 +356,52 @@ describe('StaticProvider', () => {
     const p = createStaticProvider({ type: 'static', name: 'lab', inventory: 'x.yaml' });
     expect(p).toBeInstanceOf(StaticProvider);
     expect(p.scopes()[0]?.key).toBe('static:lab');
+  });
+});
+
+describe('StaticProvider.listPages', () => {
+  /** A JSON inventory of a few pages, with a bad machine and an unknown top-level key. */
+  const large = (): string =>
+    JSON.stringify({
+      machines: Array.from({ length: 3 * INVENTORY_PAGE + 7 }, (_, i) => (i === 1000 ? { id: `vm-${i}`, ip: '10.0.0.1' } : { id: `vm-${i}`, privateIPv4: `10.1.${i >> 8}.${i & 255}`, tags: { mesh: true } })),
+      version: 2,
+    }, null, 1);
+
+  it.each<[string, () => Promise<string>, AbortSignal?]>([
+    ['the JSON fixture', async () => path.join(FIXTURES, 'valid.json')],
+    ['the YAML fixture', async () => path.join(FIXTURES, 'valid.yaml')],
+    ['the malformed fixture', async () => path.join(FIXTURES, 'malformed.yaml')],
+    ['a syntax error', async () => path.join(FIXTURES, 'syntax-error.yaml')],
+    ['a missing file', async () => path.join(FIXTURES, 'does-not-exist.json')],
+    ['a folder', async () => FIXTURES],
+    ['a JSON inventory of several pages, one machine malformed', async () => {
+      const file = path.join(dir, 'large.json');
+      await writeFile(file, large());
+      return file;
+    }],
+    ['an aborted listing', async () => path.join(FIXTURES, 'valid.json'), AbortSignal.abort(new Error('resync timeout'))],
+  ])('%s: the listing list() gives, page by page', async (_name, file, signal) => {
+    const p = provider(await file());
+    const scope = p.scopes()[0]!;
+    let pages = 0;
+    const paged = await wholeListing(async (onPage) => p.listPages(scope, signal, async (page) => {
+      pages++;
+      await onPage(page);
+    }));
+    expect(paged).toEqual(await p.list(scope, signal));
+    if (_name.includes('several pages')) {
+      expect(pages).toBeGreaterThanOrEqual(3);
+      expect(paged.instances).toHaveLength(3 * INVENTORY_PAGE + 6);
+      expect(paged.problems.map((x) => x.at)).toEqual(['line 10550', 'machines[1000] (id vm-1000), line 7003']);
+    }
+  });
+
+  it('does not list a scope that is not its own', async () => {
+    const p = provider(path.join(FIXTURES, 'valid.json'));
+    const other: Scope = { key: 'static:other', provider: 'static', source: 'other', account: 'other' };
+    const paged = await wholeListing(async (onPage) => p.listPages(other, undefined, onPage));
+    expect(paged).toEqual(await p.list(other));
+    expect(paged.problems[0]?.code).toBe('VMS_ERR_PROVIDER_FAILED');
   });
 });
 

@@ -3,10 +3,11 @@
 // an edit is picked up by the next resync without a restart.
 import { VmsError, type ErrorCode } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Listing, Scope } from '../../services/model.ts';
-import type { Provider } from '../provider.ts';
+import { brokenListing, listingPages } from '../paging.ts';
+import type { PagedListing, Provider } from '../provider.ts';
 import { CHECKPOINT_EVERY, runSliced, type Sliced } from '../../services/slices.ts';
 import type { StaticProviderConfig } from './config.ts';
-import { type InventoryMachine, type ParsedInventory, readInventory } from './inventory.ts';
+import { type InventoryMachine, type ParsedInventory, readInventory, readInventoryPages } from './inventory.ts';
 
 /** What tests and tools may replace: the clock that stamps observations. */
 export interface StaticProviderOptions {
@@ -35,15 +36,8 @@ export class StaticProvider implements Provider {
 
   /** Every machine of the file; incomplete (so nothing is deleted) when the file or any entry is unusable. */
   async list(scope: Scope, signal?: AbortSignal): Promise<Listing> {
-    const own = this.scopes()[0]!;
-    if (scope.key !== own.key) {
-      return {
-        scope,
-        instances: [],
-        complete: false,
-        problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message: `scope ${scope.key} is not the scope of static provider "${this.name}" (${own.key})`, at: scope.key }],
-      };
-    }
+    const foreign = this.#foreignScope(scope);
+    if (foreign) return { ...foreign, instances: [] };
     let inventory: ParsedInventory;
     try {
       inventory = await readInventory(this.#inventory, signal);
@@ -62,6 +56,35 @@ export class StaticProvider implements Provider {
       instances: await runSliced(toInstances(inventory.machines, scope.account, observedAt)),
       complete: inventory.complete,
       problems: inventory.problems,
+    };
+  }
+
+  /**
+   * list() page by page: a JSON inventory is read as it streams (see readInventoryPages), anything
+   * else whole, as one page.
+   */
+  async listPages(scope: Scope, signal: AbortSignal | undefined, onPage: (instances: Instance[]) => Promise<void>): Promise<PagedListing> {
+    const foreign = this.#foreignScope(scope);
+    if (foreign) return { ...foreign, failed: false };
+    const observedAt = this.#now().toISOString();
+    let read;
+    try {
+      read = await readInventoryPages(this.#inventory, signal, async (machines) => onPage(await runSliced(toInstances(machines, scope.account, observedAt))));
+    } catch (err) {
+      return brokenListing(scope, `reading inventory ${this.#inventory} was abandoned: ${err instanceof Error ? err.message : String(err)}`, this.#inventory);
+    }
+    if (read === undefined) return listingPages({ list: (s, sig) => this.list(s, sig) }, scope, signal, onPage);
+    return { scope, ...read };
+  }
+
+  /** The listing of a scope that is not this provider's, which it must not answer for. */
+  #foreignScope(scope: Scope): Omit<Listing, 'instances'> | undefined {
+    const own = this.scopes()[0]!;
+    if (scope.key === own.key) return undefined;
+    return {
+      scope,
+      complete: false,
+      problems: [{ code: 'VMS_ERR_PROVIDER_FAILED', message: `scope ${scope.key} is not the scope of static provider "${this.name}" (${own.key})`, at: scope.key }],
     };
   }
 

@@ -8,7 +8,7 @@
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
 import type { RequestContext } from '@kubernetes/client-node';
 import { type Dispatcher, request } from 'undici';
-import { readJsonList } from './json-list.ts';
+import { readJsonList } from '../json-list.ts';
 
 /**
  * The ports fetch never connects to: the Fetch standard's "bad ports"

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { readJsonList } from './json-list.ts';
+import { JsonListSplitter, readJsonList } from './json-list.ts';
 
 /** The answer's bytes cut at the given fractions of its length, as a socket may hand them over. */
 async function* chunked(bytes: Buffer, cuts: readonly number[]): AsyncGenerator<Buffer> {
@@ -80,8 +80,48 @@ describe('readJsonList', () => {
     ['cut off after the items', '{"items":[{"a":1}]'],
     ['an item that is not JSON', '{"items":[{"a":tru}]}'],
     ['a stray comma', '{"items":[,{"a":1}]}'],
+    ['two commas between items', '{"items":[{"a":1},,{"a":2}]}'],
+    ['a comma after the last item', '{"items":[{"a":1},]}'],
   ])('%s: rejects, as parsing the whole answer would', async (_name, json) => {
     expect(() => JSON.parse(json)).toThrow(SyntaxError);
     await expect(read(json, [0.3])).rejects.toThrow(SyntaxError);
+  });
+
+  it('splits the list of another key, or a bare list, and says on which line each item and top-level key starts', () => {
+    const space = fc.constantFrom('', ' ', '\n', '\r\n', '\n\n', '\t');
+    fc.assert(
+      fc.property(fc.array(fc.tuple(value, space, space), { maxLength: 6 }), fc.boolean(), space, (items, bare, lead) => {
+        // The text built piece by piece, with the line each item starts on.
+        let text = bare ? `${lead}[` : `${lead}{"other": 1,\n"machines": [`;
+        const lines: number[] = [];
+        const lineAt = (): number => text.split('\n').length;
+        items.forEach(([item, before, after], i) => {
+          text += `${i > 0 ? ',' : ''}${before}`;
+          lines.push(lineAt());
+          text += `${JSON.stringify(item)}${after}`;
+        });
+        text += bare ? ']' : '],\n"last": [2]}';
+        const got: Array<{ item: unknown; line: number }> = [];
+        const splitter = new JsonListSplitter((t, line) => got.push({ item: JSON.parse(t), line }), bare ? { bareList: true } : { key: 'machines' });
+        const bytes = Buffer.from(text, 'utf8');
+        for (let at = 0; at < bytes.length; at += 7) splitter.write(bytes.subarray(at, at + 7));
+        expect(got).toEqual(items.map(([item], i) => ({ item, line: lines[i] })));
+        expect(JSON.parse(splitter.end())).toEqual(bare ? [] : { other: 1, machines: [], last: [2] });
+        const top = lead.split('\n').length;
+        expect(splitter.keys).toEqual(bare ? [] : [{ key: 'other', line: top }, { key: 'machines', line: top + 1 }, { key: 'last', line: text.split('\n').length }]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it.each([
+    ['a comma after the last item', '[{"a":1},]'],
+    ['two commas', '[{"a":1},,{"a":2}]'],
+    ['a leading comma', '[,{"a":1}]'],
+  ])('a bare list with %s: rejects, as JSON.parse would', (_name, json) => {
+    expect(() => JSON.parse(json)).toThrow(SyntaxError);
+    const splitter = new JsonListSplitter(() => undefined, { bareList: true });
+    splitter.write(Buffer.from(json));
+    expect(() => JSON.parse(splitter.end())).toThrow(SyntaxError);
   });
 });

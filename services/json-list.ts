@@ -1,6 +1,7 @@
-// A list answer of the Kubernetes API (`{"kind": …, "metadata": {…}, "items": [{…}, …]}`) read
-// as its bytes arrive: each item's text is handed on by itself, and the rest (the list without its
-// items) is kept to be parsed at the end. A page of 500 WorkloadEntries is 1-1.5 MB of JSON; read
+// A JSON document with one large list read as its bytes arrive: a list answer of the Kubernetes API
+// (`{"kind": …, "metadata": {…}, "items": [{…}, …]}`), or a JSON inventory of the static provider
+// (`{"machines": [{…}, …]}` or a bare `[{…}, …]`). Each item's text is handed on by itself, and the
+// rest (the document without its items) is kept to be parsed at the end. A page of 500 WorkloadEntries is 1-1.5 MB of JSON; read
 // as one string it lands in V8's large-object space, which only a full collection frees, so a
 // listing of 100,000 entries piled up tens of megabytes of page texts between two collections.
 // An item's text is a few kilobytes: a young object, freed by the next scavenge.
@@ -21,9 +22,31 @@ function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 }
 
-/** Splits a list answer's bytes into its items' texts and the rest. */
+/** Which list of a document is split into its items. */
+export interface JsonListOptions {
+  /** The top-level key of the list (default `items`). */
+  key?: string;
+  /** A document that is a list at the top is that list (default: its items are left in the rest). */
+  bareList?: boolean;
+}
+
+/** Splits a document's bytes into its list's items' texts and the rest. */
 export class JsonListSplitter {
-  readonly #onItem: (text: string) => void;
+  readonly #onItem: (text: string, line: number) => void;
+  readonly #listKey: string;
+  readonly #bareList: boolean;
+  /** The depth of the list's items: 2 inside a top-level object, 1 in a bare list. */
+  #itemDepth = 2;
+  /** The line of the current byte (1-based; only newlines between tokens are counted: JSON has none inside strings). */
+  #line = 1;
+  /** The line where the current item starts. */
+  #itemLine = 1;
+  /** The top-level keys in document order, with their lines. */
+  readonly #keys: Array<{ key: string; line: number }> = [];
+  /** In the list: what came last, `[`, an item or a comma (a comma must be between two items). */
+  #listLast: 'open' | 'item' | 'comma' = 'open';
+  /** A comma out of place in the list (JSON.parse of the rest cannot see it: the list is left empty there). */
+  #broken = false;
   /** Open objects and lists around the current byte. */
   #depth = 0;
   #inString = false;
@@ -46,8 +69,15 @@ export class JsonListSplitter {
   /** The list without its items. */
   #rest: Buffer[] = [];
 
-  constructor(onItem: (text: string) => void) {
+  constructor(onItem: (text: string, line: number) => void, options: JsonListOptions = {}) {
     this.#onItem = onItem;
+    this.#listKey = options.key ?? 'items';
+    this.#bareList = options.bareList ?? false;
+  }
+
+  /** The top-level keys read so far, in order, with the line each is on. */
+  get keys(): ReadonlyArray<{ key: string; line: number }> {
+    return this.#keys;
   }
 
   /** Takes the next chunk of the answer. */
@@ -64,6 +94,7 @@ export class JsonListSplitter {
           if (this.#key !== undefined) {
             // Its escapes undone as the parser undoes them: the bytes are a string's, as sent.
             this.#lastKey = JSON.parse(`"${Buffer.from(this.#key).toString('utf8')}"`) as string;
+            this.#keys.push({ key: this.#lastKey, line: this.#line });
             this.#key = undefined;
             continue;
           }
@@ -71,25 +102,38 @@ export class JsonListSplitter {
         if (this.#key !== undefined) this.#key.push(b);
         continue;
       }
-      if (isSpace(b)) continue;
-      if (this.#inItems && this.#depth === 2) {
+      if (isSpace(b)) {
+        if (b === 0x0a) this.#line++;
+        continue;
+      }
+      if (this.#inItems && this.#depth === this.#itemDepth) {
         if (b === COMMA || b === CLOSE_LIST) {
           if (this.#inItem) {
             this.#endItem(chunk, i);
             // The comma after an item is left out with it.
             restFrom = b === COMMA ? i + 1 : i;
+          } else if (b === COMMA || this.#listLast === 'comma') {
+            this.#broken = true;
           }
-          if (b === COMMA) continue;
+          if (b === COMMA) {
+            this.#listLast = 'comma';
+            continue;
+          }
           this.#inItems = false;
         } else if (!this.#inItem) {
           this.#keepRest(chunk, restFrom, i);
           this.#inItem = true;
           this.#itemStart = i;
+          this.#itemLine = this.#line;
         }
       }
       if (this.#itemsNext && this.#depth === 1) {
         this.#itemsNext = false;
-        if (b === OPEN_LIST) this.#inItems = true;
+        if (b === OPEN_LIST) this.#openList();
+      }
+      if (this.#bareList && this.#depth === 0 && b === OPEN_LIST) {
+        this.#openList();
+        this.#itemDepth = 1;
       }
       switch (b) {
         case QUOTE:
@@ -112,12 +156,17 @@ export class JsonListSplitter {
           if (this.#depth === 1) this.#expectKey = true;
           break;
         case COLON:
-          if (this.#depth === 1) this.#itemsNext = this.#lastKey === 'items';
+          if (this.#depth === 1) this.#itemsNext = this.#lastKey === this.#listKey;
           break;
       }
     }
     if (this.#inItem) this.#itemParts.push(chunk.subarray(this.#itemStart));
     else this.#keepRest(chunk, restFrom, chunk.length);
+  }
+
+  #openList(): void {
+    this.#inItems = true;
+    this.#listLast = 'open';
   }
 
   #keepRest(chunk: Buffer, from: number, to: number): void {
@@ -136,11 +185,16 @@ export class JsonListSplitter {
     }
     this.#inItem = false;
     this.#itemStart = -1;
-    this.#onItem(text);
+    this.#listLast = 'item';
+    this.#onItem(text, this.#itemLine);
   }
 
-  /** The list without its items (`"items": []`), once the answer has ended; an answer cut short leaves it unparseable. */
+  /**
+   * The document without its list's items (`"items": []`), once it has ended; a document cut short
+   * leaves it unparseable. Throws a SyntaxError for a comma out of place between the items.
+   */
   end(): string {
+    if (this.#broken) throw new SyntaxError('a comma out of place in the list: commas go between items only');
     if (this.#inItem) this.#rest.push(...this.#itemParts);
     return Buffer.concat(this.#rest).toString('utf8');
   }
