@@ -189,14 +189,22 @@ type Identity = Skip['instance'];
 
 /**
  * The instance that has an entry's name so far: who it is, as its skip names it should it lose
- * the name (one object with the rest, not one more per instance), and where it is.
+ * the name (one object with the rest, not one more per instance), and where it is. Its id is the
+ * end of its source (`<provider>:<account>:<region>:<id>`), which its entry holds anyway: an
+ * Azure resource id is some 130 characters, held a second time for every instance of a listing.
  */
-interface Owner extends Identity {
+interface Owner extends Omit<Identity, 'id'> {
   /** Its place in the entries so far. */
   slot: number;
   /** Its place in the listing. */
   at: number;
   source: string;
+}
+
+/** Who the owner of a name is (see Owner). */
+function ownerIdentity(owner: Owner): Identity {
+  const id = owner.source.slice(owner.provider.length + owner.account.length + (owner.region ?? '').length + 3);
+  return { provider: owner.provider, account: owner.account, region: owner.region, zone: owner.zone, id, name: owner.name };
 }
 
 /** An instance that lost its entry's name to another: its skip is written at the end, naming the final owner. */
@@ -260,14 +268,13 @@ export class ListingMapper {
       }
       if (owner !== undefined) {
         this.#entries[owner.slot] = undefined;
-        this.#losers.push({ at: owner.at, namespace, name, who: identityOf(owner), source: owner.source });
+        this.#losers.push({ at: owner.at, namespace, name, who: ownerIdentity(owner), source: owner.source });
       }
       inNamespace.set(name, {
         provider: instance.provider,
         account: shared.string(instance.account),
         region: shared.string(instance.region),
         zone: shared.string(instance.zone),
-        id: instance.id,
         name: instance.name,
         slot: this.#entries.push(entry) - 1,
         at,

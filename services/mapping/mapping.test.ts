@@ -760,6 +760,7 @@ describe('mapInstances duplicates', () => {
     expect(skips).toHaveLength(1);
     expect(skips[0]?.code).toBe('VMS_SKIP_DUPLICATE_NAME');
     expect(skips[0]?.source).toBe('static:onprem:dc1:web');
+    expect(skips[0]?.instance).toEqual({ provider: 'static', account: 'onprem', region: 'dc1', zone: webLower.zone, id: 'web', name: 'web-lower' });
     expect(skips[0]?.keepsEntry).toBe(true);
     expect(skips[0]?.reason).toContain("its entry default/static-web is already taken by 'static:onprem:dc1:Web'");
   });
