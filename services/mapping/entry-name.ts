@@ -37,7 +37,8 @@ export function entryName(instance: Pick<Instance, 'provider' | 'id'>): string {
   if (clean === raw && clean.length <= MAX_NAME) return clean;
   const hash = createHash('sha256').update(raw, 'utf16le').digest('hex').slice(0, HASH_LENGTH);
   const head = clean.slice(0, MAX_NAME - HASH_LENGTH - 1).replace(/-+$/, '');
-  return `${head}-${hash}`;
+  // Joined: a template string is a rope of three pieces (this is every Azure resource id's name).
+  return [head, hash].join('-');
 }
 
 /** Longest label value. */
@@ -53,5 +54,6 @@ export function nameLabelValue(name: string): string {
   if (name.length <= MAX_LABEL_VALUE) return name;
   const hash = createHash('sha256').update(name).digest('hex').slice(0, HASH_LENGTH);
   const head = name.slice(0, MAX_LABEL_VALUE - HASH_LENGTH - 1).replace(/[-.]+$/, '');
-  return `${head}-${hash}`;
+  // Joined: one flat string, rather than a rope that holds a slice of the name and the hash.
+  return [head, hash].join('-');
 }
