@@ -288,7 +288,9 @@ export interface InventoryPages {
  * before its first page. A file that breaks later (a machine that is not JSON, a top-level key
  * twice) ends `failed`, so that the pages passed on are dropped, with readInventory's problems: a
  * syntax error's line and column, or, when the YAML reader reads what the JSON parser did not,
- * that the file mixes the two.
+ * that the file mixes the two. A file that cannot be read to its end fails too
+ * (VMS_ERR_INVENTORY_NOT_FOUND). An abort rejects with its reason, and so does whatever `onPage`
+ * throws: neither is the file's.
  */
 export async function readInventoryPages(
   file: string,
@@ -299,6 +301,8 @@ export async function readInventoryPages(
   const problems: Problem[] = [];
   let page: InventoryMachine[] = [];
   let passedOn = false;
+  /** A page is being handed on: an error now is not the file's. */
+  let handingOn = false;
   let splitter: JsonListSplitter | undefined;
   let base: 'machines' | '' = '';
   let broken: string | undefined;
@@ -344,13 +348,22 @@ export async function readInventoryPages(
         const full = page;
         page = [];
         passedOn = true;
+        handingOn = true;
         await onPage(full);
+        handingOn = false;
       }
     }
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
+    // What the pages were handed to failed, not the file.
+    if (handingOn) throw err;
     if (!passedOn) return undefined;
-    broken = `reading it failed: ${(err as Error).message}`;
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    return {
+      problems: [{ code: 'VMS_ERR_INVENTORY_NOT_FOUND', message: `inventory file ${file} could not be read to its end (${why}); none of its machines are used until it can`, at: file }],
+      complete: false,
+      failed: true,
+    };
   }
   if (head !== undefined && head.length > 0) {
     // A file shorter than a byte-order mark, or only whitespace so far.
@@ -360,9 +373,10 @@ export async function readInventoryPages(
     splitter.write(head.subarray(start.from));
   }
   if (splitter === undefined) return undefined;
-  if (broken === undefined) broken = restProblems(file, splitter, base, problems);
+  if (broken === undefined) broken = restProblems(file, splitter, problems);
   if (broken !== undefined) {
     if (!passedOn) return undefined;
+    // Not JSON after all: the whole-file reader says where, or reads it as YAML.
     const whole = await readInventory(file, signal);
     if (whole.machines.length === 0) return { problems: whole.problems, complete: false, failed: true };
     return {
@@ -377,6 +391,7 @@ export async function readInventoryPages(
       failed: true,
     };
   }
+  if (signal?.aborted) throw signal.reason;
   if (page.length > 0 || !passedOn) await onPage(page);
   return { problems, complete: problems.length === 0, failed: false };
 }
@@ -397,23 +412,21 @@ function jsonStart(bytes: Buffer, whole: boolean): { from: number; bare: boolean
 }
 
 /**
- * Checks what is left of a streamed JSON inventory once its machines are taken out: the shape the
- * whole-file reader accepts, with a problem for each unknown top-level key (put before the
- * machines' problems, where that reader puts them). Why it is not an inventory, or undefined.
+ * Checks what is left of a streamed JSON inventory once its machines are taken out, as the
+ * whole-file reader checks the file (jsonInventoryShape: the values of other top-level keys are
+ * skipped, not parsed), with a problem for each unknown top-level key, put before the machines'
+ * problems where that reader puts them. Why it is not an inventory, or undefined.
  */
-function restProblems(file: string, splitter: JsonListSplitter, base: 'machines' | '', problems: Problem[]): string | undefined {
-  let rest: unknown;
+function restProblems(file: string, splitter: JsonListSplitter, problems: Problem[]): string | undefined {
+  let rest: string;
   try {
-    rest = JSON.parse(splitter.end());
+    rest = splitter.end();
   } catch (err) {
-    return `the file is not JSON: ${(err as Error).message}`;
+    return (err as Error).message;
   }
-  if (base === '') return Array.isArray(rest) ? undefined : 'the top level is not a list';
-  if (typeof rest !== 'object' || rest === null || !Array.isArray((rest as Record<string, unknown>).machines)) return '`machines` is not a list';
-  const keys = splitter.keys;
-  if (new Set(keys.map((k) => k.key)).size !== keys.length) return 'a top-level key is written twice';
+  if (runSync(jsonInventoryShape(rest)) === undefined) return 'the file around its machines is not an inventory in JSON';
   problems.unshift(
-    ...keys
+    ...splitter.keys
       .filter((k) => k.key !== 'machines')
       .map(({ key, line }) => ({
         code: 'VMS_ERR_INVENTORY_PARSE' as const,

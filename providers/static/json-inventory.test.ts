@@ -208,4 +208,29 @@ describe('JSON inventories read as they stream', () => {
     expect(read?.problems[0]!.code).toBe('VMS_ERR_INVENTORY_PARSE');
     expect(read?.problems[0]!.message).toMatch(/starts as JSON but is not JSON further on \(machine \[20\] \(line 22\) is not JSON: .*write it all as JSON or all as YAML/);
   });
+
+  it('skips the value of an unknown top-level key as the whole-file reader does, even one that is not JSON', async () => {
+    const text = `{"machines": [\n${machines(20).join(',\n')}\n],\n"note": tru}\n`;
+    const file = write(text);
+    const whole = await readInventory(file);
+    expect(whole.machines).toHaveLength(20);
+    const { read, pages } = await stream(file, { pageSize: 5, chunkSize: 64 });
+    expect(read).toEqual({ complete: false, failed: false, problems: whole.problems });
+    expect(read?.problems.map((p) => p.at)).toEqual(['line 23']);
+    expect(pages.flat()).toEqual(whole.machines);
+  });
+
+  it('rejects with what the pages were handed to threw, and with the reason of an abort', async () => {
+    const file = write(`[\n${machines(20).join(',\n')}\n]\n`);
+    let calls = 0;
+    await expect(
+      readInventoryPages(file, undefined, async () => {
+        if (++calls === 2) throw new Error('mapping failed');
+      }, { pageSize: 5, chunkSize: 64 }),
+    ).rejects.toThrow('mapping failed');
+    const controller = new AbortController();
+    await expect(
+      readInventoryPages(file, controller.signal, async () => controller.abort(new Error('resync timeout')), { pageSize: 5 }),
+    ).rejects.toThrow('resync timeout');
+  });
 });

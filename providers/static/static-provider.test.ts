@@ -396,6 +396,13 @@ describe('StaticProvider.listPages', () => {
     }
   });
 
+  it('lets what the pages are handed to throw, rather than calling it the file\'s problem', async () => {
+    const p = provider(path.join(FIXTURES, 'valid.json'));
+    await expect(p.listPages(p.scopes()[0]!, undefined, async () => {
+      throw new Error('mapping failed');
+    })).rejects.toThrow('mapping failed');
+  });
+
   it('does not list a scope that is not its own', async () => {
     const p = provider(path.join(FIXTURES, 'valid.json'));
     const other: Scope = { key: 'static:other', provider: 'static', source: 'other', account: 'other' };

@@ -71,6 +71,8 @@ export class StaticProvider implements Provider {
     try {
       read = await readInventoryPages(this.#inventory, signal, async (machines) => onPage(await runSliced(toInstances(machines, scope.account, observedAt))));
     } catch (err) {
+      // Only an abort is the reading's; anything else is what the pages were handed to.
+      if (!signal?.aborted) throw err;
       return brokenListing(scope, `reading inventory ${this.#inventory} was abandoned: ${err instanceof Error ? err.message : String(err)}`, this.#inventory);
     }
     if (read === undefined) return listingPages({ list: (s, sig) => this.list(s, sig) }, scope, signal, onPage);
