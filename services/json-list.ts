@@ -1,10 +1,10 @@
 // A JSON document with one large list read as its bytes arrive: a list answer of the Kubernetes API
 // (`{"kind": …, "metadata": {…}, "items": [{…}, …]}`), or a JSON inventory of the static provider
 // (`{"machines": [{…}, …]}` or a bare `[{…}, …]`). Each item's text is handed on by itself, and the
-// rest (the document without its items) is kept to be parsed at the end. A page of 500 WorkloadEntries is 1-1.5 MB of JSON; read
-// as one string it lands in V8's large-object space, which only a full collection frees, so a
-// listing of 100,000 entries piled up tens of megabytes of page texts between two collections.
-// An item's text is a few kilobytes: a young object, freed by the next scavenge.
+// rest (the document without its items) is kept to be parsed at the end. A page of 500
+// WorkloadEntries is 1-1.5 MB of JSON, an inventory of 100,000 machines tens of MB; read as one
+// string, such a text lands in V8's large-object space, which only a full collection frees. An
+// item's text is a few kilobytes: a young object, freed by the next scavenge.
 //
 // Only the structure is followed here (strings, escapes, nesting); every text handed on is parsed
 // by JSON.parse, which refuses anything that is not JSON.
@@ -56,9 +56,9 @@ export class JsonListSplitter {
   /** The bytes of a top-level key being read; undefined when none is. */
   #key: number[] | undefined;
   #lastKey = '';
-  /** The top-level value about to start is that of `items`. */
+  /** The top-level value about to start is that of the list's key. */
   #itemsNext = false;
-  /** Inside the items list: depth 2 is its items' level. */
+  /** Inside the list: #itemDepth is its items' level. */
   #inItems = false;
   /** Parts of the current item from earlier chunks. */
   #itemParts: Buffer[] = [];

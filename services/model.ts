@@ -265,6 +265,11 @@ export function instanceSource(instance: Pick<Instance, 'provider' | 'account' |
   return [instance.provider, instance.account, instance.region, instance.id].join(':');
 }
 
+/** The id at the end of a source that instanceSource wrote for these provider, account and region. */
+export function idOfSource(source: string, of: { provider: string; account: string; region?: string }): string {
+  return source.slice(of.provider.length + of.account.length + (of.region ?? '').length + 3);
+}
+
 /** The key of an entry. */
 export function entryKey(namespace: string, name: string): EntryKey {
   return `${namespace}/${name}`;

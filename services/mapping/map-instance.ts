@@ -15,6 +15,7 @@ import {
   SCOPE_ANNOTATION,
   SERVICE_LABEL,
   SOURCE_ANNOTATION,
+  idOfSource,
   type ForeignEntry,
   type Instance,
   type MapResult,
@@ -203,8 +204,7 @@ interface Owner extends Omit<Identity, 'id'> {
 
 /** Who the owner of a name is (see Owner). */
 function ownerIdentity(owner: Owner): Identity {
-  const id = owner.source.slice(owner.provider.length + owner.account.length + (owner.region ?? '').length + 3);
-  return { provider: owner.provider, account: owner.account, region: owner.region, zone: owner.zone, id, name: owner.name };
+  return { provider: owner.provider, account: owner.account, region: owner.region, zone: owner.zone, id: idOfSource(owner.source, owner), name: owner.name };
 }
 
 /** An instance that lost its entry's name to another: its skip is written at the end, naming the final owner. */
