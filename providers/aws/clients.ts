@@ -5,6 +5,7 @@ import { STSClient } from '@aws-sdk/client-sts';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import { resolveSecret } from '../../config/secret.ts';
 import type { AwsAccountConfig, AwsProviderConfig } from './config.ts';
+import { readInstancesAnswers } from './describe-answer.ts';
 
 /** Credentials as the SDK accepts them: fixed keys or a provider function. */
 export type AwsCredentials = NonNullable<EC2ClientConfig['credentials']>;
@@ -53,7 +54,11 @@ export class Ec2ClientPool {
 
   /** The client for one account and region; throws when the account's externalId cannot be read. */
   get(account: AwsAccountConfig, region: string): EC2Client {
-    return this.#client(this.#clients, account, region, this.#config.endpoint.ec2, (settings) => new EC2Client(settings));
+    return this.#client(this.#clients, account, region, this.#config.endpoint.ec2, (settings) => {
+      const client = new EC2Client(settings);
+      readInstancesAnswers(client);
+      return client;
+    });
   }
 
   /**
