@@ -134,6 +134,11 @@ export class FakeEc2 {
   #failAfter: { left: number; code: string } | undefined;
   #hanging: FaultTarget[] = [];
   #tokenCounter = 0;
+  // Every change bumps the version: the instances a query selects are kept for the pages that
+  // follow while nothing changed (a 100,000-instance listing otherwise filters the whole fleet
+  // once per page).
+  #version = 0;
+  #selection: { query: string; version: number; selected: FakeInstance[] } | undefined;
 
   constructor(url: string, close: () => Promise<void>, options: FakeEc2Options) {
     this.url = url;
@@ -145,21 +150,25 @@ export class FakeEc2 {
   /** Adds or replaces an instance. */
   put(instance: FakeInstance): void {
     this.#instances.set(instance.id, structuredClone(instance));
+    this.#version++;
   }
 
   /** Removes an instance for good (as EC2 does about an hour after termination). */
   remove(id: string): void {
     this.#instances.delete(id);
+    this.#version++;
   }
 
   /** Replaces an instance's tags (the Name tag stays in `name`). */
   setTags(id: string, tags: Record<string, string>): void {
     this.#get(id).tags = { ...tags };
+    this.#version++;
   }
 
   /** Moves an instance to another state. */
   setState(id: string, state: Ec2StateName): void {
     this.#get(id).state = state;
+    this.#version++;
   }
 
   /** The next `count` requests (to this region and/or account, when given) fail with `code`; then it answers normally again. */
@@ -247,18 +256,22 @@ export class FakeEc2 {
       if (!/^i-[0-9a-f]{8,17}$/.test(id)) throw new Ec2Error('InvalidInstanceID.Malformed', `Invalid id: "${id}"`);
     }
     const predicates = r.filters.map(filterPredicate);
-    const inScope = [...this.#instances.values()].filter((i) => (i.account ?? DEFAULT_ACCOUNT) === r.account && (i.region ?? 'us-east-1') === region);
+    const queryKey = JSON.stringify([r.filters, r.instanceIds, r.maxResults, r.account, region]);
     if (r.instanceIds.length > 0) {
-      const known = new Set(inScope.map((i) => i.id));
-      const missing = [...new Set(r.instanceIds)].filter((id) => !known.has(id));
+      const inScope = new Set([...this.#instances.values()].filter((i) => inScopeOf(i, r.account, region)).map((i) => i.id));
+      const missing = [...new Set(r.instanceIds)].filter((id) => !inScope.has(id));
       if (missing.length === 1) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance ID '${missing[0]}' does not exist`);
       if (missing.length > 1) throw new Ec2Error('InvalidInstanceID.NotFound', `The instance IDs '${missing.join(', ')}' do not exist`);
     }
-    const wanted = new Set(r.instanceIds);
-    const selected = inScope.filter((i) => (wanted.size === 0 || wanted.has(i.id)) && predicates.every((p) => p(i)));
+    let selected: FakeInstance[];
+    if (this.#selection?.query === queryKey && this.#selection.version === this.#version) selected = this.#selection.selected;
+    else {
+      const wanted = new Set(r.instanceIds);
+      selected = [...this.#instances.values()].filter((i) => inScopeOf(i, r.account, region) && (wanted.size === 0 || wanted.has(i.id)) && predicates.every((p) => p(i)));
+      this.#selection = { query: queryKey, version: this.#version, selected };
+    }
 
     // The token remembers the query it belongs to, as EC2 refuses a token from another query.
-    const queryKey = JSON.stringify([r.filters, r.instanceIds, r.maxResults, r.account, region]);
     let offset = 0;
     if (r.nextToken !== undefined) {
       const token = this.#tokens.get(r.nextToken);
@@ -332,6 +345,16 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
+function inScopeOf(i: FakeInstance, account: string | undefined, region: string): boolean {
+  return (i.account ?? DEFAULT_ACCOUNT) === account && (i.region ?? 'us-east-1') === region;
+}
+
+/** One tag's value, as tagsOf(i)[key] (a tag named Name wins over `name`). */
+function tagOf(i: FakeInstance, key: string): string | undefined {
+  if (i.tags !== undefined && Object.hasOwn(i.tags, key)) return i.tags[key];
+  return key === 'Name' ? i.name : undefined;
+}
+
 function tagsOf(i: FakeInstance): Record<string, string> {
   return { ...(i.name === undefined ? {} : { Name: i.name }), ...i.tags };
 }
@@ -342,7 +365,7 @@ function filterPredicate(filter: { name: string; values: string[] }): (i: FakeIn
   const any = (value: string | undefined) => value !== undefined && patterns.some((p) => p.test(value));
   if (filter.name.startsWith('tag:')) {
     const key = filter.name.slice(4);
-    return (i) => Object.hasOwn(tagsOf(i), key) && any(tagsOf(i)[key]);
+    return (i) => any(tagOf(i, key));
   }
   switch (filter.name) {
     case 'tag-key':
