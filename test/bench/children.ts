@@ -5,6 +5,12 @@ import type { ChildProcess } from 'node:child_process';
 const live = new Set<ChildProcess>();
 let hooked = false;
 
+/** Node's arguments that profile a scenario or fake-host process into BENCH_CPU_PROF, when it is set. */
+export function cpuProfileArgs(): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
+}
+
 /** A message a scenario process sends its runner about a process it started. */
 export interface ChildPidMessage {
   type: 'pid';

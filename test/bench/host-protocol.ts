@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { SeedFlavor } from './fixtures.ts';
-import { trackChild } from './children.ts';
+import { cpuProfileArgs, trackChild } from './children.ts';
 
 /** An entry to time: when it first exists (and, with `label`, carries that spec label value). */
 export interface TrackTarget {
@@ -65,7 +65,7 @@ export class FakeHost {
 
   /** `env` is added to the host's environment (NODE_EXTRA_CA_CERTS, read only when a process starts). */
   constructor(env: NodeJS.ProcessEnv = {}) {
-    this.#child = spawn(process.execPath, [HOST], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
+    this.#child = spawn(process.execPath, [...cpuProfileArgs(), HOST], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
     trackChild(this.#child);
     this.#child.on('message', (reply: HostReply) => {
       const waiting = this.#pending.get(reply.id);

@@ -13,7 +13,8 @@
 //
 // Environment: BENCH_LATENCY_MS (default 3), BENCH_REPORT (default ./bench-report.json),
 // REDIS_URL (default redis://127.0.0.1:6379), BENCH_SERVE_NODE_OPTIONS (added to the NODE_OPTIONS
-// of every `serve` started, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it).
+// of every `serve` started, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it), BENCH_CPU_PROF
+// (a folder: each scenario process and fake host writes its CPU profile there).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { cleanupPrefix } from '../helpers/serve.ts';
 import type { ChildPidMessage } from './children.ts';
-import { isRunning } from './children.ts';
+import { cpuProfileArgs, isRunning } from './children.ts';
 import { machineInfo } from './machine.ts';
 import { type BenchReport, renderMarkdown, type ScenarioReport } from './report.ts';
 import type { ScenarioOutcome } from './scenario.ts';
@@ -106,7 +107,7 @@ function killStartedProcesses(): void {
 /** Runs one scenario in a child process; resolves to its outcome, never rejects. */
 function runScenario(name: string, options: BenchOptions, timeoutMs: number): Promise<ScenarioOutcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--expose-gc', SCENARIO_ENTRY, name], {
+    const child = spawn(process.execPath, ['--expose-gc', ...cpuProfileArgs(), SCENARIO_ENTRY, name], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, BENCH_OPTIONS: JSON.stringify(options) },
     });
