@@ -16,6 +16,8 @@ interface Queued {
   status: number;
   body: string;
   headers?: Record<string, string>;
+  /** The connection drops half-way through the body. */
+  cut?: boolean;
 }
 
 const queue: Queued[] = [];
@@ -31,6 +33,11 @@ beforeAll(async () => {
       res.writeHead(next.status, { 'content-type': 'text/xml;charset=UTF-8', ...next.headers });
       // In pieces, so that the reader gets the body as several chunks.
       const bytes = Buffer.from(next.body);
+      if (next.cut) {
+        res.flushHeaders();
+        res.write(bytes.subarray(0, bytes.length >> 1), () => res.socket?.destroy());
+        return;
+      }
       const step = Math.max(1, Math.ceil(bytes.length / 3));
       for (let at = 0; at < bytes.length; at += step) res.write(bytes.subarray(at, at + step));
       res.end();
@@ -265,12 +272,16 @@ describe('a DescribeInstances answer read as it streams', () => {
     );
   });
 
-  it('leaves a failed answer to the SDK: the same error, and a throttled call retried as before', async () => {
+  it('leaves a failed answer to the SDK: the same error, and a throttled call or a dropped connection retried as before', async () => {
     const throttled = { status: 503, body: ERROR_BODY('RequestLimitExceeded') };
     const page = { status: 200, body: answerXml({ header: true, requestId: 'req-2', reservations: [{ owner: '123456789012', instances: [] }], nextToken: 'tok', style: { pretty: false, selfClosing: false, comments: false, choices: [] } }) };
     const retried = await both(throttled, page);
     expect(retried.ours).toEqual(retried.sdk);
     expect(retried.ours).toMatchObject({ ok: true, view: { nextToken: 'tok', reservations: [{ owner: '123456789012', instances: [] }] } });
+
+    const dropped = await both({ ...page, cut: true }, page);
+    expect(dropped.ours).toEqual(dropped.sdk);
+    expect(dropped.ours).toMatchObject({ ok: true, view: { nextToken: 'tok' } });
 
     const refused = await both({ status: 401, body: ERROR_BODY('AuthFailure') });
     expect(refused.ours).toEqual(refused.sdk);
