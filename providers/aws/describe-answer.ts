@@ -173,9 +173,8 @@ function fail(message: string): never {
 }
 
 /**
- * Where the inner half of readInstancesAnswers leaves an answer on the response it came in, for
- * the outer half to take. Not a WeakMap: its entries would go only at a full collection, and a
- * listing would hold every page read until then (450 MiB more at 100,000 instances).
+ * Where the inner half of readInstancesAnswers leaves an answer on the response it came in; the
+ * outer half takes it off as it puts the reservations into the output.
  */
 const ANSWER = Symbol('instancesAnswer');
 
