@@ -90,7 +90,7 @@ describe('readJsonList', () => {
   it('splits the list of another key, or a bare list, and says on which line each item and top-level key starts', () => {
     const space = fc.constantFrom('', ' ', '\n', '\r\n', '\n\n', '\t');
     fc.assert(
-      fc.property(fc.array(fc.tuple(value, space, space), { maxLength: 6 }), fc.boolean(), space, (items, bare, lead) => {
+      fc.property(fc.array(fc.tuple(value, space, space), { maxLength: 6 }), fc.boolean(), space, fc.boolean(), (items, bare, lead, pretty) => {
         // The text built piece by piece, with the line each item starts on.
         let text = bare ? `${lead}[` : `${lead}{"other": 1,\n"machines": [`;
         const lines: number[] = [];
@@ -98,7 +98,8 @@ describe('readJsonList', () => {
         items.forEach(([item, before, after], i) => {
           text += `${i > 0 ? ',' : ''}${before}`;
           lines.push(lineAt());
-          text += `${JSON.stringify(item)}${after}`;
+          // Pretty-printed, an item spans lines: those after it start further down.
+          text += `${pretty ? JSON.stringify(item, null, 2) : JSON.stringify(item)}${after}`;
         });
         text += bare ? ']' : '],\n"last": [2]}';
         const got: Array<{ item: unknown; line: number }> = [];

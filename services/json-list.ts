@@ -84,22 +84,50 @@ export class JsonListSplitter {
   write(chunk: Buffer): void {
     let restFrom = 0;
     if (this.#inItem) this.#itemStart = 0;
-    for (let i = 0; i < chunk.length; i++) {
+    const length = chunk.length;
+    let i = 0;
+    while (i < length) {
+      if (this.#inString && this.#key === undefined) {
+        // The rest of a string that began in an earlier chunk.
+        i = this.#skipString(chunk, i);
+        continue;
+      }
+      if (this.#inItem && this.#depth > this.#itemDepth) {
+        // Inside an item, below its own level: only strings, nesting and lines matter here, so
+        // its bytes are looked at in a loop of its own (most of a list's bytes are there).
+        let depth = this.#depth;
+        let line = this.#line;
+        const top = this.#itemDepth;
+        while (i < length) {
+          const c = chunk[i++]!;
+          if (c === QUOTE) {
+            this.#inString = true;
+            i = this.#skipString(chunk, i);
+            if (this.#inString) break;
+          } else if (c === OPEN_OBJECT || c === OPEN_LIST) depth++;
+          else if (c === CLOSE_OBJECT || c === CLOSE_LIST) {
+            if (--depth === top) break;
+          } else if (c === 0x0a) line++;
+        }
+        this.#depth = depth;
+        this.#line = line;
+        continue;
+      }
       const b = chunk[i]!;
+      i++;
       if (this.#inString) {
+        // A top-level key: its bytes are kept, one at a time (there are a few in a document).
         if (this.#escaped) this.#escaped = false;
         else if (b === BACKSLASH) this.#escaped = true;
         else if (b === QUOTE) {
           this.#inString = false;
-          if (this.#key !== undefined) {
-            // Its escapes undone as the parser undoes them: the bytes are a string's, as sent.
-            this.#lastKey = JSON.parse(`"${Buffer.from(this.#key).toString('utf8')}"`) as string;
-            this.#keys.push({ key: this.#lastKey, line: this.#line });
-            this.#key = undefined;
-            continue;
-          }
+          // Its escapes undone as the parser undoes them: the bytes are a string's, as sent.
+          this.#lastKey = JSON.parse(`"${Buffer.from(this.#key!).toString('utf8')}"`) as string;
+          this.#keys.push({ key: this.#lastKey, line: this.#line });
+          this.#key = undefined;
+          continue;
         }
-        if (this.#key !== undefined) this.#key.push(b);
+        this.#key!.push(b);
         continue;
       }
       if (isSpace(b)) {
@@ -109,9 +137,9 @@ export class JsonListSplitter {
       if (this.#inItems && this.#depth === this.#itemDepth) {
         if (b === COMMA || b === CLOSE_LIST) {
           if (this.#inItem) {
-            this.#endItem(chunk, i);
+            this.#endItem(chunk, i - 1);
             // The comma after an item is left out with it.
-            restFrom = b === COMMA ? i + 1 : i;
+            restFrom = b === COMMA ? i : i - 1;
           } else if (b === COMMA || this.#listLast === 'comma') {
             this.#broken = true;
           }
@@ -121,9 +149,9 @@ export class JsonListSplitter {
           }
           this.#inItems = false;
         } else if (!this.#inItem) {
-          this.#keepRest(chunk, restFrom, i);
+          this.#keepRest(chunk, restFrom, i - 1);
           this.#inItem = true;
-          this.#itemStart = i;
+          this.#itemStart = i - 1;
           this.#itemLine = this.#line;
         }
       }
@@ -161,7 +189,36 @@ export class JsonListSplitter {
       }
     }
     if (this.#inItem) this.#itemParts.push(chunk.subarray(this.#itemStart));
-    else this.#keepRest(chunk, restFrom, chunk.length);
+    else this.#keepRest(chunk, restFrom, length);
+  }
+
+  /**
+   * Reads on through a string's contents from `i` (the string is open, `#inString`) and gives where
+   * reading goes on: after its closing quote, or the chunk's end (the string still open, its last
+   * byte perhaps a backslash whose escaped byte is in the next chunk).
+   */
+  #skipString(chunk: Buffer, i: number): number {
+    const length = chunk.length;
+    if (this.#escaped) {
+      if (i === length) return i;
+      this.#escaped = false;
+      i++;
+    }
+    while (i < length) {
+      const c = chunk[i++]!;
+      if (c === QUOTE) {
+        this.#inString = false;
+        return i;
+      }
+      if (c === BACKSLASH) {
+        if (i === length) {
+          this.#escaped = true;
+          return i;
+        }
+        i++;
+      }
+    }
+    return i;
   }
 
   #openList(): void {
