@@ -212,7 +212,7 @@ interface Route {
 
 interface Answer {
   code: number;
-  body: string;
+  body: string | Buffer;
   headers?: Record<string, string>;
 }
 
@@ -596,7 +596,7 @@ export class FakeKubeApiServer {
 
   /** Sends the answer; with `cutAfter`, only that many bytes of its body before the connection is closed. */
   private send(res: http.ServerResponse, a: Answer, cutAfter?: number): void {
-    const body = Buffer.from(a.body);
+    const body = typeof a.body === 'string' ? Buffer.from(a.body) : a.body;
     res.writeHead(a.code, {
       'Content-Type': 'application/json',
       'Content-Length': String(body.length),
@@ -909,13 +909,25 @@ export class FakeKubeApiServer {
   }
 
   /** The object as JSON in the requested version; core list items carry no apiVersion/kind. */
-  private itemJson(def: ResourceDef, version: string, s: Stored, inList: boolean): string {
+  private itemJson(def: ResourceDef, version: string, s: Stored, inList: boolean): Buffer {
     if (inList && !def.custom) {
       const { apiVersion: _a, kind: _k, ...rest } = s.obj;
-      return JSON.stringify(rest);
+      return Buffer.from(JSON.stringify(rest));
     }
     if (version === preferredVersion(def)) return storedJson(s);
-    return JSON.stringify({ ...s.obj, apiVersion: groupVersion(def, version) });
+    return Buffer.from(JSON.stringify({ ...s.obj, apiVersion: groupVersion(def, version) }));
+  }
+
+  /** A list answer's body: its items' JSON between the list's own members. */
+  private listBody(def: ResourceDef, version: string, items: readonly Stored[], meta: Record<string, unknown>): Buffer {
+    const parts: Buffer[] = [Buffer.from(`{"apiVersion":${JSON.stringify(groupVersion(def, version))},"items":[`)];
+    const comma = Buffer.from(',');
+    items.forEach((s, i) => {
+      if (i > 0) parts.push(comma);
+      parts.push(this.itemJson(def, version, s, true));
+    });
+    parts.push(Buffer.from(`],"kind":${JSON.stringify(def.listKind)},"metadata":${JSON.stringify(meta)}}`));
+    return Buffer.concat(parts);
   }
 
   private objectAnswer(code: number, def: ResourceDef, version: string, s: Stored): Answer {
@@ -973,9 +985,7 @@ export class FakeKubeApiServer {
       );
       return { code: 200, body: JSON.stringify(t) };
     }
-    const items = page.items.map((s) => this.itemJson(def, version, s, true)).join(',');
-    const body = `{"apiVersion":${JSON.stringify(groupVersion(def, version))},"items":[${items}],"kind":${JSON.stringify(def.listKind)},"metadata":${JSON.stringify(meta)}}`;
-    return { code: 200, body };
+    return { code: 200, body: this.listBody(def, version, page.items, meta) };
   }
 
   private watch(route: Route, url: URL, req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -993,8 +1003,8 @@ export class FakeKubeApiServer {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Transfer-Encoding': 'chunked' });
     // Clients wait for the headers before reading events; a quiet watch must still answer.
     res.flushHeaders();
-    const write = (type: string, objectJson: string) => {
-      res.write(`{"type":"${type}","object":${objectJson}}\n`);
+    const write = (type: string, objectJson: string | Buffer) => {
+      res.write(Buffer.concat([Buffer.from(`{"type":"${type}","object":`), Buffer.from(objectJson), Buffer.from('}\n')]));
     };
     let ended = false;
     const watcher: Watcher = {
@@ -1503,11 +1513,7 @@ export class FakeKubeApiServer {
       const c: WriteCtx = { ...ctx, namespace: s.namespace };
       out.push(this.deleteOne(c, s, ctx.dryRun || opts.dryRun).stored);
     }
-    const items = out.map((s) => this.itemJson(def, version, s, true)).join(',');
-    return {
-      code: 200,
-      body: `{"apiVersion":${JSON.stringify(groupVersion(def, version))},"items":[${items}],"kind":${JSON.stringify(def.listKind)},"metadata":{"resourceVersion":"${this.rv}"}}`,
-    };
+    return { code: 200, body: this.listBody(def, version, out, { resourceVersion: String(this.rv) }) };
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -18,13 +18,17 @@ export interface Stored {
   readonly rv: number;
   readonly namespace: string;
   readonly name: string;
-  /** Serialized `obj`, made on first read and kept: lists of many objects then cost little. */
-  json?: string;
+  /** Serialized `obj` in UTF-8, made on first read and kept: lists of many objects then cost little. */
+  json?: Buffer;
 }
 
-/** The JSON text of a stored object, cached. */
-export function storedJson(s: Stored): string {
-  if (s.json === undefined) s.json = JSON.stringify(s.obj);
+/**
+ * The JSON of a stored object as UTF-8 bytes, cached. A list answer is these bytes put together:
+ * built as one string instead, a page of 500 objects was copied three times over (joined,
+ * flattened, encoded) on its way to the socket.
+ */
+export function storedJson(s: Stored): Buffer {
+  if (s.json === undefined) s.json = Buffer.from(JSON.stringify(s.obj));
   return s.json;
 }
 
