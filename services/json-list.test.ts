@@ -13,9 +13,8 @@ async function* chunked(bytes: Buffer, cuts: readonly number[]): AsyncGenerator<
 }
 
 async function read(text: string, cuts: readonly number[] = []): Promise<{ items: unknown[]; rest: unknown }> {
-  const items: unknown[] = [];
-  const rest = await readJsonList(chunked(Buffer.from(text, 'utf8'), cuts), (item) => items.push(item));
-  return { items, rest };
+  const answer = await readJsonList(chunked(Buffer.from(text, 'utf8'), cuts));
+  return { items: answer.items.map((bytes) => JSON.parse(bytes.toString('utf8')) as unknown), rest: answer.rest };
 }
 
 const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.constantFrom('"', '\\', '}', ']', ',"items":[', '{"items":[1]}', 'é€😀'));

@@ -1,6 +1,6 @@
 // A JSON document with one large list read as its bytes arrive: a list answer of the Kubernetes API
 // (`{"kind": …, "metadata": {…}, "items": [{…}, …]}`), or a JSON inventory of the static provider
-// (`{"machines": [{…}, …]}` or a bare `[{…}, …]`). Each item's text is handed on by itself, and the
+// (`{"machines": [{…}, …]}` or a bare `[{…}, …]`). Each item's text (or bytes) is handed on by itself, and the
 // rest (the document without its items) is kept to be parsed at the end. A page of 500
 // WorkloadEntries is 1-1.5 MB of JSON, an inventory of 100,000 machines tens of MB; read as one
 // string, such a text lands in V8's large-object space, which only a full collection frees. An
@@ -33,6 +33,8 @@ export interface JsonListOptions {
 /** Splits a document's bytes into its list's items' texts and the rest. */
 export class JsonListSplitter {
   readonly #onItem: (text: string, line: number) => void;
+  /** Set by `ofBytes`: each item's bytes are handed on undecoded. */
+  #onBytes: ((bytes: Buffer, line: number) => void) | undefined;
   readonly #listKey: string;
   readonly #bareList: boolean;
   /** The depth of the list's items: 2 inside a top-level object, 1 in a bare list. */
@@ -73,6 +75,16 @@ export class JsonListSplitter {
     this.#onItem = onItem;
     this.#listKey = options.key ?? 'items';
     this.#bareList = options.bareList ?? false;
+  }
+
+  /**
+   * A splitter that hands on each item's bytes, not decoded: a view of the chunk it came in (which
+   * it keeps alive), or a copy when it spans chunks.
+   */
+  static ofBytes(onItem: (bytes: Buffer, line: number) => void, options: JsonListOptions = {}): JsonListSplitter {
+    const splitter = new JsonListSplitter(() => undefined, options);
+    splitter.#onBytes = onItem;
+    return splitter;
   }
 
   /** The top-level keys read so far, in order, with the line each is on. */
@@ -232,18 +244,18 @@ export class JsonListSplitter {
   }
 
   #endItem(chunk: Buffer, end: number): void {
-    let text: string;
-    if (this.#itemParts.length === 0) {
-      text = chunk.toString('utf8', this.#itemStart, end);
-    } else {
-      this.#itemParts.push(chunk.subarray(this.#itemStart, end));
-      text = Buffer.concat(this.#itemParts).toString('utf8');
+    const line = this.#itemLine;
+    const start = this.#itemStart;
+    const parts = this.#itemParts;
+    if (parts.length > 0) {
+      parts.push(chunk.subarray(start, end));
       this.#itemParts = [];
     }
     this.#inItem = false;
     this.#itemStart = -1;
     this.#listLast = 'item';
-    this.#onItem(text, this.#itemLine);
+    if (this.#onBytes) this.#onBytes(parts.length === 0 ? chunk.subarray(start, end) : Buffer.concat(parts), line);
+    else this.#onItem(parts.length === 0 ? chunk.toString('utf8', start, end) : Buffer.concat(parts).toString('utf8'), line);
   }
 
   /**
@@ -257,12 +269,19 @@ export class JsonListSplitter {
   }
 }
 
+/** A list answer as read: its items' bytes, in order, and the rest (the list without its items), parsed. */
+export interface JsonListAnswer {
+  items: Buffer[];
+  rest: unknown;
+}
+
 /**
- * Reads a list answer from its chunks: each item is parsed and handed to `onItem` in order, and
- * the list without its items is returned, parsed.
+ * Reads a list answer from its chunks, leaving its items' JSON to be parsed when they are used: the
+ * chunks are kept (outside V8's heap) until then, and each item's text is made only to be parsed.
  */
-export async function readJsonList(chunks: AsyncIterable<Buffer>, onItem: (item: unknown) => void): Promise<unknown> {
-  const splitter = new JsonListSplitter((text) => onItem(JSON.parse(text)));
+export async function readJsonList(chunks: AsyncIterable<Buffer>): Promise<JsonListAnswer> {
+  const items: Buffer[] = [];
+  const splitter = JsonListSplitter.ofBytes((bytes) => items.push(bytes));
   for await (const chunk of chunks) splitter.write(chunk);
-  return JSON.parse(splitter.end());
+  return { items, rest: JSON.parse(splitter.end()) };
 }

@@ -15,6 +15,7 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import type { ConfigurationOptions, CoreV1Event, ObservableMiddleware, V1ServiceAccount } from '@kubernetes/client-node';
+import type { JsonListAnswer } from '../json-list.ts';
 import { VmsError } from '../errors.ts';
 import type { KubeService, MeshServiceKind, MeshServiceObject, ObjectMeta, ServicePort, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
 import { parseKubeStatus, translateKubeError } from './kube-errors.ts';
@@ -189,32 +190,45 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       const { keep } = listOptions;
       const where = namespace ? ` in namespace ${namespace}` : '';
       const context: KubeCallContext = { verb: 'list', what: `WorkloadEntries${where} (${[labelSelector, fieldSelector].filter(Boolean).join(' ')})` };
+      const path = namespace ? namespacedPath(entries, namespace) : clusterPath(entries);
+      /** One page, asked again through `page` after a failure; its items are read once it has all come. */
+      const fetchPage = (token: string | undefined): Promise<JsonListAnswer> =>
+        page(async () => {
+          const query = { labelSelector: labelSelector || undefined, fieldSelector: fieldSelector || undefined, limit: pageSize, continue: token };
+          try {
+            return (await send({ method: 'GET', path, query, list: true })) as JsonListAnswer;
+          } catch (err) {
+            // An expired continue token is not retried page by page: the listing starts over.
+            if (err instanceof ApiException && err.code === 410) throw err;
+            const translated = translateKubeError(err, context, server);
+            throw translated instanceof TransientKubeError && translated.status === 404 ? resourceMissing(context, translated) : translated;
+          }
+        });
       // An expired continue token (410) means the listing must start over; a few times at most.
       for (let restart = 0; ; restart++) {
         const out: WorkloadEntry[] = [];
-        let token: string | undefined;
+        let next: Promise<JsonListAnswer> | undefined;
         try {
-          do {
-            const query = { labelSelector: labelSelector || undefined, fieldSelector: fieldSelector || undefined, limit: pageSize, continue: token };
-            const path = namespace ? namespacedPath(entries, namespace) : clusterPath(entries);
-            // A page's items are kept once the whole page has come: a page asked again after a
-            // failure halfway gives them again.
-            let items: WorkloadEntry[] = [];
-            const answer = (await page(() => {
-              const read: WorkloadEntry[] = [];
-              items = read;
-              return send({ method: 'GET', path, query, items: (item) => read.push(keep ? keep(toEntry(item)) : toEntry(item)) }).catch((err: unknown) => {
-                // An expired continue token is not retried page by page: the listing starts over.
-                if (err instanceof ApiException && err.code === 410) throw err;
-                const translated = translateKubeError(err, context, server);
-                throw translated instanceof TransientKubeError && translated.status === 404 ? resourceMissing(context, translated) : translated;
-              });
-            })) as {
-              metadata?: { continue?: string };
-            };
-            for (const entry of items) out.push(entry);
-            token = answer.metadata?.continue || undefined;
-          } while (token !== undefined);
+          next = fetchPage(undefined);
+          while (next !== undefined) {
+            const answer: JsonListAnswer = await next;
+            const token: string | undefined = (answer.rest as { metadata?: { continue?: string } } | null)?.metadata?.continue || undefined;
+            // The next page is asked for before this one's items are parsed, so that the server
+            // makes it ready meanwhile (the continue token comes at the end of a page).
+            next = token === undefined ? undefined : fetchPage(token);
+            if (next !== undefined) {
+              // Its failure is met where it is awaited; until then it is not an unhandled one.
+              next.catch(() => undefined);
+              // undici writes the request within two turns of the event loop (the first frees the
+              // connection the last answer came on); the parsing below gives it none.
+              await nextTurn();
+              await nextTurn();
+            }
+            for (const bytes of answer.items) {
+              const entry = toEntry(JSON.parse(bytes.toString('utf8')));
+              out.push(keep ? keep(entry) : entry);
+            }
+          }
           return out;
         } catch (err) {
           if (err instanceof ApiException && err.code === 410 && restart < 3) continue;
@@ -497,6 +511,11 @@ function entryBody(entry: WorkloadEntry, withResourceVersion: boolean): Record<s
 }
 
 /** A WorkloadEntry from the server's JSON, with the maps the model promises always present. */
+/** Resolves once the event loop has run its timers and I/O. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function toEntry(obj: unknown): WorkloadEntry {
   const o = (obj ?? {}) as {
     metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; resourceVersion?: string; uid?: string };

@@ -36,10 +36,10 @@ export interface KubeRequest {
   /** The body's content type (default `application/json`): apply and merge patches say theirs. */
   contentType?: string;
   /**
-   * For a list: takes each item, parsed, as the answer arrives, and the answer comes without them
-   * (`items: []`). A page's text is never held whole (see json-list.ts).
+   * A list: the answer comes as a JsonListAnswer, each item's bytes apart and the rest parsed. A
+   * page's text is never held whole as one string (see json-list.ts).
    */
-  items?: (item: unknown) => void;
+  list?: boolean;
 }
 
 /** Sends a request and gives the parsed JSON answer; a non-2xx answer throws an ApiException, as the generated client does. */
@@ -117,7 +117,7 @@ export function kubeSender(kc: KubeConfig, timeoutMs: number, userAgent: string)
       bodyTimeout: timeoutMs,
     });
     const ok = answer.statusCode >= 200 && answer.statusCode <= 299;
-    if (ok && req.items) return readJsonList(answer.body, req.items);
+    if (ok && req.list) return readJsonList(answer.body);
     const text = await answer.body.text();
     if (!ok) {
       throw new ApiException(answer.statusCode, `${req.method} ${req.path}`, text, headerRecord(answer.headers));

@@ -1,4 +1,5 @@
 // The writer against the fake API server through the real @kubernetes/client-node client.
+import diagnostics from 'node:diagnostics_channel';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type Fault, FakeKubeApiServer } from '../../test/fakes/kube-api-server.ts';
 import { isVmsError, VmsError } from '../errors.ts';
@@ -483,6 +484,35 @@ describe('Writer.listOwned', () => {
     expect(listed[1]!.query.continue).toBeTruthy();
     expect(listed.filter((r) => r.query.continue === undefined)).toHaveLength(1);
     expect(listed.filter((r) => r.query.continue === undefined)).toHaveLength(1);
+  });
+
+  it('has sent the request for the next page when it reads the entries of the one that came, and keeps them in order', async () => {
+    const w = writer({ pageSize: 2 });
+    for (let i = 0; i < 5; i++) await w.apply(upsert(entry(`vm-${i}`), T1));
+    // Requests as undici writes them to the socket (its diagnostics channel).
+    const sent: string[] = [];
+    const onSend = (message: unknown) => {
+      const { request } = message as { request: { method: string; path: string } };
+      if (request.method === 'GET' && request.path.includes('/workloadentries?')) sent.push(request.path);
+    };
+    diagnostics.subscribe('undici:client:sendHeaders', onSend);
+    try {
+      // For each entry read: how many list requests had been sent by then.
+      const seen: Array<{ name: string; sent: number }> = [];
+      const owned = await w.listOwned((e) => {
+        seen.push({ name: e.metadata.name, sent: sent.length });
+        return e;
+      });
+      expect(owned.filter((e) => e.metadata.namespace === ns).map((e) => e.metadata.name)).toEqual(['vm-0', 'vm-1', 'vm-2', 'vm-3', 'vm-4']);
+      expect(owned.map((e) => e.metadata.name)).toEqual(seen.map((s) => s.name));
+      // Page k's entries (two a page) are read once page k+1 has been sent for; the last page's
+      // entries once no more are to come.
+      const pages = sent.length;
+      expect(pages).toBe(Math.ceil(seen.length / 2));
+      expect(seen.map((s) => s.sent)).toEqual(seen.map((_, i) => Math.min(Math.floor(i / 2) + 2, pages)));
+    } finally {
+      diagnostics.unsubscribe('undici:client:sendHeaders', onSend);
+    }
   });
 
   it('asks a page cut off halfway again, and counts its entries once', async () => {
