@@ -212,7 +212,8 @@ interface Route {
 
 interface Answer {
   code: number;
-  body: string | Buffer;
+  /** The body, or its parts in order (a list's: written to the socket as they are, never copied into one buffer). */
+  body: string | Buffer | Buffer[];
   headers?: Record<string, string>;
 }
 
@@ -596,15 +597,22 @@ export class FakeKubeApiServer {
 
   /** Sends the answer; with `cutAfter`, only that many bytes of its body before the connection is closed. */
   private send(res: http.ServerResponse, a: Answer, cutAfter?: number): void {
-    const body = typeof a.body === 'string' ? Buffer.from(a.body) : a.body;
+    const parts = typeof a.body === 'string' ? [Buffer.from(a.body)] : Array.isArray(a.body) ? a.body : [a.body];
+    const length = parts.reduce((n, part) => n + part.length, 0);
     res.writeHead(a.code, {
       'Content-Type': 'application/json',
-      'Content-Length': String(body.length),
+      'Content-Length': String(length),
       'Cache-Control': 'no-cache, private',
       ...a.headers,
     });
-    if (cutAfter === undefined) res.end(body);
-    else res.write(body.subarray(0, Math.min(cutAfter, body.length - 1)), () => res.socket?.destroy());
+    if (cutAfter === undefined) {
+      res.cork();
+      for (const part of parts) res.write(part);
+      res.end();
+      res.uncork();
+    } else {
+      res.write(Buffer.concat(parts).subarray(0, Math.min(cutAfter, length - 1)), () => res.socket?.destroy());
+    }
   }
 
   private discovery(path: string, req: http.IncomingMessage): object | undefined {
@@ -919,7 +927,7 @@ export class FakeKubeApiServer {
   }
 
   /** A list answer's body: its items' JSON between the list's own members. */
-  private listBody(def: ResourceDef, version: string, items: readonly Stored[], meta: Record<string, unknown>): Buffer {
+  private listBody(def: ResourceDef, version: string, items: readonly Stored[], meta: Record<string, unknown>): Buffer[] {
     const parts: Buffer[] = [Buffer.from(`{"apiVersion":${JSON.stringify(groupVersion(def, version))},"items":[`)];
     const comma = Buffer.from(',');
     items.forEach((s, i) => {
@@ -927,7 +935,7 @@ export class FakeKubeApiServer {
       parts.push(this.itemJson(def, version, s, true));
     });
     parts.push(Buffer.from(`],"kind":${JSON.stringify(def.listKind)},"metadata":${JSON.stringify(meta)}}`));
-    return Buffer.concat(parts);
+    return parts;
   }
 
   private objectAnswer(code: number, def: ResourceDef, version: string, s: Stored): Answer {
