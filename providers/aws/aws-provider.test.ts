@@ -70,6 +70,25 @@ describe('list', () => {
     expect(observed).toEqual(['2025-01-01T00:00:00.000Z', '2025-01-01T00:00:01.000Z', '2025-01-01T00:00:02.000Z']);
   });
 
+  it('asks for the next page while a page is still being taken in, and hands the pages on in order', async () => {
+    for (let n = 0; n < 12; n++) ec2.put({ id: `i-${(0x10000000 + n).toString(16)}`, tags: { mesh: 'true' }, privateIp: `10.0.0.${n + 1}` });
+    const p = provider({ pageSize: 5 });
+    // Each page is taken in only once EC2 has been asked for the one after it (or after a few
+    // seconds: then the next page was not asked for, and the listing fails the check below).
+    const askedWhileTaking: number[] = [];
+    const pages: string[][] = [];
+    const listing = await p.listPages(scopeOf(p), undefined, async (instances) => {
+      pages.push(instances.map((i) => i.id));
+      const wanted = Math.min(pages.length + 1, 3);
+      for (let waited = 0; ec2.describeRequests.length < wanted && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+      askedWhileTaking.push(ec2.describeRequests.length);
+    });
+    expect(listing.complete).toBe(true);
+    expect(askedWhileTaking).toEqual([2, 3, 3]);
+    expect(pages.flat()).toEqual(Array.from({ length: 12 }, (_, n) => `i-${(0x10000000 + n).toString(16)}`));
+    expect(ec2.describeRequests).toHaveLength(3);
+  });
+
   it('sends the selector, state and configured filters to EC2, which filters server-side', async () => {
     ec2.put({ id: 'i-00000001', tags: { mesh: 'true' }, vpcId: 'vpc-1', privateIp: '10.0.0.1' });
     ec2.put({ id: 'i-00000002', tags: { mesh: 'TRUE ' }, vpcId: 'vpc-1', state: 'stopped' });

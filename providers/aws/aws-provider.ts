@@ -68,8 +68,16 @@ export class AwsProvider extends CloudProvider {
     const problems: Problem[] = [];
     const client = this.#clients.get(account, region);
     const input: DescribeInstancesCommandInput = { Filters: this.#filters };
-    const paginator = paginateDescribeInstances({ client, pageSize: this.#config.pageSize, stopOnSameToken: true }, input, abortOptions(signal));
-    for await (const page of paginator) {
+    const pages = paginateDescribeInstances({ client, pageSize: this.#config.pageSize, stopOnSameToken: true }, input, abortOptions(signal));
+    let next = pages.next();
+    for (;;) {
+      const step = await next;
+      if (step.done) break;
+      const page = step.value;
+      // The next page is asked for before this one is mapped, so that EC2 makes it ready
+      // meanwhile. Its failure is met where it is awaited; until then it is not an unhandled one.
+      next = pages.next();
+      next.catch(() => undefined);
       progress.pages++;
       const observedAt = this.observedAt();
       const batch: Instance[] = [];
