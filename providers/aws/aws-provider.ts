@@ -10,6 +10,7 @@ import { BrokenListing, CloudProvider, type CloudProviderOptions, cloudScope, ty
 import { AssumeRoleError, type AwsCredentials, Ec2ClientPool } from './clients.ts';
 import type { AwsAccountConfig, AwsProviderConfig } from './config.ts';
 import { type EventBridgeReceiver, eventBridgeReceiverOf, INSTANCE_ID } from './eventbridge.ts';
+import { reservationsOf } from './describe-answer.ts';
 import { toInstance } from './instance.ts';
 
 /** The states listed: stopping and stopped too, so that skip reasons can say "stopped" rather than nothing. */
@@ -81,12 +82,13 @@ export class AwsProvider extends CloudProvider {
       progress.pages++;
       const observedAt = this.observedAt();
       const batch: Instance[] = [];
-      const foreign = foreignOwner(page.Reservations, account.id);
+      const reservations = await reservationsOf(page);
+      const foreign = foreignOwner(reservations, account.id);
       if (foreign !== undefined) {
         const message = accountMismatch(account, foreign, `${this.listingCall(scope)} answered with instances of account ${foreign}`);
         throw new BrokenListing(message, `page ${progress.pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
       }
-      for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+      for (const ec2 of reservations.flatMap((r) => r.Instances ?? [])) {
         const mapped = toInstance(ec2, { account: account.id, region, observedAt });
         if (!mapped.ok) problems.push(mapped.problem);
         else if (!seen.has(mapped.instance.id)) {
@@ -185,9 +187,10 @@ export class AwsProvider extends CloudProvider {
         const result: Instance[] = [];
         for await (const page of paginateDescribeInstances({ client, stopOnSameToken: true }, { InstanceIds: remaining }, abortOptions(signal))) {
           const observedAt = this.observedAt();
-          const foreign = foreignOwner(page.Reservations, account.id);
+          const reservations = await reservationsOf(page);
+          const foreign = foreignOwner(reservations, account.id);
           if (foreign !== undefined) throw new VmsError('VMS_ERR_ACCOUNT_MISMATCH', accountMismatch(account, foreign, `DescribeInstances in ${where} answered with instances of account ${foreign}`), { account: account.id, owner: foreign, region });
-          for (const ec2 of (page.Reservations ?? []).flatMap((r) => r.Instances ?? [])) {
+          for (const ec2 of reservations.flatMap((r) => r.Instances ?? [])) {
             const mapped = toInstance(ec2, { account: account.id, region, observedAt });
             if (!mapped.ok) throw new VmsError('VMS_ERR_PROVIDER_ANSWER', mapped.problem.message, { account: account.id, region });
             result.push(mapped.instance);

@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { DescribeInstancesCommand, type DescribeInstancesCommandOutput, EC2Client } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InstancesAnswerError, readInstancesAnswer, readInstancesAnswers } from './describe-answer.ts';
+import { InstancesAnswerError, readInstancesAnswer, readInstancesAnswers, reservationsOf } from './describe-answer.ts';
 import { toInstance } from './instance.ts';
 import { BASE_CREDENTIALS } from './test-support.ts';
 
@@ -60,21 +60,21 @@ afterAll(async () => {
 const CONTEXT = { account: '123456789012', region: 'us-east-1', observedAt: '2026-01-01T00:00:00.000Z' };
 
 /** What the provider reads of a page: owners, mapped instances (or their problems), next token. */
-function view(out: DescribeInstancesCommandOutput) {
+async function view(out: DescribeInstancesCommandOutput) {
   return {
     nextToken: out.NextToken,
     requestId: out.$metadata.requestId,
-    reservations: (out.Reservations ?? []).map((r) => ({ owner: r.OwnerId, instances: (r.Instances ?? []).map((i) => toInstance(i, CONTEXT)) })),
+    reservations: (await reservationsOf(out)).map((r) => ({ owner: r.OwnerId, instances: (r.Instances ?? []).map((i) => toInstance(i, CONTEXT)) })),
   };
 }
 
-type Settled = { ok: true; view: ReturnType<typeof view> } | { ok: false; name: string; message: string };
+type Settled = { ok: true; view: Awaited<ReturnType<typeof view>> } | { ok: false; name: string; message: string };
 
 async function send(client: EC2Client, answers: Queued[]): Promise<Settled> {
   queue.length = 0;
   queue.push(...answers);
   try {
-    return { ok: true, view: view(await client.send(new DescribeInstancesCommand({}))) };
+    return { ok: true, view: await view(await client.send(new DescribeInstancesCommand({}))) };
   } catch (err) {
     return { ok: false, name: (err as Error).name, message: (err as Error).message };
   } finally {
@@ -244,6 +244,20 @@ function answerXml(a: Generated<typeof answer>): string {
   return `${a.header ? '<?xml version="1.0" encoding="UTF-8"?>\n' : ''}${root.replace('<DescribeInstancesResponse>', '<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">')}`;
 }
 
+/**
+ * An answer whose edges are as EC2 writes them: the request id first, the reservations, then the
+ * next token (plain, or none), with nothing between them and the root's tags. Its reservations are
+ * read only when asked for.
+ */
+function ec2AnswerXml(a: Generated<typeof answer>, token: string | undefined): string {
+  const inner = answerXml({ ...a, requestId: undefined, nextToken: undefined, reservations: a.reservations ?? [] })
+    .replace(/^[^]*?<DescribeInstancesResponse[^>]*>/, '')
+    .replace(/<\/DescribeInstancesResponse>$/, '');
+  const set = /<reservationSet\/>/.test(inner) ? '<reservationSet></reservationSet>' : inner.replace(/^\s*(<!-- note -->)?\s*/, '');
+  const sep = a.style.pretty ? '\n  ' : '';
+  return `${a.header ? '<?xml version="1.0" encoding="UTF-8"?>\n' : ''}<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">${sep}<requestId>${a.requestId ?? 'req-1'}</requestId>${sep}${set}${sep}${token === undefined ? '' : `<nextToken>${token}</nextToken>`}${a.style.pretty ? '\n' : ''}</DescribeInstancesResponse>${a.style.pretty ? '\n' : ''}`;
+}
+
 const ERROR_BODY = (code: string) => `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>try again</Message></Error></Errors><RequestID>req-1</RequestID></Response>`;
 
 describe('a DescribeInstances answer read as it streams', () => {
@@ -257,6 +271,36 @@ describe('a DescribeInstances answer read as it streams', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('reads the reservations of an answer with EC2\'s edges only when asked, and maps them as the SDK does', async () => {
+    const plainToken = fc.option(fc.string({ unit: fc.constantFrom(...'abcXYZ019+/='), minLength: 1, maxLength: 40 }), { nil: undefined });
+    await fc.assert(
+      fc.asyncProperty(answer, plainToken, async (a, token) => {
+        const body = ec2AnswerXml(a, token);
+        queue.length = 0;
+        queue.push({ status: 200, body });
+        const page = await ours.send(new DescribeInstancesCommand({}));
+        // Nothing of the reservations is there until they are asked for.
+        expect(page.Reservations, body).toBeUndefined();
+        expect(page.NextToken).toBe(token);
+        const { sdk: expected, ours: actual } = await both({ status: 200, body });
+        expect(expected.ok, `the SDK read ${body}`).toBe(true);
+        expect(actual).toEqual(expected);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it.each([
+    ['a second request id', '<DescribeInstancesResponse><requestId>first</requestId><requestId>second</requestId><reservationSet></reservationSet></DescribeInstancesResponse>', undefined],
+    ['a next token before the reservations', '<DescribeInstancesResponse><requestId>r-1</requestId><nextToken>more</nextToken><reservationSet></reservationSet></DescribeInstancesResponse>', undefined],
+  ])('an answer whose edges say other than the whole (%s) fails when its reservations are read, never ends a listing early', async (_name, body, edgeToken) => {
+    queue.length = 0;
+    queue.push({ status: 200, body });
+    const page = await ours.send(new DescribeInstancesCommand({}));
+    expect(page.NextToken).toBe(edgeToken);
+    await expect(reservationsOf(page)).rejects.toThrow(InstancesAnswerError);
   });
 
   it('reads the same answer the same whatever chunks it arrives in', async () => {
