@@ -115,6 +115,49 @@ describe('readJsonList', () => {
     );
   });
 
+  it('leaves out an item\'s metadata.managedFields where it can, and nothing else, wherever the chunks are cut', async () => {
+    const member = fc.oneof(fc.constantFrom('managedFields', 'metadata', 'name', 'labels'), fc.string({ maxLength: 4 }));
+    // Objects that may hold members named managedFields or metadata at any depth.
+    const object = fc.dictionary(member, fc.oneof(value, fc.dictionary(member, fc.oneof(value, fc.array(value, { maxLength: 2 })), { maxKeys: 3 })), { maxKeys: 4 });
+    const managed = fc.oneof(fc.array(value, { maxLength: 3 }), value);
+    const item = fc.record({
+      before: object,
+      metadata: fc.option(fc.record({ before: object, managed: fc.option(managed, { nil: undefined }), after: object }), { nil: undefined }),
+      after: object,
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(item, { maxLength: 5 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 6 }), fc.boolean(), async (made, cuts, pretty) => {
+        const items = made.map(({ before, metadata, after }) => {
+          const { metadata: _m, ...rest } = before;
+          if (metadata === undefined) return { ...rest, ...after };
+          const meta: Record<string, unknown> = { ...metadata.before };
+          delete meta.managedFields;
+          if (metadata.managed !== undefined) meta.managedFields = metadata.managed;
+          Object.assign(meta, Object.fromEntries(Object.entries(metadata.after).filter(([k]) => k !== 'managedFields')));
+          return { ...rest, metadata: meta, ...Object.fromEntries(Object.entries(after).filter(([k]) => k !== 'metadata')) };
+        });
+        const json = pretty ? JSON.stringify({ items }, null, 2) : JSON.stringify({ items });
+        const bytes = Buffer.from(json, 'utf8');
+        const answer = await readJsonList(chunked(bytes, cuts), { leaveOut: ['metadata', 'managedFields'] });
+        const got = answer.items.map((b) => JSON.parse(b.toString('utf8')) as Record<string, unknown>);
+        const expected = JSON.parse(json) as { items: Array<Record<string, unknown>> };
+        expect(got).toHaveLength(expected.items.length);
+        got.forEach((g, i) => {
+          const whole = expected.items[i]!;
+          const meta = whole.metadata as Record<string, unknown> | undefined;
+          const { managedFields: _f, ...lessMeta } = (meta ?? {}) as Record<string, unknown>;
+          const without = { ...whole, metadata: lessMeta };
+          // Left out only when it is a list; whole in one chunk and compact, always.
+          const canGo = typeof meta === 'object' && meta !== null && !Array.isArray(meta) && Array.isArray(meta.managedFields);
+          if (!canGo) expect(g).toEqual(whole);
+          else if (!pretty && cuts.length === 0) expect(g).toEqual(without);
+          else expect([JSON.stringify(whole), JSON.stringify(without)]).toContain(JSON.stringify(g));
+        });
+      }),
+      { numRuns: 400 },
+    );
+  });
+
   it.each([
     ['a comma after the last item', '[{"a":1},]'],
     ['two commas', '[{"a":1},,{"a":2}]'],

@@ -18,6 +18,11 @@ const CLOSE_OBJECT = 0x7d;
 const OPEN_LIST = 0x5b;
 const CLOSE_LIST = 0x5d;
 
+/** Whether the string between the quotes at `open` and `close - 1` is `key` (its bytes as they are: a key with escapes is not taken). */
+function isKey(chunk: Buffer, open: number, close: number, key: Buffer): boolean {
+  return close - open - 2 === key.length && chunk.compare(key, 0, key.length, open + 1, close - 1) === 0;
+}
+
 function isSpace(b: number): boolean {
   return b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
 }
@@ -28,6 +33,13 @@ export interface JsonListOptions {
   key?: string;
   /** A document that is a list at the top is that list (default: its items are left in the rest). */
   bareList?: boolean;
+  /**
+   * A member of an object member of each item (`['metadata', 'managedFields']`) whose value, a
+   * list, is left out of the item's bytes (ofBytes only), so that it is never parsed. Left out
+   * where the item came in one chunk and is written as APIs write JSON (`"key":[`, no space); kept
+   * otherwise: leaving it out only saves work.
+   */
+  leaveOut?: readonly [string, string];
 }
 
 /** Splits a document's bytes into its list's items' texts and the rest. */
@@ -70,11 +82,23 @@ export class JsonListSplitter {
   #inItem = false;
   /** The list without its items. */
   #rest: Buffer[] = [];
+  /** options.leaveOut, as bytes. */
+  readonly #leaveOut: readonly [Buffer, Buffer] | undefined;
+  /** Inside the current item, at its second level: the object is the value of leaveOut[0]. */
+  #inParent = false;
+  /** The value about to open at the item's first level is that of leaveOut[0]. */
+  #parentNext = false;
+  /** Where the member left out starts (its key's quote) in #leaveChunk; -1 when there is none. */
+  #leaveFrom = -1;
+  /** Where it ends (after its closing bracket); -1 while it is still being read. */
+  #leaveTo = -1;
+  #leaveChunk: Buffer | undefined;
 
   constructor(onItem: (text: string, line: number) => void, options: JsonListOptions = {}) {
     this.#onItem = onItem;
     this.#listKey = options.key ?? 'items';
     this.#bareList = options.bareList ?? false;
+    this.#leaveOut = options.leaveOut && [Buffer.from(options.leaveOut[0]), Buffer.from(options.leaveOut[1])];
   }
 
   /**
@@ -110,15 +134,28 @@ export class JsonListSplitter {
         let depth = this.#depth;
         let line = this.#line;
         const top = this.#itemDepth;
+        const leaveOut = this.#leaveOut;
         while (i < length) {
           const c = chunk[i++]!;
           if (c === QUOTE) {
+            const quote = i - 1;
             this.#inString = true;
             i = this.#skipString(chunk, i);
             if (this.#inString) break;
-          } else if (c === OPEN_OBJECT || c === OPEN_LIST) depth++;
-          else if (c === CLOSE_OBJECT || c === CLOSE_LIST) {
+            // A key of the item or of its parent object (the string ends in this chunk, a colon after it).
+            if (leaveOut !== undefined && depth <= top + 2 && chunk[i] === COLON) {
+              if (depth === top + 1) this.#parentNext = isKey(chunk, quote, i, leaveOut[0]);
+              else if (this.#inParent && this.#leaveFrom === -1 && chunk[i + 1] === OPEN_LIST && isKey(chunk, quote, i, leaveOut[1])) {
+                this.#leaveFrom = quote;
+                this.#leaveChunk = chunk;
+              }
+            }
+          } else if (c === OPEN_OBJECT || c === OPEN_LIST) {
+            if (++depth === top + 2) this.#inParent = this.#parentNext && c === OPEN_OBJECT;
+          } else if (c === CLOSE_OBJECT || c === CLOSE_LIST) {
             if (--depth === top) break;
+            if (depth === top + 2 && this.#leaveFrom !== -1 && this.#leaveTo === -1) this.#leaveTo = i;
+            else if (depth === top + 1) this.#inParent = false;
           } else if (c === 0x0a) line++;
         }
         this.#depth = depth;
@@ -254,6 +291,21 @@ export class JsonListSplitter {
     this.#inItem = false;
     this.#itemStart = -1;
     this.#listLast = 'item';
+    let from = this.#leaveFrom;
+    let to = this.#leaveTo;
+    const leave = parts.length === 0 && from !== -1 && to !== -1 && this.#leaveChunk === chunk;
+    this.#leaveFrom = -1;
+    this.#leaveTo = -1;
+    this.#leaveChunk = undefined;
+    this.#inParent = false;
+    this.#parentNext = false;
+    if (this.#onBytes && leave) {
+      // With the comma after it, or the one before it when it is the last member.
+      if (chunk[to] === COMMA) to++;
+      else if (chunk[from - 1] === COMMA) from--;
+      this.#onBytes(Buffer.concat([chunk.subarray(start, from), chunk.subarray(to, end)]), line);
+      return;
+    }
     if (this.#onBytes) this.#onBytes(parts.length === 0 ? chunk.subarray(start, end) : Buffer.concat(parts), line);
     else this.#onItem(parts.length === 0 ? chunk.toString('utf8', start, end) : Buffer.concat(parts).toString('utf8'), line);
   }
@@ -279,9 +331,9 @@ export interface JsonListAnswer {
  * Reads a list answer from its chunks, leaving its items' JSON to be parsed when they are used: the
  * chunks are kept (outside V8's heap) until then, and each item's text is made only to be parsed.
  */
-export async function readJsonList(chunks: AsyncIterable<Buffer>): Promise<JsonListAnswer> {
+export async function readJsonList(chunks: AsyncIterable<Buffer>, options: JsonListOptions = {}): Promise<JsonListAnswer> {
   const items: Buffer[] = [];
-  const splitter = JsonListSplitter.ofBytes((bytes) => items.push(bytes));
+  const splitter = JsonListSplitter.ofBytes((bytes) => items.push(bytes), options);
   for await (const chunk of chunks) splitter.write(chunk);
   return { items, rest: JSON.parse(splitter.end()) };
 }

@@ -117,7 +117,8 @@ export function kubeSender(kc: KubeConfig, timeoutMs: number, userAgent: string)
       bodyTimeout: timeoutMs,
     });
     const ok = answer.statusCode >= 200 && answer.statusCode <= 299;
-    if (ok && req.list) return readJsonList(answer.body);
+    // Nothing this service reads is in an object's managedFields (about half of a WorkloadEntry's JSON).
+    if (ok && req.list) return readJsonList(answer.body, { leaveOut: ['metadata', 'managedFields'] });
     const text = await answer.body.text();
     if (!ok) {
       throw new ApiException(answer.statusCode, `${req.method} ${req.path}`, text, headerRecord(answer.headers));
