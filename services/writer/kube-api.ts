@@ -510,12 +510,12 @@ function entryBody(entry: WorkloadEntry, withResourceVersion: boolean): Record<s
   };
 }
 
-/** A WorkloadEntry from the server's JSON, with the maps the model promises always present. */
 /** Resolves once the event loop has run its timers and I/O. */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** A WorkloadEntry from the server's JSON, with the maps the model promises always present. */
 function toEntry(obj: unknown): WorkloadEntry {
   const o = (obj ?? {}) as {
     metadata?: { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; resourceVersion?: string; uid?: string };
