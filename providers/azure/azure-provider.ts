@@ -5,7 +5,7 @@
 // one request per VM: ARM throttles reads per subscription and principal.
 import type { VirtualMachine } from '@azure/arm-compute';
 import type { NetworkInterface, PublicIPAddress } from '@azure/arm-network';
-import { isRestError } from '@azure/arm-resourcegraph';
+import { isRestError, type QueryResponse } from '@azure/arm-resourcegraph';
 import type { TokenCredential } from '@azure/identity';
 import { mapLimited } from '../../services/concurrency.ts';
 import { VmsError } from '../../services/errors.ts';
@@ -165,11 +165,14 @@ export class AzureProvider extends CloudProvider {
     const seenTokens = new Set<string>();
     let skipToken: string | undefined;
     let truncated = false;
-    do {
-      const answer = await client.resources(
-        { subscriptions: [scope.account], query, options: { top: this.#config.pageSize, resultFormat: 'objectArray', ...(skipToken ? { skipToken } : {}) } },
+    const ask = (token: string | undefined): Promise<QueryResponse> =>
+      client.resources(
+        { subscriptions: [scope.account], query, options: { top: this.#config.pageSize, resultFormat: 'objectArray', ...(token ? { skipToken: token } : {}) } },
         signal === undefined ? {} : { abortSignal: signal },
       );
+    let pending: Promise<QueryResponse> | undefined = ask(undefined);
+    do {
+      const answer: QueryResponse = await pending!;
       progress.pages++;
       const observedAt = this.observedAt();
       if (!Array.isArray(answer.data)) throw new Error(`Resource Graph answered page ${progress.pages} without an array of rows`);
@@ -181,6 +184,10 @@ export class AzureProvider extends CloudProvider {
         if (seenTokens.has(skipToken)) throw new Error(`Resource Graph returned the same skip token twice (page ${progress.pages})`);
         seenTokens.add(skipToken);
       }
+      // The next page is asked for before this one is handed on, so that Resource Graph makes it
+      // ready meanwhile. Its failure is met where it is awaited; until then it is not an unhandled one.
+      pending = skipToken === undefined ? undefined : ask(skipToken);
+      pending?.catch(() => undefined);
       const rows = waiting.concat(page);
       // Everything up to the last VM's first row is complete; the last VM waits unless this was the last page.
       // Rows without an id (problems, whatever VM they were) wait with it rather than cut it short.

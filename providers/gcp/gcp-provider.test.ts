@@ -76,6 +76,26 @@ describe('list', () => {
     compute.heal();
   });
 
+  it('asks for the next page while a page is still being taken in, and hands the pages on in order', async () => {
+    for (let n = 0; n < 5; n++) compute.put({ id: `${3000 + n}`, name: `vm-${n}`, zone: 'us-central1-a', labels: { mesh: 'true' } });
+    const p = provider({ pageSize: 2 });
+    const lists = () => compute.requests.filter((r) => r.call === 'aggregatedList').length;
+    // Each page is taken in only once Compute has been asked for the one after it (or after a few
+    // seconds: then the next page was not asked for, and the listing fails the check below).
+    const askedWhileTaking: number[] = [];
+    const pages: string[][] = [];
+    const listing = await p.listPages(scopeOf(p), undefined, async (instances) => {
+      pages.push(instances.map((i) => i.id));
+      const wanted = Math.min(pages.length + 1, 3);
+      for (let waited = 0; lists() < wanted && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+      askedWhileTaking.push(lists());
+    });
+    expect(listing).toMatchObject({ complete: true, failed: false });
+    expect(askedWhileTaking).toEqual([2, 3, 3]);
+    expect(pages.flat()).toEqual(['3000', '3001', '3002', '3003', '3004']);
+    expect(lists()).toBe(3);
+  });
+
   it('reads every page across zones, with returnPartialSuccess and the page size, stamping each page', async () => {
     for (let n = 0; n < 5; n++) compute.put({ id: `${1000 + n}`, name: `vm-${n}`, zone: n < 3 ? 'us-central1-a' : 'europe-west1-b', labels: { mesh: 'true' } });
     const p = provider({ pageSize: 2 }, { now: steppingClock().now });

@@ -9,6 +9,7 @@ import type { Described, Instance, InstanceRef, Problem, Scope } from '../../ser
 import { BrokenListing, CloudProvider, type CloudProviderOptions, cloudScope, type ListingProgress, type ScopeReading } from '../cloud-provider.ts';
 import {
   abortableSleep,
+  type AggregatedListPage,
   type AggregatedListRequest,
   aggregatedListPage,
   type CallPolicy,
@@ -212,9 +213,8 @@ export class GcpProvider extends CloudProvider {
     const passed = new Set<string>();
     const problems = new Map<string, Problem>();
     const tokens = new Set<string>();
-    let pageToken: string | undefined;
     signal?.throwIfAborted();
-    do {
+    const ask = (pageToken: string | undefined): Promise<AggregatedListPage> => {
       const request: AggregatedListRequest = {
         project,
         maxResults: this.#config.pageSize,
@@ -222,8 +222,21 @@ export class GcpProvider extends CloudProvider {
         ...(filter === undefined ? {} : { filter }),
         ...(pageToken === undefined ? {} : { pageToken }),
       };
-      const page = await aggregatedListPage(this.#client, request, this.#policy, signal);
+      return aggregatedListPage(this.#client, request, this.#policy, signal);
+    };
+    let pending: Promise<AggregatedListPage> | undefined = ask(undefined);
+    while (pending !== undefined) {
+      const page: AggregatedListPage = await pending;
       progress.pages++;
+      const next: string | undefined = page.nextPageToken ? page.nextPageToken : undefined;
+      if (next !== undefined && tokens.has(next)) {
+        throw new BrokenListing(`aggregatedList of project ${project} returned page token '${next.slice(0, 40)}' twice; the listing would never end`, `page ${progress.pages + 1}`);
+      }
+      if (next !== undefined) tokens.add(next);
+      // The next page is asked for before this one is mapped, so that Compute makes it ready
+      // meanwhile. Its failure is met where it is awaited; until then it is not an unhandled one.
+      pending = next === undefined ? undefined : ask(next);
+      pending?.catch(() => undefined);
       const observedAt = this.observedAt();
       const batch: Instance[] = [];
       for (const [scopeName, scoped] of Object.entries(page.items ?? {})) {
@@ -262,13 +275,7 @@ export class GcpProvider extends CloudProvider {
         });
       }
       if (onPage) await onPage(batch);
-      const next = page.nextPageToken ? page.nextPageToken : undefined;
-      if (next !== undefined && tokens.has(next)) {
-        throw new BrokenListing(`aggregatedList of project ${project} returned page token '${next.slice(0, 40)}' twice; the listing would never end`, `page ${progress.pages + 1}`);
-      }
-      if (next !== undefined) tokens.add(next);
-      pageToken = next;
-    } while (pageToken !== undefined);
+    }
     return { instances: [...instances.values()], problems: [...problems.values()] };
   }
 
