@@ -1,6 +1,7 @@
 // The one bounded fan-out of the project: cloud describes and listings, Redis records, cluster
 // reads and `sync --once` writes all run through mapLimited, so they share one behaviour on
-// failure. Pure (no I/O of its own), so the provider threads import it too.
+// failure; askedAhead is how a listing asks for its next page while it reads one. Pure (no I/O of
+// its own), so the provider threads import it too.
 
 /**
  * `task` of each item, at most `limit` at once, started in the items' order; resolves to the
@@ -55,4 +56,13 @@ export class Slots {
       else this.#free++;
     };
   }
+}
+
+/**
+ * A request made before its answer is wanted (the next page of a listing, asked for while one is
+ * read): its failure is met where it is awaited, and is not an unhandled rejection meanwhile.
+ */
+export function askedAhead<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
 }

@@ -4,6 +4,7 @@
 import { type DescribeInstancesCommandInput, type EC2Client, type Filter, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import type { MappingConfig } from '../../config/schema.ts';
+import { askedAhead } from '../../services/concurrency.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Problem, Scope } from '../../services/model.ts';
 import { BrokenListing, CloudProvider, type CloudProviderOptions, cloudScope, type ScopeReading } from '../cloud-provider.ts';
@@ -75,10 +76,8 @@ export class AwsProvider extends CloudProvider {
       const step = await next;
       if (step.done) break;
       const page = step.value;
-      // The next page is asked for before this one is mapped, so that EC2 makes it ready
-      // meanwhile. Its failure is met where it is awaited; until then it is not an unhandled one.
-      next = pages.next();
-      next.catch(() => undefined);
+      // The next page is asked for before this one is mapped, so that EC2 makes it ready meanwhile.
+      next = askedAhead(pages.next());
       progress.pages++;
       const observedAt = this.observedAt();
       const batch: Instance[] = [];

@@ -7,7 +7,7 @@ import type { VirtualMachine } from '@azure/arm-compute';
 import type { NetworkInterface, PublicIPAddress } from '@azure/arm-network';
 import { isRestError, type QueryResponse } from '@azure/arm-resourcegraph';
 import type { TokenCredential } from '@azure/identity';
-import { mapLimited } from '../../services/concurrency.ts';
+import { askedAhead, mapLimited } from '../../services/concurrency.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Problem, Scope } from '../../services/model.ts';
 import { BrokenListing, CloudProvider, type CloudProviderOptions, cloudScope, type ListingProgress, ListingStepFailure, type ScopeReading } from '../cloud-provider.ts';
@@ -163,7 +163,6 @@ export class AzureProvider extends CloudProvider {
       await onPage(instances);
     };
     const seenTokens = new Set<string>();
-    let skipToken: string | undefined;
     let truncated = false;
     const ask = (token: string | undefined): Promise<QueryResponse> =>
       client.resources(
@@ -171,23 +170,22 @@ export class AzureProvider extends CloudProvider {
         signal === undefined ? {} : { abortSignal: signal },
       );
     let pending: Promise<QueryResponse> | undefined = ask(undefined);
-    do {
-      const answer: QueryResponse = await pending!;
+    while (pending !== undefined) {
+      const answer: QueryResponse = await pending;
       progress.pages++;
       const observedAt = this.observedAt();
       if (!Array.isArray(answer.data)) throw new Error(`Resource Graph answered page ${progress.pages} without an array of rows`);
       const page = (answer.data as unknown[]).map((row) => ({ row, observedAt }));
       rowsRead += page.length;
       if (answer.resultTruncated === 'true') truncated = true;
-      skipToken = answer.skipToken || undefined;
+      const skipToken = answer.skipToken || undefined;
       if (skipToken !== undefined) {
         if (seenTokens.has(skipToken)) throw new Error(`Resource Graph returned the same skip token twice (page ${progress.pages})`);
         seenTokens.add(skipToken);
       }
       // The next page is asked for before this one is handed on, so that Resource Graph makes it
-      // ready meanwhile. Its failure is met where it is awaited; until then it is not an unhandled one.
-      pending = skipToken === undefined ? undefined : ask(skipToken);
-      pending?.catch(() => undefined);
+      // ready meanwhile.
+      pending = skipToken === undefined ? undefined : askedAhead(ask(skipToken));
       const rows = waiting.concat(page);
       // Everything up to the last VM's first row is complete; the last VM waits unless this was the last page.
       // Rows without an id (problems, whatever VM they were) wait with it rather than cut it short.
@@ -200,7 +198,7 @@ export class AzureProvider extends CloudProvider {
       await handOn(rows.slice(0, cut), waitingFrom);
       waitingFrom += cut;
       waiting = rows.slice(cut);
-    } while (skipToken !== undefined);
+    }
     await handOn(waiting, waitingFrom);
 
     if (truncated) {

@@ -3,7 +3,7 @@
 // read, makes the project's listing incomplete, so nothing in it is deleted on a partial view.
 import type { AuthClient, OAuth2Client } from 'google-auth-library';
 import type { MappingConfig } from '../../config/schema.ts';
-import { mapLimited } from '../../services/concurrency.ts';
+import { askedAhead, mapLimited } from '../../services/concurrency.ts';
 import { VmsError } from '../../services/errors.ts';
 import type { Described, Instance, InstanceRef, Problem, Scope } from '../../services/model.ts';
 import { BrokenListing, CloudProvider, type CloudProviderOptions, cloudScope, type ListingProgress, type ScopeReading } from '../cloud-provider.ts';
@@ -233,10 +233,8 @@ export class GcpProvider extends CloudProvider {
         throw new BrokenListing(`aggregatedList of project ${project} returned page token '${next.slice(0, 40)}' twice; the listing would never end`, `page ${progress.pages + 1}`);
       }
       if (next !== undefined) tokens.add(next);
-      // The next page is asked for before this one is mapped, so that Compute makes it ready
-      // meanwhile. Its failure is met where it is awaited; until then it is not an unhandled one.
-      pending = next === undefined ? undefined : ask(next);
-      pending?.catch(() => undefined);
+      // The next page is asked for before this one is mapped, so that Compute makes it ready meanwhile.
+      pending = next === undefined ? undefined : askedAhead(ask(next));
       const observedAt = this.observedAt();
       const batch: Instance[] = [];
       for (const [scopeName, scoped] of Object.entries(page.items ?? {})) {

@@ -16,6 +16,7 @@ import {
 } from '@kubernetes/client-node';
 import type { ConfigurationOptions, CoreV1Event, ObservableMiddleware, V1ServiceAccount } from '@kubernetes/client-node';
 import type { JsonListAnswer } from '../json-list.ts';
+import { askedAhead } from '../concurrency.ts';
 import { VmsError } from '../errors.ts';
 import type { KubeService, MeshServiceKind, MeshServiceObject, ObjectMeta, ServicePort, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
 import { parseKubeStatus, translateKubeError } from './kube-errors.ts';
@@ -215,10 +216,8 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
             const token: string | undefined = (answer.rest as { metadata?: { continue?: string } } | null)?.metadata?.continue || undefined;
             // The next page is asked for before this one's items are parsed, so that the server
             // makes it ready meanwhile (the continue token comes at the end of a page).
-            next = token === undefined ? undefined : fetchPage(token);
+            next = token === undefined ? undefined : askedAhead(fetchPage(token));
             if (next !== undefined) {
-              // Its failure is met where it is awaited; until then it is not an unhandled one.
-              next.catch(() => undefined);
               // undici writes the request within two turns of the event loop (the first frees the
               // connection the last answer came on); the parsing below gives it none.
               await nextTurn();
