@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { JsonListSplitter, readJsonList } from './json-list.ts';
+import { ByteArena, JsonListSplitter, readJsonList } from './json-list.ts';
 
 /** The answer's bytes cut at the given fractions of its length, as a socket may hand them over. */
 async function* chunked(bytes: Buffer, cuts: readonly number[]): AsyncGenerator<Buffer> {
@@ -155,6 +155,34 @@ describe('readJsonList', () => {
         });
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it('reads items into an arena as copies, answer after answer, whatever the arena\'s size and the chunks\' cuts', async () => {
+    const answers = fc.array(fc.array(value, { maxLength: 6 }), { minLength: 1, maxLength: 4 });
+    await fc.assert(
+      fc.asyncProperty(answers, fc.integer({ min: 1, max: 64 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 8 }), async (lists, size, cuts) => {
+        const arena = new ByteArena(size);
+        for (const items of lists) {
+          const bytes = Buffer.from(JSON.stringify({ items, metadata: { continue: 'x' } }), 'utf8');
+          const chunks: Buffer[] = [];
+          const answer = await readJsonList(
+            (async function* () {
+              for await (const chunk of chunked(bytes, cuts)) {
+                chunks.push(chunk);
+                yield chunk;
+              }
+            })(),
+            {},
+            arena,
+          );
+          expect(answer.items.map((b) => JSON.parse(b.toString('utf8')) as unknown)).toEqual(JSON.parse(JSON.stringify(items)));
+          expect(answer.rest).toEqual({ items: [], metadata: { continue: 'x' } });
+          // No item is a view of the memory a chunk came in, which it would keep alive.
+          for (const item of answer.items) expect(chunks.some((c) => c.buffer === item.buffer)).toBe(false);
+        }
+      }),
+      { numRuns: 200 },
     );
   });
 

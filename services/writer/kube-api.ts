@@ -15,7 +15,7 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import type { ConfigurationOptions, CoreV1Event, ObservableMiddleware, V1ServiceAccount } from '@kubernetes/client-node';
-import type { JsonListAnswer } from '../json-list.ts';
+import { ByteArena, type JsonListAnswer } from '../json-list.ts';
 import { askedAhead } from '../concurrency.ts';
 import { VmsError } from '../errors.ts';
 import type { KubeService, MeshServiceKind, MeshServiceObject, ObjectMeta, ServicePort, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
@@ -192,12 +192,15 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       const where = namespace ? ` in namespace ${namespace}` : '';
       const context: KubeCallContext = { verb: 'list', what: `WorkloadEntries${where} (${[labelSelector, fieldSelector].filter(Boolean).join(' ')})` };
       const path = namespace ? namespacedPath(entries, namespace) : clusterPath(entries);
-      /** One page, asked again through `page` after a failure; its items are read once it has all come. */
-      const fetchPage = (token: string | undefined): Promise<JsonListAnswer> =>
+      /**
+       * One page, asked again through `page` after a failure; its items are read once it has all
+       * come, into `arena`.
+       */
+      const fetchPage = (token: string | undefined, arena: ByteArena): Promise<JsonListAnswer> =>
         page(async () => {
           const query = { labelSelector: labelSelector || undefined, fieldSelector: fieldSelector || undefined, limit: pageSize, continue: token };
           try {
-            return (await send({ method: 'GET', path, query, list: true })) as JsonListAnswer;
+            return (await send({ method: 'GET', path, query, list: true, arena })) as JsonListAnswer;
           } catch (err) {
             // An expired continue token is not retried page by page: the listing starts over.
             if (err instanceof ApiException && err.code === 410) throw err;
@@ -208,15 +211,20 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       // An expired continue token (410) means the listing must start over; a few times at most.
       for (let restart = 0; ; restart++) {
         const out: WorkloadEntry[] = [];
+        // Two, taking turns: a page is read into one while the page before it, in the other, is
+        // parsed. The page after that is asked for only once this parsing is done.
+        const arenas = [new ByteArena(), new ByteArena()];
+        const arenaOf = (page: number): ByteArena => arenas[page % 2]!;
+        let pages = 0;
         let next: Promise<JsonListAnswer> | undefined;
         try {
-          next = fetchPage(undefined);
+          next = fetchPage(undefined, arenaOf(pages++));
           while (next !== undefined) {
             const answer: JsonListAnswer = await next;
             const token: string | undefined = (answer.rest as { metadata?: { continue?: string } } | null)?.metadata?.continue || undefined;
             // The next page is asked for before this one's items are parsed, so that the server
             // makes it ready meanwhile (the continue token comes at the end of a page).
-            next = token === undefined ? undefined : askedAhead(fetchPage(token));
+            next = token === undefined ? undefined : askedAhead(fetchPage(token, arenaOf(pages++)));
             if (next !== undefined) {
               // undici writes the request within two turns of the event loop (the first frees the
               // connection the last answer came on); the parsing below gives it none.

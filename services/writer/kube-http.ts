@@ -8,7 +8,7 @@
 import { ApiException, type KubeConfig } from '@kubernetes/client-node';
 import type { RequestContext } from '@kubernetes/client-node';
 import { type Dispatcher, request } from 'undici';
-import { readJsonList } from '../json-list.ts';
+import { type ByteArena, readJsonList } from '../json-list.ts';
 
 /**
  * The ports fetch never connects to: the Fetch standard's "bad ports"
@@ -40,6 +40,8 @@ export interface KubeRequest {
    * page's text is never held whole as one string (see json-list.ts).
    */
   list?: boolean;
+  /** Where a list's items are copied (see ByteArena); without one, they are views of the answer's chunks. */
+  arena?: ByteArena;
 }
 
 /** Sends a request and gives the parsed JSON answer; a non-2xx answer throws an ApiException, as the generated client does. */
@@ -118,7 +120,7 @@ export function kubeSender(kc: KubeConfig, timeoutMs: number, userAgent: string)
     });
     const ok = answer.statusCode >= 200 && answer.statusCode <= 299;
     // Nothing this service reads is in an object's managedFields (43% of the bytes of one of our entries).
-    if (ok && req.list) return readJsonList(answer.body, { leaveOut: ['metadata', 'managedFields'] });
+    if (ok && req.list) return readJsonList(answer.body, { leaveOut: ['metadata', 'managedFields'] }, req.arena);
     const text = await answer.body.text();
     if (!ok) {
       throw new ApiException(answer.statusCode, `${req.method} ${req.path}`, text, headerRecord(answer.headers));
