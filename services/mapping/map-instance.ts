@@ -189,23 +189,10 @@ export interface MappedInstances {
 type Identity = Skip['instance'];
 
 /**
- * The instance that has an entry's name so far: who it is, as its skip names it should it lose
- * the name (one object with the rest, not one more per instance), and where it is. Its id is the
- * end of its source (`<provider>:<account>:<region>:<id>`), which its entry holds anyway: an
- * Azure resource id is some 130 characters, held a second time for every instance of a listing.
+ * Where an instance is, as its skip names it: shared by every instance of a listing in the same
+ * zone, so that what is kept of each instance that has an entry's name is a pointer, not an object.
  */
-interface Owner extends Omit<Identity, 'id'> {
-  /** Its place in the entries so far. */
-  slot: number;
-  /** Its place in the listing. */
-  at: number;
-  source: string;
-}
-
-/** Who the owner of a name is (see Owner). */
-function ownerIdentity(owner: Owner): Identity {
-  return { provider: owner.provider, account: owner.account, region: owner.region, zone: owner.zone, id: idOfSource(owner.source, owner), name: owner.name };
-}
+type Where = Pick<Identity, 'provider' | 'account' | 'region' | 'zone'>;
 
 /** An instance that lost its entry's name to another: its skip is written at the end, naming the final owner. */
 interface Loser {
@@ -227,10 +214,20 @@ export class ListingMapper {
   /** Entries in listing order; a slot whose entry lost its name to a later one is emptied. */
   readonly #entries: Array<WorkloadEntry | undefined> = [];
   /**
-   * By namespace, then name: the two strings the entry has already, rather than a key string made
-   * for every instance of the listing.
+   * By namespace, then name: the slot of the entry that has the name so far. Keyed by the two
+   * strings the entry has already, rather than a key string made for every instance of the listing.
    */
-  readonly #owners = new Map<string, Map<string, Owner>>();
+  readonly #slots = new Map<string, Map<string, number>>();
+  /**
+   * By slot, who its instance is, should it lose the name to a later one: its place in the
+   * listing, where it is, and its name (its id is the end of its source, which its entry holds).
+   * Arrays rather than an object per instance: a listing of 100,000 kept 8 MiB of such objects.
+   */
+  readonly #at: number[] = [];
+  readonly #where: Where[] = [];
+  readonly #names: string[] = [];
+  /** By zone, the Wheres made so far. */
+  readonly #wheres = new Map<string | undefined, Where[]>();
   readonly #skips: Array<{ at: number; skip: Skip }> = [];
   readonly #losers: Loser[] = [];
   /** Instances added so far. */
@@ -243,7 +240,6 @@ export class ListingMapper {
 
   /** Maps a page of the listing (sliced work). */
   *add(instances: readonly Instance[]): Sliced<void> {
-    const shared = this.#ctx.shared!;
     for (let i = 0; i < instances.length; i++) {
       if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
       const instance = instances[i]!;
@@ -255,32 +251,49 @@ export class ListingMapper {
       }
       const { entry } = result;
       const { namespace, name } = entry.metadata;
-      const source = entry.metadata.annotations[SOURCE_ANNOTATION] ?? '';
-      let inNamespace = this.#owners.get(namespace);
+      const source = sourceOf(entry);
+      let inNamespace = this.#slots.get(namespace);
       if (inNamespace === undefined) {
         inNamespace = new Map();
-        this.#owners.set(namespace, inNamespace);
+        this.#slots.set(namespace, inNamespace);
       }
       const owner = inNamespace.get(name);
-      if (owner !== undefined && !(source < owner.source)) {
-        this.#losers.push({ at, namespace, name, who: identityOf(instance), source });
-        continue;
-      }
       if (owner !== undefined) {
-        this.#entries[owner.slot] = undefined;
-        this.#losers.push({ at: owner.at, namespace, name, who: ownerIdentity(owner), source: owner.source });
+        const ownerSource = sourceOf(this.#entries[owner]!);
+        if (!(source < ownerSource)) {
+          this.#losers.push({ at, namespace, name, who: identityOf(instance), source });
+          continue;
+        }
+        this.#entries[owner] = undefined;
+        this.#losers.push({ at: this.#at[owner]!, namespace, name, who: this.#identity(owner, ownerSource), source: ownerSource });
       }
-      inNamespace.set(name, {
-        provider: instance.provider,
-        account: shared.string(instance.account),
-        region: shared.string(instance.region),
-        zone: shared.string(instance.zone),
-        name: instance.name,
-        slot: this.#entries.push(entry) - 1,
-        at,
-        source,
-      });
+      const slot = this.#entries.push(entry) - 1;
+      this.#at.push(at);
+      this.#where.push(this.#whereOf(instance));
+      this.#names.push(instance.name);
+      inNamespace.set(name, slot);
     }
+  }
+
+  /** The shared Where of an instance. */
+  #whereOf(instance: Instance): Where {
+    let inZone = this.#wheres.get(instance.zone);
+    if (inZone === undefined) {
+      inZone = [];
+      this.#wheres.set(instance.zone, inZone);
+    }
+    for (const where of inZone) {
+      if (where.provider === instance.provider && where.account === instance.account && where.region === instance.region) return where;
+    }
+    const where: Where = { provider: instance.provider, account: instance.account, region: instance.region, zone: instance.zone };
+    inZone.push(where);
+    return where;
+  }
+
+  /** Who the instance of a slot is, as its skip names it. */
+  #identity(slot: number, source: string): Identity {
+    const { provider, account, region, zone } = this.#where[slot]!;
+    return { provider, account, region, zone, id: idOfSource(source, { provider, account, region }), name: this.#names[slot]! };
   }
 
   /** The entries and skips of everything added. */
@@ -288,7 +301,7 @@ export class ListingMapper {
     const entries = this.#entries.filter((e): e is WorkloadEntry => e !== undefined);
     const skips = [...this.#skips];
     for (const loser of this.#losers) {
-      const owner = this.#owners.get(loser.namespace)!.get(loser.name)!;
+      const ownerSource = sourceOf(this.#entries[this.#slots.get(loser.namespace)!.get(loser.name)!]!);
       skips.push({
         at: loser.at,
         skip: skipOf(
@@ -296,7 +309,7 @@ export class ListingMapper {
           loser.source,
           this.#ctx,
           'VMS_SKIP_DUPLICATE_NAME',
-          `its entry ${entryKey(loser.namespace, loser.name)} is already taken by ${quote(owner.source)}, listed in the same scope ` +
+          `its entry ${entryKey(loser.namespace, loser.name)} is already taken by ${quote(ownerSource)}, listed in the same scope ` +
             `(ids that differ only in letter case or punctuation give the same name); give one of them another ${this.#rules.namespace.tag} tag`,
         ),
       });
@@ -321,7 +334,12 @@ function makeSkip(instance: Instance, ctx: MapContext, code: SkipCode, reason: s
   return skipOf(identityOf(instance), instanceSource(instance), ctx, code, reason);
 }
 
-/** Who an instance (or an owner of a name) is, as a skip names it: these fields alone, in this order. */
+/** The source an entry of ours names (SOURCE_ANNOTATION). */
+function sourceOf(entry: WorkloadEntry): string {
+  return entry.metadata.annotations[SOURCE_ANNOTATION] ?? '';
+}
+
+/** Who an instance is, as a skip names it: these fields alone, in this order. */
 function identityOf(of: Identity): Identity {
   return { provider: of.provider, account: of.account, region: of.region, zone: of.zone, id: of.id, name: of.name };
 }

@@ -787,17 +787,19 @@ describe('mapping a listing page by page', () => {
     fc.record({
       id: fc.constantFrom('a', 'A', 'b', 'B', 'c', 'web-1', 'Web-1', 'WEB-1'),
       region: fc.constantFrom('dc1', 'dc2'),
+      zone: fc.constantFrom('z1', 'z2', 'z3'),
       state: fc.constantFrom('running', 'running', 'running', 'stopped'),
       ns: fc.constantFrom(undefined, 'other'),
     }),
     { maxLength: 24 },
   );
-  const instancesOf = (items: Array<{ id: string; region: string; state: string; ns: string | undefined }>): Instance[] =>
+  const instancesOf = (items: Array<{ id: string; region: string; zone: string; state: string; ns: string | undefined }>): Instance[] =>
     items.map((x, i) =>
       vm({
         provider: 'static',
         account: 'onprem',
         region: x.region,
+        zone: x.zone,
         id: x.id,
         name: `n-${i}`,
         state: x.state as Instance['state'],
@@ -831,6 +833,11 @@ describe('mapping a listing page by page', () => {
         const at = (source: string, name: string) => instances.findIndex((x, i) => `static:onprem:${x.region}:${x.id}` === source && `n-${i}` === name);
         const skipOrder = whole.skips.map((k) => at(k.source, k.instance.name));
         expect([...skipOrder].sort((x, y) => x - y)).toEqual(skipOrder);
+        // A skip names its own instance, whether it lost its name when listed or later.
+        whole.skips.forEach((k, i) => {
+          const { provider, account, region, zone, id, name } = instances[skipOrder[i]!]!;
+          expect(k.instance).toEqual({ provider, account, region, zone, id, name });
+        });
       }),
       { numRuns: 300 },
     );
