@@ -17,7 +17,7 @@ import { AWS_ACCOUNT, AWS_NAME, AWS_REGION, awsId, benchTags } from '../fixtures
 import { coreShare, FakeHost, type TrackTarget } from '../host-protocol.ts';
 import { atMost, latencyStats, type LatencyStats, procCpuSeconds, redisCpuSeconds, round, sleep, until } from '../measure.ts';
 import { type BenchOptions, progress, type Scenario, type ScenarioResult, scenarioPrefix, serveNodeOptions } from '../scenario-types.ts';
-import { FAKE_AWS_CREDENTIALS } from './noop-resync.ts';
+import { FAKE_AWS_ENV } from './noop-resync.ts';
 
 /** The webhook key of `serve` in the scenarios that post events. */
 export const API_KEY = 'bench-webhook-key-0123456789';
@@ -134,9 +134,7 @@ export async function startWebhookServe(at: { options: BenchOptions; dir: string
     }),
   );
   const proc = new ServeProcess(configFile, await freePort(), {
-    AWS_ACCESS_KEY_ID: FAKE_AWS_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_AWS_CREDENTIALS.secretAccessKey,
-    AWS_EC2_METADATA_DISABLED: 'true',
+    ...FAKE_AWS_ENV,
     BENCH_WEBHOOK_KEY: API_KEY,
     ...(serveNodeOptions() ? { NODE_OPTIONS: serveNodeOptions() } : {}),
   });

@@ -1,12 +1,15 @@
 // Scenario 3: a resync of 100,000 instances that are all in the cluster already, exactly as mapping
 // makes them: list scope + map + list owned + plan must end in no change and no write. Run once
 // per provider, since listing the scope is the provider's own cost: the static inventory and EC2
-// (the real SDK against the fake EC2).
+// (the real SDK against the fake EC2). EC2's provider is built as serve and sync build it
+// (createProviders): its SDK, its requests and the reading of its XML run in the provider thread;
+// the mapping of its pages, the cluster listing and the planning run in this one, as does the
+// static provider's reading of its file.
 import path from 'node:path';
 import { rmSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { AwsProvider } from '../../../providers/aws/aws-provider.ts';
 import { awsProviderSchema } from '../../../providers/aws/config.ts';
+import { createProviders } from '../../../providers/index.ts';
 import { listingPages } from '../../../providers/paging.ts';
 import type { Provider } from '../../../providers/provider.ts';
 import { createStaticProvider } from '../../../providers/static/static-provider.ts';
@@ -27,8 +30,11 @@ import { atMost, mib, round } from '../measure.ts';
 import type { Row } from '../scenario-types.ts';
 import { type BenchOptions, progress, type Scenario, type ScenarioResult, scenarioPrefix } from '../scenario-types.ts';
 
-/** Credentials the fake EC2 accepts (it checks none). */
-export const FAKE_AWS_CREDENTIALS = { accessKeyId: 'AKIABENCHEXAMPLE0000', secretAccessKey: 'bench/secret/example/key/0000000000000000' };
+/**
+ * Credentials the fake EC2 accepts (it checks none), as the SDK's default chain reads them from the
+ * environment, and no instance metadata to ask.
+ */
+export const FAKE_AWS_ENV = { AWS_ACCESS_KEY_ID: 'AKIABENCHEXAMPLE0000', AWS_SECRET_ACCESS_KEY: 'bench/secret/example/key/0000000000000000', AWS_EC2_METADATA_DISABLED: 'true' };
 
 /** The flavors a full run resyncs, in order. */
 export const NOOP_FLAVORS: readonly SeedFlavor[] = ['aws', 'static'];
@@ -68,7 +74,9 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       const { url } = await host.call<{ url: string }>({ op: 'startEc2' });
       await host.call({ op: 'ec2Put', from: 0, count: n, tagged: true });
       const block = awsProviderSchema.parse({ type: 'aws', name: AWS_NAME, regions: [AWS_REGION], accounts: [{ id: AWS_ACCOUNT }], endpoint: { ec2: url } });
-      provider = new AwsProvider(block, { selector: benchConfig().mapping.selector, credentials: FAKE_AWS_CREDENTIALS });
+      const [built] = await createProviders([block], { mapping: benchConfig().mapping, env: { ...process.env, ...FAKE_AWS_ENV } });
+      if (built === undefined) throw new Error('createProviders built no provider for the aws block');
+      provider = built;
       scopeKey = AWS_SCOPE;
     } else {
       writeStaticInventory(inventory, n);

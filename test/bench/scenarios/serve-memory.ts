@@ -36,7 +36,7 @@ import { FakeHost } from '../host-protocol.ts';
 import { atMost, procMemory, round, sleep, until } from '../measure.ts';
 import type { Row } from '../scenario-types.ts';
 import { type BenchOptions, progress, type Scenario, type ScenarioResult, scenarioPrefix, serveNodeOptions } from '../scenario-types.ts';
-import { FAKE_AWS_CREDENTIALS } from './noop-resync.ts';
+import { FAKE_AWS_ENV } from './noop-resync.ts';
 
 /** One scope of a fleet: instances from..from+count of a kind, in the scope numbered `index` of that kind. */
 interface ScopeSpec {
@@ -240,7 +240,7 @@ async function prepareFleet(host: FakeHost, dir: string, specs: ScopeSpec[], cer
       fleet.scopes.set(`aws:${AWS_NAME}:${AWS_ACCOUNT}:${regions[k]}`, spec.count);
     }
     fleet.providers.push({ type: 'aws', name: AWS_NAME, regions, accounts: [{ id: AWS_ACCOUNT }], endpoint: { ec2: url } });
-    Object.assign(fleet.env, { AWS_ACCESS_KEY_ID: FAKE_AWS_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: FAKE_AWS_CREDENTIALS.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' });
+    Object.assign(fleet.env, FAKE_AWS_ENV);
   }
   if (of('gcp').length > 0) {
     const { url } = await host.call<{ url: string }>({ op: 'startGce' });
@@ -289,9 +289,7 @@ async function measureVariant(variant: Variant, n: number, rounds: number, optio
   const cert = specs.some((x) => x.kind === 'azure') ? await armCertificate(dir) : undefined;
   // The host lists the fleet through the real providers to seed the cluster, with serve's credentials.
   const host = new FakeHost({
-    AWS_ACCESS_KEY_ID: FAKE_AWS_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_AWS_CREDENTIALS.secretAccessKey,
-    AWS_EC2_METADATA_DISABLED: 'true',
+    ...FAKE_AWS_ENV,
     ...(cert ? { NODE_EXTRA_CA_CERTS: cert.certFile } : {}),
   });
   let proc: ServeProcess | undefined;
