@@ -11,7 +11,7 @@ import type { Instance, Scope } from '../../services/model.ts';
 import { ResourceGraphClient } from '@azure/arm-resourcegraph';
 import { DEFAULT_SUBSCRIPTION, type FakeArm, startFakeArm } from '../../test/fakes/azure/arm-server.ts';
 import { createTestCertificate, type TestCertificate } from '../../test/fakes/azure/tls.ts';
-import { type AzureProvider, createAzureProvider } from './azure-provider.ts';
+import { type AzureProvider, createAzureProvider, PassedVms } from './azure-provider.ts';
 import { azureBlock, RecordingCredential, SELECTOR, steppingClock } from './test-support.ts';
 
 const SUB = DEFAULT_SUBSCRIPTION;
@@ -483,6 +483,24 @@ describe('list with Resource Graph', () => {
     expect(listing.problems).toEqual([
       { code: 'VMS_ERR_PROVIDER_FAILED', message: `the Resource Graph query in subscription ${SUB} failed: HTTP 400 BadRequest: The skip token has expired.`, at: 'page 2' },
     ]);
+  });
+});
+
+describe('PassedVms', () => {
+  const vm = (group: string, name: string) => `/subscriptions/${DEFAULT_SUBSCRIPTION}/resourceGroups/${group}/providers/Microsoft.Compute/virtualMachines/${name}`;
+  it.each([
+    ['the same id', vm('rg', 'web-1'), vm('rg', 'web-1'), false],
+    ['another case and a trailing slash', vm('rg', 'web-1'), ` ${vm('RG', 'WEB-1')}/ `, false],
+    ['another VM of the group', vm('rg', 'web-1'), vm('rg', 'web-2'), true],
+    ['the same name in another group', vm('rg', 'web-1'), vm('rg2', 'web-1'), true],
+    ['ids without a slash', 'web-1', 'WEB-1', false],
+    ['an id without a slash and one with', 'web-1', vm('rg', 'web-1'), true],
+  ])('%s: the second is new: %s', (_, first, second, isNew) => {
+    const passed = new PassedVms();
+    expect(passed.add(first)).toBe(true);
+    expect(passed.add(second)).toBe(isNew);
+    // Whatever the second was, the first is still known.
+    expect(passed.add(first)).toBe(false);
   });
 });
 

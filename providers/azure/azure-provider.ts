@@ -134,8 +134,8 @@ export class AzureProvider extends CloudProvider {
     let waiting: Array<{ row: unknown; observedAt: string }> = [];
     let waitingFrom = 0;
     let rowsRead = 0;
-    // VMs handed on, by key: rows of one of them coming back later mean the answer is not in the order asked for.
-    const passed = new Set<string>();
+    // VMs handed on: rows of one of them coming back later mean the answer is not in the order asked for.
+    const passed = new PassedVms();
     const handOn = async (rows: Array<{ row: unknown; observedAt: string }>, firstIndex: number) => {
       if (rows.length === 0) return;
       const { vms, problems: unreadable } = vmsFromRows(rows, firstIndex);
@@ -146,8 +146,7 @@ export class AzureProvider extends CloudProvider {
         if (foreign !== undefined) {
           throw new BrokenListing(this.#subscriptionMismatch('the Resource Graph query', vm.id, foreign, scope.account), `page ${progress.pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
         }
-        const key = normalizeResourceId(vm.id);
-        if (passed.has(key)) {
+        if (!passed.add(vm.id)) {
           // It was handed on without these rows, perhaps with the wrong interface as its primary: nothing of this listing may be used.
           throw new BrokenListing(
             `Resource Graph did not answer subscription ${scope.account} in the order of VM ids asked for (rows of VM ${vm.id} came apart); nothing of this listing is used`,
@@ -155,7 +154,6 @@ export class AzureProvider extends CloudProvider {
             'VMS_ERR_PROVIDER_ANSWER',
           );
         }
-        passed.add(key);
         const mapped = toInstance(vm, { subscriptionId: scope.account, observedAt });
         if (mapped.ok) instances.push(mapped.instance);
         else problems.push(mapped.problem);
@@ -365,4 +363,30 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/**
+ * The VMs a listing has handed on, as the names of each resource group's VMs: a listing of a
+ * hundred thousand VMs holds their names, not a hundred thousand resource ids of a hundred and
+ * more characters each. The same VMs as normalizeResourceId tells apart.
+ */
+export class PassedVms {
+  readonly #byGroup = new Map<string, Set<string>>();
+
+  /** Records a VM by its resource id; false when it was recorded already. */
+  add(vmId: string): boolean {
+    const id = vmId.trim().replace(/\/+$/, '');
+    const cut = id.lastIndexOf('/');
+    // Each part lowercased by itself: a string of its own, not a slice that would keep the whole id.
+    const group = cut < 0 ? '' : id.slice(0, cut).toLowerCase();
+    const name = id.slice(cut + 1).toLowerCase();
+    let names = this.#byGroup.get(group);
+    if (names === undefined) {
+      names = new Set();
+      this.#byGroup.set(group, names);
+    }
+    if (names.has(name)) return false;
+    names.add(name);
+    return true;
+  }
 }
