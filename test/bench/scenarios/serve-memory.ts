@@ -85,20 +85,30 @@ const GOALS = { soakGrowthMiB: 10, peakRssMiB: 450, mixedPeakRssMiB: 600, idleRs
 
 const DEPLOYMENT = fileURLToPath(new URL('../../../deploy/base/deployment.yaml', import.meta.url));
 
-/** A variable of the Deployment's container as it sets it (a plain value); empty when it sets none. */
-function deployedEnv(name: string): string {
+/** The variables of the Deployment's container with plain values, in its order; none without the file. */
+function deployedVariables(): Array<{ name: string; value: string }> {
   try {
     for (const doc of parseAllDocuments(readFileSync(DEPLOYMENT, 'utf8'))) {
       const js = doc.toJS() as { spec?: { template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } } } };
       for (const c of js?.spec?.template?.spec?.containers ?? []) {
-        const value = c.env?.find((e) => e.name === name)?.value;
-        if (value !== undefined) return value;
+        const plain = (c.env ?? []).flatMap((e) => (e.value === undefined ? [] : [{ name: e.name, value: e.value }]));
+        if (plain.length > 0) return plain;
       }
     }
   } catch {
-    // No deployment file: serve runs with Node's defaults, and the report says so.
+    // No deployment file: serve runs with Node's and glibc's defaults, and the report says so.
   }
-  return '';
+  return [];
+}
+
+/** A variable of the Deployment's container as it sets it (a plain value); empty when it sets none. */
+function deployedEnv(name: string): string {
+  return deployedVariables().find((v) => v.name === name)?.value ?? '';
+}
+
+/** The allocator's settings the Deployment makes (glibc's MALLOC_* variables), for serve's environment. */
+function allocatorEnv(): Record<string, string> {
+  return Object.fromEntries(deployedVariables().flatMap((v) => (v.name.startsWith('MALLOC_') ? [[v.name, v.value]] : [])));
 }
 
 /** NODE_OPTIONS as the Deployment sets it; empty when it sets none. */
@@ -325,12 +335,11 @@ async function measureVariant(variant: Variant, n: number, rounds: number, optio
         log: { level: 'warn' },
       }),
     );
-    // The allocator's arenas as the Deployment limits them (glibc makes up to 8 per core otherwise).
-    const arenas = deployedEnv('MALLOC_ARENA_MAX');
+    // The allocator as the Deployment sets it (glibc makes up to 8 arenas per core otherwise).
     proc = new ServeProcess(configFile, await freePort(), {
       ...fleet.env,
       ...(serveNodeOptions(nodeOptions) ? { NODE_OPTIONS: serveNodeOptions(nodeOptions) } : {}),
-      ...(arenas ? { MALLOC_ARENA_MAX: arenas } : {}),
+      ...allocatorEnv(),
     });
     trackChild(proc.child);
     const serve = proc;
@@ -471,7 +480,9 @@ export const serveMemory: Scenario = {
         value:
           `${n.toLocaleString('en-US')} instances in one scope (in 20 for the mixed variant), all in the cluster already (none for the cold variant; out of date for the changed one), ${rounds} full resyncs; serve with ` +
           (nodeOptions ? `NODE_OPTIONS=${nodeOptions} as deploy/base/deployment.yaml sets it` : "Node's default heap limit (the Deployment sets no NODE_OPTIONS)") +
-          (deployedEnv('MALLOC_ARENA_MAX') ? ` and MALLOC_ARENA_MAX=${deployedEnv('MALLOC_ARENA_MAX')}` : ''),
+          Object.entries(allocatorEnv())
+            .map(([name, value]) => ` and ${name}=${value}`)
+            .join(''),
       },
     ];
     const peakOf = (r: FlavorMemory): number => Math.max(r.sampledPeakMiB, ...r.rounds.map((x) => x.peakRssMiB));
