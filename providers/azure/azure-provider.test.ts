@@ -495,6 +495,7 @@ describe('PassedVms', () => {
     ['the same name in another group', vm('rg', 'web-1'), vm('rg2', 'web-1'), true],
     ['ids without a slash', 'web-1', 'WEB-1', false],
     ['an id without a slash and one with', 'web-1', vm('rg', 'web-1'), true],
+    ['an id with a slash only in front and one without', '/web-1', 'web-1', true],
   ])('%s: the second is new: %s', (_, first, second, isNew) => {
     const passed = new PassedVms();
     expect(passed.add(first)).toBe(true);

@@ -371,14 +371,15 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
  * more characters each. The same VMs as normalizeResourceId tells apart.
  */
 export class PassedVms {
-  readonly #byGroup = new Map<string, Set<string>>();
+  /** By resource group (the id up to its last `/`; undefined for an id without one), the names. */
+  readonly #byGroup = new Map<string | undefined, Set<string>>();
 
   /** Records a VM by its resource id; false when it was recorded already. */
   add(vmId: string): boolean {
     const id = vmId.trim().replace(/\/+$/, '');
     const cut = id.lastIndexOf('/');
     // Each part lowercased by itself: a string of its own, not a slice that would keep the whole id.
-    const group = cut < 0 ? '' : id.slice(0, cut).toLowerCase();
+    const group = cut < 0 ? undefined : id.slice(0, cut).toLowerCase();
     const name = id.slice(cut + 1).toLowerCase();
     let names = this.#byGroup.get(group);
     if (names === undefined) {
