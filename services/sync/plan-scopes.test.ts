@@ -13,13 +13,15 @@ import {
   type KubeService,
   type MeshServiceObject,
   NAME_LABEL,
+  OBSERVED_AT_ANNOTATION,
   SCOPE_ANNOTATION,
   SERVICE_LABEL,
+  SOURCE_ANNOTATION,
   type WorkloadEntry,
   type WorkloadGroup,
 } from '../model.ts';
 import { entry, OWNER, scope } from '../planning/fixtures.ts';
-import { isOwned, type Plan } from '../planning/index.ts';
+import { entriesEqual, isOwned, type Plan } from '../planning/index.ts';
 import { runSync } from '../slices.ts';
 import { entriesAfter, type ObservedScope, planMeshServices, planScopes, sameAsDesired } from './plan-scopes.ts';
 
@@ -253,14 +255,51 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     live.metadata.uid = 'u-1';
     const held = runSync(sameAsDesired([a]))(live);
     expect(held).not.toBe(live);
-    expect(held).toEqual(live);
+    // All of it but what planning never reads: the resourceVersion, the uid and the observation stamp.
+    const { resourceVersion: _rv, uid: _uid, ...readMetadata } = live.metadata;
+    expect(held).toEqual({ ...live, metadata: { ...readMetadata, annotations: want.metadata.annotations } });
     expect(held.metadata.name).toBe(want.metadata.name);
     expect(held.metadata.labels).toBe(want.metadata.labels);
-    expect(held.metadata.annotations).not.toBe(want.metadata.annotations);
-    expect(held.metadata.annotations[SCOPE_ANNOTATION]).toBe(want.metadata.annotations[SCOPE_ANNOTATION]);
+    expect(held.metadata.annotations).toBe(want.metadata.annotations);
     expect(held.spec.labels).toBe(want.spec.labels);
     expect(held.spec.ports).toBe(want.spec.ports);
     expect(held.spec.address).toBe('192.0.2.1');
+    expect(entriesEqual(want, held)).toBe(false);
+  });
+
+  // The annotations of a changed entry of the observed scope, as held: the desired map when they
+  // differ from it in the observation stamp alone, else a map of their own with the desired values.
+  it.each([
+    { name: 'another stamp', edit: (m: Record<string, string>) => (m[OBSERVED_AT_ANNOTATION] = stamp(1)), desiredMap: true },
+    { name: 'no stamp', edit: (m: Record<string, string>) => delete m[OBSERVED_AT_ANNOTATION], desiredMap: true },
+    { name: 'another scope', edit: (m: Record<string, string>) => (m[SCOPE_ANNOTATION] = 'aws:gone'), desiredMap: false },
+    { name: 'an annotation of someone else', edit: (m: Record<string, string>) => (m['example.com/note'] = 'x'), desiredMap: false },
+    { name: 'no source annotation', edit: (m: Record<string, string>) => delete m[SOURCE_ANNOTATION], desiredMap: false },
+  ])('table: a changed entry with $name in its annotations', ({ edit, desiredMap }) => {
+    const a = observe('aws:a', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(2));
+    const want = a.entries[0]!;
+    const live = structuredClone(want);
+    live.spec.address = '192.0.2.1';
+    edit(live.metadata.annotations);
+    const held = runSync(sameAsDesired([a]))(live);
+    expect(held.metadata.annotations === want.metadata.annotations).toBe(desiredMap);
+    if (!desiredMap) expect(held.metadata.annotations).toEqual(live.metadata.annotations);
+    expect(entriesEqual(want, held)).toBe(entriesEqual(want, live));
+  });
+
+  // What the API server may send for an entry whose name a desired entry has: a part missing, or
+  // a key no assignment copies. It is held as read, and planned as such.
+  it.each([
+    { name: 'no annotations', edit: (e: Record<string, any>) => delete e.metadata.annotations },
+    { name: 'no labels', edit: (e: Record<string, any>) => delete e.metadata.labels },
+    { name: 'no spec', edit: (e: Record<string, any>) => delete e.spec },
+    { name: 'a __proto__ key in its spec', edit: (e: Record<string, any>) => Object.defineProperty(e.spec, '__proto__', { value: { x: 1 }, enumerable: true }) },
+  ])('table: a changed entry with $name is held as read', ({ edit }) => {
+    const a = observe('aws:a', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(2));
+    const live = structuredClone(a.entries[0]!);
+    live.spec.address = '192.0.2.1';
+    edit(live as unknown as Record<string, any>);
+    expect(runSync(sameAsDesired([a]))(live)).toBe(live);
   });
 
   // Resyncs in either order, each alone, after the VMs of one service moved between scopes and port sets.

@@ -13,6 +13,7 @@ import {
   MANAGED_BY_LABEL,
   MESH_SERVICES_SCOPE,
   type MeshServiceObject,
+  OBSERVED_AT_ANNOTATION,
   type OwnedObject,
   OWNER_LABEL,
   SCOPE_ANNOTATION,
@@ -68,7 +69,8 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  *   scope and source annotations are the same; the live observation stamp and resourceVersion are
  *   not used), so a settled scope of a hundred thousand entries is not held twice while planned;
  * - an entry the observations want otherwise (a resync that changes it) is held as read, but with
- *   the parts it has in common with the desired entry taken from that entry (sharingDesired);
+ *   the parts it has in common with the desired entry taken from that entry and without what
+ *   planning does not read (sharingDesired);
  * - an entry of a scope that is not observed here, under a name nothing observed wants, is only
  *   ever looked at for its name, namespace, ownership labels and scope (it is another scope's to
  *   plan, or an orphan): it keeps those and drops its spec and other annotations, so that a resync
@@ -121,13 +123,17 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
  * A changed entry of the resync's own scope, with every part that is the same as in the desired
  * entry (the same JSON value, not merely equal under entriesEqual's rules) taken from the desired
  * entry: a resync that changes every entry then holds each one's differences, not a second copy of
- * every entry as the API server sent it (names, labels, annotations, ports).
+ * every entry as the API server sent it (names, labels, annotations, ports). Two parts planning
+ * never reads are left out, the resourceVersion and the uid (the writer reads the live entry
+ * again before it writes), and annotations that differ from the desired ones only in the
+ * observation stamp (which entriesEqual passes over) are the desired map.
  */
 export function sharingDesired(want: WorkloadEntry, live: WorkloadEntry): WorkloadEntry {
-  // A key that assignment would not copy as a key: such an entry is held as read.
-  if (Object.hasOwn(live.spec, '__proto__') || Object.hasOwn(live.metadata.labels, '__proto__') || Object.hasOwn(live.metadata.annotations, '__proto__')) return live;
   const lm = live.metadata;
   const wm = want.metadata;
+  // A part that is not a map (absent from what the server sent), or a key that assignment would
+  // not copy as a key: such an entry is held as read.
+  if (!isCopyableMap(live.spec) || !isCopyableMap(lm.labels) || !isCopyableMap(lm.annotations)) return live;
   const spec: Record<string, unknown> = {};
   const wantSpec = want.spec as unknown as Record<string, unknown>;
   for (const [key, value] of Object.entries(live.spec)) spec[key] = sameJson(value, wantSpec[key]) ? wantSpec[key] : value;
@@ -138,12 +144,28 @@ export function sharingDesired(want: WorkloadEntry, live: WorkloadEntry): Worklo
       name: lm.name === wm.name ? wm.name : lm.name,
       namespace: lm.namespace === wm.namespace ? wm.namespace : lm.namespace,
       labels: sharingMap(lm.labels, wm.labels),
-      annotations: sharingMap(lm.annotations, wm.annotations),
-      ...(lm.resourceVersion !== undefined ? { resourceVersion: lm.resourceVersion } : {}),
-      ...(lm.uid !== undefined ? { uid: lm.uid } : {}),
+      annotations: wm.annotations !== undefined && sameButStamp(lm.annotations, wm.annotations) ? wm.annotations : sharingMap(lm.annotations, wm.annotations),
     },
     spec: spec as unknown as WorkloadEntry['spec'],
   };
+}
+
+/** A plain object whose keys assignment copies as keys (none is `__proto__`). */
+function isCopyableMap(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !Object.hasOwn(value, '__proto__');
+}
+
+/** Annotations with the same keys and values but for OBSERVED_AT_ANNOTATION, which either may lack. */
+function sameButStamp(live: Record<string, string>, want: Record<string, string>): boolean {
+  let shared = 0;
+  for (const key of Object.keys(live)) {
+    if (key === OBSERVED_AT_ANNOTATION) continue;
+    if (!Object.hasOwn(want, key) || want[key] !== live[key]) return false;
+    shared++;
+  }
+  let wanted = 0;
+  for (const key of Object.keys(want)) if (key !== OBSERVED_AT_ANNOTATION) wanted++;
+  return shared === wanted;
 }
 
 /** The live map itself when it is the desired one, else its keys with the desired map's equal values. */
