@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { Config } from '../../config/schema.ts';
 import { namespacePolicy } from '../mapping/index.ts';
 import {
+  AUTO_REGISTRATION_GROUP_ANNOTATION,
   type EntryKey,
   entryKey,
   INSTALLATION_LABEL,
@@ -23,7 +24,7 @@ import {
 import { entry, OWNER, scope } from '../planning/fixtures.ts';
 import { entriesEqual, isOwned, type Plan } from '../planning/index.ts';
 import { runSync } from '../slices.ts';
-import { entriesAfter, type ObservedScope, planMeshServices, planScopes, sameAsDesired } from './plan-scopes.ts';
+import { CHANGED_MARK, entriesAfter, type ObservedScope, planMeshServices, planScopes, sameAsDesired } from './plan-scopes.ts';
 
 const SCOPES = ['aws:a', 'aws:b'] as const;
 type ScopeKey = (typeof SCOPES)[number];
@@ -245,46 +246,91 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     expect(isOwned(theirs, OWNER)).toBe(false);
   });
 
-  it('holds a changed entry of the observed scope as read, with the parts it shares with the desired entry taken from it', () => {
-    const a = observe('aws:a', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(2));
-    const want = a.entries[0]!;
-    // As the API server sends it: a copy of its own, another address, an older stamp, its resourceVersion.
-    const live = structuredClone(vmEntry('aws:a', 0, { namespace: 'n1', service: 's1', ports: ['http'] }, stamp(1)));
-    live.spec.address = '192.0.2.1';
-    live.metadata.resourceVersion = '42';
-    live.metadata.uid = 'u-1';
-    const held = runSync(sameAsDesired([a]))(live);
-    expect(held).not.toBe(live);
-    // All of it but what planning never reads: the resourceVersion, the uid and the observation stamp.
-    const { resourceVersion: _rv, uid: _uid, ...readMetadata } = live.metadata;
-    expect(held).toEqual({ ...live, metadata: { ...readMetadata, annotations: want.metadata.annotations } });
-    expect(held.metadata.name).toBe(want.metadata.name);
-    expect(held.metadata.labels).toBe(want.metadata.labels);
-    expect(held.metadata.annotations).toBe(want.metadata.annotations);
-    expect(held.spec.labels).toBe(want.spec.labels);
-    expect(held.spec.ports).toBe(want.spec.ports);
-    expect(held.spec.address).toBe('192.0.2.1');
-    expect(entriesEqual(want, held)).toBe(false);
+  it('holds changed entries of the observed scope slim: key, ownership labels and scope in shared maps, marked changed', () => {
+    const vms: Vm[] = [
+      { namespace: 'n1', service: 's1', ports: ['http'] },
+      { namespace: 'n1', service: 's1', ports: ['postgres'] },
+    ];
+    const a = observe('aws:a', vms, stamp(2));
+    const keep = runSync(sameAsDesired([a]));
+    // As the API server sends them: copies of their own, other addresses, older stamps, resourceVersions.
+    const live = vms.map((vm, i) => {
+      const e = structuredClone(vmEntry('aws:a', i, vm, stamp(1)));
+      e.spec.address = `192.0.2.${i + 1}`;
+      e.metadata.resourceVersion = `4${i}`;
+      return e;
+    });
+    const held = live.map(keep);
+    held.forEach((h, i) => {
+      const want = a.entries[i]!;
+      expect(h.metadata.name).toBe(want.metadata.name);
+      expect(h.metadata.namespace).toBe(live[i]!.metadata.namespace);
+      expect(h.metadata.labels[NAME_LABEL]).toBeUndefined();
+      expect(h.metadata.annotations).toEqual({ [SCOPE_ANNOTATION]: 'aws:a', [CHANGED_MARK]: 'true' });
+      expect(isOwned(h, OWNER)).toBe(true);
+      // They name a mesh service: what its Service and WorkloadGroup are derived from stays.
+      expect(h.spec.labels).toEqual(live[i]!.spec.labels);
+      expect(h.spec.ports).toEqual(live[i]!.spec.ports);
+      expect(h.spec.address).toBe('');
+      expect(entriesEqual(want, h)).toBe(false);
+    });
+    expect(held[0]!.metadata.labels).toBe(held[1]!.metadata.labels);
+    expect(held[0]!.metadata.annotations).toBe(held[1]!.metadata.annotations);
   });
 
-  // The annotations of a changed entry of the observed scope, as held: the desired map when they
-  // differ from it in the observation stamp alone, else a map of their own with the desired values.
-  it.each([
-    { name: 'another stamp', edit: (m: Record<string, string>) => (m[OBSERVED_AT_ANNOTATION] = stamp(1)), desiredMap: true },
-    { name: 'no stamp', edit: (m: Record<string, string>) => delete m[OBSERVED_AT_ANNOTATION], desiredMap: true },
-    { name: 'another scope', edit: (m: Record<string, string>) => (m[SCOPE_ANNOTATION] = 'aws:gone'), desiredMap: false },
-    { name: 'an annotation of someone else', edit: (m: Record<string, string>) => (m['example.com/note'] = 'x'), desiredMap: false },
-    { name: 'no source annotation', edit: (m: Record<string, string>) => delete m[SOURCE_ANNOTATION], desiredMap: false },
-  ])('table: a changed entry with $name in its annotations', ({ edit, desiredMap }) => {
+  it('holds a changed entry that names no mesh service without its spec', () => {
     const a = observe('aws:a', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(2));
     const want = a.entries[0]!;
     const live = structuredClone(want);
     live.spec.address = '192.0.2.1';
-    edit(live.metadata.annotations);
+    delete live.spec.labels![SERVICE_LABEL];
     const held = runSync(sameAsDesired([a]))(live);
-    expect(held.metadata.annotations === want.metadata.annotations).toBe(desiredMap);
-    if (!desiredMap) expect(held.metadata.annotations).toEqual(live.metadata.annotations);
-    expect(entriesEqual(want, held)).toBe(entriesEqual(want, live));
+    expect(held.spec).toEqual({ address: '' });
+    expect(entriesEqual(want, held)).toBe(false);
+  });
+
+  it('marks a changed entry so that it never equals its desired entry, even where the slim parts would', () => {
+    // A desired entry made by hand with nothing but what a slim stand-in keeps.
+    const want = entry('bare', { scope: 'aws:a', spec: { address: '' } });
+    delete (want.metadata.annotations as Record<string, string>)[SOURCE_ANNOTATION];
+    const live = structuredClone(want);
+    live.metadata.annotations['example.com/note'] = 'x';
+    live.spec.weight = 2;
+    const observed = { scope: scope('aws:a'), entries: [want], skips: [] };
+    const held = runSync(sameAsDesired([observed]))(live);
+    expect(held).not.toBe(live);
+    expect(entriesEqual(want, live)).toBe(false);
+    expect(entriesEqual(want, held)).toBe(false);
+  });
+
+  // Entries held as read, whether a desired entry has their name or not: planning reads more of them.
+  it.each([
+    {
+      name: 'a changed entry whose source a skipped instance keeps its entry by',
+      skip: true,
+      edit: (_e: WorkloadEntry) => {},
+    },
+    {
+      name: 'a changed entry istiod auto-registered',
+      skip: false,
+      edit: (e: WorkloadEntry) => (e.metadata.annotations[AUTO_REGISTRATION_GROUP_ANNOTATION] = 's1'),
+    },
+  ])('table: $name is held as read', ({ skip, edit }) => {
+    const a = observe('aws:a', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(2));
+    const live = structuredClone(a.entries[0]!);
+    live.spec.address = '192.0.2.1';
+    edit(live);
+    const source = live.metadata.annotations[SOURCE_ANNOTATION]!;
+    const observed = skip ? { ...a, skips: [{ source, keepsEntry: true } as ObservedScope['skips'][number]] } : a;
+    expect(runSync(sameAsDesired([observed]))(live)).toBe(live);
+  });
+
+  it("holds an auto-registered entry of another scope as read: its annotation makes it not ours", () => {
+    const keep = runSync(sameAsDesired([observe('aws:a', [], stamp(2))]));
+    const live = vmEntry('aws:b', 0, { namespace: 'n1', service: 's1', ports: [] }, stamp(1));
+    live.metadata.annotations[AUTO_REGISTRATION_GROUP_ANNOTATION] = 's1';
+    expect(keep(live)).toBe(live);
+    expect(isOwned(keep(live), OWNER)).toBe(false);
   });
 
   // What the API server may send for an entry whose name a desired entry has: a part missing, or

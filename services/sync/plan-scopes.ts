@@ -4,6 +4,7 @@ import { calculatePlan, type Conflict, type DesiredScope, entriesEqual, isOwned,
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { deriveMeshServices, type MeshServices, namespaceAllowed, serviceOfEntry } from '../mapping/index.ts';
 import {
+  AUTO_REGISTRATION_GROUP_ANNOTATION,
   type EntryKey,
   entryKey,
   type ForeignEntry,
@@ -13,7 +14,6 @@ import {
   MANAGED_BY_LABEL,
   MESH_SERVICES_SCOPE,
   type MeshServiceObject,
-  OBSERVED_AT_ANNOTATION,
   type OwnedObject,
   OWNER_LABEL,
   SCOPE_ANNOTATION,
@@ -68,25 +68,36 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  *   such an entry that differs from the desired one (entriesEqual holds, so the ownership labels,
  *   scope and source annotations are the same; the live observation stamp and resourceVersion are
  *   not used), so a settled scope of a hundred thousand entries is not held twice while planned;
- * - an entry the observations want otherwise (a resync that changes it) is held as read, but with
- *   the parts it has in common with the desired entry taken from that entry and without what
- *   planning does not read (sharingDesired);
+ * - an entry the observations want otherwise (a resync that changes it) is only ever looked at for
+ *   its name, namespace, ownership labels and scope, and for being different: the plan writes the
+ *   desired entry, and the writer reads the live one again before it writes. It is held slim (see
+ *   below) and marked CHANGED_MARK, so that it never equals a desired entry;
  * - an entry of a scope that is not observed here, under a name nothing observed wants, is only
  *   ever looked at for its name, namespace, ownership labels and scope (it is another scope's to
- *   plan, or an orphan): it keeps those and drops its spec and other annotations, so that a resync
- *   of one scope among many does not hold every other scope's entries whole. An entry that names a
- *   mesh service (SERVICE_LABEL) keeps what the Services and WorkloadGroups planned with this
- *   resync are derived from (planMeshServices reads every scope's entries): its spec's labels,
- *   ports, service account and network, and its health check;
- * - any other entry (one of an observed scope that nothing wants) is kept as read.
+ *   plan, or an orphan): it is held slim too, so that a resync of one scope among many does not
+ *   hold every other scope's entries whole;
+ * - any other entry is kept as read: one of an observed scope that nothing wants, one whose name
+ *   several desired entries want (the plan picks which, and it may equal that one), one that istiod
+ *   auto-registered (its annotation makes it not ours), one whose source a skipped instance keeps
+ *   its entry by (desiredScopes reads its source and takes it whole), one that lacks a part.
+ * Slim is the name, namespace, the ownership labels and the scope annotation, in maps shared among
+ * the entries that have equal ones. An entry that names a mesh service (SERVICE_LABEL) keeps what
+ * the Services and WorkloadGroups planned with this resync are derived from (planMeshServices
+ * reads every scope's entries, and a changed entry whose update the policy drops stays as it is):
+ * its spec's labels, ports, service account and network, and its health check.
  */
-export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entries' | 'scope'>>): Sliced<(live: WorkloadEntry) => WorkloadEntry> {
+export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entries' | 'scope' | 'skips'>>): Sliced<(live: WorkloadEntry) => WorkloadEntry> {
   // By namespace, then name: the strings the entries have already, where a key string made for
   // each desired entry and each entry read would be held, or thrown away, a hundred thousand times.
   const desired = new Map<string, Map<string, WorkloadEntry>>();
   const scopes = new Set(observed.map((o) => o.scope.key));
+  const keptSources = new Set<string>();
+  // The desired entries indexed last under a name that another desired entry wants too: the plan
+  // picks one of them (pickDesired), and the entry may differ from one and equal another.
+  const contested = new Set<WorkloadEntry>();
   let indexed = 0;
   for (const o of observed) {
+    for (const s of o.skips) if (s.keepsEntry) keptSources.add(s.source);
     for (const e of o.entries) {
       const { namespace, name } = e.metadata;
       let byName = desired.get(namespace);
@@ -94,6 +105,7 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
         byName = new Map();
         desired.set(namespace, byName);
       }
+      if (byName.has(name)) contested.add(e);
       byName.set(name, e);
       if (++indexed % CHECKPOINT_EVERY === 0) yield;
     }
@@ -101,93 +113,45 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
   const shared = new Interner();
   return (live) => {
     const want = desired.get(live.metadata.namespace)?.get(live.metadata.name);
-    if (want !== undefined) return entriesEqual(want, live) ? want : sharingDesired(want, live);
-    const scope = live.metadata.annotations?.[SCOPE_ANNOTATION];
-    if (scope === undefined || scopes.has(scope)) return live;
-    const health = live.spec.labels?.[SERVICE_LABEL] === undefined ? undefined : live.metadata.annotations?.[HEALTH_CHECK_ANNOTATION];
+    if (want !== undefined && entriesEqual(want, live)) return want;
+    if (want !== undefined && contested.has(want)) return live;
+    const { labels, annotations } = live.metadata;
+    if (!isCopyableMap(live.spec) || !isCopyableMap(labels) || !isCopyableMap(annotations)) return live;
+    const scope = annotations[SCOPE_ANNOTATION];
+    if (want === undefined && (scope === undefined || scopes.has(scope))) return live;
+    if (annotations[AUTO_REGISTRATION_GROUP_ANNOTATION] !== undefined) return live;
+    const source = annotations[SOURCE_ANNOTATION];
+    if (source !== undefined && keptSources.has(source)) return live;
+    const names = live.spec.labels?.[SERVICE_LABEL] !== undefined;
+    const health = names ? annotations[HEALTH_CHECK_ANNOTATION] : undefined;
+    const held: Record<string, string> = {};
+    if (scope !== undefined) held[SCOPE_ANNOTATION] = scope;
+    if (health !== undefined) held[HEALTH_CHECK_ANNOTATION] = health;
+    if (want !== undefined) held[CHANGED_MARK] = 'true';
     return {
       apiVersion: live.apiVersion,
       kind: live.kind,
       metadata: {
-        name: live.metadata.name,
+        name: want?.metadata.name ?? live.metadata.name,
         namespace: shared.string(live.metadata.namespace),
-        labels: shared.map(ownershipLabels(live.metadata.labels)),
-        annotations: shared.map<Record<string, string>>(health === undefined ? { [SCOPE_ANNOTATION]: scope } : { [SCOPE_ANNOTATION]: scope, [HEALTH_CHECK_ANNOTATION]: health }),
+        labels: shared.map(ownershipLabels(labels)),
+        annotations: shared.map(held),
       },
-      spec: live.spec.labels?.[SERVICE_LABEL] === undefined ? OTHER_SCOPE_SPEC : serviceSpec(live.spec, shared),
+      spec: names ? serviceSpec(live.spec, shared) : SLIM_SPEC,
     };
   };
 }
 
 /**
- * A changed entry of the resync's own scope, with every part that is the same as in the desired
- * entry (the same JSON value, not merely equal under entriesEqual's rules) taken from the desired
- * entry: a resync that changes every entry then holds each one's differences, not a second copy of
- * every entry as the API server sent it (names, labels, annotations, ports). Two parts planning
- * never reads are left out, the resourceVersion and the uid (the writer reads the live entry
- * again before it writes), and annotations that differ from the desired ones only in the
- * observation stamp (which entriesEqual passes over) are the desired map.
+ * The annotation that marks the stand-in of a changed entry (sameAsDesired). It is in our domain,
+ * and no desired entry sets it, so entriesEqual never finds the stand-in equal to one. Stand-ins
+ * are planned, never written.
  */
-export function sharingDesired(want: WorkloadEntry, live: WorkloadEntry): WorkloadEntry {
-  const lm = live.metadata;
-  const wm = want.metadata;
-  // A part that is not a map (absent from what the server sent), or a key that assignment would
-  // not copy as a key: such an entry is held as read.
-  if (!isCopyableMap(live.spec) || !isCopyableMap(lm.labels) || !isCopyableMap(lm.annotations)) return live;
-  const spec: Record<string, unknown> = {};
-  const wantSpec = want.spec as unknown as Record<string, unknown>;
-  for (const [key, value] of Object.entries(live.spec)) spec[key] = sameJson(value, wantSpec[key]) ? wantSpec[key] : value;
-  return {
-    apiVersion: live.apiVersion,
-    kind: live.kind,
-    metadata: {
-      name: lm.name === wm.name ? wm.name : lm.name,
-      namespace: lm.namespace === wm.namespace ? wm.namespace : lm.namespace,
-      labels: sharingMap(lm.labels, wm.labels),
-      annotations: wm.annotations !== undefined && sameButStamp(lm.annotations, wm.annotations) ? wm.annotations : sharingMap(lm.annotations, wm.annotations),
-    },
-    spec: spec as unknown as WorkloadEntry['spec'],
-  };
-}
+export const CHANGED_MARK = 'vm-mesh-sync.io/planned-as-changed';
 
 /** A plain object whose keys assignment copies as keys (none is `__proto__`). */
-function isCopyableMap(value: unknown): value is Record<string, unknown> {
+function isCopyableMap(value: unknown): boolean {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !Object.hasOwn(value, '__proto__');
-}
-
-/** Annotations with the same keys and values but for OBSERVED_AT_ANNOTATION, which either may lack. */
-function sameButStamp(live: Record<string, string>, want: Record<string, string>): boolean {
-  let shared = 0;
-  for (const key of Object.keys(live)) {
-    if (key === OBSERVED_AT_ANNOTATION) continue;
-    if (!Object.hasOwn(want, key) || want[key] !== live[key]) return false;
-    shared++;
-  }
-  let wanted = 0;
-  for (const key of Object.keys(want)) if (key !== OBSERVED_AT_ANNOTATION) wanted++;
-  return shared === wanted;
-}
-
-/** The live map itself when it is the desired one, else its keys with the desired map's equal values. */
-function sharingMap(live: Record<string, string>, want: Record<string, string> | undefined): Record<string, string> {
-  if (want === undefined) return live;
-  if (sameJson(live, want)) return want;
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(live)) out[key] = want[key] === value ? want[key] : value;
-  return out;
-}
-
-/** The same JSON value: equal primitives, or arrays and plain objects with the same keys holding the same values. */
-function sameJson(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) {
-    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-  }
-  return true;
 }
 
 /**
@@ -215,8 +179,8 @@ function serviceSpec(spec: WorkloadEntry['spec'], shared: Interner): WorkloadEnt
   return out;
 }
 
-/** The spec of a stand-in for another scope's entry: never read, so one object serves all. */
-const OTHER_SCOPE_SPEC = Object.freeze({ address: '' }) as WorkloadEntry['spec'];
+/** The spec of a slim stand-in that names no mesh service: never read, so one object serves all. */
+const SLIM_SPEC = Object.freeze({ address: '' }) as WorkloadEntry['spec'];
 
 /** Options of one planning run. */
 export interface PlanRunOptions {

@@ -12,7 +12,7 @@ const T = '2025-01-01T00:00:00.000Z';
 
 /** The entry of scope `scopeKey` as mapping wants it and as the cluster holds it. */
 const desiredOf = (scopeKey: string): WorkloadEntry => entry(`vm-${scopeKey.replace(':', '-')}`, { scope: scopeKey, observedAt: T });
-const observationOf = (scopeKey: string): ListingFor => ({ scope: scope(scopeKey), entries: [desiredOf(scopeKey)] });
+const observationOf = (scopeKey: string): ListingFor => ({ scope: scope(scopeKey), entries: [desiredOf(scopeKey)], skips: [] });
 
 describe('shareListings', () => {
   it('answers each call with a listing started after it; one at a time; calls made during one share the next', async () => {

@@ -6,8 +6,8 @@ import type { WorkloadEntry } from '../model.ts';
 import { runSliced } from '../slices.ts';
 import { type ObservedScope, sameAsDesired } from './plan-scopes.ts';
 
-/** What a resync hands over for its listing: its scope and desired entries (see sameAsDesired). */
-export type ListingFor = Pick<ObservedScope, 'entries' | 'scope'>;
+/** What a resync hands over for its listing: its scope, desired entries and skips (see sameAsDesired). */
+export type ListingFor = Pick<ObservedScope, 'entries' | 'scope' | 'skips'>;
 
 /** Lists every owned entry, each passed through `keep` as it is read (Writer.listOwned). */
 export type ListOwned = (keep: (entry: WorkloadEntry) => WorkloadEntry) => Promise<WorkloadEntry[]>;
