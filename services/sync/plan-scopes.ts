@@ -81,7 +81,8 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  *   auto-registered (its annotation makes it not ours), one whose source a skipped instance keeps
  *   its entry by (desiredScopes reads its source and takes it whole), one that lacks a part.
  * Slim is the name, namespace, the ownership labels and the scope annotation, in maps shared among
- * the entries that have equal ones. An entry that names a mesh service (SERVICE_LABEL) keeps what
+ * the entries that have equal ones, and the apiVersion and kind as one string each (parsed from
+ * each entry's JSON, every entry has a copy of its own). An entry that names a mesh service (SERVICE_LABEL) keeps what
  * the Services and WorkloadGroups planned with this resync are derived from (planMeshServices
  * reads every scope's entries, and a changed entry whose update the policy drops stays as it is):
  * its spec's labels, ports, service account and network, and its health check.
@@ -129,8 +130,8 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
     if (health !== undefined) held[HEALTH_CHECK_ANNOTATION] = health;
     if (want !== undefined) held[CHANGED_MARK] = 'true';
     return {
-      apiVersion: live.apiVersion,
-      kind: live.kind,
+      apiVersion: shared.string(live.apiVersion),
+      kind: shared.string(live.kind),
       metadata: {
         name: want?.metadata.name ?? live.metadata.name,
         namespace: shared.string(live.metadata.namespace),
