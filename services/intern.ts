@@ -157,8 +157,8 @@ export class Interner {
   }
 
   /** One copy of each distinct string. */
-  string(value: string): string {
-    const known = this.#strings.get(value);
+  string<T extends string>(value: T): T {
+    const known = this.#strings.get(value) as T | undefined;
     if (known !== undefined) return known;
     this.#strings.set(value, value);
     return value;
