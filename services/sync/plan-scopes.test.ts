@@ -315,14 +315,31 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
       skip: false,
       edit: (e: WorkloadEntry) => (e.metadata.annotations[AUTO_REGISTRATION_GROUP_ANNOTATION] = 's1'),
     },
-  ])('table: $name is held as read', ({ skip, edit }) => {
+    {
+      // entriesEqual passes over the annotation, which is not ours; isOwned does not.
+      name: 'an entry istiod auto-registered, equal to the desired one but for that',
+      skip: false,
+      same: true,
+      edit: (e: WorkloadEntry) => (e.metadata.annotations[AUTO_REGISTRATION_GROUP_ANNOTATION] = 's1'),
+    },
+  ])('table: $name is held as read', ({ skip, edit, same }) => {
     const a = observe('aws:a', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(2));
     const live = structuredClone(a.entries[0]!);
-    live.spec.address = '192.0.2.1';
+    if (!same) live.spec.address = '192.0.2.1';
     edit(live);
     const source = live.metadata.annotations[SOURCE_ANNOTATION]!;
     const observed = skip ? { ...a, skips: [{ source, keepsEntry: true } as ObservedScope['skips'][number]] } : a;
     expect(runSync(sameAsDesired([observed]))(live)).toBe(live);
+  });
+
+  it('holds an entry whose name two observed scopes want as read, even when it equals the desired entry found last', () => {
+    const vm: Vm = { namespace: 'n1', service: 's1', ports: ['http'] };
+    const a = observe('aws:a', [vm], stamp(2));
+    // Scope b wants the same name, with another address.
+    const b = { ...observe('aws:b', [], stamp(2)), entries: [{ ...structuredClone(a.entries[0]!), spec: { ...a.entries[0]!.spec, address: '10.9.9.9' } }] };
+    const live = structuredClone(b.entries[0]!);
+    expect(runSync(sameAsDesired([a, b]))(live)).toBe(live);
+    expect(runSync(sameAsDesired([b, a]))(live)).toBe(live);
   });
 
   it("holds an auto-registered entry of another scope as read: its annotation makes it not ours", () => {

@@ -114,13 +114,15 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
   const shared = new Interner();
   return (live) => {
     const want = desired.get(live.metadata.namespace)?.get(live.metadata.name);
-    if (want !== undefined && entriesEqual(want, live)) return want;
+    // Neither is ever the desired entry: the one is istiod's (which entriesEqual does not look at),
+    // and for the other the plan picks among several desired entries, which may not be equal.
+    if (live.metadata.annotations?.[AUTO_REGISTRATION_GROUP_ANNOTATION] !== undefined) return live;
     if (want !== undefined && contested.has(want)) return live;
+    if (want !== undefined && entriesEqual(want, live)) return want;
     const { labels, annotations } = live.metadata;
     if (!isCopyableMap(live.spec) || !isCopyableMap(labels) || !isCopyableMap(annotations)) return live;
     const scope = annotations[SCOPE_ANNOTATION];
     if (want === undefined && (scope === undefined || scopes.has(scope))) return live;
-    if (annotations[AUTO_REGISTRATION_GROUP_ANNOTATION] !== undefined) return live;
     const source = annotations[SOURCE_ANNOTATION];
     if (source !== undefined && keptSources.has(source)) return live;
     const names = live.spec.labels?.[SERVICE_LABEL] !== undefined;
