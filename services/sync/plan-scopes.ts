@@ -117,7 +117,7 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
     // Neither is ever the desired entry: the one is istiod's (which entriesEqual does not look at),
     // and for the other the plan picks among several desired entries, which may not be equal.
     if (live.metadata.annotations?.[AUTO_REGISTRATION_GROUP_ANNOTATION] !== undefined) return live;
-    if (want !== undefined && contested.has(want)) return live;
+    if (want !== undefined && contested.size > 0 && contested.has(want)) return live;
     if (want !== undefined && entriesEqual(want, live)) return want;
     const { labels, annotations } = live.metadata;
     if (!isCopyableMap(live.spec) || !isCopyableMap(labels) || !isCopyableMap(annotations)) return live;
