@@ -160,6 +160,17 @@ function planAsRead(cluster: Cluster, cfg: Config4, observation: ObservedScope):
   return { entryPlan, services: planMeshServices(cfg, [observation], entriesAfter(owned, entryPlan), objects).plan };
 }
 
+/** The cluster after these steps: the cloud's VMs change, and scopes are resynced alone. */
+function clusterAfter(steps: readonly Step[], cfg: Config4): Cluster {
+  const cluster = new Cluster();
+  const cloud: Record<ScopeKey, Vm[]> = { 'aws:a': [], 'aws:b': [] };
+  steps.forEach((step, n) => {
+    if ('change' in step) cloud[step.change] = step.vms;
+    else resync(cluster, cfg, step.resync, cloud[step.resync], stamp(n + 1));
+  });
+  return cluster;
+}
+
 /** One resync of `scopeKey` alone, as resyncScope plans it, applied to the cluster. */
 function resync(cluster: Cluster, cfg: Config4, scopeKey: ScopeKey, vms: readonly Vm[], observedAt: string): void {
   const { entryPlan, services } = planResync(cluster, cfg, observe(scopeKey, vms, observedAt));
@@ -227,12 +238,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     fc.assert(
       fc.property(fc.array(stepArb, { maxLength: 8 }), fc.array(vmArb, { maxLength: 3 }), fc.array(vmArb, { maxLength: 3 }), (steps, vmsA, vmsB) => {
         const cfg = config();
-        const cluster = new Cluster();
-        const cloud: Record<ScopeKey, Vm[]> = { 'aws:a': [], 'aws:b': [] };
-        steps.forEach((step, n) => {
-          if ('change' in step) cloud[step.change] = step.vms;
-          else resync(cluster, cfg, step.resync, cloud[step.resync], stamp(n + 1));
-        });
+        const cluster = clusterAfter(steps, cfg);
         const a = observe('aws:a', vmsA, stamp(100));
         const b = observe('aws:b', vmsB, stamp(101));
         expect(planResync(cluster, cfg, a, [b])).toEqual(planResync(cluster, cfg, a));
@@ -249,12 +255,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     fc.assert(
       fc.property(fc.array(stepArb, { maxLength: 8 }), fc.array(vmArb, { maxLength: 3 }), (steps, vms) => {
         const cfg = config(policy);
-        const cluster = new Cluster();
-        const cloud: Record<ScopeKey, Vm[]> = { 'aws:a': [], 'aws:b': [] };
-        steps.forEach((step, n) => {
-          if ('change' in step) cloud[step.change] = step.vms;
-          else resync(cluster, cfg, step.resync, cloud[step.resync], stamp(n + 1));
-        });
+        const cluster = clusterAfter(steps, cfg);
         const a = observe('aws:a', vms, stamp(100));
         const asRead = planAsRead(cluster, cfg, a);
         changed += asRead.entryPlan.summary.update + asRead.entryPlan.summary.dropped;
