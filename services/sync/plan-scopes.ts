@@ -82,10 +82,11 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  *   its entry by (desiredScopes reads its source and takes it whole), one that lacks a part.
  * Slim is the name, namespace, the ownership labels and the scope annotation, in maps shared among
  * the entries that have equal ones, and the apiVersion and kind as one string each (parsed from
- * each entry's JSON, every entry has a copy of its own). An entry that names a mesh service (SERVICE_LABEL) keeps what
- * the Services and WorkloadGroups planned with this resync are derived from (planMeshServices
- * reads every scope's entries, and a changed entry whose update the policy drops stays as it is):
- * its spec's labels, ports, service account and network, and its health check.
+ * each entry's JSON, every entry has a copy of its own). An entry that names a mesh service
+ * (SERVICE_LABEL) keeps what the Services and WorkloadGroups planned with this resync are derived
+ * from (planMeshServices reads every scope's entries, and a changed entry whose update the policy
+ * drops stays as it is): its spec's labels, ports, service account and network, and its health
+ * check.
  */
 export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entries' | 'scope' | 'skips'>>): Sliced<(live: WorkloadEntry) => WorkloadEntry> {
   // By namespace, then name: the strings the entries have already, where a key string made for
