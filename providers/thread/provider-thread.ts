@@ -76,24 +76,16 @@ async function serve(request: Exclude<ThreadRequest, { op: 'abort' | 'next' | 'c
     } else if (request.op === 'list') {
       const id = request.id;
       // One chunk at a time, each sent once the main thread has read the one before: the main
-      // thread reads each in a task of its own.
-      const deliver = async (instances: Instance[]): Promise<void> => {
+      // thread reads each in a task of its own, and a provider reading page by page holds no
+      // more than a page here.
+      const pass = async (instances: Instance[]): Promise<void> => {
         for (let i = 0; i < instances.length && !controller.signal.aborted; i += INSTANCES_PER_MESSAGE) {
           const taken = new Promise<void>((resolve) => waiting.set(id, resolve));
           send({ type: 'instances', id, instances: instances.slice(i, i + INSTANCES_PER_MESSAGE) });
           await taken;
         }
       };
-      // A page is handed over while the provider reads the next one, and the page after that
-      // waits until the main thread has read this one: the cloud's answer and its parsing here
-      // overlap the main thread's mapping, and no more than two pages are held here.
-      let delivering = Promise.resolve();
-      const pass = async (instances: Instance[]): Promise<void> => {
-        await delivering;
-        delivering = deliver(instances);
-      };
       const listing = await listingPages(provider, request.scope, controller.signal, pass);
-      await delivering;
       waiting.delete(id);
       send({ type: 'listed', id, listing });
     } else {
