@@ -17,7 +17,6 @@ import {
 import type { ConfigurationOptions, CoreV1Event, ObservableMiddleware, V1ServiceAccount } from '@kubernetes/client-node';
 import { ByteArena, type JsonListAnswer } from '../json-list.ts';
 import { askedAhead } from '../concurrency.ts';
-import { CHECKPOINT_EVERY, runSliced, type Sliced } from '../slices.ts';
 import { VmsError } from '../errors.ts';
 import type { KubeService, MeshServiceKind, MeshServiceObject, ObjectMeta, ServicePort, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
 import { parseKubeStatus, translateKubeError } from './kube-errors.ts';
@@ -232,7 +231,10 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
               await nextTurn();
               await nextTurn();
             }
-            await runSliced(readEntries(answer.items, out, keep));
+            for (const bytes of answer.items) {
+              const entry = toEntry(JSON.parse(bytes.toString('utf8')));
+              out.push(keep ? keep(entry) : entry);
+            }
           }
           return out;
         } catch (err) {
@@ -518,18 +520,6 @@ function entryBody(entry: WorkloadEntry, withResourceVersion: boolean): Record<s
 /** Resolves once the event loop has run its timers and I/O. */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-/**
- * Parses the entries of a page into `out`, each as `keep` holds it (sliced work): a page of
- * thousands of entries is parsed in slices that leave the event loop free between them.
- */
-function* readEntries(items: readonly Buffer[], out: WorkloadEntry[], keep: ((entry: WorkloadEntry) => WorkloadEntry) | undefined): Sliced<void> {
-  for (let k = 0; k < items.length; k++) {
-    if (k % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
-    const entry = toEntry(JSON.parse(items[k]!.toString('utf8')));
-    out.push(keep ? keep(entry) : entry);
-  }
 }
 
 /** A WorkloadEntry from the server's JSON, with the maps the model promises always present. */

@@ -430,39 +430,6 @@ describe('Writer.listOwned', () => {
     expect(server.requests.filter((r) => r.verb === 'list').every((r) => r.query.limit === '3')).toBe(true);
   });
 
-  it('asks for 2000 entries a page by default and reads a page of more than one slice whole, in order, each entry through keep', async () => {
-    const names = Array.from({ length: 2300 }, (_, i) => `vm-${String(i).padStart(4, '0')}`);
-    for (const name of names) {
-      const e = entry(name);
-      server.put({ ...e, metadata: { ...e.metadata } }, { validate: false });
-    }
-    try {
-      server.reset();
-      const kept: string[] = [];
-      const keep = (e: WorkloadEntry): WorkloadEntry => {
-        kept.push(e.metadata.name);
-        return { ...e, spec: { address: 'kept' } };
-      };
-      const owned = (await writer().listOwned(keep)).filter((e) => e.metadata.namespace === ns);
-      expect(owned.map((e) => e.metadata.name)).toEqual(names);
-      expect(owned.every((e) => e.spec.address === 'kept')).toBe(true);
-      expect(kept.filter((name) => name.startsWith('vm-'))).toEqual(expect.arrayContaining(names));
-      const lists = server.requests.filter((r) => r.verb === 'list');
-      expect(lists.length).toBeGreaterThanOrEqual(2);
-      expect(lists.every((r) => r.query.limit === '2000')).toBe(true);
-    } finally {
-      // The listings of the tests after this one see none of these.
-      for (const name of names) server.remove(WE, ns, name);
-    }
-  });
-
-  it('asks for Services and WorkloadGroups at most 500 a page, whatever the page size', async () => {
-    await writer({ pageSize: 5000 }).listMeshServiceObjects({ kind: 'service', workloadGroups: true });
-    const lists = server.requests.filter((r) => r.verb === 'list');
-    expect(lists.length).toBeGreaterThanOrEqual(2);
-    expect(lists.every((r) => r.query.limit === '500')).toBe(true);
-  });
-
   it('finds this owner’s entries of one name in every namespace', async () => {
     const w = writer();
     const other = `${ns}-b`;

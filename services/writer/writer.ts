@@ -7,7 +7,7 @@ import type { BaseLogger } from 'pino';
 import { backoffCeiling, jitteredBackoff } from '../backoff.ts';
 import { VmsError } from '../errors.ts';
 import type { Change, EntryKey, ForeignEntry, MeshServiceKind, MeshServiceObject, OwnedKind, OwnedObject, WorkloadEntry } from '../model.ts';
-import { AUTO_REGISTRATION_GROUP_ANNOTATION, DEFAULT_KUBE_PAGE_SIZE, entryKey, MANAGED_BY_LABEL, MAX_OBJECT_PAGE_SIZE, MANAGED_BY_VALUE, NAME_LABEL, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, SERVICE_LABEL } from '../model.ts';
+import { AUTO_REGISTRATION_GROUP_ANNOTATION, DEFAULT_KUBE_PAGE_SIZE, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAME_LABEL, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, SERVICE_LABEL } from '../model.ts';
 import { deriveMeshServices, matchesNamespace, nameLabelValue } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { compareStamps } from '../stamp.ts';
@@ -418,12 +418,10 @@ export class Writer {
     if (services.workloadGroups) kinds.push('WorkloadGroup');
     const out = { owned: [] as MeshServiceObject[], foreign: [] as MeshServiceObject[] };
     const page = <T>(request: () => Promise<T>): Promise<T> => this.withRetry(request, this.#listRetry, 'page of mesh service objects');
-    // Each page is parsed in one go by the Kubernetes client: not larger than MAX_OBJECT_PAGE_SIZE.
-    const pageSize = Math.min(this.#pageSize, MAX_OBJECT_PAGE_SIZE);
     for (const kind of kinds) {
       const all: MeshServiceObject[] = [];
-      if (!this.#listNamespaces) all.push(...(await this.#api.listObjects(kind, pageSize, { page })));
-      else for (const namespace of this.#listNamespaces) all.push(...(await this.#api.listObjects(kind, pageSize, { namespace, page })));
+      if (!this.#listNamespaces) all.push(...(await this.#api.listObjects(kind, this.#pageSize, { page })));
+      else for (const namespace of this.#listNamespaces) all.push(...(await this.#api.listObjects(kind, this.#pageSize, { namespace, page })));
       for (const obj of all) (isOwned(obj, this.#ownerId) ? out.owned : out.foreign).push(obj);
     }
     return out;
