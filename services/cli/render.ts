@@ -3,7 +3,7 @@
 import { stringify } from 'yaml';
 import type { Plan } from '../planning/index.ts';
 import { diffEntries } from '../planning/index.ts';
-import type { MeshServices } from '../mapping/index.ts';
+import { plainEntry, type MeshServices } from '../mapping/index.ts';
 import type { OwnedObject, Skip } from '../model.ts';
 import type { ObservedScope } from '../sync/plan-scopes.ts';
 
@@ -59,7 +59,8 @@ function skipLine(s: Skip): string {
   return `skipped ${s.instance.provider}:${s.instance.id} (${s.instance.name}) ${s.code}: ${s.reason}`;
 }
 
-function cleanEntry(entry: OwnedObject): OwnedObject {
+function cleanEntry(object: OwnedObject): OwnedObject {
+  const entry = object.kind === 'WorkloadEntry' ? plainEntry(object) : object;
   const { resourceVersion: _rv, uid: _uid, ...metadata } = entry.metadata;
   return { ...entry, metadata } as OwnedObject;
 }

@@ -1,6 +1,17 @@
 // services/mapping: an Instance and the mapping rules give a WorkloadEntry or a Skip. Pure.
 export { ListingMapper, mapInstance, mapInstances, type MapContext, type MappedInstances } from './map-instance.ts';
 export { entryName, nameLabelValue } from './entry-name.ts';
+export {
+  annotationOfEntry,
+  DesiredEntry,
+  nameOfEntry,
+  namespaceOfEntry,
+  plainChange,
+  plainEntry,
+  sourceOfEntry,
+  specOfEntry,
+  type EntryShape,
+} from '../desired-entry.ts';
 export { SKIP_CODES, skipKeepsEntry, type SkipCode } from './skip-codes.ts';
 export { checkEntry, ISTIO_AUTO_REGISTRATION_ANNOTATIONS } from './check-entry.ts';
 export { normalizeLabelValue } from './labels.ts';

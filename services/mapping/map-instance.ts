@@ -3,30 +3,21 @@
 import type { MappingConfig } from '../../config/schema.ts';
 import {
   entryKey,
-  HEALTH_CHECK_ANNOTATION,
-  HEALTH_CHECKS_ANNOTATION,
   instanceSource,
-  MANAGED_BY_LABEL,
-  MANAGED_BY_VALUE,
-  OBSERVED_AT_ANNOTATION,
   INSTALLATION_LABEL,
-  NAME_LABEL,
-  OWNER_LABEL,
-  SCOPE_ANNOTATION,
   SERVICE_LABEL,
-  SOURCE_ANNOTATION,
   idOfSource,
   type ForeignEntry,
   type Instance,
   type MapResult,
   type Skip,
   type WorkloadEntry,
-  type WorkloadEntrySpec,
 } from '../model.ts';
 import { chooseAddress } from './address.ts';
+import { DesiredEntry, nameOfEntry, namespaceOfEntry, plainEntry, sourceOfEntry, type EntryShape } from '../desired-entry.ts';
 import { type AutoRegisteredIndex, findAutoRegistered } from './auto-registered.ts';
 import { parseHealthCheck } from './health.ts';
-import { entryName, nameLabelValue } from './entry-name.ts';
+import { entryName } from './entry-name.ts';
 import { describeNamespacePolicy, namespaceAllowed, type NamespacePolicy } from './namespaces.ts';
 import { buildLabels } from './labels.ts';
 import { checkPortMap, parsePorts, type Ports } from './ports.ts';
@@ -68,6 +59,12 @@ export interface MapContext {
  * service account, ports, address tag and address, network, locality, weight, health.
  */
 export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapContext): MapResult {
+  const result = mapCompact(instance, rules, ctx);
+  return result.kind === 'entry' ? { kind: 'entry', entry: plainEntry(result.entry) } : result;
+}
+
+/** mapInstance, giving the entry in compact form (DesiredEntry): what a listing holds of each instance. */
+function mapCompact(instance: Instance, rules: MappingConfig, ctx: MapContext): MapResult {
   const { tag: selectorTag, value: selectorWanted } = rules.selector;
   const selectorValue = readTag(instance.tags, selectorTag);
   if (!isSelected(selectorValue, selectorWanted)) {
@@ -112,52 +109,46 @@ export function mapInstance(instance: Instance, rules: MappingConfig, ctx: MapCo
   const health = healthTag === undefined ? ok(undefined) : parseHealthCheck(healthTag, `tag ${rules.health.tag}`);
   if (!health.ok) return skipped(instance, ctx, health, namespace.value);
 
-  // Fixed field order, so printed plans and diffs read the same for every entry. With an interner,
-  // the port and label maps come shared already.
-  // Begun empty: V8 gives an empty literal room for four fields in the object itself, where one
-  // begun with `address` alone keeps the fields added after it in an array of their own (16 bytes
-  // more for each entry a resync holds).
-  const spec = {} as WorkloadEntrySpec;
-  spec.address = address.value;
-  if (ports.value !== undefined) spec.ports = ports.value;
+  // Fixed field order, so printed plans and diffs read the same for every entry (the address
+  // comes first, see DesiredEntry). With an interner, the port and label maps come shared already,
+  // and so does the rest of the spec, with the shape of every entry that has it.
+  const rest = {} as ShapeSpec;
+  if (ports.value !== undefined) rest.ports = ports.value;
   const specLabels =
     service.value === undefined
       ? labels.value
       : shared
         ? shared.derived(labels.value ?? NO_LABELS, service.value, sharedServiceLabels, labels.value, service.value, ctx)
         : withServiceLabels(labels.value, service.value, ctx.ownerId);
-  if (specLabels !== undefined) spec.labels = specLabels;
-  if (serviceAccount.value !== undefined) spec.serviceAccount = shared ? shared.string(serviceAccount.value) : serviceAccount.value;
-  if (network.value !== undefined) spec.network = shared ? shared.string(network.value) : network.value;
-  if (locality.value !== undefined) spec.locality = shared ? shared.string(locality.value) : locality.value;
-  if (weight.value !== undefined) spec.weight = weight.value;
-
-  const name = entryName(instance);
-  const entry: WorkloadEntry = {
-    apiVersion: 'networking.istio.io/v1',
-    kind: 'WorkloadEntry',
-    metadata: {
-      name,
-      namespace: shared ? shared.string(namespace.value) : namespace.value,
-      labels: entryLabels(ctx.ownerId, name),
-      annotations: {
-        [SOURCE_ANNOTATION]: instanceSource(instance),
-        [SCOPE_ANNOTATION]: ctx.scopeKey,
-        [OBSERVED_AT_ANNOTATION]: ctx.observedAt,
-      },
-    },
-    spec,
-  };
-  if (health.value !== undefined) {
-    entry.metadata.annotations[HEALTH_CHECKS_ANNOTATION] = 'true';
-    entry.metadata.annotations[HEALTH_CHECK_ANNOTATION] = health.value.text;
+  if (specLabels !== undefined) rest.labels = specLabels;
+  if (serviceAccount.value !== undefined) rest.serviceAccount = shared ? shared.string(serviceAccount.value) : serviceAccount.value;
+  if (network.value !== undefined) rest.network = shared ? shared.string(network.value) : network.value;
+  if (locality.value !== undefined) rest.locality = shared ? shared.string(locality.value) : locality.value;
+  if (weight.value !== undefined) rest.weight = weight.value;
+  const healthText = health.value?.text;
+  let shape: EntryShape;
+  if (shared) {
+    const inNamespace = shared.string(namespace.value);
+    const spec = shared.map(rest as Record<string, string | number>) as ShapeSpec;
+    const byHealth = shared.derived(spec, inNamespace, newShapeTable);
+    const known = byHealth.get(healthText);
+    if (known !== undefined) shape = known;
+    else {
+      shape = { namespace: inNamespace, ownerId: ctx.ownerId, scopeKey: ctx.scopeKey, observedAt: ctx.observedAt, spec, health: healthText };
+      byHealth.set(healthText, shape);
+    }
+  } else {
+    shape = { namespace: namespace.value, ownerId: ctx.ownerId, scopeKey: ctx.scopeKey, observedAt: ctx.observedAt, spec: rest, health: healthText };
   }
-  return { kind: 'entry', entry };
+  return { kind: 'entry', entry: new DesiredEntry(entryName(instance), address.value, instanceSource(instance), shape) };
 }
 
-/** The metadata labels of an entry: ours (managed-by and owner), and its name to be found by (NAME_LABEL). Sorted. */
-function entryLabels(ownerId: string, name: string): Record<string, string> {
-  return { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [NAME_LABEL]: nameLabelValue(name), [OWNER_LABEL]: ownerId };
+/** The spec of an entry's shape: all of it but the address. */
+type ShapeSpec = { -readonly [K in keyof EntryShape['spec']]: EntryShape['spec'][K] };
+
+/** The shapes of one spec and namespace (an interner serves one listing, whose context is the same throughout), by health check. */
+function newShapeTable(): Map<string | undefined, EntryShape> {
+  return new Map();
 }
 
 /** Why an instance is left to the entry Istio auto-registered for it. */
@@ -248,14 +239,15 @@ export class ListingMapper {
       if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
       const instance = instances[i]!;
       const at = this.instances++;
-      const result = mapInstance(instance, this.#rules, this.#ctx);
+      const result = mapCompact(instance, this.#rules, this.#ctx);
       if (result.kind === 'skip') {
         this.#skips.push({ at, skip: result.skip });
         continue;
       }
       const { entry } = result;
-      const { namespace, name } = entry.metadata;
-      const source = sourceOf(entry);
+      const name = nameOfEntry(entry);
+      const namespace = namespaceOfEntry(entry);
+      const source = sourceOfEntry(entry);
       let inNamespace = this.#slots.get(namespace);
       if (inNamespace === undefined) {
         inNamespace = new Map();
@@ -263,7 +255,7 @@ export class ListingMapper {
       }
       const owner = inNamespace.get(name);
       if (owner !== undefined) {
-        const ownerSource = sourceOf(this.#entries[owner]!);
+        const ownerSource = sourceOfEntry(this.#entries[owner]!);
         if (!(source < ownerSource)) {
           this.#losers.push({ at, namespace, name, who: identityOf(instance), source });
           continue;
@@ -305,7 +297,7 @@ export class ListingMapper {
     const entries = this.#entries.filter((e): e is WorkloadEntry => e !== undefined);
     const skips = [...this.#skips];
     for (const loser of this.#losers) {
-      const ownerSource = sourceOf(this.#entries[this.#slots.get(loser.namespace)!.get(loser.name)!]!);
+      const ownerSource = sourceOfEntry(this.#entries[this.#slots.get(loser.namespace)!.get(loser.name)!]!);
       skips.push({
         at: loser.at,
         skip: skipOf(
@@ -336,11 +328,6 @@ function skipped(instance: Instance, ctx: MapContext, failed: { code: SkipCode; 
 
 function makeSkip(instance: Instance, ctx: MapContext, code: SkipCode, reason: string): Skip {
   return skipOf(identityOf(instance), instanceSource(instance), ctx, code, reason);
-}
-
-/** The source an entry of ours names (SOURCE_ANNOTATION). */
-function sourceOf(entry: WorkloadEntry): string {
-  return entry.metadata.annotations[SOURCE_ANNOTATION] ?? '';
 }
 
 /** Who an instance is, as a skip names it: these fields alone, in this order. */

@@ -6,7 +6,7 @@ import type { Instance, KubeService, ServiceEntry, WorkloadEntry, WorkloadGroup 
 import { loadCrdFile } from '../../test/fakes/kube/resources.ts';
 import { validateObjectMeta } from '../../test/fakes/kube/metadata.ts';
 import { serviceEntryProblems, validateService } from '../../test/fakes/kube/service-rules.ts';
-import { deriveMeshServices, istioProtocol, mapInstances, type MeshServiceOptions } from './index.ts';
+import { deriveMeshServices, istioProtocol, mapInstances, plainEntry, type MeshServiceOptions } from './index.ts';
 
 const RULES = mappingSchema.parse({ labels: { fromTags: { app: 'app' } } });
 const CTX = { ownerId: 'prod', scopeKey: 'static:onprem', observedAt: '2025-01-01T00:00:00.000Z', namespaces: { global: ['*'] } };
@@ -239,7 +239,7 @@ describe('which entries count', () => {
       vmEntry({ 'mesh-service': 'pg', 'mesh-ports': 'pg:5432', 'mesh-namespace': 'default' }),
       vmEntry({ 'mesh-ports': 'pg:5432' }),
     ];
-    const foreign = structuredClone(entries[0]!);
+    const foreign = structuredClone(plainEntry(entries[0]!));
     foreign.metadata.name = 'other';
     foreign.spec.labels!['vm-mesh-sync.io/installation'] = 'staging';
     foreign.spec.ports = { pg: 6543 };

@@ -21,6 +21,7 @@ import {
   type WorkloadEntry,
   type WorkloadGroup,
 } from '../model.ts';
+import { annotationOfEntry, nameOfEntry, namespaceOfEntry, specOfEntry } from '../desired-entry.ts';
 import { parseHealthCheck, type ReadinessProbe } from './health.ts';
 
 /** Why a service gets no Service or ServiceEntry; stable like skip codes. */
@@ -71,10 +72,10 @@ export interface MeshServices {
 
 /** The (namespace, service) an entry of this owner serves, or undefined when it names none. */
 export function serviceOfEntry(entry: WorkloadEntry, ownerId: string): { namespace: string; service: string } | undefined {
-  const labels = entry.spec.labels;
+  const labels = specOfEntry(entry).labels;
   const service = labels?.[SERVICE_LABEL];
   if (!service || labels[INSTALLATION_LABEL] !== ownerId) return undefined;
-  return { namespace: entry.metadata.namespace, service };
+  return { namespace: namespaceOfEntry(entry), service };
 }
 
 /** The labels a service's Service, ServiceEntry and WorkloadGroup select its entries by. */
@@ -168,7 +169,7 @@ function choosePorts(members: readonly WorkloadEntry[], namespace: string, servi
   // Most VMs of a service have the same ports: each distinct map, as written, is sorted once.
   const seen = new Map<string, { id: string; ports: Port[] }>();
   for (const entry of members) {
-    const map = entry.spec.ports ?? {};
+    const map = specOfEntry(entry).ports ?? {};
     let written = '';
     for (const name in map) written += `${name}:${map[name]},`;
     let known = seen.get(written);
@@ -315,16 +316,18 @@ function workloadGroup(namespace: string, service: string, kept: readonly Worklo
     if (a !== undefined && b !== undefined && hasAll(b, a)) return a;
     return Object.fromEntries(Object.entries(a ?? {}).filter(([k, v]) => b !== undefined && Object.hasOwn(b, k) && b[k] === v));
   };
-  let labels: Record<string, string> = { ...first.spec.labels };
-  let ports: Record<string, number> = { ...first.spec.ports };
-  let serviceAccount = first.spec.serviceAccount;
-  let network = first.spec.network;
+  const firstSpec = specOfEntry(first);
+  let labels: Record<string, string> = { ...firstSpec.labels };
+  let ports: Record<string, number> = { ...firstSpec.ports };
+  let serviceAccount = firstSpec.serviceAccount;
+  let network = firstSpec.network;
   for (let i = 1; i < kept.length; i++) {
     const e = kept[i]!;
-    labels = shared(labels, e.spec.labels) as Record<string, string>;
-    ports = shared(ports, e.spec.ports) as Record<string, number>;
-    if (e.spec.serviceAccount !== serviceAccount) serviceAccount = undefined;
-    if (e.spec.network !== network) network = undefined;
+    const spec = specOfEntry(e);
+    labels = shared(labels, spec.labels) as Record<string, string>;
+    ports = shared(ports, spec.ports) as Record<string, number>;
+    if (spec.serviceAccount !== serviceAccount) serviceAccount = undefined;
+    if (spec.network !== network) network = undefined;
   }
   const template: WorkloadGroup['spec']['template'] = {};
   if (Object.keys(ports).length > 0) template.ports = ports;
@@ -348,7 +351,7 @@ function workloadGroup(namespace: string, service: string, kept: readonly Worklo
  * they all have the same one; otherwise none.
  */
 export function sharedProbe(entries: readonly WorkloadEntry[]): ReadinessProbe | undefined {
-  const texts = new Set(entries.map((e) => e.metadata.annotations?.[HEALTH_CHECK_ANNOTATION]));
+  const texts = new Set(entries.map((e) => annotationOfEntry(e, HEALTH_CHECK_ANNOTATION)));
   if (texts.size !== 1) return undefined;
   const [text] = texts;
   if (text === undefined) return undefined;
@@ -363,7 +366,7 @@ function hasAll(b: Record<string, string | number>, a: Record<string, string | n
 }
 
 function keyOf(entry: WorkloadEntry): EntryKey {
-  return entryKey(entry.metadata.namespace, entry.metadata.name);
+  return entryKey(namespaceOfEntry(entry), nameOfEntry(entry));
 }
 
 function comparePorts(a: Port, b: Port): number {

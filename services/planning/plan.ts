@@ -12,8 +12,10 @@ import {
   OWNER_LABEL,
   SCOPE_ANNOTATION,
   SOURCE_ANNOTATION,
+  entryKey,
   keyOfObject,
 } from '../model.ts';
+import { annotationOfEntry, DesiredEntry, nameOfEntry, namespaceOfEntry, sourceOfEntry } from '../desired-entry.ts';
 import { VmsError } from '../errors.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced, sortSliced } from '../slices.ts';
 import { compareStamps } from '../stamp.ts';
@@ -158,6 +160,8 @@ export interface Plan {
  * put them there, and is still istiod's.
  */
 export function isOwned(entry: OwnedObject, ownerId: string): boolean {
+  // Mapping made it: it carries the ownership labels of its listing's owner, and no annotation of istiod's.
+  if (entry instanceof DesiredEntry) return entry.shape.ownerId === ownerId;
   const labels = entry.metadata?.labels;
   if (labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || labels[OWNER_LABEL] !== ownerId) return false;
   return !entry.metadata.annotations?.[AUTO_REGISTRATION_GROUP_ANNOTATION];
@@ -202,7 +206,8 @@ class Slots {
 
   /** The slot of the object's key; an empty one the first time the key is asked for. */
   of(obj: OwnedObject): Slot {
-    const { namespace, name } = obj.metadata;
+    const namespace = namespaceOfEntry(obj);
+    const name = nameOfEntry(obj);
     let byNamespace = this.#byKind.get(obj.kind);
     if (byNamespace === undefined) {
       byNamespace = new Map();
@@ -287,7 +292,7 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   for (let i = 0; i < input.owned.length; i++) {
     const entry = input.owned[i]!;
     if (checkpoint()) yield;
-    if (only && !only.has(entry.metadata.name)) continue;
+    if (only && !only.has(nameOfEntry(entry))) continue;
     if (!isOwned(entry, ownerId)) {
       foreign.add(keyOf(entry));
       continue;
@@ -363,7 +368,7 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   for (let i = 0; i < maybeUnwanted.length; i++) {
     const { live, want } = maybeUnwanted[i]!;
     if (checkpoint()) yield;
-    const scopeKey = live.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
+    const scopeKey = scopeOf(live);
     if (scopeKey !== '') ownedInScope.set(scopeKey, (ownedInScope.get(scopeKey) ?? 0) + 1);
     if (want !== undefined) continue;
     const key = keyOf(live);
@@ -381,7 +386,8 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
     } else if (scopeStates.get(scopeKey)?.complete !== true) {
       suppressed.set(scopeKey, (suppressed.get(scopeKey) ?? 0) + 1);
     } else {
-      const { namespace, name } = live.metadata;
+      const namespace = namespaceOfEntry(live);
+      const name = nameOfEntry(live);
       const observedAt = scopeStates.get(scopeKey)?.observedAt ?? '';
       candidates.deletes.push({ op: 'delete', key, namespace, name, scopeKey, observedAt });
       deleteScope.set(key, scopeKey);
@@ -463,9 +469,9 @@ function* pickDesired(
     for (let i = 0; i < d.entries.length; i++) {
       const entry = d.entries[i]!;
       if (checkpoint()) yield;
-      if (only && !only.has(entry.metadata.name)) continue;
+      if (only && !only.has(nameOfEntry(entry))) continue;
       // Mapping always stamps the observation; the scope's stamp only keeps a hand-made entry orderable.
-      const observedAt = entry.metadata.annotations?.[OBSERVED_AT_ANNOTATION] ?? d.observedAt;
+      const observedAt = annotationOfEntry(entry, OBSERVED_AT_ANNOTATION) ?? d.observedAt;
       const slot = slots.of(entry);
       if (slot.want === undefined) {
         slot.want = entry;
@@ -523,11 +529,11 @@ function beats(a: DesiredCandidate, b: DesiredCandidate, holder: string | undefi
 }
 
 function scopeOf(entry: OwnedObject): string {
-  return entry.metadata.annotations?.[SCOPE_ANNOTATION] ?? '';
+  return annotationOfEntry(entry, SCOPE_ANNOTATION) ?? '';
 }
 
 function sourceOf(entry: OwnedObject): string {
-  return entry.metadata.annotations?.[SOURCE_ANNOTATION] ?? '';
+  return sourceOfEntry(entry);
 }
 
 /** Splits deletes into those that go through and those the guard holds, per scope. */
@@ -599,7 +605,7 @@ function checkOptions(options: PlanOptions): void {
 }
 
 function keyOf(entry: OwnedObject): EntryKey {
-  return keyOfObject(entry);
+  return entry instanceof DesiredEntry ? entryKey(entry.namespace, entry.name) : keyOfObject(entry);
 }
 
 /** Code-unit order: the same on every machine, unlike localeCompare. */

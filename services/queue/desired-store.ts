@@ -3,6 +3,7 @@
 // never decides the outcome: the newest observation does.
 import type { Redis } from 'ioredis';
 import { type Change, type EntryKey, SCOPE_ANNOTATION } from '../model.ts';
+import { plainChange } from '../desired-entry.ts';
 import { canonicalStamp } from '../stamp.ts';
 import { redisReady } from './redis.ts';
 
@@ -332,7 +333,7 @@ export class MemoryDesiredStore implements DesiredStore {
     const current = this.#records.get(change.key);
     if (current && current.at > at) return false;
     // A copy, so that later changes to the caller's object cannot rewrite history.
-    this.#records.set(change.key, { at, change: structuredClone(change) });
+    this.#records.set(change.key, { at, change: structuredClone(plainChange(change)) });
     return true;
   }
 

@@ -2,7 +2,7 @@
 import type { Config } from '../../config/schema.ts';
 import { calculatePlan, type Conflict, type DesiredScope, entriesEqual, isOwned, type Plan, planSliced } from '../planning/index.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
-import { deriveMeshServices, type MeshServices, namespaceAllowed, serviceOfEntry } from '../mapping/index.ts';
+import { deriveMeshServices, type MeshServices, nameOfEntry, namespaceAllowed, namespaceOfEntry, serviceOfEntry, specOfEntry } from '../mapping/index.ts';
 import {
   AUTO_REGISTRATION_GROUP_ANNOTATION,
   type EntryKey,
@@ -101,7 +101,8 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
   for (const o of observed) {
     for (const s of o.skips) if (s.keepsEntry) keptSources.add(s.source);
     for (const e of o.entries) {
-      const { namespace, name } = e.metadata;
+      const namespace = namespaceOfEntry(e);
+      const name = nameOfEntry(e);
       let byName = desired.get(namespace);
       if (byName === undefined) {
         byName = new Map();
@@ -136,7 +137,7 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
       apiVersion: shared.string(live.apiVersion),
       kind: shared.string(live.kind),
       metadata: {
-        name: want?.metadata.name ?? live.metadata.name,
+        name: want !== undefined ? nameOfEntry(want) : live.metadata.name,
         namespace: shared.string(live.metadata.namespace),
         labels: shared.map(ownershipLabels(labels)),
         annotations: shared.map(held),
@@ -232,7 +233,7 @@ export function* planScopesSliced(
   if (plan.summary.create === 0) return plan;
   const ownedKeys = new Set<string>();
   for (let i = 0; i < owned.length; i++) {
-    ownedKeys.add(entryKey(owned[i]!.metadata.namespace, owned[i]!.metadata.name));
+    ownedKeys.add(entryKey(namespaceOfEntry(owned[i]!), nameOfEntry(owned[i]!)));
     if (i % CHECKPOINT_EVERY === 0) yield;
   }
   for (let i = 0; i < plan.changes.length; i++) {
@@ -265,11 +266,11 @@ export function entriesAfter(owned: readonly WorkloadEntry[], plan: Plan): Workl
 
 /** entriesAfter as sliced work, for large scopes in `serve`. */
 export function* entriesAfterSliced(owned: readonly WorkloadEntry[], plan: Plan): Sliced<WorkloadEntry[]> {
-  const names = (e: WorkloadEntry): boolean => e.spec?.labels?.[SERVICE_LABEL] !== undefined;
+  const names = (e: WorkloadEntry): boolean => specOfEntry(e)?.labels?.[SERVICE_LABEL] !== undefined;
   const after = new Map<EntryKey, WorkloadEntry>();
   for (let i = 0; i < owned.length; i++) {
     const e = owned[i]!;
-    if (names(e)) after.set(entryKey(e.metadata.namespace, e.metadata.name), e);
+    if (names(e)) after.set(entryKey(namespaceOfEntry(e), nameOfEntry(e)), e);
     if (i % CHECKPOINT_EVERY === 0) yield;
   }
   for (let i = 0; i < plan.changes.length; i++) {

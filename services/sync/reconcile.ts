@@ -5,7 +5,7 @@
 import type { Config } from '../../config/schema.ts';
 import { mapLimited } from '../concurrency.ts';
 import type { Provider } from '../../providers/provider.ts';
-import { entryName, indexAutoRegistered, mapInstance } from '../mapping/index.ts';
+import { entryName, indexAutoRegistered, mapInstance, nameOfEntry } from '../mapping/index.ts';
 import type { Change, ForeignEntry, InstanceRef, Scope, Skip, WorkloadEntry } from '../model.ts';
 import type { Plan } from '../planning/index.ts';
 import type { ListingPhase } from '../queue/desired-store.ts';
@@ -147,7 +147,7 @@ const OWNED_LOOKUPS = 8;
 function namesWithoutEntry(names: ReadonlySet<string>, found: readonly WorkloadEntry[], observed: readonly ObservedScope[]): string[] {
   const held = new Set<string>();
   for (const entry of found) held.add(entry.metadata.name);
-  for (const o of observed) for (const entry of o.entries) held.add(entry.metadata.name);
+  for (const o of observed) for (const entry of o.entries) held.add(nameOfEntry(entry));
   return [...names].filter((name) => !held.has(name));
 }
 

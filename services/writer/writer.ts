@@ -8,7 +8,7 @@ import { backoffCeiling, jitteredBackoff } from '../backoff.ts';
 import { VmsError } from '../errors.ts';
 import type { Change, EntryKey, ForeignEntry, MeshServiceKind, MeshServiceObject, OwnedKind, OwnedObject, WorkloadEntry } from '../model.ts';
 import { AUTO_REGISTRATION_GROUP_ANNOTATION, DEFAULT_KUBE_PAGE_SIZE, entryKey, MANAGED_BY_LABEL, MANAGED_BY_VALUE, NAME_LABEL, OBSERVED_AT_ANNOTATION, OWNER_LABEL, SCOPE_ANNOTATION, SERVICE_LABEL } from '../model.ts';
-import { deriveMeshServices, matchesNamespace, nameLabelValue } from '../mapping/index.ts';
+import { deriveMeshServices, DesiredEntry, matchesNamespace, nameLabelValue, plainEntry } from '../mapping/index.ts';
 import { entriesEqual, isOwned } from '../planning/index.ts';
 import { compareStamps } from '../stamp.ts';
 import type { KubeApi, ListOptions } from './kube-api.ts';
@@ -138,8 +138,10 @@ export class Writer {
   }
 
   /** Applies one change. Throws TransientKubeError (retry) or VmsError (permanent). */
-  async apply(change: Change, context: ApplyContext = {}): Promise<ApplyResult> {
-    if (change.op === 'delete') return this.#delete(change, context);
+  async apply(given: Change, context: ApplyContext = {}): Promise<ApplyResult> {
+    if (given.op === 'delete') return this.#delete(given, context);
+    // A desired entry in compact form is written as the WorkloadEntry it reads as.
+    const change = given.entry instanceof DesiredEntry ? { ...given, entry: plainEntry(given.entry) } : given;
     const namespace = change.entry.metadata.namespace;
     if (this.#namespaces && !matchesNamespace(namespace, this.#namespaces)) {
       throw new VmsError(

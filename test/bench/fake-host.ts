@@ -7,7 +7,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { configSchema } from '../../config/schema.ts';
 import { buildProvider } from '../../providers/index.ts';
-import { mapInstances } from '../../services/mapping/index.ts';
+import { mapInstances, plainEntry } from '../../services/mapping/index.ts';
 import type { WorkloadEntry } from '../../services/model.ts';
 import { type FakeArm, startFakeArm } from '../fakes/azure/arm-server.ts';
 import { startFakeEc2, type FakeEc2 } from '../fakes/ec2/ec2-server.ts';
@@ -87,7 +87,8 @@ async function seedListed(raw: Record<string, unknown>, stale = false): Promise<
         const listing = await provider.list(scope);
         if (!listing.complete) throw new Error(`listing ${scope.key} to seed the cluster was incomplete: ${JSON.stringify(listing.problems?.slice(0, 3))}`);
         const mapped = mapInstances(listing.instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey: scope.key, observedAt: SEED_OBSERVED_AT });
-        for (const [k, entry] of mapped.entries.entries()) {
+        for (const [k, desired] of mapped.entries.entries()) {
+          const entry = plainEntry(desired);
           server.put((stale ? outOfDate(entry, k) : entry) as unknown as KubeObject, { validate: false, fieldManager: 'vm-mesh-sync' });
         }
         entries += mapped.entries.length;

@@ -3,7 +3,7 @@
 // mapping would produce and a resync of it is a true no-op.
 import { writeFileSync } from 'node:fs';
 import { type Config, configSchema } from '../../config/schema.ts';
-import { mapInstances } from '../../services/mapping/index.ts';
+import { mapInstances, plainEntry } from '../../services/mapping/index.ts';
 import type { Instance, WorkloadEntry } from '../../services/model.ts';
 import type { FakeVm } from '../fakes/azure/arm-server.ts';
 import type { FakeInstance } from '../fakes/ec2/ec2-server.ts';
@@ -184,5 +184,6 @@ export function benchEntriesOf(flavor: SeedFlavor, n: number, from = 0): Workloa
   const make = flavor === 'aws' ? benchAwsInstance : (i: number, at: string) => benchInstance(i, at);
   const instances = Array.from({ length: n }, (_, k) => make(from + k, SEED_OBSERVED_AT));
   const scopeKey = flavor === 'aws' ? AWS_SCOPE : STATIC_SCOPE;
-  return mapInstances(instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey, observedAt: SEED_OBSERVED_AT }).entries;
+  // Plain, as the cluster holds them (mapping gives them in compact form).
+  return mapInstances(instances, config.mapping, { ownerId: BENCH_OWNER, scopeKey, observedAt: SEED_OBSERVED_AT }).entries.map(plainEntry);
 }

@@ -14,7 +14,7 @@ import { createProviders } from '../../providers/index.ts';
 import { parseInventory, readInventory } from '../../providers/static/inventory.ts';
 import { ERROR_CODES, VmsError } from '../../services/errors.ts';
 import { silentLogger } from '../../services/logger.ts';
-import { checkEntry, mapInstances } from '../../services/mapping/index.ts';
+import { checkEntry, mapInstances, plainEntry } from '../../services/mapping/index.ts';
 import { Metrics } from '../../services/metrics.ts';
 import type { Instance, InstanceRef, WorkloadEntry } from '../../services/model.ts';
 import { webhookReceivers } from '../../services/runtime/receivers.ts';
@@ -429,6 +429,7 @@ describe('tag values', () => {
 function expectAccepted(cluster: FakeKubeApiServer, entry: WorkloadEntry): void {
   expect(checkEntry(entry)).toEqual([]);
   cluster.createNamespace(entry.metadata.namespace);
-  expect(() => cluster.put(structuredClone(entry) as never, { validate: true }), JSON.stringify(entry)).not.toThrow();
+  // As the writer sends it: a desired entry in compact form as the WorkloadEntry it reads as.
+  expect(() => cluster.put(structuredClone(plainEntry(entry)) as never, { validate: true }), JSON.stringify(entry)).not.toThrow();
   cluster.remove('workloadentries', entry.metadata.namespace, entry.metadata.name);
 }
