@@ -117,10 +117,80 @@ export class DesiredEntry implements WorkloadEntry {
   }
 }
 
-/** The entry as a plain WorkloadEntry (a DesiredEntry built out; any other object as it is). */
+/**
+ * What the stand-ins of owned entries that planning reads only in part (sameAsDesired) share: all
+ * of such an entry but its name. Its maps are shared and frozen.
+ */
+export interface HeldShape {
+  readonly apiVersion: WorkloadEntry['apiVersion'];
+  readonly kind: WorkloadEntry['kind'];
+  readonly namespace: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly spec: Readonly<WorkloadEntrySpec>;
+}
+
+/**
+ * The stand-in of an owned entry that planning reads only in part (sameAsDesired): its name, and a
+ * shape that the stand-ins with the same namespace, labels, annotations and spec share. It reads
+ * as a WorkloadEntry whose maps are the shape's (frozen: a stand-in is planned, never written).
+ */
+export class HeldEntry implements WorkloadEntry {
+  readonly #name: string;
+  readonly #shape: HeldShape;
+
+  constructor(name: string, shape: HeldShape) {
+    this.#name = name;
+    this.#shape = shape;
+  }
+
+  get apiVersion(): WorkloadEntry['apiVersion'] {
+    return this.#shape.apiVersion;
+  }
+
+  get kind(): WorkloadEntry['kind'] {
+    return this.#shape.kind;
+  }
+
+  get name(): string {
+    return this.#name;
+  }
+
+  get namespace(): string {
+    return this.#shape.namespace;
+  }
+
+  get shape(): HeldShape {
+    return this.#shape;
+  }
+
+  /** A new object on each read, with the shape's (frozen) maps. */
+  get metadata(): ObjectMeta {
+    const shape = this.#shape;
+    return { name: this.#name, namespace: shape.namespace, labels: shape.labels as Record<string, string>, annotations: shape.annotations as Record<string, string> };
+  }
+
+  /** The shape's (frozen) spec. */
+  get spec(): WorkloadEntrySpec {
+    return this.#shape.spec as WorkloadEntrySpec;
+  }
+
+  toJSON(): WorkloadEntry {
+    return plainEntry(this);
+  }
+}
+
+/** The entry as a plain WorkloadEntry (a DesiredEntry or HeldEntry built out; any other object as it is). */
 export function plainEntry(entry: WorkloadEntry): WorkloadEntry {
-  if (!(entry instanceof DesiredEntry)) return entry;
-  return { apiVersion: entry.apiVersion, kind: entry.kind, metadata: entry.metadata, spec: entry.spec };
+  if (entry instanceof DesiredEntry) return { apiVersion: entry.apiVersion, kind: entry.kind, metadata: entry.metadata, spec: entry.spec };
+  // A copy whose maps are its own, not the shape's frozen ones.
+  if (entry instanceof HeldEntry) return JSON.parse(JSON.stringify({ apiVersion: entry.apiVersion, kind: entry.kind, metadata: entry.metadata, spec: entry.spec })) as WorkloadEntry;
+  return entry;
+}
+
+/** An object's labels and annotations, without building a compact entry's metadata where it holds them. */
+export function labelsAndAnnotations(entry: OwnedObject): Pick<ObjectMeta, 'labels' | 'annotations'> | undefined {
+  return entry instanceof HeldEntry ? (entry.shape as Pick<ObjectMeta, 'labels' | 'annotations'>) : entry.metadata;
 }
 
 /** The change with a desired entry in compact form as the WorkloadEntry it reads as (a copy; any other change as it is). */
@@ -130,22 +200,24 @@ export function plainChange(change: Change): Change {
 
 /** An object's name, without building a desired entry's metadata. */
 export function nameOfEntry(entry: OwnedObject): string {
-  return entry instanceof DesiredEntry ? entry.name : entry.metadata.name;
+  return entry instanceof DesiredEntry || entry instanceof HeldEntry ? entry.name : entry.metadata.name;
 }
 
 /** An object's namespace, without building a desired entry's metadata. */
 export function namespaceOfEntry(entry: OwnedObject): string {
-  return entry instanceof DesiredEntry ? entry.namespace : entry.metadata.namespace;
+  return entry instanceof DesiredEntry || entry instanceof HeldEntry ? entry.namespace : entry.metadata.namespace;
 }
 
 /** An entry's source (SOURCE_ANNOTATION), '' for none, without building a desired entry's metadata. */
 export function sourceOfEntry(entry: OwnedObject): string {
-  return entry instanceof DesiredEntry ? entry.source : (entry.metadata.annotations?.[SOURCE_ANNOTATION] ?? '');
+  if (entry instanceof DesiredEntry) return entry.source;
+  if (entry instanceof HeldEntry) return entry.shape.annotations[SOURCE_ANNOTATION] ?? '';
+  return entry.metadata.annotations?.[SOURCE_ANNOTATION] ?? '';
 }
 
 /** An entry's spec but its address, without building a desired entry's spec: what the Services of its VMs are derived from. */
 export function specOfEntry(entry: WorkloadEntry): Readonly<Omit<WorkloadEntrySpec, 'address'>> {
-  return entry instanceof DesiredEntry ? entry.shape.spec : entry.spec;
+  return entry instanceof DesiredEntry || entry instanceof HeldEntry ? entry.shape.spec : entry.spec;
 }
 
 /** One of an object's annotations, without building a desired entry's metadata for the ones it holds directly. */
@@ -155,5 +227,6 @@ export function annotationOfEntry(entry: OwnedObject, key: string): string | und
     if (key === SCOPE_ANNOTATION) return entry.shape.scopeKey;
     if (key === OBSERVED_AT_ANNOTATION) return entry.shape.observedAt;
   }
+  if (entry instanceof HeldEntry) return entry.shape.annotations[key];
   return entry.metadata.annotations?.[key];
 }

@@ -4,6 +4,8 @@ export { entryName, nameLabelValue } from './entry-name.ts';
 export {
   annotationOfEntry,
   DesiredEntry,
+  HeldEntry,
+  labelsAndAnnotations,
   nameOfEntry,
   namespaceOfEntry,
   plainChange,
@@ -11,6 +13,7 @@ export {
   sourceOfEntry,
   specOfEntry,
   type EntryShape,
+  type HeldShape,
 } from '../desired-entry.ts';
 export { SKIP_CODES, skipKeepsEntry, type SkipCode } from './skip-codes.ts';
 export { checkEntry, ISTIO_AUTO_REGISTRATION_ANNOTATIONS } from './check-entry.ts';

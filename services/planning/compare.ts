@@ -41,11 +41,11 @@ export function entriesEqual(desired: OwnedObject, live: OwnedObject): boolean {
   if (desired === live) return true;
   // The spec first: a changed entry most often differs there (an address, a port), and the walk
   // then stops before the annotations, which every entry has its own of.
-  return (
-    sameMap(asRecord(desired.spec), asRecord(live.spec), specField) &&
-    sameMetadataMap(desired.metadata.labels, live.metadata?.labels) &&
-    sameMetadataMap(desired.metadata.annotations, live.metadata?.annotations)
-  );
+  if (!sameMap(asRecord(desired.spec), asRecord(live.spec), specField)) return false;
+  // Read once: an entry in compact form builds its metadata on each read.
+  const metadata = desired.metadata;
+  const liveMetadata = live.metadata;
+  return sameMetadataMap(metadata.labels, liveMetadata?.labels) && sameMetadataMap(metadata.annotations, liveMetadata?.annotations);
 }
 
 /** The paths where `live` differs from `desired`, by the rules of entriesEqual, in a stable order. */

@@ -15,7 +15,7 @@ import {
   entryKey,
   keyOfObject,
 } from '../model.ts';
-import { annotationOfEntry, DesiredEntry, nameOfEntry, namespaceOfEntry, sourceOfEntry } from '../desired-entry.ts';
+import { annotationOfEntry, DesiredEntry, HeldEntry, labelsAndAnnotations, nameOfEntry, namespaceOfEntry, sourceOfEntry } from '../desired-entry.ts';
 import { VmsError } from '../errors.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced, sortSliced } from '../slices.ts';
 import { compareStamps } from '../stamp.ts';
@@ -162,9 +162,10 @@ export interface Plan {
 export function isOwned(entry: OwnedObject, ownerId: string): boolean {
   // Mapping made it: it carries the ownership labels of its listing's owner, and no annotation of istiod's.
   if (entry instanceof DesiredEntry) return entry.shape.ownerId === ownerId;
-  const labels = entry.metadata?.labels;
+  const metadata = labelsAndAnnotations(entry);
+  const labels = metadata?.labels;
   if (labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE || labels[OWNER_LABEL] !== ownerId) return false;
-  return !entry.metadata.annotations?.[AUTO_REGISTRATION_GROUP_ANNOTATION];
+  return !metadata?.annotations?.[AUTO_REGISTRATION_GROUP_ANNOTATION];
 }
 
 interface DesiredCandidate {
@@ -605,7 +606,7 @@ function checkOptions(options: PlanOptions): void {
 }
 
 function keyOf(entry: OwnedObject): EntryKey {
-  return entry instanceof DesiredEntry ? entryKey(entry.namespace, entry.name) : keyOfObject(entry);
+  return entry instanceof DesiredEntry || entry instanceof HeldEntry ? entryKey(entry.namespace, entry.name) : keyOfObject(entry);
 }
 
 /** Code-unit order: the same on every machine, unlike localeCompare. */

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../config/schema.ts';
-import { namespacePolicy } from '../mapping/index.ts';
+import { HeldEntry, namespacePolicy } from '../mapping/index.ts';
 import {
   AUTO_REGISTRATION_GROUP_ANNOTATION,
   type EntryKey,
@@ -276,6 +276,29 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     expect([x, y].every((e) => isOwned(e!, OWNER))).toBe(true);
     const theirs = keep(entry('c-vm', { scope: 'aws:b', owner: 'someone-else', labels: { [NAME_LABEL]: 'c-vm' } }));
     expect(isOwned(theirs, OWNER)).toBe(false);
+  });
+
+  it('holds the stand-ins that differ only in name as an object each, with one shape for the rest, frozen', () => {
+    const keep = runSync(sameAsDesired([observe('aws:a', [], stamp(2))]));
+    const vm = (name: string, address: string): WorkloadEntry =>
+      entry(name, {
+        namespace: 'n1',
+        scope: 'aws:b',
+        labels: { [NAME_LABEL]: name },
+        spec: { address, ports: { http: 8080 }, labels: { app: 'web', [SERVICE_LABEL]: 's1', [INSTALLATION_LABEL]: OWNER } },
+      });
+    // Each as the API server sends it: maps of its own.
+    const [x, y] = [vm('b-vm-1', '10.0.2.1'), vm('b-vm-2', '10.0.2.2')].map((e) => keep(structuredClone(e)));
+    expect(x).toBeInstanceOf(HeldEntry);
+    expect(y).toBeInstanceOf(HeldEntry);
+    expect((x as HeldEntry).shape).toBe((y as HeldEntry).shape);
+    expect([x!.metadata.name, y!.metadata.name]).toEqual(['b-vm-1', 'b-vm-2']);
+    expect(() => {
+      (x!.metadata.labels as Record<string, string>).extra = 'x';
+    }).toThrow(TypeError);
+    expect(() => {
+      (x!.spec.labels as Record<string, string>).extra = 'x';
+    }).toThrow(TypeError);
   });
 
   it('holds changed entries of the observed scope slim: key, ownership labels and scope in shared maps, marked changed', () => {

@@ -2,7 +2,7 @@
 import type { Config } from '../../config/schema.ts';
 import { calculatePlan, type Conflict, type DesiredScope, entriesEqual, isOwned, type Plan, planSliced } from '../planning/index.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
-import { deriveMeshServices, type MeshServices, nameOfEntry, namespaceAllowed, namespaceOfEntry, serviceOfEntry, specOfEntry } from '../mapping/index.ts';
+import { deriveMeshServices, HeldEntry, type HeldShape, type MeshServices, nameOfEntry, namespaceAllowed, namespaceOfEntry, serviceOfEntry, specOfEntry } from '../mapping/index.ts';
 import {
   AUTO_REGISTRATION_GROUP_ANNOTATION,
   type EntryKey,
@@ -133,17 +133,16 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
     if (scope !== undefined) held[SCOPE_ANNOTATION] = scope;
     if (health !== undefined) held[HEALTH_CHECK_ANNOTATION] = health;
     if (want !== undefined) held[CHANGED_MARK] = 'true';
-    return {
+    // One shape for the stand-ins that differ only in name: an object of their own is their name's.
+    const shape: HeldShape = {
       apiVersion: shared.string(live.apiVersion),
       kind: shared.string(live.kind),
-      metadata: {
-        name: want !== undefined ? nameOfEntry(want) : live.metadata.name,
-        namespace: shared.string(live.metadata.namespace),
-        labels: shared.map(ownershipLabels(labels)),
-        annotations: shared.map(held),
-      },
-      spec: names ? serviceSpec(live.spec, shared) : SLIM_SPEC,
+      namespace: shared.string(live.metadata.namespace),
+      labels: shared.map(ownershipLabels(labels)),
+      annotations: shared.map(held),
+      spec: names ? shared.map(serviceSpec(live.spec, shared) as Record<string, string>) : SLIM_SPEC,
     };
+    return new HeldEntry(want !== undefined ? nameOfEntry(want) : live.metadata.name, shared.map(shape as unknown as Record<string, string>) as unknown as HeldShape);
   };
 }
 
