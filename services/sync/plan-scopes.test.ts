@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Config } from '../../config/schema.ts';
-import { HeldEntry, namespacePolicy } from '../mapping/index.ts';
+import { DesiredEntry, HeldEntry, namespacePolicy } from '../mapping/index.ts';
 import {
   AUTO_REGISTRATION_GROUP_ANNOTATION,
   type EntryKey,
@@ -13,8 +13,10 @@ import {
   INSTALLATION_LABEL,
   type KubeService,
   type MeshServiceObject,
+  HEALTH_CHECK_ANNOTATION,
   NAME_LABEL,
   OBSERVED_AT_ANNOTATION,
+  OWNER_LABEL,
   SCOPE_ANNOTATION,
   SERVICE_LABEL,
   SOURCE_ANNOTATION,
@@ -152,6 +154,26 @@ function planResync(cluster: Cluster, cfg: Config4, observation: ObservedScope, 
   return { entryPlan, services: planMeshServices(cfg, [observation], entriesAfter(owned, entryPlan), objects).plan };
 }
 
+/** The observation with its entries in compact form, as mapping gives them (each checked to read back as the entry). */
+function compactObservation(o: ObservedScope): ObservedScope {
+  return { ...o, entries: o.entries.map(compactOf) };
+}
+
+function compactOf(e: WorkloadEntry): WorkloadEntry {
+  const { address, ...spec } = e.spec;
+  const { annotations, labels } = e.metadata;
+  const compact = new DesiredEntry(e.metadata.name, address!, annotations[SOURCE_ANNOTATION]!, {
+    namespace: e.metadata.namespace,
+    ownerId: labels[OWNER_LABEL]!,
+    scopeKey: annotations[SCOPE_ANNOTATION]!,
+    observedAt: annotations[OBSERVED_AT_ANNOTATION]!,
+    spec,
+    health: annotations[HEALTH_CHECK_ANNOTATION],
+  });
+  expect(JSON.parse(JSON.stringify(compact))).toStrictEqual(JSON.parse(JSON.stringify(e)));
+  return compact;
+}
+
 /** planResync against the cluster's entries as read, without stand-ins. */
 function planAsRead(cluster: Cluster, cfg: Config4, observation: ObservedScope): { entryPlan: Plan; services: Plan } {
   const owned = [...cluster.entries.values()];
@@ -264,6 +286,27 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
       { numRuns: 200 },
     );
     expect(changed).toBeGreaterThan(0);
+  });
+
+  // What `serve` plans: desired entries in compact form, and stand-ins made from them.
+  it.each(['sync', 'upsert-only', 'create-only'] as const)('a resync with policy %s plans the same with its desired entries in compact form as with plain ones', (policy) => {
+    let changes = 0;
+    fc.assert(
+      fc.property(fc.array(stepArb, { maxLength: 8 }), fc.array(vmArb, { maxLength: 3 }), fc.array(vmArb, { maxLength: 3 }), (steps, vmsA, vmsB) => {
+        const cfg = config(policy);
+        const cluster = clusterAfter(steps, cfg);
+        const a = observe('aws:a', vmsA, stamp(100));
+        const b = observe('aws:b', vmsB, stamp(101));
+        const asRead = planAsRead(cluster, cfg, a);
+        changes += asRead.entryPlan.changes.length;
+        const compact = planResync(cluster, cfg, compactObservation(a), [compactObservation(b)]);
+        expect(compact).toEqual(asRead);
+        // As queued: the same JSON.
+        expect(JSON.parse(JSON.stringify(compact.entryPlan.changes))).toStrictEqual(JSON.parse(JSON.stringify(asRead.entryPlan.changes)));
+      }),
+      { numRuns: 200 },
+    );
+    expect(changes).toBeGreaterThan(0);
   });
 
   it("holds another scope's entries with their ownership labels in one map, not a map of each entry's own", () => {
