@@ -7,6 +7,10 @@
 // It reads as a WorkloadEntry: `metadata` and `spec` are built on each read (a new object every
 // time, never to be changed in place), and JSON.stringify writes the whole entry. Planning's hot
 // paths read the fields directly (nameOfEntry, namespaceOfEntry, sourceOfEntry).
+//
+// A HeldEntry is the same for the stand-in of an owned entry that planning reads only in part
+// (sameAsDesired): its name, and a frozen shape the stand-ins that differ only in name share. It
+// is planned, never written: the writer turns a DesiredEntry into a plain entry, never a HeldEntry.
 import {
   HEALTH_CHECK_ANNOTATION,
   HEALTH_CHECKS_ANNOTATION,
