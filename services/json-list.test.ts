@@ -115,7 +115,10 @@ describe('readJsonList', () => {
     );
   });
 
-  it('leaves out an item\'s metadata.managedFields where it can, and nothing else, wherever the chunks are cut', async () => {
+  it.each([
+    ['as views of the chunks', undefined],
+    ['copied into an arena that grows', 16],
+  ])('leaves out an item\'s metadata.managedFields where it can, and nothing else, wherever the chunks are cut (items %s)', async (_how, arenaSize) => {
     const member = fc.oneof(fc.constantFrom('managedFields', 'metadata', 'name', 'labels'), fc.string({ maxLength: 4 }));
     // Objects that may hold members named managedFields or metadata at any depth.
     const object = fc.dictionary(member, fc.oneof(value, fc.dictionary(member, fc.oneof(value, fc.array(value, { maxLength: 2 })), { maxKeys: 3 })), { maxKeys: 4 });
@@ -138,7 +141,8 @@ describe('readJsonList', () => {
         });
         const json = pretty ? JSON.stringify({ items }, null, 2) : JSON.stringify({ items });
         const bytes = Buffer.from(json, 'utf8');
-        const answer = await readJsonList(chunked(bytes, cuts), { leaveOut: ['metadata', 'managedFields'] });
+        const arena = arenaSize === undefined ? undefined : new ByteArena(arenaSize);
+        const answer = await readJsonList(chunked(bytes, cuts), { leaveOut: ['metadata', 'managedFields'] }, arena);
         const got = answer.items.map((b) => JSON.parse(b.toString('utf8')) as Record<string, unknown>);
         const expected = JSON.parse(json) as { items: Array<Record<string, unknown>> };
         expect(got).toHaveLength(expected.items.length);

@@ -20,7 +20,11 @@ const CLOSE_LIST = 0x5d;
 
 /** Whether the string between the quotes at `open` and `close - 1` is `key` (its bytes as they are: a key with escapes is not taken). */
 function isKey(chunk: Buffer, open: number, close: number, key: Buffer): boolean {
-  return close - open - 2 === key.length && chunk.compare(key, 0, key.length, open + 1, close - 1) === 0;
+  // Byte by byte: the keys are a few bytes long, and most strings differ in length or first byte
+  // (Buffer#compare checks its arguments and crosses into C++ for each of a page's many keys).
+  if (close - open - 2 !== key.length) return false;
+  for (let k = 0; k < key.length; k++) if (chunk[open + 1 + k] !== key[k]) return false;
+  return true;
 }
 
 function isSpace(b: number): boolean {
@@ -42,11 +46,23 @@ export interface JsonListOptions {
   leaveOut?: readonly [string, string];
 }
 
+/**
+ * Receives an item's bytes, undecoded: `chunk` from `start` to `end`, less the bytes from `cutFrom`
+ * to `cutTo` (a member left out; none when the two are equal). They are valid during the call only:
+ * `chunk` is the answer's, or a copy made when the item spans chunks.
+ */
+export type ItemBytes = (chunk: Buffer, start: number, end: number, cutFrom: number, cutTo: number, line: number) => void;
+
+/** An item's bytes as one buffer: a view of the chunk, or a copy when a member is left out. */
+function joined(chunk: Buffer, start: number, end: number, cutFrom: number, cutTo: number): Buffer {
+  return cutFrom === cutTo ? chunk.subarray(start, end) : Buffer.concat([chunk.subarray(start, cutFrom), chunk.subarray(cutTo, end)]);
+}
+
 /** Splits a document's bytes into its list's items' texts and the rest. */
 export class JsonListSplitter {
   readonly #onItem: (text: string, line: number) => void;
   /** Set by `ofBytes`: each item's bytes are handed on undecoded. */
-  #onBytes: ((bytes: Buffer, line: number) => void) | undefined;
+  #onBytes: ItemBytes | undefined;
   readonly #listKey: string;
   readonly #bareList: boolean;
   /** The depth of the list's items: 2 inside a top-level object, 1 in a bare list. */
@@ -101,11 +117,8 @@ export class JsonListSplitter {
     this.#leaveOut = options.leaveOut && [Buffer.from(options.leaveOut[0]), Buffer.from(options.leaveOut[1])];
   }
 
-  /**
-   * A splitter that hands on each item's bytes, not decoded: a view of the chunk it came in (which
-   * it keeps alive), or a copy when it spans chunks.
-   */
-  static ofBytes(onItem: (bytes: Buffer, line: number) => void, options: JsonListOptions = {}): JsonListSplitter {
+  /** A splitter that hands on each item's bytes, not decoded (see ItemBytes). */
+  static ofBytes(onItem: ItemBytes, options: JsonListOptions = {}): JsonListSplitter {
     const splitter = new JsonListSplitter(() => undefined, options);
     splitter.#onBytes = onItem;
     return splitter;
@@ -303,10 +316,16 @@ export class JsonListSplitter {
       // With the comma after it, or the one before it when it is the last member.
       if (chunk[to] === COMMA) to++;
       else if (chunk[from - 1] === COMMA) from--;
-      this.#onBytes(Buffer.concat([chunk.subarray(start, from), chunk.subarray(to, end)]), line);
+      this.#onBytes(chunk, start, end, from, to, line);
       return;
     }
-    if (this.#onBytes) this.#onBytes(parts.length === 0 ? chunk.subarray(start, end) : Buffer.concat(parts), line);
+    if (this.#onBytes) {
+      if (parts.length === 0) this.#onBytes(chunk, start, end, start, start, line);
+      else {
+        const whole = Buffer.concat(parts);
+        this.#onBytes(whole, 0, whole.length, 0, 0, line);
+      }
+    }
     else this.#onItem(parts.length === 0 ? chunk.toString('utf8', start, end) : Buffer.concat(parts).toString('utf8'), line);
   }
 
@@ -348,16 +367,21 @@ export class ByteArena {
     this.#used = 0;
   }
 
-  /** A copy of `bytes` in the arena. */
-  copy(bytes: Buffer): Buffer {
-    const size = bytes.length;
+  /** A copy in the arena of `chunk` from `start` to `end`, less the bytes from `cutFrom` to `cutTo` (see ItemBytes). */
+  copy(chunk: Buffer, start: number, end: number, cutFrom: number, cutTo: number): Buffer {
+    const size = end - start - (cutTo - cutFrom);
     if (this.#used + size > this.#buffer.length) {
       // A larger buffer for this and later answers; the copies already made stay in the old one.
       this.#buffer = Buffer.allocUnsafeSlow(Math.max(this.#buffer.length * 2, size));
       this.#used = 0;
     }
     const at = this.#used;
-    bytes.copy(this.#buffer, at);
+    const buffer = this.#buffer;
+    if (cutFrom === cutTo) chunk.copy(buffer, at, start, end);
+    else {
+      chunk.copy(buffer, at, start, cutFrom);
+      chunk.copy(buffer, at + cutFrom - start, cutTo, end);
+    }
     this.#used = at + size;
     return this.#buffer.subarray(at, at + size);
   }
@@ -371,7 +395,10 @@ export class ByteArena {
 export async function readJsonList(chunks: AsyncIterable<Buffer>, options: JsonListOptions = {}, arena?: ByteArena): Promise<JsonListAnswer> {
   const items: Buffer[] = [];
   arena?.reset();
-  const splitter = JsonListSplitter.ofBytes(arena ? (bytes) => items.push(arena.copy(bytes)) : (bytes) => items.push(bytes), options);
+  const splitter = JsonListSplitter.ofBytes(
+    arena ? (chunk, start, end, cutFrom, cutTo) => items.push(arena.copy(chunk, start, end, cutFrom, cutTo)) : (chunk, start, end, cutFrom, cutTo) => items.push(joined(chunk, start, end, cutFrom, cutTo)),
+    options,
+  );
   for await (const chunk of chunks) splitter.write(chunk);
   return { items, rest: JSON.parse(splitter.end()) };
 }
