@@ -572,6 +572,7 @@ describe('planning properties', () => {
 
   it('plans the same when owned entries are replaced by their stand-ins (sameAsDesired: the desired entry, or a slim copy of a changed entry or of another scope\'s)', () => {
     let replaced = 0;
+    let leftOut = 0;
     let changed = 0;
     let slimmed = 0;
     fc.assert(
@@ -579,7 +580,9 @@ describe('planning properties', () => {
         const { input, opts } = build(w);
         const observed = input.desired.map((d) => ({ scope: d.scope, entries: d.entries as WorkloadEntry[], skips: [] }));
         const keep = runSync(sameAsDesired(observed));
-        const owned = (input.owned as WorkloadEntry[]).map(keep);
+        const owned = (input.owned as WorkloadEntry[]).map((e) => keep(e)!);
+        // Given no configured scopes, it leaves nothing out.
+        expect(owned.every((e) => e !== undefined)).toBe(true);
         const desired = new Set(input.desired.flatMap((d) => d.entries));
         const wanted = new Set(input.desired.flatMap((d) => d.entries.map((e) => entryKey(e.metadata.namespace, e.metadata.name))));
         owned.forEach((e, i) => {
@@ -596,10 +599,19 @@ describe('planning properties', () => {
           expect(e.metadata.annotations[SCOPE_ANNOTATION]).toBe(live.metadata.annotations[SCOPE_ANNOTATION]);
         });
         expect(calculatePlan({ ...input, owned }, opts)).toEqual(calculatePlan(input, opts));
+        // As a resync in `serve` plans: the observed scopes are the planned ones, among more that
+        // are configured. The entries of the others that nothing observed wants are left out.
+        const { scopes: _planned, ...rest } = opts;
+        const asServe: PlanOptions = { ...rest, configuredScopes: [...SCOPES, 'aws:outside'] };
+        const keepInServe = runSync(sameAsDesired(observed, asServe.configuredScopes));
+        const held = (input.owned as WorkloadEntry[]).map(keepInServe).filter((e) => e !== undefined);
+        leftOut += input.owned.length - held.length;
+        expect(calculatePlan({ ...input, owned: held }, asServe)).toEqual(calculatePlan(input, asServe));
       }),
       { numRuns: 300 },
     );
     // The worlds do hold entries of every kind.
+    expect(leftOut).toBeGreaterThan(0);
     expect(replaced).toBeGreaterThan(0);
     expect(changed).toBeGreaterThan(0);
     expect(slimmed).toBeGreaterThan(0);

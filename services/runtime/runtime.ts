@@ -18,7 +18,7 @@ import { RefreshSet } from '../queue/refresh-set.ts';
 import { ScopeLeases } from '../queue/scope-lease.ts';
 import { createRedis, RedisErrorLog, redisClock } from '../queue/redis.ts';
 import type { Readiness } from '../server/server.ts';
-import { type ReconcileDeps, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
+import { configuredScopes, type ReconcileDeps, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
 import { shareListings } from '../sync/shared-listing.ts';
 import { Slots } from '../concurrency.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
@@ -121,10 +121,14 @@ export class Runtime {
       providers: options.providers,
       // Resyncs of many scopes at once share their listings of owned entries.
       listOwned: shareListings(async (keep) => {
-        const owned = await options.writer.listOwned(keep);
-        options.metrics.setOwnedEntries(owned.length);
+        let listed = 0;
+        const owned = await options.writer.listOwned((entry) => {
+          listed++;
+          return keep(entry);
+        });
+        options.metrics.setOwnedEntries(listed);
         return owned;
-      }),
+      }, configuredScopes(options.providers)),
       findByNames: (names) => options.writer.findByNames(names),
       findByName: (name) => options.writer.findByName(name),
       listForeign: () => options.writer.listForeign(),

@@ -34,10 +34,10 @@ type ScopeKey = (typeof SCOPES)[number];
 /** Port names always carry the same number here, so that no VM is left out for a disagreement. */
 const PORT_NUMBERS: Record<string, number> = { postgres: 5432, metrics: 9187, http: 8080 };
 
-/** A VM of a scope: where its entry goes, the service it names and its port names. */
+/** A VM of a scope: where its entry goes, the service it names (if any) and its port names. */
 interface Vm {
   namespace: 'n1' | 'n2';
-  service: 's1' | 's2';
+  service: 's1' | 's2' | undefined;
   ports: string[];
 }
 
@@ -64,7 +64,7 @@ function vmEntry(scopeKey: ScopeKey, i: number, vm: Vm, observedAt: string): Wor
     spec: {
       address: `10.0.${scopeKey === 'aws:a' ? 1 : 2}.${i + 1}`,
       ports: Object.fromEntries(vm.ports.map((p) => [p, PORT_NUMBERS[p]!])),
-      labels: { app: name, [SERVICE_LABEL]: vm.service, [INSTALLATION_LABEL]: OWNER },
+      labels: vm.service === undefined ? { app: name } : { app: name, [SERVICE_LABEL]: vm.service, [INSTALLATION_LABEL]: OWNER },
     },
   });
 }
@@ -105,7 +105,9 @@ class Cluster {
   named(): Map<string, Set<string>> {
     const out = new Map<string, Set<string>>();
     for (const e of this.entries.values()) {
-      const key = entryKey(e.metadata.namespace, e.spec.labels![SERVICE_LABEL]!);
+      const service = e.spec.labels?.[SERVICE_LABEL];
+      if (service === undefined) continue;
+      const key = entryKey(e.metadata.namespace, service);
       const ports = out.get(key) ?? new Set<string>();
       for (const p of Object.keys(e.spec.ports ?? {})) ports.add(p);
       out.set(key, ports);
@@ -128,6 +130,19 @@ class Cluster {
   }
 }
 
+/**
+ * sameAsDesired's stand-ins, given no configured scopes: it then leaves out nothing, and this
+ * says so if it does.
+ */
+function standIns(observed: Parameters<typeof sameAsDesired>[0]): (live: WorkloadEntry) => WorkloadEntry {
+  const keep = runSync(sameAsDesired(observed));
+  return (live) => {
+    const held = keep(live);
+    if (held === undefined) throw new Error(`sameAsDesired left out ${live.metadata.name} with no configured scopes`);
+    return held;
+  };
+}
+
 /** The observation of `scopeKey` with these VMs. */
 function observe(scopeKey: ScopeKey, vms: readonly Vm[], observedAt: string): ObservedScope {
   return {
@@ -141,14 +156,18 @@ function observe(scopeKey: ScopeKey, vms: readonly Vm[], observedAt: string): Ob
   };
 }
 
+/** Owned entries sameAsDesired left out of the listings of planResync so far. */
+let leftOutByResyncs = 0;
+
 /**
  * The plans of one resync of the scope `observation` observed, as resyncScope makes them. The
  * listing of owned entries holds each entry as sameAsDesired does for the observations of every
- * resync that shares it (shareListings): this one and `sharedWith`.
+ * resync that shares it (shareListings): this one and `sharedWith`, with every scope configured.
  */
 function planResync(cluster: Cluster, cfg: Config4, observation: ObservedScope, sharedWith: readonly ObservedScope[] = []): { entryPlan: Plan; services: Plan } {
-  const keep = runSync(sameAsDesired([observation, ...sharedWith]));
-  const owned = [...cluster.entries.values()].map(keep);
+  const keep = runSync(sameAsDesired([observation, ...sharedWith], SCOPES));
+  const owned = [...cluster.entries.values()].map(keep).filter((e) => e !== undefined);
+  leftOutByResyncs += cluster.entries.size - owned.length;
   const entryPlan = planScopes(cfg, [observation], owned, { configuredScopes: SCOPES });
   const objects = { owned: [...cluster.objects.values()], foreign: [] };
   return { entryPlan, services: planMeshServices(cfg, [observation], entriesAfter(owned, entryPlan), objects).plan };
@@ -209,7 +228,7 @@ function expectedPorts(named: Map<string, Set<string>>): Map<string, string[]> {
 
 const vmArb: fc.Arbitrary<Vm> = fc.record({
   namespace: fc.constantFrom('n1' as const, 'n2' as const),
-  service: fc.constantFrom('s1' as const, 's2' as const),
+  service: fc.constantFrom('s1' as const, 's2' as const, undefined),
   ports: fc.subarray(Object.keys(PORT_NUMBERS)),
 });
 
@@ -245,6 +264,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
             // Every scope resynced since its last change: the Services are those of all the VMs in the cloud.
             const all = new Map<string, Set<string>>();
             for (const vm of [...cloud['aws:a'], ...cloud['aws:b']]) {
+              if (vm.service === undefined) continue;
               const key = entryKey(vm.namespace, vm.service);
               all.set(key, new Set([...(all.get(key) ?? []), ...vm.ports]));
             }
@@ -274,6 +294,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
   // the mesh services are derived from the stand-ins.
   it.each(['sync', 'upsert-only', 'create-only'] as const)('a resync with policy %s plans entries and mesh services the same against stand-ins as against the entries as read', (policy) => {
     let changed = 0;
+    const leftOutBefore = leftOutByResyncs;
     fc.assert(
       fc.property(fc.array(stepArb, { maxLength: 8 }), fc.array(vmArb, { maxLength: 3 }), (steps, vms) => {
         const cfg = config(policy);
@@ -286,6 +307,8 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
       { numRuns: 200 },
     );
     expect(changed).toBeGreaterThan(0);
+    // The other scope's entries that name no mesh service were left out of some of those listings.
+    expect(leftOutByResyncs).toBeGreaterThan(leftOutBefore);
   });
 
   // What `serve` plans: desired entries in compact form, and stand-ins made from them.
@@ -311,7 +334,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
 
   it("holds another scope's entries with their ownership labels in one map, not a map of each entry's own", () => {
     const b = observe('aws:b', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(1));
-    const keep = runSync(sameAsDesired([observe('aws:a', [], stamp(2))]));
+    const keep = standIns([observe('aws:a', [], stamp(2))]);
     const live = [...b.entries, vmEntry('aws:b', 1, { namespace: 'n2', service: 's2', ports: [] }, stamp(1))];
     const [x, y] = live.map(keep);
     expect(x!.metadata.labels).toBe(y!.metadata.labels);
@@ -322,7 +345,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
   });
 
   it('holds the stand-ins that differ only in name as an object each, with one shape for the rest, frozen', () => {
-    const keep = runSync(sameAsDesired([observe('aws:a', [], stamp(2))]));
+    const keep = standIns([observe('aws:a', [], stamp(2))]);
     const vm = (name: string, address: string): WorkloadEntry =>
       entry(name, {
         namespace: 'n1',
@@ -350,7 +373,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
       { namespace: 'n1', service: 's1', ports: ['postgres'] },
     ];
     const a = observe('aws:a', vms, stamp(2));
-    const keep = runSync(sameAsDesired([a]));
+    const keep = standIns([a]);
     // As the API server sends them: copies of their own, other addresses, older stamps, resourceVersions.
     const live = vms.map((vm, i) => {
       const e = structuredClone(vmEntry('aws:a', i, vm, stamp(1)));
@@ -382,7 +405,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     const live = structuredClone(want);
     live.spec.address = '192.0.2.1';
     delete live.spec.labels![SERVICE_LABEL];
-    const held = runSync(sameAsDesired([a]))(live);
+    const held = standIns([a])(live);
     expect(held.spec).toEqual({ address: '' });
     expect(entriesEqual(want, held)).toBe(false);
   });
@@ -395,7 +418,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     live.metadata.annotations['example.com/note'] = 'x';
     live.spec.weight = 2;
     const observed = { scope: scope('aws:a'), entries: [want], skips: [] };
-    const held = runSync(sameAsDesired([observed]))(live);
+    const held = standIns([observed])(live);
     expect(held).not.toBe(live);
     expect(entriesEqual(want, live)).toBe(false);
     expect(entriesEqual(want, held)).toBe(false);
@@ -427,7 +450,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     edit(live);
     const source = live.metadata.annotations[SOURCE_ANNOTATION]!;
     const observed = skip ? { ...a, skips: [{ source, keepsEntry: true } as ObservedScope['skips'][number]] } : a;
-    expect(runSync(sameAsDesired([observed]))(live)).toBe(live);
+    expect(standIns([observed])(live)).toBe(live);
   });
 
   it('holds an entry whose name two observed scopes want as read, even when it equals the desired entry found last', () => {
@@ -436,12 +459,12 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     // Scope b wants the same name, with another address.
     const b = { ...observe('aws:b', [], stamp(2)), entries: [{ ...structuredClone(a.entries[0]!), spec: { ...a.entries[0]!.spec, address: '10.9.9.9' } }] };
     const live = structuredClone(b.entries[0]!);
-    expect(runSync(sameAsDesired([a, b]))(live)).toBe(live);
-    expect(runSync(sameAsDesired([b, a]))(live)).toBe(live);
+    expect(standIns([a, b])(live)).toBe(live);
+    expect(standIns([b, a])(live)).toBe(live);
   });
 
   it("holds an auto-registered entry of another scope as read: its annotation makes it not ours", () => {
-    const keep = runSync(sameAsDesired([observe('aws:a', [], stamp(2))]));
+    const keep = standIns([observe('aws:a', [], stamp(2))]);
     const live = vmEntry('aws:b', 0, { namespace: 'n1', service: 's1', ports: [] }, stamp(1));
     live.metadata.annotations[AUTO_REGISTRATION_GROUP_ANNOTATION] = 's1';
     expect(keep(live)).toBe(live);
@@ -460,7 +483,7 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     const live = structuredClone(a.entries[0]!);
     live.spec.address = '192.0.2.1';
     edit(live as unknown as Record<string, any>);
-    expect(runSync(sameAsDesired([a]))(live)).toBe(live);
+    expect(standIns([a])(live)).toBe(live);
   });
 
   // Resyncs in either order, each alone, after the VMs of one service moved between scopes and port sets.

@@ -75,7 +75,10 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  * - an entry of a scope that is not observed here, under a name nothing observed wants, is only
  *   ever looked at for its name, namespace, ownership labels and scope (it is another scope's to
  *   plan, or an orphan): it is held slim too, so that a resync of one scope among many does not
- *   hold every other scope's entries whole;
+ *   hold every other scope's entries whole. When its scope is one of `configuredScopes` and it
+ *   names no mesh service, planning passes over it altogether (its own scope's resync plans it;
+ *   only an orphan is reported), and it is not held at all: a resync of one scope among twenty
+ *   holds the entries of its own;
  * - any other entry is kept as read: one of an observed scope that nothing wants, one whose name
  *   several desired entries want (the plan picks which, and it may equal that one), one that istiod
  *   auto-registered (its annotation makes it not ours), one whose source a skipped instance keeps
@@ -88,11 +91,15 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  * drops stays as it is): its spec's labels, ports, service account and network, and its health
  * check.
  */
-export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entries' | 'scope' | 'skips'>>): Sliced<(live: WorkloadEntry) => WorkloadEntry> {
+export function* sameAsDesired(
+  observed: ReadonlyArray<Pick<ObservedScope, 'entries' | 'scope' | 'skips'>>,
+  configuredScopes: Iterable<string> = [],
+): Sliced<(live: WorkloadEntry) => WorkloadEntry | undefined> {
   // By namespace, then name: the strings the entries have already, where a key string made for
   // each desired entry and each entry read would be held, or thrown away, a hundred thousand times.
   const desired = new Map<string, Map<string, WorkloadEntry>>();
   const scopes = new Set(observed.map((o) => o.scope.key));
+  const configured = new Set(configuredScopes);
   const keptSources = new Set<string>();
   // The desired entries indexed last under a name that another desired entry wants too: the plan
   // picks one of them (pickDesired), and the entry may differ from one and equal another.
@@ -128,6 +135,9 @@ export function* sameAsDesired(observed: ReadonlyArray<Pick<ObservedScope, 'entr
     const source = annotations[SOURCE_ANNOTATION];
     if (source !== undefined && keptSources.has(source)) return live;
     const names = live.spec.labels?.[SERVICE_LABEL] !== undefined;
+    // Another configured scope's (the observed ones were kept whole above), and the plan reads
+    // nothing of it: no desired entry takes its name, no mesh service its labels.
+    if (want === undefined && !names && scope !== undefined && configured.has(scope)) return undefined;
     const health = names ? annotations[HEALTH_CHECK_ANNOTATION] : undefined;
     const held: Record<string, string> = {};
     if (scope !== undefined) held[SCOPE_ANNOTATION] = scope;

@@ -12,7 +12,7 @@ import type { ListingPhase } from '../queue/desired-store.ts';
 import type { Clock } from '../stamp.ts';
 import { mapContext, observeScope, type ScopeObservation } from './observe.ts';
 import { entriesAfterSliced, joinPlans, type MeshServiceObjects, type ObservedScope, planMeshServices, planScopes, planScopesSliced } from './plan-scopes.ts';
-import type { ListingFor } from './shared-listing.ts';
+import type { ListingFor, OwnedListing } from './shared-listing.ts';
 import { runSliced } from '../slices.ts';
 
 /** What reconciling needs from the cluster and the queue. */
@@ -21,10 +21,11 @@ export interface ReconcileDeps {
   providers: readonly Provider[];
   /**
    * Every entry we own (all namespaces), read by a listing that starts after the call, each entry
-   * held as sameAsDesired holds it for this observation: a stand-in that plans the same. In `serve`
-   * the resyncs that ask while a listing runs share the next one (shareListings).
+   * held as sameAsDesired holds it for this observation: a stand-in that plans the same, or nothing
+   * for one the plan passes over. In `serve` the resyncs that ask while a listing runs share the
+   * next one (shareListings).
    */
-  listOwned: (observed: ListingFor) => Promise<WorkloadEntry[]>;
+  listOwned: (observed: ListingFor) => Promise<OwnedListing>;
   /**
    * The entries named one of `names`, in any namespace (Writer.findByNames; those not ours make
    * their names not-owned conflicts, as do those of listForeign). A narrowing for the server only:
@@ -64,6 +65,7 @@ export interface ResyncResult {
   plan: Plan;
   /** Instances the listing returned. */
   instances: number;
+  /** Owned entries the cluster listing read (all scopes'). */
   owned: number;
 }
 
@@ -86,7 +88,8 @@ export function scopeOfRef(providers: readonly Provider[], ref: InstanceRef): { 
   return undefined;
 }
 
-function configuredScopes(providers: readonly Provider[]): string[] {
+/** The keys of every scope of the providers. */
+export function configuredScopes(providers: readonly Provider[]): string[] {
   return providers.flatMap((p) => p.scopes().map((s) => s.key));
 }
 
@@ -124,7 +127,7 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
  * shares with its desired entry) while a hundred thousand changes go out.
  */
 async function planAgainstCluster(deps: ReconcileDeps, observation: ObservedScope, foreign: readonly ForeignEntry[], force: boolean): Promise<{ plan: Plan; owned: number }> {
-  const owned = await deps.listOwned(observation);
+  const { entries: owned, listed } = await deps.listOwned(observation);
   const objects = await deps.listMeshServiceObjects();
   const entryPlan = await runSliced(
     planScopesSliced(deps.config, [observation], owned, {
@@ -137,7 +140,7 @@ async function planAgainstCluster(deps: ReconcileDeps, observation: ObservedScop
   // every other scope's owned ones (see planMeshServices).
   const after = await runSliced(entriesAfterSliced(owned, entryPlan));
   const services = planMeshServices(deps.config, [observation], after, objects, { force, foreign });
-  return { plan: joinPlans(entryPlan, services.plan), owned: owned.length };
+  return { plan: joinPlans(entryPlan, services.plan), owned: listed };
 }
 
 /** How many names of a refresh are looked up by name alone at once. */

@@ -1,28 +1,31 @@
 // shareListings over every schedule of calls and listing completions (fast-check's scheduler):
 // each call is answered by a listing that started after it, one listing runs at a time, calls made
 // while one runs share the next, and each entry is held as sameAsDesired holds it for the
-// observations of the calls sharing the listing.
+// observations of the calls sharing the listing (or not at all), and counted.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { WorkloadEntry } from '../model.ts';
 import { entry, scope } from '../planning/fixtures.ts';
-import { type ListingFor, shareListings } from './shared-listing.ts';
+import { type ListingFor, type OwnedListing, shareListings } from './shared-listing.ts';
 
 const T = '2025-01-01T00:00:00.000Z';
 
 /** The entry of scope `scopeKey` as mapping wants it and as the cluster holds it. */
 const desiredOf = (scopeKey: string): WorkloadEntry => entry(`vm-${scopeKey.replace(':', '-')}`, { scope: scopeKey, observedAt: T });
 const observationOf = (scopeKey: string): ListingFor => ({ scope: scope(scopeKey), entries: [desiredOf(scopeKey)], skips: [] });
+const held = (entries: ReadonlyArray<WorkloadEntry | undefined>): WorkloadEntry[] => entries.filter((e) => e !== undefined);
 
 describe('shareListings', () => {
   it('answers each call with a listing started after it; one at a time; calls made during one share the next', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.scheduler(), fc.integer({ min: 1, max: 8 }), async (s, calls) => {
+      fc.asyncProperty(fc.scheduler(), fc.integer({ min: 1, max: 8 }), fc.boolean(), async (s, calls, otherConfigured) => {
         let tick = 0;
         let running = 0;
         const started: number[] = [];
         /** The listing each answer came from. */
         const listingOf = new WeakMap<WorkloadEntry[], number>();
+        // The scope nobody observed is configured (its own resync plans it) or not (its entry is an orphan).
+        const configured = [...Array.from({ length: calls }, (_, i) => `static:s${i}`), ...(otherConfigured ? ['static:other'] : [])];
         const share = shareListings(async (keep) => {
           expect(running).toBe(0);
           running++;
@@ -31,11 +34,11 @@ describe('shareListings', () => {
           const live = [...Array.from({ length: calls }, (_, i) => structuredClone(desiredOf(`static:s${i}`))), desiredOf('static:other')];
           await s.schedule(Promise.resolve(), `listing ${n} ends`);
           running--;
-          const out = live.map(keep);
+          const out = held(live.map(keep));
           listingOf.set(out, n);
           return out;
-        });
-        const answers: Array<{ at: number; owned: WorkloadEntry[] }> = [];
+        }, configured);
+        const answers: Array<{ at: number; owned: OwnedListing }> = [];
         const done = Promise.all(
           Array.from({ length: calls }, (_, i) =>
             s.schedule(Promise.resolve(), `call ${i}`).then(async () => {
@@ -43,18 +46,22 @@ describe('shareListings', () => {
               const observed = observationOf(`static:s${i}`);
               const owned = await share(observed);
               answers[i] = { at, owned };
-              // This call's own entry is held as its desired one, the unobserved scope's as a stand-in.
-              expect(owned.find((e) => e.metadata.name === observed.entries[0]!.metadata.name)).toBe(observed.entries[0]);
-              expect(owned.find((e) => e.metadata.name === 'vm-static-other')!.spec).toEqual({ address: '' });
+              // This call's own entry is held as its desired one; the unobserved scope's as a
+              // stand-in, or not at all when that scope is configured. Every entry is counted.
+              expect(owned.entries.find((e) => e.metadata.name === observed.entries[0]!.metadata.name)).toBe(observed.entries[0]);
+              const other = owned.entries.find((e) => e.metadata.name === 'vm-static-other');
+              if (otherConfigured) expect(other).toBeUndefined();
+              else expect(other!.spec).toEqual({ address: '' });
+              expect(owned.listed).toBe(calls + 1);
             }),
           ),
         );
         await s.waitFor(done);
         expect(answers).toHaveLength(calls);
-        for (const { at, owned } of answers) expect(started[listingOf.get(owned)!]).toBeGreaterThan(at);
+        for (const { at, owned } of answers) expect(started[listingOf.get(owned.entries)!]).toBeGreaterThan(at);
         // No listing without a call waiting for it, and no more than one beyond the first per call made during one.
         expect(started.length).toBeLessThanOrEqual(calls);
-        expect(new Set(answers.map((a) => listingOf.get(a.owned))).size).toBe(started.length);
+        expect(new Set(answers.map((a) => listingOf.get(a.owned.entries))).size).toBe(started.length);
       }),
       { numRuns: 200 },
     );
@@ -66,7 +73,7 @@ describe('shareListings', () => {
     const share = shareListings(async (keep) => {
       listings++;
       await new Promise<void>((resolve) => releases.push(resolve));
-      return [desiredOf('static:a')].map(keep);
+      return held([desiredOf('static:a')].map(keep));
     });
     const first = share(observationOf('static:a'));
     const rest = ['static:b', 'static:c', 'static:d'].map((k) => share(observationOf(k)));
@@ -88,10 +95,10 @@ describe('shareListings', () => {
     let fail = true;
     const share = shareListings(async (keep) => {
       if (fail) throw new Error('page 3 of owned entries: 503');
-      return [desiredOf('static:a')].map(keep);
+      return held([desiredOf('static:a')].map(keep));
     });
     await expect(share(observationOf('static:a'))).rejects.toThrow('503');
     fail = false;
-    expect(await share(observationOf('static:a'))).toHaveLength(1);
+    expect((await share(observationOf('static:a'))).entries).toHaveLength(1);
   });
 });

@@ -9,13 +9,24 @@ import { type ObservedScope, sameAsDesired } from './plan-scopes.ts';
 /** What a resync hands over for its listing: its scope, desired entries and skips (see sameAsDesired). */
 export type ListingFor = Pick<ObservedScope, 'entries' | 'scope' | 'skips'>;
 
-/** Lists every owned entry, each passed through `keep` as it is read (Writer.listOwned). */
-export type ListOwned = (keep: (entry: WorkloadEntry) => WorkloadEntry) => Promise<WorkloadEntry[]>;
+/**
+ * Lists every owned entry, each passed through `keep` as it is read, which gives what to hold of it
+ * or undefined for nothing (Writer.listOwned).
+ */
+export type ListOwned = (keep: (entry: WorkloadEntry) => WorkloadEntry | undefined) => Promise<WorkloadEntry[]>;
+
+/** A listing of owned entries as a resync plans against it. */
+export interface OwnedListing {
+  /** What is held of the entries read (see sameAsDesired): stand-ins, and none of those planning passes over. */
+  entries: WorkloadEntry[];
+  /** How many owned entries the listing read. */
+  listed: number;
+}
 
 interface Batch {
   observed: ListingFor[];
-  done: Promise<WorkloadEntry[]>;
-  resolve: (owned: WorkloadEntry[]) => void;
+  done: Promise<OwnedListing>;
+  resolve: (owned: OwnedListing) => void;
   reject: (err: unknown) => void;
 }
 
@@ -24,9 +35,10 @@ interface Batch {
  * call was made (a resync must not plan against a cluster read before its own observation was
  * confirmed), and the calls made while a listing runs share the next one. Each entry of a scope
  * in a shared listing is held as sameAsDesired holds it for that scope's observation, so every
- * resync of the batch plans exactly as it would against a listing of its own.
+ * resync of the batch plans exactly as it would against a listing of its own. `configuredScopes`
+ * are those the resyncs' plans know as configured (see sameAsDesired).
  */
-export function shareListings(list: ListOwned): (observed: ListingFor) => Promise<WorkloadEntry[]> {
+export function shareListings(list: ListOwned, configuredScopes: readonly string[] = []): (observed: ListingFor) => Promise<OwnedListing> {
   let running = false;
   let next: Batch | undefined;
 
@@ -35,8 +47,13 @@ export function shareListings(list: ListOwned): (observed: ListingFor) => Promis
     next = undefined;
     void (async () => {
       try {
-        const keep = await runSliced(sameAsDesired(batch.observed));
-        batch.resolve(await list(keep));
+        const keep = await runSliced(sameAsDesired(batch.observed, configuredScopes));
+        let listed = 0;
+        const entries = await list((entry) => {
+          listed++;
+          return keep(entry);
+        });
+        batch.resolve({ entries, listed });
       } catch (err) {
         batch.reject(err);
       } finally {
@@ -50,7 +67,7 @@ export function shareListings(list: ListOwned): (observed: ListingFor) => Promis
     if (!next) {
       let resolve!: Batch['resolve'];
       let reject!: Batch['reject'];
-      const done = new Promise<WorkloadEntry[]>((res, rej) => {
+      const done = new Promise<OwnedListing>((res, rej) => {
         resolve = res;
         reject = rej;
       });

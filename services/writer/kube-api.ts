@@ -66,8 +66,11 @@ export interface ListOptions {
   namespace?: string;
   /** Runs each page's request (with retries); the request alone when absent. */
   page?: <T>(request: () => Promise<T>) => Promise<T>;
-  /** What to keep of each entry read, page by page (a smaller stand-in); the entry itself when absent. */
-  keep?: (entry: WorkloadEntry) => WorkloadEntry;
+  /**
+   * What to keep of each entry read, page by page: a smaller stand-in, or nothing (undefined); the
+   * entry itself when absent.
+   */
+  keep?: (entry: WorkloadEntry) => WorkloadEntry | undefined;
 }
 
 /** The calls the writer and the runtime make. Errors are TransientKubeError or VmsError. */
@@ -233,7 +236,8 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
             }
             for (const bytes of answer.items) {
               const entry = toEntry(JSON.parse(bytes.toString('utf8')));
-              out.push(keep ? keep(entry) : entry);
+              const kept = keep ? keep(entry) : entry;
+              if (kept !== undefined) out.push(kept);
             }
           }
           return out;

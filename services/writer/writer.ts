@@ -196,10 +196,10 @@ export class Writer {
 
   /**
    * Every entry this installation owns, in all namespaces. `keep` may replace each entry as it is
-   * read with a smaller stand-in (see sameAsDesired in services/sync/plan-scopes.ts), so that a
-   * large listing is not held twice.
+   * read with a smaller stand-in, or leave it out (see sameAsDesired in
+   * services/sync/plan-scopes.ts), so that a large listing is not held twice.
    */
-  async listOwned(keep?: (entry: WorkloadEntry) => WorkloadEntry): Promise<WorkloadEntry[]> {
+  async listOwned(keep?: (entry: WorkloadEntry) => WorkloadEntry | undefined): Promise<WorkloadEntry[]> {
     return this.#list(keep ? { keep } : {});
   }
 

@@ -40,7 +40,7 @@ describe('what a resync holds', () => {
         ...deps,
         listOwned: async (observed) => {
           const owned = await deps.listOwned(observed);
-          listing = new WeakRef(owned);
+          listing = new WeakRef(owned.entries);
           return owned;
         },
         enqueue: async (changes) => {
