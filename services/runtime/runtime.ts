@@ -19,7 +19,7 @@ import { ScopeLeases } from '../queue/scope-lease.ts';
 import { createRedis, RedisErrorLog, redisClock } from '../queue/redis.ts';
 import type { Readiness } from '../server/server.ts';
 import { configuredScopes, type ReconcileDeps, resyncScope, type ResyncResult } from '../sync/reconcile.ts';
-import { shareListings } from '../sync/shared-listing.ts';
+import { listingOf, shareListings } from '../sync/shared-listing.ts';
 import { Slots } from '../concurrency.ts';
 import type { KubeApi } from '../writer/kube-api.ts';
 import type { Writer } from '../writer/writer.ts';
@@ -120,15 +120,10 @@ export class Runtime {
       config,
       providers: options.providers,
       // Resyncs of many scopes at once share their listings of owned entries.
-      listOwned: shareListings(async (keep) => {
-        let listed = 0;
-        const owned = await options.writer.listOwned((entry) => {
-          listed++;
-          return keep(entry);
-        });
-        options.metrics.setOwnedEntries(listed);
-        return owned;
-      }, configuredScopes(options.providers)),
+      listOwned: shareListings(
+        listingOf(options.writer, (entries) => options.metrics.setOwnedEntries(entries)),
+        configuredScopes(options.providers),
+      ),
       findByNames: (names) => options.writer.findByNames(names),
       findByName: (name) => options.writer.findByName(name),
       listForeign: () => options.writer.listForeign(),

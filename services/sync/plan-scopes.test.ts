@@ -332,6 +332,25 @@ describe('planMeshServices over two scopes resynced one at a time', () => {
     expect(changes).toBeGreaterThan(0);
   });
 
+  it("leaves out another configured scope's entries the plan passes over, and holds those it reads", () => {
+    const named = vmEntry('aws:b', 1, { namespace: 'n1', service: 's1', ports: [] }, stamp(1));
+    const plain = vmEntry('aws:b', 2, { namespace: 'n1', service: undefined, ports: [] }, stamp(1));
+    const wanted = vmEntry('aws:b', 3, { namespace: 'n1', service: undefined, ports: [] }, stamp(1));
+    const a = observe('aws:a', [], stamp(2));
+    const wants = { ...a, entries: [entry(wanted.metadata.name, { namespace: 'n1', scope: 'aws:a', observedAt: stamp(2) })] };
+    const keep = runSync(sameAsDesired([wants], ['aws:a', 'aws:b']));
+    expect(keep(plain)).toBeUndefined();
+    // It names a mesh service; a desired entry wants its name (a conflict).
+    expect(keep(named)).toBeDefined();
+    expect(keep(wanted)).toBeDefined();
+    // Orphans: a scope no longer configured, and no scope at all.
+    const gone = entry('gone-vm', { namespace: 'n1', scope: 'aws:gone' });
+    const unscoped = entry('bare-vm', { namespace: 'n1' });
+    delete unscoped.metadata.annotations[SCOPE_ANNOTATION];
+    expect(keep(gone)).toBeDefined();
+    expect(keep(unscoped)).toBe(unscoped);
+  });
+
   it("holds another scope's entries with their ownership labels in one map, not a map of each entry's own", () => {
     const b = observe('aws:b', [{ namespace: 'n1', service: 's1', ports: ['http'] }], stamp(1));
     const keep = standIns([observe('aws:a', [], stamp(2))]);

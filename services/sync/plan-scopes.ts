@@ -76,9 +76,10 @@ export function desiredScopes(observed: readonly ObservedScope[], owned: readonl
  *   ever looked at for its name, namespace, ownership labels and scope (it is another scope's to
  *   plan, or an orphan): it is held slim too, so that a resync of one scope among many does not
  *   hold every other scope's entries whole. When its scope is one of `configuredScopes` and it
- *   names no mesh service, planning passes over it altogether (its own scope's resync plans it;
- *   only an orphan is reported), and it is not held at all: a resync of one scope among twenty
- *   holds the entries of its own;
+ *   names no mesh service, it is not held at all: a plan whose scopes are the observed ones (as
+ *   planScopes plans them) passes over it altogether, since its own scope's resync plans it, and a
+ *   resync of one scope among twenty holds the entries of its own. An entry without a scope, or of
+ *   a scope not configured, is held: the plan reports it as an orphan;
  * - any other entry is kept as read: one of an observed scope that nothing wants, one whose name
  *   several desired entries want (the plan picks which, and it may equal that one), one that istiod
  *   auto-registered (its annotation makes it not ours), one whose source a skipped instance keeps

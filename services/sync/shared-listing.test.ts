@@ -1,7 +1,7 @@
 // shareListings over every schedule of calls and listing completions (fast-check's scheduler):
 // each call is answered by a listing that started after it, one listing runs at a time, calls made
 // while one runs share the next, and each entry is held as sameAsDesired holds it for the
-// observations of the calls sharing the listing (or not at all), and counted.
+// observations of the calls sharing the listing (or not at all).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { WorkloadEntry } from '../model.ts';
@@ -36,7 +36,7 @@ describe('shareListings', () => {
           running--;
           const out = held(live.map(keep));
           listingOf.set(out, n);
-          return out;
+          return { entries: out, listed: live.length };
         }, configured);
         const answers: Array<{ at: number; owned: OwnedListing }> = [];
         const done = Promise.all(
@@ -73,7 +73,7 @@ describe('shareListings', () => {
     const share = shareListings(async (keep) => {
       listings++;
       await new Promise<void>((resolve) => releases.push(resolve));
-      return held([desiredOf('static:a')].map(keep));
+      return { entries: held([desiredOf('static:a')].map(keep)), listed: 1 };
     });
     const first = share(observationOf('static:a'));
     const rest = ['static:b', 'static:c', 'static:d'].map((k) => share(observationOf(k)));
@@ -95,7 +95,7 @@ describe('shareListings', () => {
     let fail = true;
     const share = shareListings(async (keep) => {
       if (fail) throw new Error('page 3 of owned entries: 503');
-      return held([desiredOf('static:a')].map(keep));
+      return { entries: held([desiredOf('static:a')].map(keep)), listed: 1 };
     });
     await expect(share(observationOf('static:a'))).rejects.toThrow('503');
     fail = false;

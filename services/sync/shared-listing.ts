@@ -11,9 +11,9 @@ export type ListingFor = Pick<ObservedScope, 'entries' | 'scope' | 'skips'>;
 
 /**
  * Lists every owned entry, each passed through `keep` as it is read, which gives what to hold of it
- * or undefined for nothing (Writer.listOwned).
+ * or undefined for nothing (see listingOf).
  */
-export type ListOwned = (keep: (entry: WorkloadEntry) => WorkloadEntry | undefined) => Promise<WorkloadEntry[]>;
+export type ListOwned = (keep: (entry: WorkloadEntry) => WorkloadEntry | undefined) => Promise<OwnedListing>;
 
 /** A listing of owned entries as a resync plans against it. */
 export interface OwnedListing {
@@ -21,6 +21,21 @@ export interface OwnedListing {
   entries: WorkloadEntry[];
   /** How many owned entries the listing read. */
   listed: number;
+}
+
+/** What lists owned entries (Writer.listOwned): each through `keep`, every one read counted in `read`. */
+interface OwnedEntries {
+  listOwned(keep: (entry: WorkloadEntry) => WorkloadEntry | undefined, read: { entries: number }): Promise<WorkloadEntry[]>;
+}
+
+/** The ListOwned of a writer; `onListed` is told how many entries each listing read. */
+export function listingOf(writer: OwnedEntries, onListed?: (entries: number) => void): ListOwned {
+  return async (keep) => {
+    const read = { entries: 0 };
+    const entries = await writer.listOwned(keep, read);
+    onListed?.(read.entries);
+    return { entries, listed: read.entries };
+  };
 }
 
 interface Batch {
@@ -48,12 +63,7 @@ export function shareListings(list: ListOwned, configuredScopes: readonly string
     void (async () => {
       try {
         const keep = await runSliced(sameAsDesired(batch.observed, configuredScopes));
-        let listed = 0;
-        const entries = await list((entry) => {
-          listed++;
-          return keep(entry);
-        });
-        batch.resolve({ entries, listed });
+        batch.resolve(await list(keep));
       } catch (err) {
         batch.reject(err);
       } finally {

@@ -71,6 +71,11 @@ export interface ListOptions {
    * entry itself when absent.
    */
   keep?: (entry: WorkloadEntry) => WorkloadEntry | undefined;
+  /**
+   * Counts the entries read, kept or not: those of the listing's last attempt when an expired
+   * continue token made it start over (`keep` saw the earlier attempts' too).
+   */
+  read?: { entries: number };
 }
 
 /** The calls the writer and the runtime make. Errors are TransientKubeError or VmsError. */
@@ -214,6 +219,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       // An expired continue token (410) means the listing must start over; a few times at most.
       for (let restart = 0; ; restart++) {
         const out: WorkloadEntry[] = [];
+        let read = 0;
         // Two, taking turns: a page is read into one while the page before it, in the other, is
         // parsed. The page after that is asked for only once this parsing is done.
         const arenas = [new ByteArena(), new ByteArena()];
@@ -239,7 +245,9 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
               const kept = keep ? keep(entry) : entry;
               if (kept !== undefined) out.push(kept);
             }
+            read += answer.items.length;
           }
+          if (listOptions.read) listOptions.read.entries += read;
           return out;
         } catch (err) {
           if (err instanceof ApiException && err.code === 410 && restart < 3) continue;

@@ -561,8 +561,17 @@ describe('Writer.listOwned', () => {
     // The first page passes (a fault that only delays), the second answers 410.
     server.faults.push({ match: { verb: 'list', resource: WE }, delayMs: 1, count: 1 });
     server.faults.push({ match: { verb: 'list', resource: WE }, status: 410, count: 1 });
-    const owned = (await w.listOwned()).filter((e) => e.metadata.namespace === ns);
+    const read = { entries: 0 };
+    let seen = 0;
+    const all = await w.listOwned((e) => {
+      seen++;
+      return e;
+    }, read);
+    const owned = all.filter((e) => e.metadata.namespace === ns);
     expect(owned.map((e) => e.metadata.name)).toEqual(['vm-0', 'vm-1', 'vm-2', 'vm-3', 'vm-4']);
+    // `keep` saw the first page twice; what was read counts the attempt that got through.
+    expect(seen).toBe(all.length + 2);
+    expect(read.entries).toBe(all.length);
     const listed = server.requests.filter((r) => r.verb === 'list');
     expect(listed.slice(0, 2).map((r) => r.status)).toEqual([200, 410]);
     expect(listed[1]!.query.continue).toBeTruthy();

@@ -197,10 +197,11 @@ export class Writer {
   /**
    * Every entry this installation owns, in all namespaces. `keep` may replace each entry as it is
    * read with a smaller stand-in, or leave it out (see sameAsDesired in
-   * services/sync/plan-scopes.ts), so that a large listing is not held twice.
+   * services/sync/plan-scopes.ts), so that a large listing is not held twice; `read` counts every
+   * entry read (see ListOptions).
    */
-  async listOwned(keep?: (entry: WorkloadEntry) => WorkloadEntry | undefined): Promise<WorkloadEntry[]> {
-    return this.#list(keep ? { keep } : {});
+  async listOwned(keep?: (entry: WorkloadEntry) => WorkloadEntry | undefined, read?: { entries: number }): Promise<WorkloadEntry[]> {
+    return this.#list({ ...(keep ? { keep } : {}), ...(read ? { read } : {}) });
   }
 
   /**
@@ -253,7 +254,7 @@ export class Writer {
     return out;
   }
 
-  async #list(options: Pick<ListOptions, 'fieldSelector' | 'keep'>, selector = this.ownerSelector): Promise<WorkloadEntry[]> {
+  async #list(options: Pick<ListOptions, 'fieldSelector' | 'keep' | 'read'>, selector = this.ownerSelector): Promise<WorkloadEntry[]> {
     const what =
       selector === this.ownerSelector
         ? 'page of owned entries'

@@ -14,8 +14,8 @@ import { ChangeQueue } from '../../services/queue/change-queue.ts';
 import { RedisDesiredStore } from '../../services/queue/desired-store.ts';
 import { createRedis, redisClock } from '../../services/queue/redis.ts';
 import type { Clock } from '../../services/stamp.ts';
-import type { ReconcileDeps } from '../../services/sync/reconcile.ts';
-import { shareListings } from '../../services/sync/shared-listing.ts';
+import { configuredScopes, type ReconcileDeps } from '../../services/sync/reconcile.ts';
+import { listingOf, shareListings } from '../../services/sync/shared-listing.ts';
 import { createKubeApi } from '../../services/writer/kube-api.ts';
 import { Writer } from '../../services/writer/writer.ts';
 import { afterEach, beforeEach } from 'vitest';
@@ -82,7 +82,8 @@ export class Pipeline {
     const deps: ReconcileDeps = {
       config,
       providers,
-      listOwned: shareListings((keep) => writer.listOwned(keep)),
+      // As serve lists: another configured scope's entries the plan passes over are not held.
+      listOwned: shareListings(listingOf(writer), configuredScopes(providers)),
       findByNames: (names) => writer.findByNames(names),
       findByName: (name) => writer.findByName(name),
       listForeign: () => writer.listForeign(),

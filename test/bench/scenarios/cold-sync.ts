@@ -14,7 +14,7 @@ import { RedisDesiredStore } from '../../../services/queue/desired-store.ts';
 import { createRedis } from '../../../services/queue/redis.ts';
 import { localClock } from '../../../services/stamp.ts';
 import { type ReconcileDeps, resyncScope } from '../../../services/sync/reconcile.ts';
-import { shareListings } from '../../../services/sync/shared-listing.ts';
+import { listingOf, shareListings } from '../../../services/sync/shared-listing.ts';
 import { createKubeApi, type KubeApi } from '../../../services/writer/kube-api.ts';
 import { loadKubeConfig } from '../../../services/writer/kubeconfig.ts';
 import { Writer } from '../../../services/writer/writer.ts';
@@ -121,7 +121,7 @@ export const coldSync: Scenario = {
         providers: [createStaticProvider({ type: 'static', name: STATIC_NAME, inventory })],
         listOwned: shareListings(async (keep) => {
           const t = performance.now();
-          const owned = await writer.listOwned(keep);
+          const owned = await listingOf(writer)(keep);
           listOwnedMs = performance.now() - t;
           return owned;
         }),

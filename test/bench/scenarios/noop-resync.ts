@@ -19,7 +19,7 @@ import { RedisDesiredStore } from '../../../services/queue/desired-store.ts';
 import { createRedis } from '../../../services/queue/redis.ts';
 import { localClock } from '../../../services/stamp.ts';
 import { type ReconcileDeps, resyncScope } from '../../../services/sync/reconcile.ts';
-import { shareListings } from '../../../services/sync/shared-listing.ts';
+import { listingOf, shareListings } from '../../../services/sync/shared-listing.ts';
 import { createKubeApi } from '../../../services/writer/kube-api.ts';
 import { loadKubeConfig } from '../../../services/writer/kubeconfig.ts';
 import { Writer } from '../../../services/writer/writer.ts';
@@ -95,7 +95,7 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       listOwned: shareListings(async (keep) => {
         const cpu = process.cpuUsage();
         const t = performance.now();
-        const owned = await writer.listOwned(keep);
+        const owned = await listingOf(writer)(keep);
         listOwnedMs = performance.now() - t;
         listOwnedCpuMs = cpuMs(process.cpuUsage(cpu));
         return owned;
