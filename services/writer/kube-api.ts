@@ -17,6 +17,7 @@ import {
 import type { ConfigurationOptions, CoreV1Event, ObservableMiddleware, V1ServiceAccount } from '@kubernetes/client-node';
 import { ByteArena, type JsonListAnswer } from '../json-list.ts';
 import { askedAhead } from '../concurrency.ts';
+import { CHECKPOINT_EVERY, runSliced, type Sliced } from '../slices.ts';
 import { VmsError } from '../errors.ts';
 import type { KubeService, MeshServiceKind, MeshServiceObject, ObjectMeta, ServicePort, WorkloadEntry, WorkloadEntrySpec } from '../model.ts';
 import { parseKubeStatus, translateKubeError } from './kube-errors.ts';
@@ -240,11 +241,7 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
               await nextTurn();
               await nextTurn();
             }
-            for (const bytes of answer.items) {
-              const entry = toEntry(JSON.parse(bytes.toString('utf8')));
-              const kept = keep ? keep(entry) : entry;
-              if (kept !== undefined) out.push(kept);
-            }
+            await runSliced(readEntries(answer.items, keep, out));
             read += answer.items.length;
           }
           if (listOptions.read) listOptions.read.entries += read;
@@ -530,6 +527,19 @@ function entryBody(entry: WorkloadEntry, withResourceVersion: boolean): Record<s
 }
 
 /** Resolves once the event loop has run its timers and I/O. */
+/**
+ * A page's entries, parsed and passed through `keep` into `out`, with checkpoints: a page of 1000
+ * takes several milliseconds, more with a resync planning beside it.
+ */
+function* readEntries(items: readonly Buffer[], keep: ListOptions['keep'], out: WorkloadEntry[]): Sliced<void> {
+  for (let i = 0; i < items.length; i++) {
+    if (i % CHECKPOINT_EVERY === CHECKPOINT_EVERY - 1) yield;
+    const entry = toEntry(JSON.parse(items[i]!.toString('utf8')));
+    const kept = keep ? keep(entry) : entry;
+    if (kept !== undefined) out.push(kept);
+  }
+}
+
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }

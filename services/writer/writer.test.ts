@@ -22,6 +22,7 @@ import { deriveMeshServices } from '../mapping/index.ts';
 import { createKubeApi } from './kube-api.ts';
 import type { KubeApi } from './kube-api.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
+import { SLICE_MS } from '../slices.ts';
 import { Writer } from './writer.ts';
 import type { WriterOptions } from './writer.ts';
 import { rejection } from '../../test/helpers/errors.ts';
@@ -513,6 +514,43 @@ describe('Writer.listOwned', () => {
     } finally {
       diagnostics.unsubscribe('undici:client:sendHeaders', onSend);
     }
+  });
+
+  it('reads a page of many entries in slices, the event loop running between them, and loses none', async () => {
+    const n = 1300;
+    for (let i = 0; i < n; i++) server.put(entry(`vm-${String(i).padStart(4, '0')}`) as unknown as Parameters<FakeKubeApiServer['put']>[0]);
+    const w = writer({ pageSize: 1000 });
+    // Turns of the event loop, counted while the listing runs.
+    let turns = 0;
+    let counting = true;
+    const count = (): void => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    setImmediate(count);
+    // Every entry read, in order (other tests' namespaces too: the listing is cluster-wide).
+    const seen: Array<{ key: string; turn: number; kept: boolean }> = [];
+    const read = { entries: 0 };
+    try {
+      const owned = await w.listOwned((e) => {
+        const at = seen.length + 1;
+        // A slice that has run for longer than its share gives the loop back at the next checkpoint.
+        if (at % 256 === 1) for (const until = performance.now() + SLICE_MS + 1; performance.now() < until; );
+        // Every third entry is left out, the others kept as read.
+        seen.push({ key: `${e.metadata.namespace}/${e.metadata.name}`, turn: turns, kept: at % 3 !== 0 });
+        return at % 3 === 0 ? undefined : e;
+      }, read);
+      const mine = seen.filter((s) => s.key.startsWith(`${ns}/`));
+      expect(mine.map((s) => s.key)).toEqual(Array.from({ length: n }, (_, i) => `${ns}/vm-${String(i).padStart(4, '0')}`));
+      expect(owned.map((e) => `${e.metadata.namespace}/${e.metadata.name}`)).toEqual(seen.filter((s) => s.kept).map((s) => s.key));
+      expect(read.entries).toBe(seen.length);
+    } finally {
+      counting = false;
+    }
+    // Within the first page (1000 entries), the loop turned between one slice and the next.
+    const firstPage = seen.slice(0, 1000);
+    const slices = new Set(firstPage.map((s) => s.turn));
+    expect(slices.size).toBeGreaterThanOrEqual(4);
   });
 
   it('asks a page cut off halfway again, and counts its entries once', async () => {
