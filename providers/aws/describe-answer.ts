@@ -6,7 +6,17 @@
 // are asked for, so that the next page is on its way meanwhile. A property test holds it to what
 // the SDK makes of the same answer.
 import { SaxesParser } from 'saxes';
-import type { DescribeInstancesCommandOutput, EC2Client, Instance as Ec2Instance, InstanceNetworkInterface, InstancePrivateIpAddress, InstanceStateName, Reservation, Tag } from '@aws-sdk/client-ec2';
+import type {
+  DescribeInstancesCommandOutput,
+  EC2Client,
+  Instance as Ec2Instance,
+  InstanceIpv6Address,
+  InstanceNetworkInterface,
+  InstancePrivateIpAddress,
+  InstanceStateName,
+  Reservation,
+  Tag,
+} from '@aws-sdk/client-ec2';
 
 /** What is read of one DescribeInstances answer. */
 export interface InstancesAnswer {
@@ -20,17 +30,22 @@ export class InstancesAnswerError extends Error {
   override name = 'InstancesAnswerError';
 }
 
-// One open element: what its children are (undefined: skipped with everything inside), and for a
-// value, what is done with its text when it closes.
+// What is done with an element, by where it is: one table per kind of element, made once. An
+// element's frame names what its children are (an element that is none of them is skipped with
+// everything inside), what an `<item>` child adds to its list, or what its text sets. Each frame
+// works on a target: an item's is the member it added, and an element of fields passes its own
+// on (`<placement>` sets the instance's Placement). No closure or object is made per element
+// read, only the members and values the answer holds.
 interface Frame {
-  child?: (name: string) => Frame | undefined;
-  value?: (text: string) => void;
+  fields?: Readonly<Record<string, Frame>>;
+  item?: { add: (target: never) => object; frame: Frame };
+  value?: (target: never, text: string) => void;
 }
 
 // As the SDK's parser has it, a value that is only whitespace with a line break in it is empty
 // (the indentation of a pretty-printed answer).
-function value(set: (text: string) => void): Frame {
-  return { value: (text) => set(text.trim() === '' && text.includes('\n') ? '' : own(text)) };
+function textOf(text: string): string {
+  return text.trim() === '' && text.includes('\n') ? '' : own(text);
 }
 
 /**
@@ -44,13 +59,17 @@ function own(text: string): string {
   return text.length < 13 ? text : (JSON.parse(JSON.stringify(text)) as string);
 }
 
-/** Each `<item>` of a list makes one member (made when the item opens) and is read by `frame`. */
-function list<T>(add: () => T, frame: (member: T) => Frame): Frame {
-  return { child: (name) => (name === 'item' ? frame(add()) : undefined) };
+function value<T>(set: (target: T, text: string) => void): Frame {
+  return { value: set as Frame['value'] };
 }
 
-function fields(children: Record<string, () => Frame>): Frame {
-  return { child: (name) => (Object.hasOwn(children, name) ? children[name]!() : undefined) };
+function fields(children: Record<string, Frame>): Frame {
+  return { fields: children };
+}
+
+/** Each `<item>` of a list adds one member, made when the item opens, and is read by `frame`. */
+function list<T, M extends object>(add: (target: T) => M, frame: Frame): Frame {
+  return { item: { add: add as (target: never) => object, frame } };
 }
 
 // Numbers and booleans are read as the SDK reads them (Number(), 'true' in any case), so that an
@@ -63,62 +82,55 @@ function bool(text: string): boolean {
   return text.toLowerCase() === 'true';
 }
 
-function address(a: InstancePrivateIpAddress): Frame {
-  return fields({
-    privateIpAddress: () => value((t) => (a.PrivateIpAddress = t)),
-    primary: () => value((t) => (a.Primary = bool(t))),
-    association: () => fields({ publicIp: () => value((t) => ((a.Association ??= {}).PublicIp = t)) }),
-  });
-}
-
-function networkInterface(ni: InstanceNetworkInterface): Frame {
-  return fields({
-    privateIpAddress: () => value((t) => (ni.PrivateIpAddress = t)),
-    attachment: () =>
-      fields({
-        deviceIndex: () => value((t) => ((ni.Attachment ??= {}).DeviceIndex = int(t))),
-        networkCardIndex: () => value((t) => ((ni.Attachment ??= {}).NetworkCardIndex = int(t))),
-      }),
-    association: () => fields({ publicIp: () => value((t) => ((ni.Association ??= {}).PublicIp = t)) }),
-    privateIpAddressesSet: () => list(() => push((ni.PrivateIpAddresses ??= []), {}), address),
-    ipv6AddressesSet: () =>
-      list(
-        () => push((ni.Ipv6Addresses ??= []), {}),
-        (a) => fields({ ipv6Address: () => value((t) => (a.Ipv6Address = t)) }),
-      ),
-  });
-}
-
-function instance(i: Ec2Instance): Frame {
-  return fields({
-    instanceId: () => value((t) => (i.InstanceId = t)),
-    instanceState: () => fields({ name: () => value((t) => ((i.State ??= {}).Name = t as InstanceStateName)) }),
-    placement: () => fields({ availabilityZone: () => value((t) => ((i.Placement ??= {}).AvailabilityZone = t)) }),
-    privateIpAddress: () => value((t) => (i.PrivateIpAddress = t)),
-    ipAddress: () => value((t) => (i.PublicIpAddress = t)),
-    ipv6Address: () => value((t) => (i.Ipv6Address = t)),
-    vpcId: () => value((t) => (i.VpcId = t)),
-    subnetId: () => value((t) => (i.SubnetId = t)),
-    tagSet: () =>
-      list(
-        () => push((i.Tags ??= []), {} as Tag),
-        (tag) => fields({ key: () => value((t) => (tag.Key = t)), value: () => value((t) => (tag.Value = t)) }),
-      ),
-    networkInterfaceSet: () => list(() => push((i.NetworkInterfaces ??= []), {}), networkInterface),
-  });
-}
-
-function reservation(r: Reservation): Frame {
-  return fields({
-    ownerId: () => value((t) => (r.OwnerId = t)),
-    instancesSet: () => list(() => push((r.Instances ??= []), {}), instance),
-  });
-}
-
 function push<T>(to: T[], member: T): T {
   to.push(member);
   return member;
 }
+
+const ADDRESS: Frame = fields({
+  privateIpAddress: value<InstancePrivateIpAddress>((a, t) => (a.PrivateIpAddress = t)),
+  primary: value<InstancePrivateIpAddress>((a, t) => (a.Primary = bool(t))),
+  association: fields({ publicIp: value<InstancePrivateIpAddress>((a, t) => ((a.Association ??= {}).PublicIp = t)) }),
+});
+
+const IPV6_ADDRESS: Frame = fields({ ipv6Address: value<InstanceIpv6Address>((a, t) => (a.Ipv6Address = t)) });
+
+const NETWORK_INTERFACE: Frame = fields({
+  privateIpAddress: value<InstanceNetworkInterface>((ni, t) => (ni.PrivateIpAddress = t)),
+  attachment: fields({
+    deviceIndex: value<InstanceNetworkInterface>((ni, t) => ((ni.Attachment ??= {}).DeviceIndex = int(t))),
+    networkCardIndex: value<InstanceNetworkInterface>((ni, t) => ((ni.Attachment ??= {}).NetworkCardIndex = int(t))),
+  }),
+  association: fields({ publicIp: value<InstanceNetworkInterface>((ni, t) => ((ni.Association ??= {}).PublicIp = t)) }),
+  privateIpAddressesSet: list((ni: InstanceNetworkInterface) => push((ni.PrivateIpAddresses ??= []), {}), ADDRESS),
+  ipv6AddressesSet: list((ni: InstanceNetworkInterface) => push((ni.Ipv6Addresses ??= []), {}), IPV6_ADDRESS),
+});
+
+const TAG: Frame = fields({ key: value<Tag>((tag, t) => (tag.Key = t)), value: value<Tag>((tag, t) => (tag.Value = t)) });
+
+const INSTANCE: Frame = fields({
+  instanceId: value<Ec2Instance>((i, t) => (i.InstanceId = t)),
+  instanceState: fields({ name: value<Ec2Instance>((i, t) => ((i.State ??= {}).Name = t as InstanceStateName)) }),
+  placement: fields({ availabilityZone: value<Ec2Instance>((i, t) => ((i.Placement ??= {}).AvailabilityZone = t)) }),
+  privateIpAddress: value<Ec2Instance>((i, t) => (i.PrivateIpAddress = t)),
+  ipAddress: value<Ec2Instance>((i, t) => (i.PublicIpAddress = t)),
+  ipv6Address: value<Ec2Instance>((i, t) => (i.Ipv6Address = t)),
+  vpcId: value<Ec2Instance>((i, t) => (i.VpcId = t)),
+  subnetId: value<Ec2Instance>((i, t) => (i.SubnetId = t)),
+  tagSet: list((i: Ec2Instance) => push((i.Tags ??= []), {} as Tag), TAG),
+  networkInterfaceSet: list((i: Ec2Instance) => push((i.NetworkInterfaces ??= []), {}), NETWORK_INTERFACE),
+});
+
+const RESERVATION: Frame = fields({
+  ownerId: value<Reservation>((r, t) => (r.OwnerId = t)),
+  instancesSet: list((r: Reservation) => push((r.Instances ??= []), {}), INSTANCE),
+});
+
+const ANSWER_BODY: Frame = fields({
+  requestId: value<InstancesAnswer>((answer, t) => (answer.requestId = t)),
+  nextToken: value<InstancesAnswer>((answer, t) => (answer.nextToken = t)),
+  reservationSet: list((answer: InstancesAnswer) => push(answer.reservations, {}), RESERVATION),
+});
 
 /**
  * Reads a DescribeInstances answer from its body's chunks as they come. Throws
@@ -126,36 +138,46 @@ function push<T>(to: T[], member: T): T {
  */
 export async function readInstancesAnswer(body: AsyncIterable<Uint8Array | string> | Uint8Array | string): Promise<InstancesAnswer> {
   const answer: InstancesAnswer = { reservations: [] };
-  const root: Frame = {
-    child: (name) =>
-      name === 'DescribeInstancesResponse'
-        ? fields({
-            requestId: () => value((t) => (answer.requestId = t)),
-            nextToken: () => value((t) => (answer.nextToken = t)),
-            reservationSet: () => list(() => push(answer.reservations, {}), reservation),
-          })
-        : fail(`the answer's root element is <${name}>, not <DescribeInstancesResponse>`),
-  };
-  const stack: Array<Frame | undefined> = [root];
+  // The open elements, innermost last: each one's frame (undefined: skipped) and target.
+  const frames: Array<Frame | undefined> = [];
+  const targets: object[] = [];
   let text = '';
   const parser = new SaxesParser({ fileName: 'DescribeInstances answer' });
   parser.on('error', (err) => {
     throw new InstancesAnswerError(err.message, { cause: err });
   });
   parser.on('opentag', (tag) => {
-    const top = stack[stack.length - 1];
+    const depth = frames.length;
+    if (depth === 0) {
+      if (tag.name !== 'DescribeInstancesResponse') fail(`the answer's root element is <${tag.name}>, not <DescribeInstancesResponse>`);
+      frames.push(ANSWER_BODY);
+      targets.push(answer);
+      return;
+    }
+    const top = frames[depth - 1];
+    const target = targets[depth - 1]!;
     // The SDK fails such an answer too: a value cannot be read from an element.
     if (top?.value) throw new InstancesAnswerError(`an element <${tag.name}> is inside a value`);
-    const frame = top?.child?.(tag.name);
+    if (top?.item !== undefined && tag.name === 'item') {
+      frames.push(top.item.frame);
+      targets.push(top.item.add(target as never));
+      return;
+    }
+    const frame = top?.fields !== undefined && Object.hasOwn(top.fields, tag.name) ? top.fields[tag.name] : undefined;
     if (frame?.value) text = '';
-    stack.push(frame);
+    frames.push(frame);
+    targets.push(target);
   });
   const onText = (t: string): void => {
-    if (stack[stack.length - 1]?.value) text += t;
+    if (frames[frames.length - 1]?.value) text += t;
   };
   parser.on('text', onText);
   parser.on('cdata', onText);
-  parser.on('closetag', () => stack.pop()?.value?.(text));
+  parser.on('closetag', () => {
+    const frame = frames.pop();
+    const target = targets.pop()!;
+    frame?.value?.(target as never, textOf(text));
+  });
   const decoder = new TextDecoder('utf-8', { fatal: true });
   try {
     if (typeof body === 'string') parser.write(body);
