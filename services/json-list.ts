@@ -1,8 +1,8 @@
 // A JSON document with one large list read as its bytes arrive: a list answer of the Kubernetes API
 // (`{"kind": …, "metadata": {…}, "items": [{…}, …]}`), or a JSON inventory of the static provider
 // (`{"machines": [{…}, …]}` or a bare `[{…}, …]`). Each item's text (or its bytes) is handed on by
-// itself, and the rest (the document without its items) is kept to be parsed at the end. A page of 500
-// WorkloadEntries is 1-1.5 MB of JSON, an inventory of 100,000 machines tens of MB; read as one
+// itself, and the rest (the document without its items) is kept to be parsed at the end. A page of 1000
+// WorkloadEntries is 1.2-3 MB of JSON, an inventory of 100,000 machines tens of MB; read as one
 // string, such a text lands in V8's large-object space, which only a full collection frees. An
 // item's text is a few kilobytes: a young object, freed by the next scavenge.
 //

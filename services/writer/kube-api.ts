@@ -526,7 +526,6 @@ function entryBody(entry: WorkloadEntry, withResourceVersion: boolean): Record<s
   };
 }
 
-/** Resolves once the event loop has run its timers and I/O. */
 /**
  * A page's entries, parsed and passed through `keep` into `out`, with checkpoints: a page of 1000
  * takes several milliseconds, more with a resync planning beside it.
@@ -540,6 +539,7 @@ function* readEntries(items: readonly Buffer[], keep: ListOptions['keep'], out: 
   }
 }
 
+/** Resolves once the event loop has run its timers and I/O. */
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
