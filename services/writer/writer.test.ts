@@ -22,7 +22,7 @@ import { deriveMeshServices } from '../mapping/index.ts';
 import { createKubeApi } from './kube-api.ts';
 import type { KubeApi } from './kube-api.ts';
 import { TransientKubeError } from './transient-kube-error.ts';
-import { SLICE_MS } from '../slices.ts';
+import { CHECKPOINT_EVERY, SLICE_MS } from '../slices.ts';
 import { Writer } from './writer.ts';
 import type { WriterOptions } from './writer.ts';
 import { rejection } from '../../test/helpers/errors.ts';
@@ -535,7 +535,7 @@ describe('Writer.listOwned', () => {
       const owned = await w.listOwned((e) => {
         const at = seen.length + 1;
         // A slice that has run for longer than its share gives the loop back at the next checkpoint.
-        if (at % 256 === 1) for (const until = performance.now() + SLICE_MS + 1; performance.now() < until; );
+        if (at % CHECKPOINT_EVERY === 1) for (const until = performance.now() + SLICE_MS + 1; performance.now() < until; );
         // Every third entry is left out, the others kept as read.
         seen.push({ key: `${e.metadata.namespace}/${e.metadata.name}`, turn: turns, kept: at % 3 !== 0 });
         return at % 3 === 0 ? undefined : e;
