@@ -52,6 +52,8 @@ interface FlavorResult {
   listOwnedCpuMs: number;
   /** CPU time of the fake host (the fake API server and EC2) during the whole resync. */
   fakeCpuMs: number;
+  /** CPU time of this process's main thread during the whole resync (a provider thread's is not counted). */
+  mainCpuMs: number;
   mapAndPlanMs: number;
   changes: number;
   writes: number;
@@ -110,9 +112,11 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
     await host.call({ op: 'reset' });
     progress('noop-resync', `${flavor}: resync of ${n} instances`);
     const fakeBefore = await host.cpu();
+    const mainBefore = process.threadCpuUsage();
     const started = performance.now();
     const result = await resyncScope(deps, scopeKey);
     const totalMs = performance.now() - started;
+    const mainCpuMs = cpuMs(process.threadCpuUsage(mainBefore));
     const fakeAfter = await host.cpu();
     const counts = await host.counts();
     if (!result.observation.listing.complete || result.observation.entries.length !== n || result.owned !== n) {
@@ -131,6 +135,7 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       mapMs: round(timed.mapMs()),
       listOwnedMs: round(listOwnedMs),
       listOwnedCpuMs: round(listOwnedCpuMs),
+      mainCpuMs: round(mainCpuMs),
       fakeCpuMs: round(cpuMs({ user: fakeAfter.cpu.user - fakeBefore.cpu.user, system: fakeAfter.cpu.system - fakeBefore.cpu.system })),
       mapAndPlanMs: round(totalMs - listScopeMs - listOwnedMs),
       changes: result.plan.changes.length,
@@ -214,6 +219,10 @@ export const noopResync: Scenario = {
         {
           figure: `${r.flavor}: of which ours (mapping the pages, listing owned entries, planning)`,
           value: `${round(ourMs(r) / 1000, 2)} s (${round(r.mapMs / 1000, 2)} + ${round(r.listOwnedMs / 1000, 2)} + ${round(r.mapAndPlanMs / 1000, 2)})`,
+        },
+        {
+          figure: `${r.flavor}: CPU of the main thread during the resync${r.flavor === 'aws' ? ' (the EC2 provider thread not counted)' : ' (reading the inventory included)'}`,
+          value: `${round(r.mainCpuMs / 1000, 2)} s`,
         },
         { figure: `${r.flavor}: CPU while listing owned entries: ours / the fakes' during the whole resync`, value: `${round(r.listOwnedCpuMs / 1000, 2)} s / ${round(r.fakeCpuMs / 1000, 2)} s` },
         { figure: `${r.flavor}: changes planned / write requests`, value: `${r.changes} / ${r.writes}` },
