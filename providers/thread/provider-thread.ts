@@ -76,16 +76,21 @@ async function serve(request: Exclude<ThreadRequest, { op: 'abort' | 'next' | 'c
     } else if (request.op === 'list') {
       const id = request.id;
       // One chunk at a time, each sent once the main thread has read the one before: the main
-      // thread reads each in a task of its own, and a provider reading page by page holds no
-      // more than a page here.
+      // thread reads each in a task of its own. The provider goes on with its next page while the
+      // main thread reads the last chunk sent, so a provider reading page by page holds no more
+      // than two pages here.
+      let taken: Promise<void> = Promise.resolve();
       const pass = async (instances: Instance[]): Promise<void> => {
-        for (let i = 0; i < instances.length && !controller.signal.aborted; i += INSTANCES_PER_MESSAGE) {
-          const taken = new Promise<void>((resolve) => waiting.set(id, resolve));
-          send({ type: 'instances', id, instances: instances.slice(i, i + INSTANCES_PER_MESSAGE) });
+        for (let i = 0; i < instances.length; i += INSTANCES_PER_MESSAGE) {
           await taken;
+          if (controller.signal.aborted) return;
+          taken = new Promise<void>((resolve) => waiting.set(id, resolve));
+          send({ type: 'instances', id, instances: instances.slice(i, i + INSTANCES_PER_MESSAGE) });
         }
       };
       const listing = await listingPages(provider, request.scope, controller.signal, pass);
+      // The listing ends once its last chunk has been read.
+      await taken;
       waiting.delete(id);
       send({ type: 'listed', id, listing });
     } else {

@@ -2,6 +2,7 @@
 // same listing (in chunks), the same describe, the same problems and error codes, and the event
 // loop here stays free while the thread parses the cloud's answers.
 import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mappingSchema } from '../../config/schema.ts';
 import { DEFAULT_ACCOUNT, type FakeEc2, startFakeEc2 } from '../../test/fakes/ec2/ec2-server.ts';
@@ -64,6 +65,41 @@ describe('a cloud provider in a worker thread', () => {
     expect(listing.instances).toHaveLength(N);
     expect(comparable(listing)).toEqual(comparable(await direct.list(scope)));
     expect(turns).toBeGreaterThan(0);
+  });
+
+  it('reads the next page while this thread reads a chunk, and never more than that one ahead', async () => {
+    const { threaded, direct } = await both();
+    const scope = threaded.scopes()[0]!;
+    const asked = () => ec2.describeRequests.length;
+    const askedWhileHeld: number[] = [];
+    const pages: number[] = [];
+    const listing = await threaded.listPages(scope, undefined, async (instances) => {
+      pages.push(instances.length);
+      if (pages.length > 1) return;
+      // The first page is held here. The thread asked for the second before passing it on; reading
+      // the second, it asks for the third (EC2's pages are asked for one ahead), and then waits.
+      for (let tries = 0; tries < 300 && asked() < 3; tries++) await sleep(10);
+      await sleep(100);
+      askedWhileHeld.push(asked());
+    });
+    expect(askedWhileHeld).toEqual([3]);
+    expect(listing).toMatchObject({ complete: true, failed: false });
+    // Pages of 500 (the block's page size), each a chunk.
+    expect(pages).toEqual([500, 500, 500, 500, 7]);
+    expect(pages.reduce((a, b) => a + b)).toBe((await direct.list(scope)).instances.length);
+  });
+
+  it('ends a listing only once its last chunk has been read here', async () => {
+    const { threaded } = await both();
+    let read = 0;
+    const listing = await threaded.listPages(threaded.scopes()[0]!, undefined, async (instances) => {
+      // Each chunk takes a while to read: the thread has long read the next page meanwhile, and
+      // the last one has nothing after it.
+      await sleep(50);
+      read += instances.length;
+    });
+    expect(listing).toMatchObject({ complete: true, failed: false });
+    expect(read).toBe(N);
   });
 
   it.runIf(process.platform === 'linux')('runs its thread below the main thread', async () => {
