@@ -42,12 +42,8 @@ export interface ObserveOptions {
   concurrency?: number;
   /** Only these scope keys (all when absent). */
   only?: ReadonlySet<string>;
-  /**
-   * The entries istiod auto-registered (indexAutoRegistered of Writer.listForeign); absent: none
-   * known. A promise of them is waited for before the first page is mapped, so that reading them
-   * overlaps the listing's first request; if it fails, the listing stops there and fails.
-   */
-  autoRegistered?: AutoRegisteredIndex | Promise<AutoRegisteredIndex>;
+  /** The entries istiod auto-registered (indexAutoRegistered of Writer.listForeign); absent: none known. */
+  autoRegistered?: AutoRegisteredIndex;
 }
 
 /** The namespace policy of a scope: the global list and that of the scope's provider block. */
@@ -104,27 +100,19 @@ export async function observeScope(
 ): Promise<ScopeObservation> {
   const observedAt = await options.clock();
   const started = performance.now();
-  let mapper: ListingMapper | undefined;
-  // Made once the auto-registered entries are known: when the first page has come.
-  const mapperNow = async (): Promise<ListingMapper> => {
-    if (mapper === undefined) {
-      const ctx = mapContext(options.config, scope, observedAt, await options.autoRegistered);
-      mapper ??= new ListingMapper(options.config.mapping, ctx);
-    }
-    return mapper;
-  };
-  const { failed, ...listing } = await listScopePages(provider, scope, options.timeoutMs, async (page) => runSliced((await mapperNow()).add(page)));
-  const mapped = failed ? undefined : await mapperNow();
-  const { entries, skips } = mapped === undefined ? { entries: [], skips: [] } : mapped.finish();
+  const ctx = mapContext(options.config, scope, observedAt, options.autoRegistered);
+  const mapper = new ListingMapper(options.config.mapping, ctx);
+  const { failed, ...listing } = await listScopePages(provider, scope, options.timeoutMs, (page) => runSliced(mapper.add(page)));
+  const { entries, skips } = failed ? { entries: [], skips: [] } : mapper.finish();
   return {
     scope,
     provider,
     listing,
-    listed: mapped === undefined ? 0 : mapped.instances,
+    listed: failed ? 0 : mapper.instances,
     entries,
     skips,
     observedAt,
-    namespaces: scopeNamespaces(options.config, scope),
+    namespaces: ctx.namespaces,
     durationMs: performance.now() - started,
   };
 }

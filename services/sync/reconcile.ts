@@ -97,13 +97,10 @@ export function configuredScopes(providers: readonly Provider[]): string[] {
 export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options: { force?: boolean } = {}): Promise<ResyncResult> {
   const found = findScope(deps.providers, scopeKey);
   if (!found) throw new Error(`scope ${scopeKey} is not configured`);
-  // Read while the listing starts: mapping needs the auto-registered entries before its first page
-  // (observeScope waits for them there). One that istiod makes meanwhile is seen by the next resync
-  // or refresh.
-  const foreignRead = deps.listForeign();
-  const autoRegistered = foreignRead.then(indexAutoRegistered);
-  // A failure is thrown below, once the listing has stopped (at its first page, or at its end).
-  autoRegistered.catch(() => undefined);
+  // Read before the listing, because mapping needs the auto-registered entries; one that istiod
+  // makes meanwhile is seen by the next resync or refresh.
+  const foreign = await deps.listForeign();
+  const autoRegistered = indexAutoRegistered(foreign);
   // Each page of instances is mapped as it arrives and not kept: a large scope is not held twice.
   const observation = await observeScope(found.provider, found.scope, {
     config: deps.config,
@@ -111,7 +108,6 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
     timeoutMs: deps.config.resync.timeout,
     autoRegistered,
   });
-  const foreign = await foreignRead;
   const instances = observation.listed;
   const complete = observation.listing.complete;
   // Before the cluster is read: an older delete that has not run yet can no longer remove an
@@ -131,13 +127,8 @@ export async function resyncScope(deps: ReconcileDeps, scopeKey: string, options
  * shares with its desired entry) while a hundred thousand changes go out.
  */
 async function planAgainstCluster(deps: ReconcileDeps, observation: ObservedScope, foreign: readonly ForeignEntry[], force: boolean): Promise<{ plan: Plan; owned: number }> {
-  // Both at once: neither waits for the other's round trips. A failure is thrown once both have
-  // ended (the owned listing's first), so that no listing goes on behind a failed resync.
-  const [ownedRead, objectsRead] = await Promise.allSettled([deps.listOwned(observation), deps.listMeshServiceObjects()]);
-  if (ownedRead.status === 'rejected') throw ownedRead.reason;
-  if (objectsRead.status === 'rejected') throw objectsRead.reason;
-  const { entries: owned, listed } = ownedRead.value;
-  const objects = objectsRead.value;
+  const { entries: owned, listed } = await deps.listOwned(observation);
+  const objects = await deps.listMeshServiceObjects();
   const entryPlan = await runSliced(
     planScopesSliced(deps.config, [observation], owned, {
       force,
