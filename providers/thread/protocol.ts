@@ -3,8 +3,9 @@
 // by structured clone: plain data only.
 import type { MappingConfig, ProviderConfig } from '../../config/schema.ts';
 import { ERROR_CODES, type ErrorCode, VmsError } from '../../services/errors.ts';
-import type { Described, Instance, InstanceRef, Scope } from '../../services/model.ts';
+import type { Described, InstanceRef, Scope } from '../../services/model.ts';
 import type { PagedListing } from '../provider.ts';
+import type { PackedInstances } from './packed-instances.ts';
 
 /**
  * Main thread → provider thread. A thread hosts every block of one provider kind (one SDK loaded
@@ -27,7 +28,7 @@ export type ThreadRequest =
 export type ThreadReply =
   | { type: 'added'; id: number; scopes: Scope[] }
   | { type: 'removed'; id: number }
-  | { type: 'instances'; id: number; instances: Instance[] }
+  | { type: 'instances'; id: number; instances: PackedInstances }
   | { type: 'listed'; id: number; listing: PagedListing }
   | { type: 'described'; id: number; described: Described[] }
   | { type: 'error'; id: number; error: ThreadError }

@@ -10,6 +10,7 @@ import type { Instance } from '../../services/model.ts';
 import type { Provider } from '../provider.ts';
 import { buildProvider } from '../index.ts';
 import { listingPages } from '../paging.ts';
+import { packInstances } from './packed-instances.ts';
 import { INSTANCES_PER_MESSAGE, THREAD_NICENESS, type ThreadReply, type ThreadRequest, toThreadError } from './protocol.ts';
 
 /**
@@ -85,7 +86,7 @@ async function serve(request: Exclude<ThreadRequest, { op: 'abort' | 'next' | 'c
           await taken;
           if (controller.signal.aborted) return;
           taken = new Promise<void>((resolve) => waiting.set(id, resolve));
-          send({ type: 'instances', id, instances: instances.slice(i, i + INSTANCES_PER_MESSAGE) });
+          send({ type: 'instances', id, instances: packInstances(instances.slice(i, i + INSTANCES_PER_MESSAGE)) });
         }
       };
       const listing = await listingPages(provider, request.scope, controller.signal, pass);

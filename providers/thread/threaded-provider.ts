@@ -8,6 +8,7 @@ import type { MappingConfig, ProviderConfig } from '../../config/schema.ts';
 import type { Described, Instance, InstanceRef, Listing, ProviderKind, Scope } from '../../services/model.ts';
 import { wholeListing } from '../paging.ts';
 import type { PagedListing, Provider, WebhookReceiver } from '../provider.ts';
+import { unpackInstances } from './packed-instances.ts';
 import { fromThreadError, type ThreadReply, type ThreadRequest } from './protocol.ts';
 
 const ENTRY = new URL('./provider-thread.ts', import.meta.url);
@@ -183,7 +184,7 @@ export class ProviderThread {
     if (reply.type === 'instances') {
       // The next chunk once this one is taken, and this thread has had its turn at other work.
       const next = (): void => void setImmediate(() => worker.postMessage({ op: 'next', id: reply.id } satisfies ThreadRequest));
-      (pending.onPage?.(reply.instances) ?? Promise.resolve()).then(next, (err: unknown) => {
+      (pending.onPage?.(unpackInstances(reply.instances)) ?? Promise.resolve()).then(next, (err: unknown) => {
         this.#settle(worker, reply.id);
         worker.postMessage({ op: 'abort', id: reply.id } satisfies ThreadRequest);
         pending.reject(err instanceof Error ? err : new Error(String(err)));
