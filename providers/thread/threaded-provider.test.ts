@@ -13,6 +13,7 @@ import { awsBlock, BASE_CREDENTIALS } from '../aws/test-support.ts';
 import { EventBridgeReceiver } from '../aws/eventbridge.ts';
 import { buildProvider, createProviders } from '../index.ts';
 import type { Provider } from '../provider.ts';
+import { packInstances } from './packed-instances.ts';
 import { INSTANCES_PER_MESSAGE, THREAD_NICENESS } from './protocol.ts';
 import { ThreadedProvider } from './threaded-provider.ts';
 
@@ -65,6 +66,8 @@ describe('a cloud provider in a worker thread', () => {
     expect(listing.instances).toHaveLength(N);
     expect(comparable(listing)).toEqual(comparable(await direct.list(scope)));
     expect(turns).toBeGreaterThan(0);
+    // The provider's instances are of the shape that goes packed (not as they are).
+    expect('strings' in packInstances(listing.instances)).toBe(true);
   });
 
   it('reads the next page while this thread reads a chunk, and never more than that one ahead', async () => {
