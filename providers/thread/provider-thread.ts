@@ -7,7 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import type { Instance } from '../../services/model.ts';
-import type { Provider } from '../provider.ts';
+import type { PagedListing, Provider } from '../provider.ts';
 import { buildProvider } from '../index.ts';
 import { listingPages } from '../paging.ts';
 import { packInstances } from './packed-instances.ts';
@@ -79,20 +79,26 @@ async function serve(request: Exclude<ThreadRequest, { op: 'abort' | 'next' | 'c
       // One chunk at a time, each sent once the main thread has read the one before: the main
       // thread reads each in a task of its own. The provider goes on with its next page while the
       // main thread reads the last chunk sent, so a provider reading page by page holds no more
-      // than two pages here.
+      // than two pages here. Providers hand their pages on one at a time (each onPage awaited).
       let taken: Promise<void> = Promise.resolve();
       const pass = async (instances: Instance[]): Promise<void> => {
         for (let i = 0; i < instances.length; i += INSTANCES_PER_MESSAGE) {
           await taken;
-          if (controller.signal.aborted) return;
+          // An abandoned listing fails here, rather than pass on fewer chunks as if whole.
+          controller.signal.throwIfAborted();
           taken = new Promise<void>((resolve) => waiting.set(id, resolve));
           send({ type: 'instances', id, instances: packInstances(instances.slice(i, i + INSTANCES_PER_MESSAGE)) });
         }
       };
-      const listing = await listingPages(provider, request.scope, controller.signal, pass);
-      // The listing ends once its last chunk has been read.
-      await taken;
-      waiting.delete(id);
+      let listing: PagedListing;
+      try {
+        listing = await listingPages(provider, request.scope, controller.signal, pass);
+      } finally {
+        // The listing ends, or fails, once its last chunk has been read ('next') or the main
+        // thread has given it up ('abort'): never while a chunk of it is still being read there.
+        await taken;
+        waiting.delete(id);
+      }
       send({ type: 'listed', id, listing });
     } else {
       send({ type: 'described', id: request.id, described: await provider.describe(request.refs, controller.signal) });

@@ -75,6 +75,7 @@ describe('a cloud provider in a worker thread', () => {
     const scope = threaded.scopes()[0]!;
     const asked = () => ec2.describeRequests.length;
     const askedWhileHeld: number[] = [];
+    const chunksWhileHeld: number[] = [];
     const pages: number[] = [];
     const listing = await threaded.listPages(scope, undefined, async (instances) => {
       pages.push(instances.length);
@@ -82,10 +83,13 @@ describe('a cloud provider in a worker thread', () => {
       // The first page is held here. The thread asked for the second before passing it on; reading
       // the second, it asks for the third (EC2's pages are asked for one ahead), and then waits.
       for (let tries = 0; tries < 300 && asked() < 3; tries++) await sleep(10);
-      await sleep(100);
+      // Past the third, a thread that read on would ask for more, and send the second chunk here.
+      for (let tries = 0; tries < 100 && asked() <= 3 && pages.length === 1; tries++) await sleep(10);
       askedWhileHeld.push(asked());
+      chunksWhileHeld.push(pages.length);
     });
     expect(askedWhileHeld).toEqual([3]);
+    expect(chunksWhileHeld).toEqual([1]);
     expect(listing).toMatchObject({ complete: true, failed: false });
     // Pages of 500 (the block's page size), each a chunk.
     expect(pages).toEqual([500, 500, 500, 500, 7]);
