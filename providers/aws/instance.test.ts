@@ -2,6 +2,7 @@
 import type { Instance as Ec2Instance } from '@aws-sdk/client-ec2';
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../services/model.ts';
+import { packInstances } from '../thread/packed-instances.ts';
 import { normalizeEc2State, toInstance } from './instance.ts';
 
 const CTX = { account: '123456789012', region: 'eu-west-1', observedAt: '2025-01-01T00:00:00.000Z' };
@@ -93,7 +94,10 @@ describe('toInstance', () => {
     ['an interface without attachment sorts last', { ...running, NetworkInterfaces: [{ PrivateIpAddress: '10.9.9.9' }, { Attachment: { DeviceIndex: 2 }, PrivateIpAddress: '10.0.0.2' }] }, { privateIPv4s: ['10.0.0.2', '10.9.9.9'] }],
     ['an id with stray whitespace is trimmed', { ...running, InstanceId: ' i-0123456789abcdef0 ' }, {}],
   ])('%s', (_, ec2, expected) => {
-    expect(toInstance(ec2, CTX)).toEqual({ ok: true, instance: { ...BASE, ...expected } });
+    const made = toInstance(ec2, CTX);
+    expect(made).toEqual({ ok: true, instance: { ...BASE, ...expected } });
+    // Of the shape that crosses from the provider thread packed.
+    if (made.ok) expect('strings' in packInstances([made.instance])).toBe(true);
   });
 
   it.each<[string | undefined, Instance['state'] | undefined]>([

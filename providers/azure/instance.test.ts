@@ -3,6 +3,7 @@ import type { VirtualMachine } from '@azure/arm-compute';
 import type { NetworkInterface, PublicIPAddress } from '@azure/arm-network';
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../services/model.ts';
+import { packInstances } from '../thread/packed-instances.ts';
 import { type AzureIpConfiguration, type AzureNicSlot, type AzureVm, fromArmVm, normalizePowerState, primarySlot, toInstance } from './instance.ts';
 
 const SUB = '1f7a6c2e-5d3b-4e8a-9c01-2b3d4e5f6a7b';
@@ -81,7 +82,10 @@ describe('toInstance', () => {
     ],
     ['a blank name falls back to the name in the id', { name: '  ' }, { name: 'web-1' }],
   ])('%s', (_, vm, expected) => {
-    expect(toInstance({ ...VM, ...vm }, CTX)).toEqual({ ok: true, instance: { ...BASE, ...expected } });
+    const made = toInstance({ ...VM, ...vm }, CTX);
+    expect(made).toEqual({ ok: true, instance: { ...BASE, ...expected } });
+    // Of the shape that crosses from the provider thread packed.
+    if (made.ok) expect('strings' in packInstances([made.instance])).toBe(true);
   });
 
   it.each<[string | undefined, Instance['state'] | undefined]>([

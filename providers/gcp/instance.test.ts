@@ -1,6 +1,7 @@
 // Compute instance → Instance, as a table: each row one shape Compute answers with.
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../services/model.ts';
+import { packInstances } from '../thread/packed-instances.ts';
 import { foreignProject, type GceContext, type GceInstance, lastSegment, networkIdOf, normalizeGceStatus, regionOfZone, subnetIdOf, toInstance } from './instance.ts';
 
 const API = 'https://www.googleapis.com/compute/v1';
@@ -79,7 +80,10 @@ describe('toInstance', () => {
     ['a network in an unexpected form is kept whole', { ...running, networkInterfaces: [{ network: 'global/networks/odd' }] }, {}, { networkId: 'global/networks/odd' }],
     ['a numeric id sent as a number', { ...running, id: 42 as unknown as string }, {}, { id: '42' }],
   ])('%s', (_, gce, ctx, expected) => {
-    expect(toInstance(gce, { ...CTX, ...ctx })).toEqual({ ok: true, instance: { ...BASE, ...expected } });
+    const made = toInstance(gce, { ...CTX, ...ctx });
+    expect(made).toEqual({ ok: true, instance: { ...BASE, ...expected } });
+    // Of the shape that crosses from the provider thread packed.
+    if (made.ok) expect('strings' in packInstances([made.instance])).toBe(true);
   });
 
   it.each<[string | undefined, Instance['state'] | undefined]>([

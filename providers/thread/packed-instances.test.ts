@@ -1,10 +1,10 @@
 // A chunk packed in a provider thread reads back, on the main thread, as the instances the
-// provider made: the same as a structured clone of them gives, key by key.
+// provider made: the same values as a structured clone of them gives, tags in their order.
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Instance } from '../../services/model.ts';
-import { packInstances, type PackedInstances, unpackInstances } from './packed-instances.ts';
+import { packInstances, type PackedInstances, PackedInstancesError, unpackInstances } from './packed-instances.ts';
 
 /** The value as it arrives through a MessagePort, as the provider thread's messages do. */
 function throughPort<T>(value: T): T {
@@ -23,8 +23,10 @@ function shape(value: unknown): unknown {
 }
 
 // A small alphabet, so that instances of a chunk share strings as a cloud's do; with keys that
-// objects treat apart (`__proto__`, `constructor`) and strings that are not well-formed UTF-16.
-const text = fc.oneof(fc.constantFrom('', 'a', 'us-east-1', '__proto__', 'constructor', 'toString', '\ud800', 'é'), fc.string({ maxLength: 6 }));
+// objects treat apart (`__proto__`, `constructor`), and any UTF-16 code units (NUL, controls, lone
+// surrogates, halves of astral characters).
+const anyUnits = fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 6 });
+const text = fc.oneof(fc.constantFrom('', 'a', 'us-east-1', '__proto__', 'constructor', 'toString', '\ud800', 'é', '\u0000'), fc.string({ maxLength: 6 }), anyUnits);
 const list = fc.array(text, { maxLength: 3 });
 const tags = fc.array(fc.tuple(text, text), { maxLength: 5 }).map((pairs) => {
   const out: Record<string, string> = {};
@@ -99,10 +101,30 @@ describe('packed instances', () => {
       { ...base, networkId: null },
       { ...base, ipv6s: [1] },
       { ...base, tags: Object.create({ inherited: 'x' }) as Record<string, string> },
+      { ...base, tags: Object.assign(Object.create(null) as Record<string, string>, { mesh: 'true' }) },
+      { ...base, observedAt: new Date(0) },
+      { ...base, networkId: undefined },
+      { ...base, subnetId: undefined },
+      // A hole, and a hole beside a property that is no index.
+      { ...base, privateIPv4s: [, '10.0.0.1'] },
+      { ...base, ipv6s: Object.assign([, '::1'], { extra: '::2' }) },
+      Object.assign(Object.create({ networkId: 'vpc-1' }) as Instance, base),
+      (({ zone: _zone, ...rest }) => rest)(base),
     ] as unknown as Instance[]) {
       const packed = throughPort(packInstances([base, odd]));
       expect('instances' in packed).toBe(true);
       expect(unpackInstances(packed)).toStrictEqual(throughPort([base, odd]));
     }
+  });
+
+  it('refuses a packed chunk that does not read back whole, rather than give fields undefined', () => {
+    const base: Instance = { provider: 'aws', account: 'a', region: 'r', zone: 'z', id: 'i-1', name: 'vm', state: 'running', privateIPv4s: ['10.0.0.1'], publicIPv4s: [], ipv6s: [], tags: { mesh: 'true' }, observedAt: 't' };
+    const packed = packInstances([base, { ...base, id: 'i-2' }]) as Extract<PackedInstances, { strings: string[] }>;
+    expect(unpackInstances(packed)).toHaveLength(2);
+    const cut = { ...packed, cells: packed.cells.subarray(0, packed.cells.length - 1) };
+    const longer = { ...packed, cells: Uint32Array.from([...packed.cells, 0]) };
+    const fewerStrings = { ...packed, strings: packed.strings.slice(0, -1) };
+    const moreInstances = { ...packed, count: 3 };
+    for (const broken of [cut, longer, fewerStrings, moreInstances]) expect(() => unpackInstances(broken)).toThrow(PackedInstancesError);
   });
 });

@@ -86,8 +86,9 @@ async function serve(request: Exclude<ThreadRequest, { op: 'abort' | 'next' | 'c
           await taken;
           // An abandoned listing fails here, rather than pass on fewer chunks as if whole.
           controller.signal.throwIfAborted();
-          taken = new Promise<void>((resolve) => waiting.set(id, resolve));
+          // Waited for once sent: a chunk that cannot be sent throws here, and nothing waits for it.
           send({ type: 'instances', id, instances: packInstances(instances.slice(i, i + INSTANCES_PER_MESSAGE)) });
+          taken = new Promise<void>((resolve) => waiting.set(id, resolve));
         }
       };
       let listing: PagedListing;

@@ -184,11 +184,14 @@ export class ProviderThread {
     if (reply.type === 'instances') {
       // The next chunk once this one is taken, and this thread has had its turn at other work.
       const next = (): void => void setImmediate(() => worker.postMessage({ op: 'next', id: reply.id } satisfies ThreadRequest));
-      (pending.onPage?.(unpackInstances(reply.instances)) ?? Promise.resolve()).then(next, (err: unknown) => {
-        this.#settle(worker, reply.id);
-        worker.postMessage({ op: 'abort', id: reply.id } satisfies ThreadRequest);
-        pending.reject(err instanceof Error ? err : new Error(String(err)));
-      });
+      // Read in the chain, so that a chunk that does not read back fails the listing as onPage would.
+      Promise.resolve()
+        .then(() => pending.onPage?.(unpackInstances(reply.instances)))
+        .then(next, (err: unknown) => {
+          this.#settle(worker, reply.id);
+          worker.postMessage({ op: 'abort', id: reply.id } satisfies ThreadRequest);
+          pending.reject(err instanceof Error ? err : new Error(String(err)));
+        });
       return;
     }
     this.#settle(worker, reply.id);
