@@ -238,6 +238,8 @@ export const noopResync: Scenario = {
       goals: results.flatMap((r) => [
         // The AWS SDK parses EC2's XML: its goal allows for that.
         atMost(`no-op resync ${n.toLocaleString('en-US')}, ${r.flavor} provider: time`, round(r.totalMs / 1000, 2), r.flavor === 'aws' ? 10 : 5, 's'),
+        // The EC2 listing is the SDK's; what is left of the resync is ours.
+        ...(r.flavor === 'aws' ? [atMost(`no-op resync ${n.toLocaleString('en-US')}, aws provider: ours (mapping, cluster listing, planning)`, round(ourMs(r) / 1000, 2), 2, 's')] : []),
         atMost(`no-op resync ${n.toLocaleString('en-US')}, ${r.flavor} provider: writes`, r.writes, 0, ''),
       ]),
       notes: results.map((r) => `${r.flavor}: listing the scope took ${round((r.listScopeMs / r.totalMs) * 100, 0)}% of the resync; without it, ${round((r.totalMs - r.listScopeMs) / 1000, 2)} s.`),
