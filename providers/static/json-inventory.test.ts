@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import { runSliced, runSync } from '../../services/slices.ts';
 import { type InventoryMachine, inventorySlices, parseInventory, readInventory, readInventoryPages } from './inventory.ts';
 import { jsonInventoryShape } from './json-items.ts';
+import { countLoopTurns } from '../../test/helpers/loop-turns.ts';
 
 const scalar = fc.oneof(
   fc.constantFrom('10.0.0.1', '10.0.0.2', '2001:db8::1', 'x', '', 'running', 'stopped', 'a b', 'é"\\\n'),
@@ -106,19 +107,13 @@ describe('JSON inventories', () => {
     const n = 20_000;
     const machines = Array.from({ length: n }, (_, i) => ({ id: `vm-${i}`, privateIPv4: `10.0.${(i >> 8) & 255}.${i & 255}`, tags: { mesh: true } }));
     const text = JSON.stringify({ machines });
-    let turns = 0;
-    let reading = true;
-    const count = (): void => {
-      turns++;
-      if (reading) setImmediate(count);
-    };
-    setImmediate(count);
+    const loop = countLoopTurns();
     // A slice of 0 ms hands the loop back at every checkpoint, whatever the machine's speed.
     const parsed = await runSliced(inventorySlices(text), 0);
-    reading = false;
+    loop.stop();
     expect(parsed.machines).toHaveLength(n);
     expect(parsed.machines[n - 1]!.tags).toEqual({ mesh: 'true' });
-    expect(turns).toBeGreaterThanOrEqual(n / 256);
+    expect(loop.turns).toBeGreaterThanOrEqual(n / 256);
   });
 });
 

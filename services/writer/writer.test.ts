@@ -26,6 +26,7 @@ import { CHECKPOINT_EVERY, SLICE_MS } from '../slices.ts';
 import { Writer } from './writer.ts';
 import type { WriterOptions } from './writer.ts';
 import { rejection } from '../../test/helpers/errors.ts';
+import { countLoopTurns } from '../../test/helpers/loop-turns.ts';
 
 const OWNER = 'test-owner';
 const WE = 'workloadentries';
@@ -521,13 +522,7 @@ describe('Writer.listOwned', () => {
     for (let i = 0; i < n; i++) server.put(entry(`vm-${String(i).padStart(4, '0')}`) as unknown as Parameters<FakeKubeApiServer['put']>[0]);
     const w = writer({ pageSize: 1000 });
     // Turns of the event loop, counted while the listing runs.
-    let turns = 0;
-    let counting = true;
-    const count = (): void => {
-      turns++;
-      if (counting) setImmediate(count);
-    };
-    setImmediate(count);
+    const loop = countLoopTurns();
     // Every entry read, in order (other tests' namespaces too: the listing is cluster-wide).
     const seen: Array<{ key: string; turn: number; kept: boolean }> = [];
     const read = { entries: 0 };
@@ -537,7 +532,7 @@ describe('Writer.listOwned', () => {
         // A slice that has run for longer than its share gives the loop back at the next checkpoint.
         if (at % CHECKPOINT_EVERY === 1) for (const until = performance.now() + SLICE_MS + 1; performance.now() < until; );
         // Every third entry is left out, the others kept as read.
-        seen.push({ key: `${e.metadata.namespace}/${e.metadata.name}`, turn: turns, kept: at % 3 !== 0 });
+        seen.push({ key: `${e.metadata.namespace}/${e.metadata.name}`, turn: loop.turns, kept: at % 3 !== 0 });
         return at % 3 === 0 ? undefined : e;
       }, read);
       const mine = seen.filter((s) => s.key.startsWith(`${ns}/`));
@@ -545,7 +540,7 @@ describe('Writer.listOwned', () => {
       expect(owned.map((e) => `${e.metadata.namespace}/${e.metadata.name}`)).toEqual(seen.filter((s) => s.kept).map((s) => s.key));
       expect(read.entries).toBe(seen.length);
     } finally {
-      counting = false;
+      loop.stop();
     }
     // Within the first page (1000 entries), the loop turned between one slice and the next.
     const firstPage = seen.slice(0, 1000);
