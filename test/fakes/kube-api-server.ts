@@ -1225,6 +1225,10 @@ export class FakeKubeApiServer {
     const stored: Stored = { obj, rv, namespace: String(meta.namespace ?? ''), name: String(meta.name) };
     if (dryRun) return stored;
     if (this.inRequest) this.counts.changes++;
+    // Kept as JSON from the start, as the API server keeps what it stores encoded: a list then
+    // only copies the stored bytes, and the fake's CPU, shared with the client it answers, goes to
+    // the writes that made them.
+    storedJson(stored);
     this.store(def).set(stored);
     this.emit({ rv, def, type: old ? 'MODIFIED' : 'ADDED', stored, prev: old });
     const fin = meta.finalizers;

@@ -16,10 +16,10 @@ export interface QueryRequest {
   headers: http.IncomingHttpHeaders;
 }
 
-/** An XML answer: status and body. */
+/** An XML answer: status and body (a large one as the encoded parts it is put together from). */
 export interface XmlReply {
   status: number;
-  body: string;
+  body: string | readonly Buffer[];
 }
 
 /** Reads and decodes one form-encoded request. */
@@ -93,6 +93,13 @@ export async function listen(handler: (req: http.IncomingMessage, res: http.Serv
 
 /** Writes an XML reply. */
 export function sendXml(res: http.ServerResponse, reply: XmlReply): void {
-  res.writeHead(reply.status, { 'content-type': 'text/xml;charset=UTF-8', 'x-amzn-requestid': requestId() });
-  res.end(`<?xml version="1.0" encoding="UTF-8"?>\n${reply.body}`);
+  const declaration = Buffer.from('<?xml version="1.0" encoding="UTF-8"?>\n');
+  const parts = typeof reply.body === 'string' ? [Buffer.from(reply.body)] : reply.body;
+  let length = declaration.length;
+  for (const part of parts) length += part.length;
+  res.writeHead(reply.status, { 'content-type': 'text/xml;charset=UTF-8', 'content-length': length, 'x-amzn-requestid': requestId() });
+  res.cork();
+  res.write(declaration);
+  for (const part of parts) res.write(part);
+  res.end();
 }
