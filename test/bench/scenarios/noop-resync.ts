@@ -47,6 +47,8 @@ interface FlavorResult {
   listScopeMs: number;
   /** Of listScopeMs, the time spent mapping the pages (ours; the rest is the provider's listing). */
   mapMs: number;
+  /** Of mapMs, the main thread's CPU: the rest it waited for a core, or for the event loop to come back to it. */
+  mapCpuMs: number;
   listOwnedMs: number;
   /** CPU time of this process while the owned entries were listed. */
   listOwnedCpuMs: number;
@@ -133,6 +135,7 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       totalMs: round(totalMs),
       listScopeMs: round(listScopeMs),
       mapMs: round(timed.mapMs()),
+      mapCpuMs: round(timed.mapCpuMs()),
       listOwnedMs: round(listOwnedMs),
       listOwnedCpuMs: round(listOwnedCpuMs),
       mainCpuMs: round(mainCpuMs),
@@ -163,16 +166,20 @@ function cpuMs(usage: NodeJS.CpuUsage): number {
 }
 
 /** The provider with the time spent mapping its pages (the listing's `onPage`) counted apart from its own listing. */
-function timeMapping(provider: Provider): { provider: Provider; mapMs: () => number } {
+function timeMapping(provider: Provider): { provider: Provider; mapMs: () => number; mapCpuMs: () => number } {
   let mapMs = 0;
+  let mapCpuMs = 0;
   const timedPage =
     (onPage: (instances: Instance[]) => Promise<void>) =>
     async (instances: Instance[]): Promise<void> => {
       const t = performance.now();
+      const c = process.threadCpuUsage();
       try {
         await onPage(instances);
       } finally {
         mapMs += performance.now() - t;
+        const d = process.threadCpuUsage(c);
+        mapCpuMs += (d.user + d.system) / 1000;
       }
     };
   const wrapped: Provider = {
@@ -183,7 +190,7 @@ function timeMapping(provider: Provider): { provider: Provider; mapMs: () => num
     listPages: (scope, signal, onPage) => listingPages(provider, scope, signal, timedPage(onPage)),
     describe: (refs, signal) => provider.describe(refs, signal),
   };
-  return { provider: wrapped, mapMs: () => mapMs };
+  return { provider: wrapped, mapMs: () => mapMs, mapCpuMs: () => mapCpuMs };
 }
 
 /** The variants (flavors) of the scenario, as `--variant` names them. */
@@ -224,6 +231,7 @@ export const noopResync: Scenario = {
           figure: `${r.flavor}: CPU of the main thread during the resync${r.flavor === 'aws' ? ' (the EC2 provider thread not counted)' : ' (reading the inventory included)'}`,
           value: `${round(r.mainCpuMs / 1000, 2)} s`,
         },
+        { figure: `${r.flavor}: mapping the pages: time / the main thread's CPU in it`, value: `${round(r.mapMs / 1000, 2)} s / ${round(r.mapCpuMs / 1000, 2)} s` },
         { figure: `${r.flavor}: CPU while listing owned entries: ours / the fakes' during the whole resync`, value: `${round(r.listOwnedCpuMs / 1000, 2)} s / ${round(r.fakeCpuMs / 1000, 2)} s` },
         { figure: `${r.flavor}: changes planned / write requests`, value: `${r.changes} / ${r.writes}` },
         { figure: `${r.flavor}: API requests by verb`, value: verbs },
