@@ -4,7 +4,10 @@
 // (the real SDK against the fake EC2). EC2's provider is built as serve and sync build it
 // (createProviders): its SDK, its requests and the reading of its XML run in the provider thread;
 // the mapping of its pages, the cluster listing and the planning run in this one, as does the
-// static provider's reading of its file.
+// static provider's reading of its file. Each provider's scope is resynced twice in one process:
+// the second resync is the one `serve` repeats every interval, and the goals judge it; the first,
+// reported beside it, also pays for what a process does once (compiling the code the resync runs,
+// growing the heap and faulting in its pages).
 import path from 'node:path';
 import { rmSync } from 'node:fs';
 import type { Redis } from 'ioredis';
@@ -39,10 +42,8 @@ export const FAKE_AWS_ENV = { AWS_ACCESS_KEY_ID: 'AKIABENCHEXAMPLE0000', AWS_SEC
 /** The flavors a full run resyncs, in order. */
 export const NOOP_FLAVORS: readonly SeedFlavor[] = ['aws', 'static'];
 
-interface FlavorResult {
-  flavor: SeedFlavor;
-  instances: number;
-  seedMs: number;
+/** What one resync took. */
+interface ResyncFigures {
   totalMs: number;
   listScopeMs: number;
   /** Of listScopeMs, the time spent mapping the pages (ours; the rest is the provider's listing). */
@@ -60,6 +61,18 @@ interface FlavorResult {
   changes: number;
   writes: number;
   requests: Record<string, number>;
+}
+
+/**
+ * A flavor's figures: those of the resync `serve` repeats every interval (the second in the
+ * process, which the goals judge) and of the first, which also pays, once per process, for
+ * compiling the code it runs and growing the heap it runs in.
+ */
+interface FlavorResult extends ResyncFigures {
+  flavor: SeedFlavor;
+  instances: number;
+  seedMs: number;
+  first: ResyncFigures;
   rssAfterMiB: number;
   peakRssMiB: number;
 }
@@ -111,39 +124,49 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       enqueue: (changes) => queue.enqueue(changes),
       confirm: (scopeKey, observedAt, phase, names) => queue.confirm(scopeKey, observedAt, phase, names),
     };
-    await host.call({ op: 'reset' });
-    progress('noop-resync', `${flavor}: resync of ${n} instances`);
-    const fakeBefore = await host.cpu();
-    const mainBefore = process.threadCpuUsage();
-    const started = performance.now();
-    const result = await resyncScope(deps, scopeKey);
-    const totalMs = performance.now() - started;
-    const mainCpuMs = cpuMs(process.threadCpuUsage(mainBefore));
-    const fakeAfter = await host.cpu();
-    const counts = await host.counts();
-    if (!result.observation.listing.complete || result.observation.entries.length !== n || result.owned !== n) {
-      throw new Error(`${flavor}: the resync saw ${result.observation.entries.length} desired and ${result.owned} owned entries, complete ${result.observation.listing.complete}`);
-    }
-    const listScopeMs = result.observation.durationMs;
-    const requests: Record<string, number> = {};
-    for (const [verb, count] of Object.entries(counts.all)) if (count > 0) requests[verb] = count;
+    /** One resync of the scope, with the fakes' request counts and CPU for it alone. */
+    const measured = async (which: string): Promise<ResyncFigures> => {
+      await host.call({ op: 'reset' });
+      progress('noop-resync', `${flavor}: ${which} resync of ${n} instances`);
+      const fakeBefore = await host.cpu();
+      const mainBefore = process.threadCpuUsage();
+      const mapBefore = { ms: timed.mapMs(), cpu: timed.mapCpuMs() };
+      const started = performance.now();
+      const result = await resyncScope(deps, scopeKey);
+      const totalMs = performance.now() - started;
+      const mainCpuMs = cpuMs(process.threadCpuUsage(mainBefore));
+      const fakeAfter = await host.cpu();
+      const counts = await host.counts();
+      if (!result.observation.listing.complete || result.observation.entries.length !== n || result.owned !== n) {
+        throw new Error(`${flavor}: the ${which} resync saw ${result.observation.entries.length} desired and ${result.owned} owned entries, complete ${result.observation.listing.complete}`);
+      }
+      const listScopeMs = result.observation.durationMs;
+      const requests: Record<string, number> = {};
+      for (const [verb, count] of Object.entries(counts.all)) if (count > 0) requests[verb] = count;
+      return {
+        totalMs: round(totalMs),
+        listScopeMs: round(listScopeMs),
+        mapMs: round(timed.mapMs() - mapBefore.ms),
+        mapCpuMs: round(timed.mapCpuMs() - mapBefore.cpu),
+        listOwnedMs: round(listOwnedMs),
+        listOwnedCpuMs: round(listOwnedCpuMs),
+        mainCpuMs: round(mainCpuMs),
+        fakeCpuMs: round(cpuMs({ user: fakeAfter.cpu.user - fakeBefore.cpu.user, system: fakeAfter.cpu.system - fakeBefore.cpu.system })),
+        mapAndPlanMs: round(totalMs - listScopeMs - listOwnedMs),
+        changes: result.plan.changes.length,
+        writes: counts.allWrites,
+        requests,
+      };
+    };
+    const first = await measured('first');
+    const repeated = await measured('repeated');
     const memory = process.memoryUsage();
     return {
       flavor,
       instances: n,
       seedMs: round(seeded.ms),
-      totalMs: round(totalMs),
-      listScopeMs: round(listScopeMs),
-      mapMs: round(timed.mapMs()),
-      mapCpuMs: round(timed.mapCpuMs()),
-      listOwnedMs: round(listOwnedMs),
-      listOwnedCpuMs: round(listOwnedCpuMs),
-      mainCpuMs: round(mainCpuMs),
-      fakeCpuMs: round(cpuMs({ user: fakeAfter.cpu.user - fakeBefore.cpu.user, system: fakeAfter.cpu.system - fakeBefore.cpu.system })),
-      mapAndPlanMs: round(totalMs - listScopeMs - listOwnedMs),
-      changes: result.plan.changes.length,
-      writes: counts.allWrites,
-      requests,
+      ...repeated,
+      first,
       rssAfterMiB: mib(memory.rss),
       peakRssMiB: mib(process.resourceUsage().maxRSS * 1024),
     };
@@ -156,7 +179,7 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
 }
 
 /** The resync less the provider's own listing (for the static provider, reading the file is the provider's). */
-function ourMs(r: FlavorResult): number {
+function ourMs(r: ResyncFigures): number {
   return r.totalMs - (r.listScopeMs - r.mapMs);
 }
 
@@ -222,7 +245,11 @@ export const noopResync: Scenario = {
         .map(([verb, count]) => `${count} ${verb}`)
         .join(', ');
       rows.push(
-        { figure: `${r.flavor}: time (list and map the scope, page by page + list owned + plan)`, value: `${round(r.totalMs / 1000, 2)} s (${round(r.listScopeMs / 1000, 2)} + ${round(r.listOwnedMs / 1000, 2)} + ${round(r.mapAndPlanMs / 1000, 2)})` },
+        {
+          figure: `${r.flavor}: the first resync in a fresh process: time / ours / the main thread's CPU / changes planned, write requests`,
+          value: `${round(r.first.totalMs / 1000, 2)} s / ${round(ourMs(r.first) / 1000, 2)} s / ${round(r.first.mainCpuMs / 1000, 2)} s / ${r.first.changes}, ${r.first.writes}`,
+        },
+        { figure: `${r.flavor}: time of the repeated resync (list and map the scope, page by page + list owned + plan)`, value: `${round(r.totalMs / 1000, 2)} s (${round(r.listScopeMs / 1000, 2)} + ${round(r.listOwnedMs / 1000, 2)} + ${round(r.mapAndPlanMs / 1000, 2)})` },
         {
           figure: `${r.flavor}: of which ours (mapping the pages, listing owned entries, planning)`,
           value: `${round(ourMs(r) / 1000, 2)} s (${round(r.mapMs / 1000, 2)} + ${round(r.listOwnedMs / 1000, 2)} + ${round(r.mapAndPlanMs / 1000, 2)})`,
@@ -245,12 +272,16 @@ export const noopResync: Scenario = {
       rows,
       goals: results.flatMap((r) => [
         // The AWS SDK parses EC2's XML: its goal allows for that.
-        atMost(`no-op resync ${n.toLocaleString('en-US')}, ${r.flavor} provider: time`, round(r.totalMs / 1000, 2), r.flavor === 'aws' ? 10 : 5, 's'),
+        atMost(`no-op resync ${n.toLocaleString('en-US')} (repeated), ${r.flavor} provider: time`, round(r.totalMs / 1000, 2), r.flavor === 'aws' ? 10 : 5, 's'),
         // The EC2 listing is the SDK's; what is left of the resync is ours.
-        ...(r.flavor === 'aws' ? [atMost(`no-op resync ${n.toLocaleString('en-US')}, aws provider: ours (mapping, cluster listing, planning)`, round(ourMs(r) / 1000, 2), 2, 's')] : []),
-        atMost(`no-op resync ${n.toLocaleString('en-US')}, ${r.flavor} provider: writes`, r.writes, 0, ''),
+        ...(r.flavor === 'aws' ? [atMost(`no-op resync ${n.toLocaleString('en-US')} (repeated), aws provider: ours (mapping, cluster listing, planning)`, round(ourMs(r) / 1000, 2), 2, 's')] : []),
+        // Neither resync may write: the first is as much a no-op as the repeated one.
+        atMost(`no-op resync ${n.toLocaleString('en-US')} (first and repeated), ${r.flavor} provider: writes`, r.first.writes + r.writes, 0, ''),
       ]),
-      notes: results.map((r) => `${r.flavor}: listing the scope took ${round((r.listScopeMs / r.totalMs) * 100, 0)}% of the resync; without it, ${round((r.totalMs - r.listScopeMs) / 1000, 2)} s.`),
+      notes: results.map(
+        (r) =>
+          `${r.flavor}: listing the scope took ${round((r.listScopeMs / r.totalMs) * 100, 0)}% of the repeated resync; without it, ${round((r.totalMs - r.listScopeMs) / 1000, 2)} s. The goals judge the resync serve repeats every interval; the first in a process also compiles the code it runs and grows the heap (first: ${round(r.first.totalMs / 1000, 2)} s, ours ${round(ourMs(r.first) / 1000, 2)} s).`,
+      ),
     };
   },
 };
