@@ -152,9 +152,26 @@ export class JsonListSplitter {
           const c = chunk[i++]!;
           if (c === QUOTE) {
             const quote = i - 1;
-            this.#inString = true;
-            i = this.#skipString(chunk, i);
-            if (this.#inString) break;
+            // The string's contents, read here rather than in #skipString: most of an item's bytes.
+            let closed = false;
+            while (i < length) {
+              const s = chunk[i++]!;
+              if (s === QUOTE) {
+                closed = true;
+                break;
+              }
+              if (s === BACKSLASH) {
+                if (i === length) {
+                  this.#escaped = true;
+                  break;
+                }
+                i++;
+              }
+            }
+            if (!closed) {
+              this.#inString = true;
+              break;
+            }
             // A key of the item or of its parent object (the string ends in this chunk, a colon after it).
             if (leaveOut !== undefined && depth <= top + 2 && chunk[i] === COLON) {
               if (depth === top + 1) this.#parentNext = isKey(chunk, quote, i, leaveOut[0]);
