@@ -11,7 +11,7 @@ import { BrokenListing, CloudProvider, type CloudProviderOptions, cloudScope, ty
 import { AssumeRoleError, type AwsCredentials, Ec2ClientPool } from './clients.ts';
 import type { AwsAccountConfig, AwsProviderConfig } from './config.ts';
 import { type EventBridgeReceiver, eventBridgeReceiverOf, INSTANCE_ID } from './eventbridge.ts';
-import { reservationsOf } from './describe-answer.ts';
+import { eachReservation, reservationsOf } from './describe-answer.ts';
 import { toInstance } from './instance.ts';
 
 /** The states listed: stopping and stopped too, so that skip reasons can say "stopped" rather than nothing. */
@@ -81,20 +81,23 @@ export class AwsProvider extends CloudProvider {
       progress.pages++;
       const observedAt = this.observedAt();
       const batch: Instance[] = [];
-      const reservations = await reservationsOf(page);
-      const foreign = foreignOwner(reservations, account.id);
-      if (foreign !== undefined) {
-        const message = accountMismatch(account, foreign, `${this.listingCall(scope)} answered with instances of account ${foreign}`);
-        throw new BrokenListing(message, `page ${progress.pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
-      }
-      for (const ec2 of reservations.flatMap((r) => r.Instances ?? [])) {
-        const mapped = toInstance(ec2, { account: account.id, region, observedAt });
-        if (!mapped.ok) problems.push(mapped.problem);
-        else if (!seen.has(mapped.instance.id)) {
-          seen.add(mapped.instance.id);
-          batch.push(mapped.instance);
+      // Each reservation as it is read, so that a page's reservations are never held together; a
+      // page whose answer fails, or names another account, passes nothing on.
+      await eachReservation(page, (reservation) => {
+        const foreign = foreignOwner([reservation], account.id);
+        if (foreign !== undefined) {
+          const message = accountMismatch(account, foreign, `${this.listingCall(scope)} answered with instances of account ${foreign}`);
+          throw new BrokenListing(message, `page ${progress.pages}`, 'VMS_ERR_ACCOUNT_MISMATCH');
         }
-      }
+        for (const ec2 of reservation.Instances ?? []) {
+          const mapped = toInstance(ec2, { account: account.id, region, observedAt });
+          if (!mapped.ok) problems.push(mapped.problem);
+          else if (!seen.has(mapped.instance.id)) {
+            seen.add(mapped.instance.id);
+            batch.push(mapped.instance);
+          }
+        }
+      });
       await onPage(batch);
     }
     return problems;

@@ -5,10 +5,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { DescribeInstancesCommand, type DescribeInstancesCommandOutput, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeInstancesCommand, type DescribeInstancesCommandOutput, EC2Client, type Reservation } from '@aws-sdk/client-ec2';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InstancesAnswerError, readInstancesAnswer, readInstancesAnswers, reservationsOf } from './describe-answer.ts';
+import { eachReservation, InstancesAnswerError, readInstancesAnswer, readInstancesAnswers, reservationsOf } from './describe-answer.ts';
 import { toInstance } from './instance.ts';
 import { BASE_CREDENTIALS } from './test-support.ts';
 
@@ -258,6 +258,11 @@ function ec2AnswerXml(a: Generated<typeof answer>, token: string | undefined): s
   return `${a.header ? '<?xml version="1.0" encoding="UTF-8"?>\n' : ''}<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">${sep}<requestId>${a.requestId ?? 'req-1'}</requestId>${sep}${set}${sep}${token === undefined ? '' : `<nextToken>${token}</nextToken>`}${a.style.pretty ? '\n' : ''}</DescribeInstancesResponse>${a.style.pretty ? '\n' : ''}`;
 }
 
+/** The bytes in chunks of `size`, as a body arrives. */
+async function* inChunks(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+}
+
 const ERROR_BODY = (code: string) => `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>try again</Message></Error></Errors><RequestID>req-1</RequestID></Response>`;
 
 describe('a DescribeInstances answer read as it streams', () => {
@@ -307,13 +312,57 @@ describe('a DescribeInstances answer read as it streams', () => {
     await fc.assert(
       fc.asyncProperty(answer, fc.integer({ min: 1, max: 64 }), async (a, size) => {
         const bytes = Buffer.from(answerXml(a));
-        const chunks = async function* () {
-          for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
-        };
-        expect(await readInstancesAnswer(chunks())).toEqual(await readInstancesAnswer(bytes));
+        expect(await readInstancesAnswer(inChunks(bytes, size))).toEqual(await readInstancesAnswer(bytes));
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('hands each reservation on as soon as it is read, in order, and keeps none in the answer', async () => {
+    await fc.assert(
+      fc.asyncProperty(answer, fc.integer({ min: 1, max: 64 }), async (a, size) => {
+        const bytes = Buffer.from(answerXml(a));
+        const whole = await readInstancesAnswer(bytes);
+        const handed: Reservation[] = [];
+        const streamed = await readInstancesAnswer(inChunks(bytes, size), (reservation) => handed.push(reservation));
+        expect(handed).toEqual(whole.reservations);
+        expect(streamed).toEqual({ ...whole, reservations: [] });
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('stops reading an answer at what the taker of its reservations throws', async () => {
+    const body = answerXml({ header: false, requestId: 'req-3', reservations: [{ owner: '123456789012', instances: [] }, { owner: '210987654321', instances: [] }], nextToken: undefined, style: { pretty: false, selfClosing: false, comments: false, choices: [] } });
+    const owners: Array<string | undefined> = [];
+    const refused = new Error('another account');
+    await expect(
+      readInstancesAnswer(Buffer.from(body), (reservation) => {
+        owners.push(reservation.OwnerId);
+        if (reservation.OwnerId !== '123456789012') throw refused;
+      }),
+    ).rejects.toBe(refused);
+    expect(owners).toEqual(['123456789012', '210987654321']);
+  });
+
+  it('hands on the reservations of a page read when asked as reservationsOf gives them, and fails where it fails', async () => {
+    await fc.assert(
+      fc.asyncProperty(answer, async (a) => {
+        const body = ec2AnswerXml(a, undefined);
+        const page = async () => {
+          queue.length = 0;
+          queue.push({ status: 200, body });
+          return ours.send(new DescribeInstancesCommand({}));
+        };
+        const handed: Reservation[] = [];
+        await eachReservation(await page(), (reservation) => handed.push(reservation));
+        expect(handed).toEqual(await reservationsOf(await page()));
+      }),
+      { numRuns: 100 },
+    );
+    queue.length = 0;
+    queue.push({ status: 200, body: '<DescribeInstancesResponse><requestId>first</requestId><requestId>second</requestId><reservationSet></reservationSet></DescribeInstancesResponse>' });
+    await expect(eachReservation(await ours.send(new DescribeInstancesCommand({})), () => undefined)).rejects.toThrow(InstancesAnswerError);
   });
 
   it('leaves a failed answer to the SDK: the same error, and a throttled call or a dropped connection retried as before', async () => {
