@@ -1,6 +1,6 @@
 // Small measuring tools shared by the scenarios: percentiles, process memory from /proc, CPU time
 // of Redis, and goal verdicts that say by how much a goal was missed.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 
 /** Latency figures of a sample, in milliseconds. */
@@ -59,10 +59,39 @@ export function procMemory(pid: number): { rssMiB: number; peakRssMiB: number } 
 
 /** CPU seconds another process has used so far (all its threads), from /proc/<pid>/stat; Linux counts in 1/100 s. */
 export function procCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return statCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** User + system CPU seconds of a /proc stat line (a process's or a thread's). */
+function statCpuSeconds(stat: string): number {
   // The fields after the command name, which is in parentheses and may hold spaces: state is the first.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * CPU seconds this process's threads have used so far, by thread name (/proc/self/task/<tid>/comm:
+ * `MainThread`, `WorkerThread` for a worker thread such as a provider thread, `V8Worker` for V8's
+ * helpers, which run its concurrent and parallel garbage collection). Empty where /proc has no
+ * threads to read.
+ */
+export function threadCpuSecondsByName(): Map<string, number> {
+  const byName = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return byName;
+  }
+  for (const tid of tids) {
+    try {
+      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      byName.set(name, (byName.get(name) ?? 0) + statCpuSeconds(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')));
+    } catch {
+      // The thread ended between the listing and the reading.
+    }
+  }
+  return byName;
 }
 
 /** CPU seconds Redis has used so far (user + system), for how busy it was during a phase. */

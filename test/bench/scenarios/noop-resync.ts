@@ -29,7 +29,7 @@ import { Writer } from '../../../services/writer/writer.ts';
 import { cleanupPrefix } from '../../helpers/serve.ts';
 import { AWS_ACCOUNT, AWS_NAME, AWS_REGION, AWS_SCOPE, BENCH_OWNER, benchConfig, STATIC_NAME, type SeedFlavor, STATIC_SCOPE, writeStaticInventory } from '../fixtures.ts';
 import { FakeHost } from '../host-protocol.ts';
-import { atMost, mib, round } from '../measure.ts';
+import { atMost, mib, round, threadCpuSecondsByName } from '../measure.ts';
 import type { Row } from '../scenario-types.ts';
 import { type BenchOptions, progress, type Scenario, type ScenarioResult, scenarioPrefix } from '../scenario-types.ts';
 
@@ -57,6 +57,10 @@ interface ResyncFigures {
   fakeCpuMs: number;
   /** CPU time of this process's main thread during the whole resync (a provider thread's is not counted). */
   mainCpuMs: number;
+  /** CPU time of this process's worker threads (the provider thread) during the whole resync; undefined where /proc has no threads. */
+  workerCpuMs?: number;
+  /** CPU time of V8's helper threads (concurrent and parallel garbage collection, of every thread's heap) during the whole resync. */
+  v8HelperCpuMs?: number;
   mapAndPlanMs: number;
   changes: number;
   writes: number;
@@ -130,11 +134,14 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
       progress('noop-resync', `${flavor}: ${which} resync of ${n} instances`);
       const fakeBefore = await host.cpu();
       const mainBefore = process.threadCpuUsage();
+      const threadsBefore = threadCpuSecondsByName();
       const mapBefore = { ms: timed.mapMs(), cpu: timed.mapCpuMs() };
       const started = performance.now();
       const result = await resyncScope(deps, scopeKey);
       const totalMs = performance.now() - started;
       const mainCpuMs = cpuMs(process.threadCpuUsage(mainBefore));
+      const threadsAfter = threadCpuSecondsByName();
+      const threadMs = (name: string): number | undefined => (threadsAfter.has(name) ? round((threadsAfter.get(name)! - (threadsBefore.get(name) ?? 0)) * 1000) : undefined);
       const fakeAfter = await host.cpu();
       const counts = await host.counts();
       if (!result.observation.listing.complete || result.observation.entries.length !== n || result.owned !== n) {
@@ -151,6 +158,8 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
         listOwnedMs: round(listOwnedMs),
         listOwnedCpuMs: round(listOwnedCpuMs),
         mainCpuMs: round(mainCpuMs),
+        ...optional('workerCpuMs', threadMs('WorkerThread')),
+        ...optional('v8HelperCpuMs', threadMs('V8Worker')),
         fakeCpuMs: round(cpuMs({ user: fakeAfter.cpu.user - fakeBefore.cpu.user, system: fakeAfter.cpu.system - fakeBefore.cpu.system })),
         mapAndPlanMs: round(totalMs - listScopeMs - listOwnedMs),
         changes: result.plan.changes.length,
@@ -181,6 +190,11 @@ async function resyncFlavor(flavor: SeedFlavor, n: number, options: BenchOptions
 /** The resync less the provider's own listing (for the static provider, reading the file is the provider's). */
 function ourMs(r: ResyncFigures): number {
   return r.totalMs - (r.listScopeMs - r.mapMs);
+}
+
+/** `{ [key]: value }`, or nothing when the value is undefined. */
+function optional<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
 }
 
 /** CPU time of a process.cpuUsage() difference, in milliseconds. */
@@ -258,6 +272,14 @@ export const noopResync: Scenario = {
           figure: `${r.flavor}: CPU of the main thread during the resync${r.flavor === 'aws' ? ' (the EC2 provider thread not counted)' : ' (reading the inventory included)'}`,
           value: `${round(r.mainCpuMs / 1000, 2)} s`,
         },
+        ...(r.v8HelperCpuMs === undefined
+          ? []
+          : [
+              {
+                figure: `${r.flavor}: CPU of ${r.flavor === 'aws' ? 'the provider thread / ' : ''}V8's helper threads (the garbage collection of every thread's heap) during the repeated resync`,
+                value: `${r.flavor === 'aws' ? `${round((r.workerCpuMs ?? 0) / 1000, 2)} s / ` : ''}${round(r.v8HelperCpuMs / 1000, 2)} s`,
+              },
+            ]),
         { figure: `${r.flavor}: mapping the pages: time / the main thread's CPU in it`, value: `${round(r.mapMs / 1000, 2)} s / ${round(r.mapCpuMs / 1000, 2)} s` },
         { figure: `${r.flavor}: CPU while listing owned entries: ours / the fakes' during the whole resync`, value: `${round(r.listOwnedCpuMs / 1000, 2)} s / ${round(r.fakeCpuMs / 1000, 2)} s` },
         { figure: `${r.flavor}: changes planned / write requests`, value: `${r.changes} / ${r.writes}` },
