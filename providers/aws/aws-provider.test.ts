@@ -239,6 +239,21 @@ describe('list', () => {
     expect(ec2.describeRequests).toHaveLength(2);
   });
 
+  it('a page with a reservation of another account fails the scope with VMS_ERR_ACCOUNT_MISMATCH and passes nothing of it on', async () => {
+    for (let n = 0; n < 7; n++) ec2.put({ id: `i-${(0x30000000 + n).toString(16)}`, tags: { mesh: 'true' }, ...(n === 6 ? { reservationOwner: '210987654321' } : {}) });
+    const p = provider({ pageSize: 5 });
+    const pages: string[][] = [];
+
+    const listing = await p.listPages!(scopeOf(p), undefined, async (page) => {
+      pages.push(page.map((i) => i.id));
+    });
+
+    expect(listing).toMatchObject({ complete: false, failed: true, problems: [{ code: 'VMS_ERR_ACCOUNT_MISMATCH', at: 'page 2' }] });
+    expect(listing.problems[0]!.message).toMatch(/answered with instances of account 210987654321/);
+    // The first page went on; nothing of the second, whose last reservation is another account's.
+    expect(pages).toEqual([['i-30000000', 'i-30000001', 'i-30000002', 'i-30000003', 'i-30000004']]);
+  });
+
   it('an instance EC2 describes in an unknown state makes the listing incomplete but keeps the others', async () => {
     ec2.put({ id: 'i-00000001', tags: { mesh: 'true' } });
     ec2.put({ id: 'i-00000002', tags: { mesh: 'true' }, reportedState: 'hibernating' });

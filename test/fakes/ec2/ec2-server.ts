@@ -53,6 +53,8 @@ export interface FakeInstance {
   /** IPv6 addresses of the synthesized eth0. */
   ipv6s?: string[];
   reservationId?: string;
+  /** The ownerId of the instance's reservation, when it is not the account asked (a misrouted answer). */
+  reservationOwner?: string;
 }
 
 /** One request as the fake received it. */
@@ -426,7 +428,7 @@ function describeInstancesXml(page: FakeInstance[], account: string, nextToken: 
     const id = i.reservationId ?? `r-${i.id.slice(2)}`;
     if (id !== open) {
       if (open !== undefined) parts.push(close);
-      parts.push(Buffer.from(`<item>${el('reservationId', id)}${owner}<groupSet/><instancesSet>`));
+      parts.push(Buffer.from(`<item>${el('reservationId', id)}${i.reservationOwner === undefined ? owner : el('ownerId', i.reservationOwner)}<groupSet/><instancesSet>`));
       open = id;
     }
     parts.push(xmlOf(i));
