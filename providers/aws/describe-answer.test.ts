@@ -365,6 +365,26 @@ describe('a DescribeInstances answer read as it streams', () => {
     await expect(eachReservation(await ours.send(new DescribeInstancesCommand({})), () => undefined)).rejects.toThrow(InstancesAnswerError);
   });
 
+  it('refuses to read a page again once its reservations were handed on, rather than give none', async () => {
+    const body = ec2AnswerXml({ header: false, requestId: 'req-4', reservations: [{ owner: '123456789012', instances: [] }], nextToken: undefined, style: { pretty: false, selfClosing: false, comments: false, choices: [] } }, undefined);
+    const page = async () => {
+      queue.length = 0;
+      queue.push({ status: 200, body });
+      return ours.send(new DescribeInstancesCommand({}));
+    };
+    const streamed = await page();
+    const handed: Reservation[] = [];
+    await eachReservation(streamed, (reservation) => handed.push(reservation));
+    expect(handed).toHaveLength(1);
+    await expect(reservationsOf(streamed)).rejects.toThrow(/read already/);
+    await expect(eachReservation(streamed, () => undefined)).rejects.toThrow(/read already/);
+
+    const whole = await page();
+    expect(await reservationsOf(whole)).toHaveLength(1);
+    expect(await reservationsOf(whole)).toHaveLength(1);
+    await expect(eachReservation(whole, () => undefined)).rejects.toThrow(/read already/);
+  });
+
   it('leaves a failed answer to the SDK: the same error, and a throttled call or a dropped connection retried as before', async () => {
     const throttled = { status: 503, body: ERROR_BODY('RequestLimitExceeded') };
     const page = { status: 200, body: answerXml({ header: true, requestId: 'req-2', reservations: [{ owner: '123456789012', instances: [] }], nextToken: 'tok', style: { pretty: false, selfClosing: false, comments: false, choices: [] } }) };

@@ -233,7 +233,8 @@ export async function reservationsOf(page: DescribeInstancesCommandOutput): Prom
 /**
  * The reservations of a DescribeInstances page, each handed to `each` as soon as it is read, none
  * kept (see readInstancesAnswer); fails as reservationsOf does, or with what `each` throws. A page
- * is read once, by this or by reservationsOf.
+ * read when asked for is read once: reading it again after this, or with this after reservationsOf,
+ * fails rather than give nothing.
  */
 export async function eachReservation(page: DescribeInstancesCommandOutput, each: (reservation: Reservation) => void): Promise<void> {
   const later = (page as WithLater)[LATER];
@@ -342,8 +343,12 @@ export function readInstancesAnswers(client: EC2Client): void {
         return result;
       }
       let read: Promise<Reservation[]> | undefined;
-      const later: Later = (each) =>
-        (read ??= readInstancesAnswer(turnByTurn(chunks), each).then((answer) => {
+      let handedOn = false;
+      const later: Later = (each) => {
+        // Reservations handed on are not kept: a second reading would find none and say nothing.
+        if (read !== undefined && (handedOn || each !== undefined)) return Promise.reject(new Error('the reservations of this DescribeInstances page were read already; a page is read once'));
+        handedOn = each !== undefined;
+        return (read ??= readInstancesAnswer(turnByTurn(chunks), each).then((answer) => {
           if (answer.requestId !== seen.requestId || answer.nextToken !== seen.nextToken) {
             throw new InstancesAnswerError(
               `the answer's request id and next token (${answer.requestId}, ${answer.nextToken ?? 'none'}) are not those read at its edges (${seen.requestId}, ${seen.nextToken ?? 'none'})`,
@@ -351,6 +356,7 @@ export function readInstancesAnswers(client: EC2Client): void {
           }
           return answer.reservations;
         }));
+      };
       (result.response as WithAnswer)[ANSWER] = { later };
       result.response.body = envelope(seen);
       return result;
