@@ -90,19 +90,22 @@ export interface KubeApi {
    * rather than the whole listing.
    */
   listOwnedEntries(labelSelector: string, pageSize: number, options?: ListOptions): Promise<WorkloadEntry[]>;
-  /** Creates the entry; a 409 AlreadyExists is a TransientKubeError (someone was faster). */
-  createEntry(entry: WorkloadEntry, options?: { fieldManager?: string }): Promise<WorkloadEntry>;
+  /**
+   * Creates the entry; a 409 AlreadyExists is a TransientKubeError (someone was faster). The
+   * writes resolve to nothing: the object the server answers with is not read (see KubeRequest.discard).
+   */
+  createEntry(entry: WorkloadEntry, options?: { fieldManager?: string }): Promise<void>;
   /**
    * Server-side apply with force. When `entry.metadata.resourceVersion` is set the server
    * refuses (409) if the object changed since then.
    */
-  applyEntry(entry: WorkloadEntry, options: { fieldManager: string }): Promise<WorkloadEntry>;
+  applyEntry(entry: WorkloadEntry, options: { fieldManager: string }): Promise<void>;
   /**
    * A JSON merge patch, for removing fields that server-side apply leaves in place because another
    * manager (or our own create) also owns them. `metadata.resourceVersion` in the patch is a
    * precondition (409 when the object changed).
    */
-  mergePatchEntry(namespace: string, name: string, patch: Record<string, unknown>, options: { fieldManager: string }): Promise<WorkloadEntry>;
+  mergePatchEntry(namespace: string, name: string, patch: Record<string, unknown>, options: { fieldManager: string }): Promise<void>;
   /** Deletes under preconditions; false when the entry was already gone. */
   deleteEntry(namespace: string, name: string, preconditions: DeletePreconditions): Promise<boolean>;
   getServiceAccount(namespace: string, name: string): Promise<ServiceAccountInfo | null>;
@@ -257,13 +260,13 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
       const { namespace, name } = entry.metadata;
       const context: KubeCallContext = { verb: 'create', what: `WorkloadEntry ${namespace}/${name}` };
       try {
-        const created = await send({
+        await send({
           method: 'POST',
           path: namespacedPath(entries, namespace),
           query: { fieldManager: createOptions.fieldManager || undefined },
           body: entryBody(entry, false),
+          discard: true,
         });
-        return toEntry(created);
       } catch (err) {
         const translated = translateKubeError(err, context, server);
         if (translated instanceof TransientKubeError && translated.status === 404) throw resourceMissing(context, translated);
@@ -274,31 +277,29 @@ export function createKubeApi(kc: KubeConfig, options: KubeApiOptions = {}): Kub
     async applyEntry(entry, applyOptions) {
       const { namespace, name } = entry.metadata;
       const context: KubeCallContext = { verb: 'apply', what: `WorkloadEntry ${namespace}/${name}` };
-      return call(context, async () =>
-        toEntry(
-          await send({
-            method: 'PATCH',
-            path: namespacedPath(entries, namespace, name),
-            query: { fieldManager: applyOptions.fieldManager, force: true },
-            body: entryBody(entry, true),
-            contentType: PatchStrategy.ServerSideApply,
-          }),
-        ),
+      await call(context, () =>
+        send({
+          method: 'PATCH',
+          path: namespacedPath(entries, namespace, name),
+          query: { fieldManager: applyOptions.fieldManager, force: true },
+          body: entryBody(entry, true),
+          contentType: PatchStrategy.ServerSideApply,
+          discard: true,
+        }),
       );
     },
 
     async mergePatchEntry(namespace, name, patch, patchOptions) {
       const context: KubeCallContext = { verb: 'patch', what: `WorkloadEntry ${namespace}/${name}` };
-      return call(context, async () =>
-        toEntry(
-          await send({
-            method: 'PATCH',
-            path: namespacedPath(entries, namespace, name),
-            query: { fieldManager: patchOptions.fieldManager },
-            body: patch,
-            contentType: PatchStrategy.MergePatch,
-          }),
-        ),
+      await call(context, () =>
+        send({
+          method: 'PATCH',
+          path: namespacedPath(entries, namespace, name),
+          query: { fieldManager: patchOptions.fieldManager },
+          body: patch,
+          contentType: PatchStrategy.MergePatch,
+          discard: true,
+        }),
       );
     },
 

@@ -79,20 +79,21 @@ describe('WorkloadEntry requests over TLS with a bearer token', () => {
     const before = tlsConnections;
     authorizations.length = 0;
 
-    const created = await api.createEntry(entry('vm-1', '10.0.0.1'), { fieldManager: 'vm-mesh-sync' });
-    expect(created.metadata.uid).toBeTruthy();
-    expect((await api.getEntry('default', 'vm-1'))?.spec.address).toBe('10.0.0.1');
+    await api.createEntry(entry('vm-1', '10.0.0.1'), { fieldManager: 'vm-mesh-sync' });
+    const created = await api.getEntry('default', 'vm-1');
+    expect(created?.metadata.uid).toBeTruthy();
+    expect(created?.spec.address).toBe('10.0.0.1');
     expect(await api.getEntry('default', 'vm-404')).toBeNull();
     const listed = await api.listOwnedEntries('vm-mesh-sync.io/owner=o', 10);
     expect(listed.map((e) => e.metadata.name)).toEqual(['vm-1']);
-    const applied = await api.applyEntry(entry('vm-1', '10.0.0.2'), { fieldManager: 'vm-mesh-sync' });
-    expect(applied.spec.address).toBe('10.0.0.2');
-    const patched = await api.mergePatchEntry('default', 'vm-1', { metadata: { labels: { app: null } } }, { fieldManager: 'vm-mesh-sync' });
-    expect(patched.metadata.labels).toEqual({ 'vm-mesh-sync.io/owner': 'o' });
-    expect(await api.deleteEntry('default', 'vm-1', { uid: created.metadata.uid! })).toBe(true);
+    await api.applyEntry(entry('vm-1', '10.0.0.2'), { fieldManager: 'vm-mesh-sync' });
+    expect((await api.getEntry('default', 'vm-1'))?.spec.address).toBe('10.0.0.2');
+    await api.mergePatchEntry('default', 'vm-1', { metadata: { labels: { app: null } } }, { fieldManager: 'vm-mesh-sync' });
+    expect((await api.getEntry('default', 'vm-1'))?.metadata.labels).toEqual({ 'vm-mesh-sync.io/owner': 'o' });
+    expect(await api.deleteEntry('default', 'vm-1', { uid: created!.metadata.uid! })).toBe(true);
     expect(await api.deleteEntry('default', 'vm-1', {})).toBe(false);
 
-    expect(authorizations).toHaveLength(8);
+    expect(authorizations).toHaveLength(10);
     expect(new Set(authorizations)).toEqual(new Set([`Bearer ${TOKEN}`]));
     expect(new Set(userAgents)).toEqual(new Set(['vm-mesh-sync']));
     // Kept-alive connections: undici may open a second one while the first is being released,
@@ -167,4 +168,60 @@ describe('an API server that stops answering', () => {
       expect((err as { reason?: string }).reason).toBe(stall === 'no answer' ? 'UND_ERR_HEADERS_TIMEOUT' : 'UND_ERR_BODY_TIMEOUT');
     });
   }
+});
+
+describe("a write's answer", () => {
+  let server: http.Server;
+  let connections = 0;
+  /** The body of the next answers: text that is not JSON, short or over a megabyte. */
+  let body = 'not JSON {';
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(201, { 'content-type': 'application/json' });
+        res.end(body);
+      });
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  function api() {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
+      users: [{ name: 'u', token: TOKEN }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return createKubeApi(kc);
+  }
+
+  it('is read to its end and not parsed: the writes succeed and keep their connection, a read of the same answer fails', async () => {
+    body = 'not JSON {';
+    const kube = api();
+    const before = connections;
+    for (let i = 0; i < 2; i++) {
+      await kube.createEntry(entry('vm-1', '10.0.0.1'), { fieldManager: 'vm-mesh-sync' });
+      await kube.applyEntry(entry('vm-1', '10.0.0.2'), { fieldManager: 'vm-mesh-sync' });
+      await kube.mergePatchEntry('default', 'vm-1', { metadata: { labels: { app: null } } }, { fieldManager: 'vm-mesh-sync' });
+    }
+    // Six writes: undici may open a second connection while the first is being released, never one a write.
+    expect(connections - before).toBeLessThanOrEqual(2);
+    await expect(kube.getEntry('default', 'vm-1')).rejects.toThrow();
+  });
+
+  it('over a megabyte closes its connection instead of being read: each such write opens one', async () => {
+    body = 'x'.repeat(2 << 20);
+    const kube = api();
+    const before = connections;
+    for (let i = 0; i < 3; i++) await kube.createEntry(entry(`vm-${i}`, '10.0.0.1'), { fieldManager: 'vm-mesh-sync' });
+    expect(connections - before).toBe(3);
+  });
 });
