@@ -175,13 +175,16 @@ describe("a write's answer", () => {
   let connections = 0;
   /** The body of the next answers: text that is not JSON, short or over a megabyte. */
   let body = 'not JSON {';
+  /** The next answers send their status and the start of their body, and then nothing. */
+  let stall = false;
 
   beforeAll(async () => {
     server = http.createServer((req, res) => {
       req.resume();
       req.on('end', () => {
         res.writeHead(201, { 'content-type': 'application/json' });
-        res.end(body);
+        if (stall) res.write('{"apiVersion":');
+        else res.end(body);
       });
     });
     server.on('connection', () => connections++);
@@ -192,7 +195,7 @@ describe("a write's answer", () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  function api() {
+  function api(options: { requestTimeoutMs?: number } = {}) {
     const kc = new KubeConfig();
     kc.loadFromOptions({
       clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
@@ -200,7 +203,7 @@ describe("a write's answer", () => {
       contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
       currentContext: 'x',
     });
-    return createKubeApi(kc);
+    return createKubeApi(kc, options);
   }
 
   it('is read to its end and not parsed: the writes succeed and keep their connection, a read of the same answer fails', async () => {
@@ -215,6 +218,25 @@ describe("a write's answer", () => {
     // Six writes: undici may open a second connection while the first is being released, never one a write.
     expect(connections - before).toBeLessThanOrEqual(2);
     await expect(kube.getEntry('default', 'vm-1')).rejects.toThrow();
+  });
+
+  it('of a few hundred kilobytes is drained: the writes keep their connection', async () => {
+    // Longer than a stream's buffer: an answer left unread would hold its connection, and every write open another.
+    body = 'x'.repeat(256 << 10);
+    const kube = api();
+    const before = connections;
+    for (let i = 0; i < 4; i++) await kube.createEntry(entry(`vm-${i}`, '10.0.0.1'), { fieldManager: 'vm-mesh-sync' });
+    expect(connections - before).toBeLessThanOrEqual(2);
+  });
+
+  it('that breaks off after a success status leaves the write done: the call resolves once the body times out', async () => {
+    stall = true;
+    try {
+      await expect(api({ requestTimeoutMs: 300 }).createEntry(entry('vm-1', '10.0.0.1'), { fieldManager: 'vm-mesh-sync' })).resolves.toBeUndefined();
+    } finally {
+      stall = false;
+      server.closeAllConnections();
+    }
   });
 
   it('over a megabyte closes its connection instead of being read: each such write opens one', async () => {

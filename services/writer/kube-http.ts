@@ -54,7 +54,10 @@ export interface KubeRequest {
 /** The most of a discarded answer read to keep its connection; a longer one closes it instead. */
 const DISCARD_LIMIT = 1 << 20;
 
-/** Sends a request and gives the parsed JSON answer; a non-2xx answer throws an ApiException, as the generated client does. */
+/**
+ * Sends a request and gives the parsed JSON answer (undefined for a request that discards it); a
+ * non-2xx answer throws an ApiException, as the generated client does.
+ */
 export type KubeSend = (req: KubeRequest) => Promise<unknown>;
 
 /** The headers and dispatcher the kubeconfig gives one request. */
