@@ -206,6 +206,14 @@ describe("a write's answer", () => {
     return createKubeApi(kc, options);
   }
 
+  /** The connections that `count` creates one after the other open. */
+  async function connectionsOfCreates(count: number): Promise<number> {
+    const kube = api();
+    const before = connections;
+    for (let i = 0; i < count; i++) await kube.createEntry(entry(`vm-${i}`, '10.0.0.1'), { fieldManager: 'vm-mesh-sync' });
+    return connections - before;
+  }
+
   it('is read to its end and not parsed: the writes succeed and keep their connection, a read of the same answer fails', async () => {
     body = 'not JSON {';
     const kube = api();
@@ -223,10 +231,7 @@ describe("a write's answer", () => {
   it('of a few hundred kilobytes is drained: the writes keep their connection', async () => {
     // Longer than a stream's buffer: an answer left unread would hold its connection, and every write open another.
     body = 'x'.repeat(256 << 10);
-    const kube = api();
-    const before = connections;
-    for (let i = 0; i < 4; i++) await kube.createEntry(entry(`vm-${i}`, '10.0.0.1'), { fieldManager: 'vm-mesh-sync' });
-    expect(connections - before).toBeLessThanOrEqual(2);
+    expect(await connectionsOfCreates(4)).toBeLessThanOrEqual(2);
   });
 
   it('that breaks off after a success status leaves the write done: the call resolves once the body times out', async () => {
@@ -241,9 +246,6 @@ describe("a write's answer", () => {
 
   it('over a megabyte closes its connection instead of being read: each such write opens one', async () => {
     body = 'x'.repeat(2 << 20);
-    const kube = api();
-    const before = connections;
-    for (let i = 0; i < 3; i++) await kube.createEntry(entry(`vm-${i}`, '10.0.0.1'), { fieldManager: 'vm-mesh-sync' });
-    expect(connections - before).toBe(3);
+    expect(await connectionsOfCreates(3)).toBe(3);
   });
 });
