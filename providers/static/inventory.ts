@@ -43,6 +43,7 @@ import { isIP } from 'node:net';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { INSTANCE_STATES, type Instance, type InstanceState, type Problem } from '../../services/model.ts';
+import { ShardedMap } from '../../services/shards.ts';
 import { CHECKPOINT_EVERY, runSliced, runSync, type Sliced } from '../../services/slices.ts';
 import { JsonListSplitter } from '../../services/json-list.ts';
 import { type JsonInventoryShape, jsonInventoryShape, parseJsonAsText } from './json-items.ts';
@@ -509,7 +510,7 @@ function machineChecker(
 ) {
   const machines: InventoryMachine[] = [];
   /** The index of the first machine with each id. */
-  const seen = new Map<string, number>();
+  const seen = new ShardedMap<number>();
   const where = (i: number): string => {
     const line = lineOf(i);
     return `${base}[${i}]${line ? ` (line ${line})` : ''}`;

@@ -24,6 +24,7 @@ import { checkPortMap, parsePorts, type Ports } from './ports.ts';
 import { skipKeepsEntry, type SkipCode } from './skip-codes.ts';
 import { fail, ok, quote, readTag, type Step } from './step.ts';
 import { Interner, type MemoWalk } from '../intern.ts';
+import { ChunkedArray, ShardedMap } from '../shards.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { isDns1035Label, isDns1123Label, isDns1123Subdomain, isLabelValue, MAX_LOCALITY, MAX_WEIGHT } from './syntax.ts';
 
@@ -207,20 +208,21 @@ export class ListingMapper {
   readonly #rules: MappingConfig;
   readonly #ctx: MapContext;
   /** Entries in listing order; a slot whose entry lost its name to a later one is emptied. */
-  readonly #entries: Array<WorkloadEntry | undefined> = [];
+  readonly #entries = new ChunkedArray<WorkloadEntry | undefined>();
   /**
    * By namespace, then name: the slot of the entry that has the name so far. Keyed by the two
    * strings the entry has already, rather than a key string made for every instance of the listing.
    */
-  readonly #slots = new Map<string, Map<string, number>>();
+  readonly #slots = new Map<string, ShardedMap<number>>();
   /**
    * By slot, who its instance is, should it lose the name to a later one: its place in the
    * listing, where it is, and its name (its id is the end of its source, which its entry holds).
    * Arrays rather than an object per instance: a listing of 100,000 kept 8 MiB of such objects.
+   * Chunked, as the index by name is sharded (services/shards.ts).
    */
-  readonly #at: number[] = [];
-  readonly #where: Where[] = [];
-  readonly #names: string[] = [];
+  readonly #at = new ChunkedArray<number>();
+  readonly #where = new ChunkedArray<Where>();
+  readonly #names = new ChunkedArray<string>();
   /** By zone, the Wheres made so far. */
   readonly #wheres = new Map<string | undefined, Where[]>();
   readonly #skips: Array<{ at: number; skip: Skip }> = [];
@@ -250,20 +252,20 @@ export class ListingMapper {
       const source = sourceOfEntry(entry);
       let inNamespace = this.#slots.get(namespace);
       if (inNamespace === undefined) {
-        inNamespace = new Map();
+        inNamespace = new ShardedMap();
         this.#slots.set(namespace, inNamespace);
       }
       const owner = inNamespace.get(name);
       if (owner !== undefined) {
-        const ownerSource = sourceOfEntry(this.#entries[owner]!);
+        const ownerSource = sourceOfEntry(this.#entries.at(owner)!);
         if (!(source < ownerSource)) {
           this.#losers.push({ at, namespace, name, who: identityOf(instance), source });
           continue;
         }
-        this.#entries[owner] = undefined;
-        this.#losers.push({ at: this.#at[owner]!, namespace, name, who: this.#identity(owner, ownerSource), source: ownerSource });
+        this.#entries.set(owner, undefined);
+        this.#losers.push({ at: this.#at.at(owner)!, namespace, name, who: this.#identity(owner, ownerSource), source: ownerSource });
       }
-      const slot = this.#entries.push(entry) - 1;
+      const slot = this.#entries.push(entry);
       this.#at.push(at);
       this.#where.push(this.#whereOf(instance));
       this.#names.push(instance.name);
@@ -288,16 +290,17 @@ export class ListingMapper {
 
   /** Who the instance of a slot is, as its skip names it. */
   #identity(slot: number, source: string): Identity {
-    const { provider, account, region, zone } = this.#where[slot]!;
-    return { provider, account, region, zone, id: idOfSource(source, { provider, account, region }), name: this.#names[slot]! };
+    const { provider, account, region, zone } = this.#where.at(slot)!;
+    return { provider, account, region, zone, id: idOfSource(source, { provider, account, region }), name: this.#names.at(slot)! };
   }
 
   /** The entries and skips of everything added. */
   finish(): MappedInstances {
-    const entries = this.#entries.filter((e): e is WorkloadEntry => e !== undefined);
+    const entries: WorkloadEntry[] = [];
+    for (const entry of this.#entries) if (entry !== undefined) entries.push(entry);
     const skips = [...this.#skips];
     for (const loser of this.#losers) {
-      const ownerSource = sourceOfEntry(this.#entries[this.#slots.get(loser.namespace)!.get(loser.name)!]!);
+      const ownerSource = sourceOfEntry(this.#entries.at(this.#slots.get(loser.namespace)!.get(loser.name)!)!);
       skips.push({
         at: loser.at,
         skip: skipOf(

@@ -17,6 +17,7 @@ import {
 } from '../model.ts';
 import { annotationOfEntry, DesiredEntry, HeldEntry, labelsAndAnnotations, nameOfEntry, namespaceOfEntry, sourceOfEntry } from '../desired-entry.ts';
 import { VmsError } from '../errors.ts';
+import { ShardedMap } from '../shards.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced, sortSliced } from '../slices.ts';
 import { compareStamps } from '../stamp.ts';
 import { entriesEqual } from './compare.ts';
@@ -203,7 +204,7 @@ type Owned = Slot & { live: OwnedObject };
  * one key (objectKey) as the key string does.
  */
 class Slots {
-  readonly #byKind = new Map<string, Map<string, Map<string, Slot>>>();
+  readonly #byKind = new Map<string, Map<string, ShardedMap<Slot>>>();
 
   /** The slot of the object's key; an empty one the first time the key is asked for. */
   of(obj: OwnedObject): Slot {
@@ -216,7 +217,7 @@ class Slots {
     }
     let byName = byNamespace.get(namespace);
     if (byName === undefined) {
-      byName = new Map();
+      byName = new ShardedMap();
       byNamespace.set(namespace, byName);
     }
     let slot = byName.get(name);

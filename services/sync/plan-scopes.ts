@@ -1,6 +1,7 @@
 // Joins observations with what the cluster holds and plans. Pure: no I/O, time comes in.
 import type { Config } from '../../config/schema.ts';
 import { calculatePlan, type Conflict, type DesiredScope, entriesEqual, isOwned, type Plan, planSliced, type UpsertChange } from '../planning/index.ts';
+import { ShardedMap } from '../shards.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { deriveMeshServices, HeldEntry, type HeldShape, type MeshServices, nameOfEntry, namespaceAllowed, namespaceOfEntry, serviceOfEntry, specOfEntry } from '../mapping/index.ts';
 import {
@@ -99,7 +100,7 @@ export function* sameAsDesired(
 ): Sliced<(live: WorkloadEntry) => WorkloadEntry | undefined> {
   // By namespace, then name: the strings the entries have already, where a key string made for
   // each desired entry and each entry read would be held, or thrown away, a hundred thousand times.
-  const desired = new Map<string, Map<string, WorkloadEntry>>();
+  const desired = new Map<string, ShardedMap<WorkloadEntry>>();
   const scopes = new Set(observed.map((o) => o.scope.key));
   const configured = new Set(configuredScopes);
   const keptSources = new Set<string>();
@@ -114,7 +115,7 @@ export function* sameAsDesired(
       const name = nameOfEntry(e);
       let byName = desired.get(namespace);
       if (byName === undefined) {
-        byName = new Map();
+        byName = new ShardedMap();
         desired.set(namespace, byName);
       }
       if (byName.has(name)) contested.add(e);
