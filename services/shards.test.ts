@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ChunkedArray, ShardedMap, shardOf } from './shards.ts';
+import { ChunkedArray, ShardedMap, ShardedSet, shardOf } from './shards.ts';
 
 describe('ShardedMap', () => {
   it('answers as a Map does, whatever the keys and the order of sets', () => {
@@ -42,6 +42,23 @@ describe('ShardedMap', () => {
     expect(shardOf(prefix('a'))).toBe(shardOf(prefix('b')));
     const sharded = new ShardedMap<string>().set(prefix('a'), 'a').set(prefix('b'), 'b');
     expect([sharded.get(prefix('a')), sharded.get(prefix('b')), sharded.size]).toEqual(['a', 'b', 2]);
+  });
+});
+
+describe('ShardedSet', () => {
+  it('answers as a Set does', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ maxLength: 40 })), fc.array(fc.string({ maxLength: 40 })), (adds, probes) => {
+        const set = new Set<string>();
+        const sharded = new ShardedSet();
+        for (const key of adds) {
+          set.add(key);
+          expect(sharded.add(key)).toBe(sharded);
+        }
+        expect(sharded.size).toBe(set.size);
+        for (const key of [...adds, ...probes]) expect(sharded.has(key)).toBe(set.has(key));
+      }),
+    );
   });
 });
 

@@ -61,6 +61,24 @@ export class ShardedMap<V> {
   }
 }
 
+/** A Set of strings as ShardedMap holds them. */
+export class ShardedSet {
+  readonly #map = new ShardedMap<true>();
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  has(key: string): boolean {
+    return this.#map.has(key);
+  }
+
+  add(key: string): this {
+    this.#map.set(key, true);
+    return this;
+  }
+}
+
 /** How many items a ChunkedArray keeps in one array: 32 KiB of pointers, 64 KiB of doubles. */
 const CHUNK_BITS = 13;
 const CHUNK_MASK = (1 << CHUNK_BITS) - 1;

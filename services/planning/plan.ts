@@ -17,7 +17,7 @@ import {
 } from '../model.ts';
 import { annotationOfEntry, DesiredEntry, HeldEntry, labelsAndAnnotations, nameOfEntry, namespaceOfEntry, sourceOfEntry } from '../desired-entry.ts';
 import { VmsError } from '../errors.ts';
-import { ShardedMap } from '../shards.ts';
+import { ChunkedArray, ShardedMap } from '../shards.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced, sortSliced } from '../slices.ts';
 import { compareStamps } from '../stamp.ts';
 import { entriesEqual } from './compare.ts';
@@ -289,7 +289,7 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   }
   const slots = new Slots();
   // The slots of owned entries, in the order the keys first came.
-  const ours: Owned[] = [];
+  const ours = new ChunkedArray<Owned>();
   // Indexed loops over the long lists: in a generator, a for…of makes an iterator result object per item.
   for (let i = 0; i < input.owned.length; i++) {
     const entry = input.owned[i]!;
@@ -318,7 +318,7 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   let wantedLive = 0;
   // Key strings are made only for what the plan reports: most entries of a resync are unchanged.
   for (let i = 0; i < wanted.length; i++) {
-    const { want, wantScope, wantObservedAt, live } = wanted[i]!;
+    const { want, wantScope, wantObservedAt, live } = wanted.at(i)!;
     if (checkpoint()) yield;
     if (live) wantedLive++;
     if (foreign.size > 0 && foreign.has(keyOf(want))) {
@@ -366,9 +366,9 @@ export function* planSliced(input: PlanInput, options: PlanOptions): Sliced<Plan
   const orphaned: Orphan[] = [];
   // When every owned entry is wanted (a settled scope), this loop would find nothing to delete,
   // suppress or orphan, and the counts it keeps only weigh deletes: it is skipped.
-  const maybeUnwanted = wantedLive < ours.length ? ours : [];
-  for (let i = 0; i < maybeUnwanted.length; i++) {
-    const { live, want } = maybeUnwanted[i]!;
+  const maybeUnwanted = wantedLive < ours.length ? ours.length : 0;
+  for (let i = 0; i < maybeUnwanted; i++) {
+    const { live, want } = ours.at(i)!;
     if (checkpoint()) yield;
     const scopeKey = scopeOf(live);
     if (scopeKey !== '') ownedInScope.set(scopeKey, (ownedInScope.get(scopeKey) ?? 0) + 1);
@@ -462,8 +462,8 @@ function* pickDesired(
   conflicts: Conflict[],
   only: ReadonlySet<string> | undefined,
   checkpoint: () => boolean,
-): Sliced<Wanted[]> {
-  const wanted: Wanted[] = [];
+): Sliced<ChunkedArray<Wanted>> {
+  const wanted = new ChunkedArray<Wanted>();
   // Slots where some candidate lost, in the order of their first loss; per key, one losing
   // candidate per scope: a scope that lists an instance twice is one conflict.
   const contested: Wanted[] = [];

@@ -1,7 +1,7 @@
 // Joins observations with what the cluster holds and plans. Pure: no I/O, time comes in.
 import type { Config } from '../../config/schema.ts';
 import { calculatePlan, type Conflict, type DesiredScope, entriesEqual, isOwned, type Plan, planSliced, type UpsertChange } from '../planning/index.ts';
-import { ShardedMap } from '../shards.ts';
+import { ShardedMap, ShardedSet } from '../shards.ts';
 import { CHECKPOINT_EVERY, runSync, type Sliced } from '../slices.ts';
 import { deriveMeshServices, HeldEntry, type HeldShape, type MeshServices, nameOfEntry, namespaceAllowed, namespaceOfEntry, serviceOfEntry, specOfEntry } from '../mapping/index.ts';
 import {
@@ -243,7 +243,7 @@ export function* planScopesSliced(
   // Creates skip the writer's read of the live object: the plan just saw there is none. A plan
   // without creates (every resync of a settled scope) marks nothing, so it skips indexing the owned entries.
   if (plan.summary.create === 0) return plan;
-  const ownedKeys = new Set<string>();
+  const ownedKeys = new ShardedSet();
   for (let i = 0; i < owned.length; i++) {
     ownedKeys.add(entryKey(namespaceOfEntry(owned[i]!), nameOfEntry(owned[i]!)));
     if (i % CHECKPOINT_EVERY === 0) yield;
