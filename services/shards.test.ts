@@ -78,7 +78,9 @@ describe('ChunkedArray', () => {
           chunked.set(at % n, value);
         }
         expect(chunked.length).toBe(n);
-        expect([...chunked]).toEqual(array);
+        const items: number[] = [];
+        chunked.forEach((item) => items.push(item));
+        expect(items).toEqual(array);
         for (const i of [0, n - 1, Math.floor(n / 2), 8191, 8192, 16_384]) expect(chunked.at(i)).toBe(array[i]);
       }),
       { numRuns: 30 },

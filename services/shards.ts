@@ -115,7 +115,8 @@ export class ChunkedArray<T> {
     return Number.isInteger(index) && index >= 0 && index < this.#length;
   }
 
-  *[Symbol.iterator](): Generator<T, void, void> {
-    for (const chunk of this.#chunks) yield* chunk;
+  /** Calls `each` with every item in order: an iterator would make a result object per item. */
+  forEach(each: (item: T) => void): void {
+    for (const chunk of this.#chunks) for (let i = 0; i < chunk.length; i++) each(chunk[i]!);
   }
 }

@@ -297,7 +297,9 @@ export class ListingMapper {
   /** The entries and skips of everything added. */
   finish(): MappedInstances {
     const entries: WorkloadEntry[] = [];
-    for (const entry of this.#entries) if (entry !== undefined) entries.push(entry);
+    this.#entries.forEach((entry) => {
+      if (entry !== undefined) entries.push(entry);
+    });
     const skips = [...this.#skips];
     for (const loser of this.#losers) {
       const ownerSource = sourceOfEntry(this.#entries.at(this.#slots.get(loser.namespace)!.get(loser.name)!)!);
