@@ -3,7 +3,7 @@
 // never decides the outcome: the newest observation does.
 import type { Redis } from 'ioredis';
 import { type Change, type EntryKey, SCOPE_ANNOTATION } from '../model.ts';
-import { plainChange } from '../desired-entry.ts';
+import { annotationOfEntry, nameOfEntry, plainChange } from '../desired-entry.ts';
 import { canonicalStamp } from '../stamp.ts';
 import { redisReady } from './redis.ts';
 
@@ -400,7 +400,7 @@ function phasesUpTo(phase: ListingPhase): ListingPhase[] {
 function decidedBy(change: Change): { scopeKey: string; name: string; phase: ListingPhase } {
   return change.op === 'delete'
     ? { scopeKey: change.scopeKey, name: change.name, phase: 'listed' }
-    : { scopeKey: change.entry.metadata.annotations?.[SCOPE_ANNOTATION] ?? '', name: change.entry.metadata.name, phase: 'planned' };
+    : { scopeKey: annotationOfEntry(change.entry, SCOPE_ANNOTATION) ?? '', name: nameOfEntry(change.entry), phase: 'planned' };
 }
 
 /** True when a newer observation (its mark) started after the change's observation. */
