@@ -28,15 +28,21 @@ export function shardOf(key: string): number {
 
 /**
  * A Map from strings for an index that may hold one key per instance, spread over up to 64 Maps
- * (made as keys arrive). Only what the indexes use: no iteration, whose order would not be the
- * order of insertion.
+ * (made as keys arrive). Only what the indexes use: no size, and no iteration, whose order would
+ * not be the order of insertion.
  */
 export class ShardedMap<V> {
   readonly #shards: Array<Map<string, V> | undefined> = new Array<Map<string, V> | undefined>(1 << SHARD_BITS).fill(undefined);
-  #size = 0;
 
-  get size(): number {
-    return this.#size;
+  /** The Map that holds `key` (and others): a lookup and then a set of one key on it hash the key once. */
+  mapFor(key: string): Map<string, V> {
+    const at = shardOf(key);
+    let shard = this.#shards[at];
+    if (shard === undefined) {
+      shard = new Map();
+      this.#shards[at] = shard;
+    }
+    return shard;
   }
 
   get(key: string): V | undefined {
@@ -48,15 +54,7 @@ export class ShardedMap<V> {
   }
 
   set(key: string, value: V): this {
-    const at = shardOf(key);
-    let shard = this.#shards[at];
-    if (shard === undefined) {
-      shard = new Map();
-      this.#shards[at] = shard;
-    }
-    const before = shard.size;
-    shard.set(key, value);
-    this.#size += shard.size - before;
+    this.mapFor(key).set(key, value);
     return this;
   }
 }
@@ -64,10 +62,6 @@ export class ShardedMap<V> {
 /** A Set of strings as ShardedMap holds them. */
 export class ShardedSet {
   readonly #map = new ShardedMap<true>();
-
-  get size(): number {
-    return this.#map.size;
-  }
 
   has(key: string): boolean {
     return this.#map.has(key);

@@ -529,7 +529,8 @@ function machineChecker(
         problems.push({ code: 'VMS_ERR_INVENTORY_ENTRY', message: `${file}: machine skipped: ${what}`, at: at() });
         return;
       }
-      const first = seen.get(parsed.data.id);
+      const withId = seen.mapFor(parsed.data.id);
+      const first = withId.get(parsed.data.id);
       if (first !== undefined) {
         problems.push({
           code: 'VMS_ERR_INVENTORY_ENTRY',
@@ -538,7 +539,7 @@ function machineChecker(
         });
         return;
       }
-      seen.set(parsed.data.id, i);
+      withId.set(parsed.data.id, i);
       if (keep) keep(parsed.data);
       else machines.push(parsed.data);
     },

@@ -255,7 +255,8 @@ export class ListingMapper {
         inNamespace = new ShardedMap();
         this.#slots.set(namespace, inNamespace);
       }
-      const owner = inNamespace.get(name);
+      const byName = inNamespace.mapFor(name);
+      const owner = byName.get(name);
       if (owner !== undefined) {
         const ownerSource = sourceOfEntry(this.#entries.at(owner)!);
         if (!(source < ownerSource)) {
@@ -269,7 +270,7 @@ export class ListingMapper {
       this.#at.push(at);
       this.#where.push(this.#whereOf(instance));
       this.#names.push(instance.name);
-      inNamespace.set(name, slot);
+      byName.set(name, slot);
     }
   }
 

@@ -220,10 +220,11 @@ class Slots {
       byName = new ShardedMap();
       byNamespace.set(namespace, byName);
     }
-    let slot = byName.get(name);
+    const shard = byName.mapFor(name);
+    let slot = shard.get(name);
     if (slot === undefined) {
       slot = { live: undefined, want: undefined, wantScope: '', wantObservedAt: '', losers: undefined };
-      byName.set(name, slot);
+      shard.set(name, slot);
     }
     return slot;
   }

@@ -118,8 +118,9 @@ export function* sameAsDesired(
         byName = new ShardedMap();
         desired.set(namespace, byName);
       }
-      if (byName.has(name)) contested.add(e);
-      byName.set(name, e);
+      const shard = byName.mapFor(name);
+      if (shard.has(name)) contested.add(e);
+      shard.set(name, e);
       if (++indexed % CHECKPOINT_EVERY === 0) yield;
     }
   }
