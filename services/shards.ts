@@ -2,10 +2,11 @@
 // machine of each id, each slot's place in the listing. At 100,000 instances one Map of them is a
 // hash table of about 1.8 MiB and one array 400 KiB. V8 puts every object over 128 KiB in a memory
 // mapping of its own (its large-object space) instead of on the pages of its heap, and as a Map or
-// an array grows, each table it outgrows stays mapped until the next full collection: a no-op
-// resync of 100,000 machines mapped 36 MiB of them, which came on top of the heap's own pages at
-// the resync's peak. The two forms here hold the same items in parts that stay under that size,
-// so that what they outgrow is young garbage, collected within milliseconds, on pages V8 reuses.
+// an array grows, each table it outgrows stays mapped until the next full collection: a resync
+// of 100,000 machines mapped about 36 MiB of them, which came on top of the heap's own pages at
+// the resync's peak. The forms here hold the same items in parts that stay under that size, so
+// that what they outgrow is garbage on pages V8 reuses, mostly young and collected within
+// milliseconds.
 
 /** How many maps a ShardedMap spreads its keys over: 100,000 keys are about 1,600 a map. */
 const SHARD_BITS = 6;
