@@ -1,6 +1,39 @@
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ChunkedArray, ShardedMap, ShardedSet, shardOf } from './shards.ts';
+import { ChunkedArray, ShardedMap, ShardedSet, shardOf, wholeShardOf } from './shards.ts';
+
+/** Names and ids of fleets of 100,000: a cloud's counters and ids, host names of one domain, long names that end alike. */
+const FLEETS: Record<string, (i: number) => string> = {
+  counters: (i) => `vm-${String(i).padStart(6, '0')}`,
+  'instance ids': (i) => `i-0${((i * 2654435761) >>> 0).toString(16).padStart(16, '0')}`,
+  'host names of one domain': (i) => `web-${String(i).padStart(5, '0')}.prod.eu-west-1.example.com`,
+  'names that end alike': (i) => `a-long-shared-prefix-${i}-and-a-long-shared-suffix`,
+};
+
+/** Bytes in V8's large-object spaces (old and young): objects over 128 KiB. */
+function largeObjectBytes(): number {
+  return getHeapSpaceStatistics()
+    .filter((s) => s.space_name === 'large_object_space' || s.space_name === 'new_large_object_space')
+    .reduce((sum, s) => sum + s.space_used_size, 0);
+}
+
+/** A full collection, so that what a measurement finds in the large-object spaces is what it made. */
+const gc: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+})();
+
+/** What building `make` adds to the large-object spaces, the result held. */
+function largeObjectGrowth(make: () => unknown): number {
+  gc();
+  const before = largeObjectBytes();
+  const made = make();
+  const growth = largeObjectBytes() - before;
+  expect(made).toBeDefined();
+  return growth;
+}
 
 describe('ShardedMap', () => {
   it('answers as a Map does, whatever the keys and the order of sets', () => {
@@ -21,29 +54,46 @@ describe('ShardedMap', () => {
     );
   });
 
-  it('spreads the names of a fleet over its maps', () => {
-    // A counter at the end, ids that differ in their last characters, a long shared prefix.
-    const fleets = [
-      Array.from({ length: 100_000 }, (_, i) => `vm-${String(i).padStart(6, '0')}`),
-      Array.from({ length: 100_000 }, (_, i) => `i-0${(i * 2654435761 >>> 0).toString(16).padStart(16, '0')}`),
-      Array.from({ length: 100_000 }, (_, i) => `a-very-long-shared-prefix-of-an-azure-resource-group-${i}`),
-    ];
-    for (const names of fleets) {
-      const counts = new Map<number, number>();
-      for (const name of names) counts.set(shardOf(name), (counts.get(shardOf(name)) ?? 0) + 1);
-      expect(counts.size).toBe(64);
-      // Well under the 8,192 keys past which a Map's table is a large object of V8's.
-      expect(Math.max(...counts.values())).toBeLessThan(4_096);
+  it.each(Object.entries(FLEETS))('answers as a Map does for %s, across the splits of its maps', (_, nameOf) => {
+    const map = new Map<string, number>();
+    const sharded = new ShardedMap<number>();
+    // A lookup and then a set through mapFor, as the indexes do; every key set twice.
+    for (const round of [1, 2]) {
+      for (let i = 0; i < 20_000; i++) {
+        const key = nameOf(i);
+        const at = sharded.mapFor(key);
+        expect(at.get(key)).toBe(map.get(key));
+        at.set(key, i * round);
+        map.set(key, i * round);
+      }
+    }
+    for (let i = 0; i < 20_500; i++) {
+      expect(sharded.get(nameOf(i))).toBe(map.get(nameOf(i)));
+      expect(sharded.has(nameOf(i))).toBe(i < 20_000);
     }
   });
 
-  it('keys whose ends are equal share a map and stay apart in it', () => {
-    const prefix = (p: string) => `${p}-ending-the-same`;
-    expect(shardOf(prefix('a'))).toBe(shardOf(prefix('b')));
-    const sharded = new ShardedMap<string>().set(prefix('a'), 'a').set(prefix('b'), 'b');
-    expect([sharded.get(prefix('a')), sharded.get(prefix('b'))]).toEqual(['a', 'b']);
-    expect(sharded.mapFor(prefix('a'))).toBe(sharded.mapFor(prefix('b')));
-    expect(sharded.mapFor(prefix('a')).size).toBe(2);
+  it.each(Object.entries(FLEETS))('holds 100,000 %s without a table in the large-object space', (_, nameOf) => {
+    const keys = Array.from({ length: 100_000 }, (_, i) => nameOf(i));
+    const growth = largeObjectGrowth(() => {
+      const sharded = new ShardedMap<number>();
+      for (let i = 0; i < keys.length; i++) sharded.mapFor(keys[i]!).set(keys[i]!, i);
+      return sharded;
+    });
+    expect(growth).toBeLessThan(128 * 1024);
+  });
+
+  it('where one Map of the same keys puts its table in the large-object space', () => {
+    const keys = Array.from({ length: 100_000 }, (_, i) => FLEETS.counters!(i));
+    const growth = largeObjectGrowth(() => new Map(keys.map((k, i) => [k, i])));
+    expect(growth).toBeGreaterThan(1024 * 1024);
+  });
+
+  it('sends keys that end alike to one map first, and spreads them by the whole key', () => {
+    const a = 'host-1.example.com';
+    const b = 'host-2.example.com';
+    expect(shardOf(a)).toBe(shardOf(b));
+    expect(wholeShardOf(a)).not.toBe(wholeShardOf(b));
   });
 });
 
@@ -93,5 +143,21 @@ describe('ChunkedArray', () => {
     for (const item of ['a', 'b', 'c']) chunked.push(item);
     expect(chunked.at(index)).toBeUndefined();
     expect(() => chunked.set(index, 'x')).toThrow(RangeError);
+  });
+
+  it('holds 100,000 items without an array in the large-object space, where one array has one', () => {
+    const objects = Array.from({ length: 100_000 }, (_, i) => ({ i }));
+    const chunked = largeObjectGrowth(() => {
+      const list = new ChunkedArray<{ i: number }>();
+      for (const o of objects) list.push(o);
+      return list;
+    });
+    const plain = largeObjectGrowth(() => {
+      const list: Array<{ i: number }> = [];
+      for (const o of objects) list.push(o);
+      return list;
+    });
+    expect(chunked).toBeLessThan(128 * 1024);
+    expect(plain).toBeGreaterThan(512 * 1024);
   });
 });

@@ -218,7 +218,7 @@ export class ListingMapper {
    * By slot, who its instance is, should it lose the name to a later one: its place in the
    * listing, where it is, and its name (its id is the end of its source, which its entry holds).
    * Arrays rather than an object per instance: a listing of 100,000 kept 8 MiB of such objects.
-   * Chunked, as the index by name is sharded (services/shards.ts).
+   * Chunked: as one array each, they are larger than V8 keeps on its heap's pages (services/shards.ts).
    */
   readonly #at = new ChunkedArray<number>();
   readonly #where = new ChunkedArray<Where>();
