@@ -74,13 +74,7 @@ export class ShardedMap<V> {
       shard = split(shard);
       this.#shards[at] = shard;
     }
-    const within = wholeShardOf(key);
-    let map = shard[within];
-    if (map === undefined) {
-      map = new Map();
-      shard[within] = map;
-    }
-    return map;
+    return mapAt(shard, wholeShardOf(key));
   }
 
   get(key: string): V | undefined {
@@ -105,16 +99,18 @@ export class ShardedMap<V> {
 /** A map's keys spread over up to 64 maps by the whole key. */
 function split<V>(map: Map<string, V>): Array<Map<string, V> | undefined> {
   const parts = new Array<Map<string, V> | undefined>(SHARDS).fill(undefined);
-  map.forEach((value, key) => {
-    const within = wholeShardOf(key);
-    let part = parts[within];
-    if (part === undefined) {
-      part = new Map();
-      parts[within] = part;
-    }
-    part.set(key, value);
-  });
+  map.forEach((value, key) => mapAt(parts, wholeShardOf(key)).set(key, value));
   return parts;
+}
+
+/** The map at `at` of `maps`, made there if there is none. */
+function mapAt<V>(maps: Array<Map<string, V> | undefined>, at: number): Map<string, V> {
+  let map = maps[at];
+  if (map === undefined) {
+    map = new Map();
+    maps[at] = map;
+  }
+  return map;
 }
 
 /** A Set of strings as ShardedMap holds them. */
